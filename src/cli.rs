@@ -1,0 +1,263 @@
+//! The command line: flags (each also read from an environment variable), the modes, and the
+//! wiring of services for each mode.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tonic::service::RoutesBuilder;
+
+use crate::csi::identity::IdentityService;
+use crate::csi::node::NodeService;
+use crate::csi::observe::Observer;
+use crate::csi::pb::identity_server::IdentityServer;
+use crate::csi::pb::node_server::NodeServer;
+use crate::csi::readiness::Readiness;
+use crate::server::{self, Endpoint, ServeError};
+use crate::telemetry::logging::{self, LogFormat, LoggingError};
+use crate::telemetry::metrics::{self, Metrics};
+
+/// The driver name used when `--driver-name` is not given.
+pub const DEFAULT_DRIVER_NAME: &str = "csi.cinder-evs.io";
+
+const LONG_VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("CINDER_EVS_CSI_GIT_COMMIT"), ")");
+
+/// Kubernetes CSI driver for block volumes on OpenStack Cinder and Huawei Cloud EVS.
+#[derive(Debug, Parser)]
+#[command(name = "cinder-evs-csi", version = LONG_VERSION, about, long_about = None)]
+pub struct Cli {
+    /// Settings every mode shares.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The mode to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags shared by every mode; each may also come from the environment variable shown.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// gRPC endpoint to serve: unix:///path/to.sock or tcp://host:port.
+    #[arg(long, global = true, env = "CSI_ENDPOINT", default_value = "unix:///csi/csi.sock")]
+    pub endpoint: Endpoint,
+
+    /// CSI driver name reported to Kubernetes (domain notation, at most 63 characters).
+    #[arg(long, global = true, env = "CSI_DRIVER_NAME", default_value = DEFAULT_DRIVER_NAME, value_parser = parse_driver_name)]
+    pub driver_name: String,
+
+    /// Cloud configuration file (clouds.yaml or cloud.conf); read by the controller only.
+    #[arg(long, global = true, env = "CSI_CLOUD_CONFIG")]
+    pub cloud_config: Option<PathBuf>,
+
+    /// This node's id, the cloud server id of this host (node mode).
+    #[arg(long, global = true, env = "CSI_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Log line format.
+    #[arg(long, global = true, env = "CSI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log level or filter directives, e.g. `info` or `info,cinder_evs_csi=debug`.
+    #[arg(long, global = true, env = "CSI_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Address for Prometheus `/metrics` and `/healthz`, e.g. 0.0.0.0:9808; off when unset.
+    #[arg(long, global = true, env = "CSI_METRICS_ADDRESS")]
+    pub metrics_address: Option<SocketAddr>,
+
+    /// How long in-flight RPCs may run after SIGTERM/SIGINT before the process exits
+    /// (e.g. 30s, 500ms, 2m).
+    #[arg(long, global = true, env = "CSI_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+/// The modes of the binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Serve Identity and Controller (one or more replicas per cluster, with the sidecars).
+    Controller,
+    /// Serve Identity and Node (one per host, with node-driver-registrar).
+    Node,
+    /// Serve Identity, Controller and Node in one process.
+    All,
+}
+
+/// Why the binary stopped with a failure.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Logging could not be set up.
+    #[error(transparent)]
+    Logging(#[from] LoggingError),
+    /// A required setting is missing or wrong.
+    #[error("{0}")]
+    Config(String),
+    /// The metrics address could not be bound.
+    #[error("binding metrics address {address}: {source}")]
+    Metrics {
+        /// The address asked for.
+        address: SocketAddr,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+fn parse_driver_name(name: &str) -> Result<String, String> {
+    crate::csi::validate::driver_name(name).map(|()| name.to_string())
+}
+
+/// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 30s or 500ms"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("{text:?} has unknown unit {unit:?}; use ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// Parses the command line, runs the chosen mode and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cinder-evs-csi: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "exiting");
+            eprintln!("cinder-evs-csi: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one mode until SIGTERM/SIGINT.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let common = &cli.common;
+    logging::init(common.log_format, &common.log_level)?;
+    tracing::info!(
+        version = crate::VERSION,
+        commit = crate::GIT_COMMIT,
+        mode = ?cli.command,
+        driver = %common.driver_name,
+        "starting cinder-evs-csi"
+    );
+
+    let metrics = Metrics::new();
+    let _metrics_task = match common.metrics_address {
+        Some(address) => {
+            let listener =
+                metrics::bind(address).await.map_err(|source| CliError::Metrics { address, source })?;
+            let local = listener.local_addr().map_or(address, |a| a);
+            tracing::info!(address = %local, "serving /metrics and /healthz");
+            let metrics = metrics.clone();
+            Some(AbortOnDrop(tokio::spawn(async move {
+                if let Err(e) = metrics::serve(listener, metrics).await {
+                    tracing::error!(error = %e, "metrics server stopped");
+                }
+            })))
+        }
+        None => None,
+    };
+
+    let routes = routes(&cli, Observer::new(metrics))?;
+    server::serve(&common.endpoint, routes, server::termination_signal(), common.shutdown_timeout).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The gRPC services of the chosen mode.
+fn routes(cli: &Cli, observer: Observer) -> Result<tonic::service::Routes, CliError> {
+    let common = &cli.common;
+    let readiness = Readiness::new();
+    let mut routes = RoutesBuilder::default();
+    let serves_node = matches!(cli.command, Command::Node | Command::All);
+    if matches!(cli.command, Command::Controller | Command::All) {
+        // The Controller service arrives with the cloud backends; until then this mode serves
+        // Identity only and advertises no CONTROLLER_SERVICE capability.
+        if let Some(path) = &common.cloud_config {
+            tracing::info!(path = %path.display(), "cloud config given; the controller reads it once backends land");
+        }
+    }
+    if serves_node {
+        let node_id = common.node_id.clone().filter(|id| !id.trim().is_empty()).ok_or_else(|| {
+            CliError::Config(
+                "node mode needs --node-id (or CSI_NODE_ID): the cloud server id of this host".into(),
+            )
+        })?;
+        routes.add_service(NodeServer::new(NodeService::new(node_id, observer.clone())));
+    }
+    let identity = IdentityService::new(common.driver_name.clone(), Vec::new(), readiness, observer);
+    routes.add_service(IdentityServer::new(identity));
+    Ok(routes.routes())
+}
+
+/// Aborts a background task when the owner goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn flags_default_and_parse() {
+        let cli = Cli::try_parse_from(["cinder-evs-csi", "node", "--node-id", "srv-1"]).unwrap();
+        assert_eq!(cli.command, Command::Node);
+        assert_eq!(cli.common.endpoint, Endpoint::Unix("/csi/csi.sock".into()));
+        assert_eq!(cli.common.driver_name, DEFAULT_DRIVER_NAME);
+        assert_eq!(cli.common.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(cli.common.node_id.as_deref(), Some("srv-1"));
+    }
+
+    #[test]
+    fn invalid_driver_name_is_refused_at_parse_time() {
+        let err = Cli::try_parse_from(["cinder-evs-csi", "--driver-name", "bad_name", "all"]).unwrap_err();
+        assert!(err.to_string().contains("bad_name"), "{err}");
+    }
+
+    #[test]
+    fn the_default_driver_name_differs_from_the_other_drivers() {
+        assert_ne!(DEFAULT_DRIVER_NAME, "cinder.csi.openstack.org");
+        assert_ne!(DEFAULT_DRIVER_NAME, "evs.csi.huaweicloud.com");
+        assert_eq!(crate::csi::validate::driver_name(DEFAULT_DRIVER_NAME), Ok(()));
+    }
+}

@@ -1,0 +1,19 @@
+//! `cinder-evs-csi`: a Kubernetes CSI driver for block volumes on OpenStack Cinder and
+//! Huawei Cloud EVS.
+//!
+//! The crate is laid out by architectural room:
+//! - [`cli`]: the command line, and the wiring of each mode (`controller`, `node`, `all`);
+//! - [`csi`]: the generated CSI protocol and the gRPC services that implement it;
+//! - [`server`]: the gRPC endpoint (unix socket or TCP), start-up checks and graceful drain;
+//! - [`telemetry`]: logging, metrics and the redaction of secrets.
+
+pub mod cli;
+pub mod csi;
+pub mod server;
+pub mod telemetry;
+
+/// The driver's version, as Cargo knows it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git commit the binary was built from, or "unknown" outside a checkout.
+pub const GIT_COMMIT: &str = env!("CINDER_EVS_CSI_GIT_COMMIT");

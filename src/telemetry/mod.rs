@@ -1,0 +1,6 @@
+//! Logging, metrics and the redaction of secrets: what the driver tells its operators.
+
+pub mod logging;
+pub mod metrics;
+pub mod redact;
+pub mod secret_names;

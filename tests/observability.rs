@@ -1,0 +1,126 @@
+//! What operators see: one structured log line per RPC, no secret in any log line, and the
+//! Prometheus endpoint.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use cinder_evs_csi::csi::pb;
+use common::{Driver, temp_socket, unix_channel, wait_for_path};
+use nix::sys::signal::Signal;
+
+const SECRET_VALUES: &[&str] = &["hunter2-csi-secret", "AKIDEXAMPLE0000001", "tok-5ecr3t-in-context"];
+
+fn stage_request_with_secrets() -> pb::NodeStageVolumeRequest {
+    pb::NodeStageVolumeRequest {
+        volume_id: "vol-1234".into(),
+        staging_target_path: "/var/lib/kubelet/plugins/staging/vol-1234".into(),
+        secrets: HashMap::from([
+            ("password".into(), SECRET_VALUES[0].into()),
+            ("access_key".into(), SECRET_VALUES[1].into()),
+        ]),
+        volume_context: HashMap::from([
+            ("fsType".into(), "ext4".into()),
+            ("token".into(), SECRET_VALUES[2].into()),
+        ]),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logs_of_a_request_carrying_secrets_contain_no_secret_value() {
+    let (_dir, path, endpoint) = temp_socket();
+    let mut driver = Driver::start(&[
+        "node",
+        "--endpoint",
+        &endpoint,
+        "--node-id",
+        "server-1",
+        "--log-level",
+        "debug",
+        "--log-format",
+        "json",
+    ]);
+    wait_for_path(&path, &driver);
+    let mut node = pb::node_client::NodeClient::new(unix_channel(path).await);
+    let status = node.node_stage_volume(stage_request_with_secrets()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unimplemented);
+
+    let request_line =
+        driver.wait_for_log(|l| l.contains("rpc request") && l.contains("vol-1234"), Duration::from_secs(10));
+    assert!(request_line.contains("<redacted>"), "secrets are shown as redacted: {request_line}");
+    assert!(request_line.contains("fsType"), "non-secret context stays visible: {request_line}");
+    driver.signal(Signal::SIGTERM);
+    driver.wait(Duration::from_secs(10));
+    let log = driver.log().join("\n");
+    for secret in SECRET_VALUES {
+        assert!(!log.contains(secret), "secret {secret} leaked into the log:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn each_rpc_logs_one_structured_line_with_method_ids_duration_and_code() {
+    let (_dir, path, endpoint) = temp_socket();
+    let driver =
+        Driver::start(&["node", "--endpoint", &endpoint, "--node-id", "server-1", "--log-format", "json"]);
+    wait_for_path(&path, &driver);
+    let mut node = pb::node_client::NodeClient::new(unix_channel(path).await);
+    let mut request = tonic::Request::new(stage_request_with_secrets());
+    request.metadata_mut().insert("x-request-id", "req-42".parse().unwrap());
+    let status = node.node_stage_volume(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unimplemented);
+
+    let line = driver.wait_for_log(
+        |l| l.contains("rpc finished") && l.contains("NodeStageVolume"),
+        Duration::from_secs(10),
+    );
+    let entry: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+    let span = &entry["span"];
+    assert_eq!(span["method"], "NodeStageVolume", "{line}");
+    assert_eq!(span["volume_id"], "vol-1234", "{line}");
+    assert_eq!(span["request_id"], "req-42", "{line}");
+    assert_eq!(entry["code"], "Unimplemented", "{line}");
+    assert!(entry["duration_ms"].as_f64().is_some(), "{line}");
+    let finished = driver.log().iter().filter(|l| l.contains("rpc finished")).count();
+    assert_eq!(finished, 1, "exactly one outcome line per RPC");
+}
+
+fn http_get(address: &str, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[tokio::test]
+async fn metrics_endpoint_counts_rpcs_and_reports_rss_and_health() {
+    let (_dir, path, endpoint) = temp_socket();
+    let driver = Driver::start(&[
+        "node",
+        "--endpoint",
+        &endpoint,
+        "--node-id",
+        "n",
+        "--metrics-address",
+        "127.0.0.1:0",
+    ]);
+    let line = driver.wait_for_log(|l| l.contains("serving /metrics"), Duration::from_secs(20));
+    let address = line.split("address=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    wait_for_path(&path, &driver);
+    let mut identity = pb::identity_client::IdentityClient::new(unix_channel(path).await);
+    identity.probe(pb::ProbeRequest {}).await.unwrap();
+    identity.probe(pb::ProbeRequest {}).await.unwrap();
+
+    let health = http_get(&address, "/healthz");
+    assert!(health.starts_with("HTTP/1.0 200") || health.starts_with("HTTP/1.1 200"), "{health}");
+    let metrics = http_get(&address, "/metrics");
+    assert!(metrics.contains(r#"cinder_evs_csi_csi_rpc_total{method="Probe",code="Ok"} 2"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"cinder_evs_csi_csi_rpc_duration_seconds_count{method="Probe"} 2"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("cinder_evs_csi_process_resident_memory_bytes "), "{metrics}");
+}
