@@ -3,12 +3,14 @@
 //!
 //! The crate is laid out by architectural room:
 //! - [`cli`]: the command line, and the wiring of each mode (`controller`, `node`, `all`);
+//! - [`cloud`]: cloud API clients (OpenStack, Huawei) behind one backend trait;
 //! - [`config`]: cloud configuration (clouds.yaml, `OS_*`, cloud.conf), resolved and watched;
 //! - [`csi`]: the generated CSI protocol and the gRPC services that implement it;
 //! - [`server`]: the gRPC endpoint (unix socket or TCP), start-up checks and graceful drain;
 //! - [`telemetry`]: logging, metrics and the redaction of secrets.
 
 pub mod cli;
+pub mod cloud;
 pub mod config;
 pub mod csi;
 pub mod server;

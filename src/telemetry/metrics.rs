@@ -33,12 +33,29 @@ struct MethodLabels {
 
 type HistogramFamily = Family<MethodLabels, Histogram, fn() -> Histogram>;
 
+/// Labels of a finished cloud API request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CloudCallLabels {
+    operation: String,
+    outcome: String,
+}
+
+/// Labels of a cloud API latency observation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: String,
+}
+
+type CloudHistogramFamily = Family<OperationLabels, Histogram, fn() -> Histogram>;
+
 /// The driver's metrics registry and the instruments every layer records into.
 pub struct Metrics {
     registry: Mutex<Registry>,
     rpc_total: Family<RpcLabels, Counter>,
     rpc_seconds: HistogramFamily,
     rss_bytes: Gauge,
+    cloud_total: Family<CloudCallLabels, Counter>,
+    cloud_seconds: CloudHistogramFamily,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -70,7 +87,26 @@ impl Metrics {
             "Resident set size of the driver process",
             rss_bytes.clone(),
         );
-        Arc::new(Self { registry: Mutex::new(registry), rpc_total, rpc_seconds, rss_bytes })
+        let cloud_total = Family::<CloudCallLabels, Counter>::default();
+        let cloud_seconds: CloudHistogramFamily = Family::new_with_constructor(rpc_histogram);
+        registry.register(
+            "cloud_api_requests",
+            "Cloud API requests (each attempt), by operation and HTTP status or `error`",
+            cloud_total.clone(),
+        );
+        registry.register(
+            "cloud_api_request_duration_seconds",
+            "Wall time of cloud API requests, by operation",
+            cloud_seconds.clone(),
+        );
+        Arc::new(Self {
+            registry: Mutex::new(registry),
+            rpc_total,
+            rpc_seconds,
+            rss_bytes,
+            cloud_total,
+            cloud_seconds,
+        })
     }
 
     /// Records one finished RPC.
@@ -79,6 +115,15 @@ impl Metrics {
         self.rpc_total.get_or_create(&RpcLabels { method: method.to_string(), code }).inc();
         self.rpc_seconds
             .get_or_create(&MethodLabels { method: method.to_string() })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one cloud API request attempt.
+    pub fn record_cloud_call(&self, operation: &str, outcome: &str, elapsed: Duration) {
+        let labels = CloudCallLabels { operation: operation.to_string(), outcome: outcome.to_string() };
+        self.cloud_total.get_or_create(&labels).inc();
+        self.cloud_seconds
+            .get_or_create(&OperationLabels { operation: operation.to_string() })
             .observe(elapsed.as_secs_f64());
     }
 
