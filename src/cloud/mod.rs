@@ -1,9 +1,13 @@
 //! The cloud room: everything that talks to a cloud's HTTP APIs. CSI services reach it only
 //! through the backend trait; nothing here knows about CSI.
 
+pub mod backend;
 pub mod error;
 pub mod http;
 pub mod openstack;
 pub mod retry;
+pub mod types;
+pub mod wait;
 
+pub use backend::Backend;
 pub use error::CloudError;

@@ -1,5 +1,10 @@
 //! The OpenStack backend: Keystone auth, Cinder v3 and Nova.
 
+pub mod backend;
+pub mod cinder;
 pub mod fault;
 pub mod keystone;
 pub mod microversion;
+pub mod nova;
+
+pub use backend::OpenStackBackend;

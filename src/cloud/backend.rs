@@ -1,0 +1,70 @@
+//! The one interface the CSI controller uses to reach a cloud; one implementation per cloud.
+
+use std::time::Duration;
+
+use super::error::CloudError;
+use super::types::{Attached, Capacity, Page, Snapshot, SnapshotSpec, Volume, VolumeSpec};
+
+/// Volume, snapshot, attachment and capacity operations of one cloud.
+///
+/// `create_*`, `delete_*`, `attach` and `detach` return once the cloud has accepted the
+/// request; the `wait_*` methods return once it has finished (or failed, or timed out).
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// Checks that the cloud answers with our credentials.
+    async fn probe(&self) -> Result<(), CloudError>;
+
+    /// Starts creating a volume.
+    async fn create_volume(&self, spec: &VolumeSpec) -> Result<Volume, CloudError>;
+    /// A volume by id; `None` when it does not exist.
+    async fn get_volume(&self, id: &str) -> Result<Option<Volume>, CloudError>;
+    /// Volumes with exactly this name.
+    async fn find_volumes_by_name(&self, name: &str) -> Result<Vec<Volume>, CloudError>;
+    /// One page of volumes, oldest first.
+    async fn list_volumes(
+        &self,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<Volume>, CloudError>;
+    /// Starts deleting a volume; a missing volume is success.
+    async fn delete_volume(&self, id: &str) -> Result<(), CloudError>;
+    /// Starts growing a volume to `size_gib` (in-use volumes where the cloud allows it).
+    async fn extend_volume(&self, id: &str, size_gib: u64) -> Result<(), CloudError>;
+    /// Waits until the volume is available or in use (not in a transition).
+    async fn wait_volume_ready(&self, id: &str, timeout: Duration) -> Result<Volume, CloudError>;
+    /// Waits until the volume is gone.
+    async fn wait_volume_deleted(&self, id: &str, timeout: Duration) -> Result<(), CloudError>;
+
+    /// Starts taking a snapshot.
+    async fn create_snapshot(&self, spec: &SnapshotSpec) -> Result<Snapshot, CloudError>;
+    /// A snapshot by id; `None` when it does not exist.
+    async fn get_snapshot(&self, id: &str) -> Result<Option<Snapshot>, CloudError>;
+    /// Snapshots with exactly this name.
+    async fn find_snapshots_by_name(&self, name: &str) -> Result<Vec<Snapshot>, CloudError>;
+    /// One page of snapshots, optionally of one volume.
+    async fn list_snapshots(
+        &self,
+        volume_id: Option<&str>,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<Snapshot>, CloudError>;
+    /// Starts deleting a snapshot; a missing snapshot is success.
+    async fn delete_snapshot(&self, id: &str) -> Result<(), CloudError>;
+    /// Waits until the snapshot is available.
+    async fn wait_snapshot_ready(&self, id: &str, timeout: Duration) -> Result<Snapshot, CloudError>;
+
+    /// Attaches the volume to the server and waits until it is in use there; attaching to a
+    /// server it is already attached to is success.
+    async fn attach(
+        &self,
+        volume_id: &str,
+        server_id: &str,
+        timeout: Duration,
+    ) -> Result<Attached, CloudError>;
+    /// Detaches the volume from the server and waits until it is detached; a missing volume,
+    /// missing server or absent attachment is success.
+    async fn detach(&self, volume_id: &str, server_id: &str, timeout: Duration) -> Result<(), CloudError>;
+
+    /// GiB that may still be allocated (optionally for one volume type).
+    async fn capacity(&self, volume_type: Option<&str>) -> Result<Capacity, CloudError>;
+}

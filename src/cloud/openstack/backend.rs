@@ -1,0 +1,328 @@
+//! The OpenStack implementation of [`Backend`]: Cinder for volumes and snapshots, Nova for
+//! attachments, the wait engine for every transition.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::cinder::{Cinder, IN_USE_EXTEND};
+use super::keystone::Session;
+use super::nova::Nova;
+use crate::cloud::backend::Backend;
+use crate::cloud::error::CloudError;
+use crate::cloud::types::{
+    Attached, Capacity, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume, VolumeSpec, VolumeStatus,
+};
+use crate::cloud::wait::{Check, StatusSource, WaitSettings, Waiter};
+
+/// Polls Cinder volumes for the wait engine.
+#[derive(Debug)]
+struct VolumeStates(Arc<Cinder>);
+
+#[async_trait::async_trait]
+impl StatusSource for VolumeStates {
+    type Item = Volume;
+    async fn fetch(
+        &self,
+        ids: &[String],
+        individually: &[String],
+        since: SystemTime,
+    ) -> Result<HashMap<String, Option<Volume>>, CloudError> {
+        self.0.observe_volumes(ids, individually, since).await
+    }
+}
+
+/// Polls Cinder snapshots for the wait engine.
+#[derive(Debug)]
+struct SnapshotStates(Arc<Cinder>);
+
+#[async_trait::async_trait]
+impl StatusSource for SnapshotStates {
+    type Item = Snapshot;
+    async fn fetch(
+        &self,
+        ids: &[String],
+        _individually: &[String],
+        _since: SystemTime,
+    ) -> Result<HashMap<String, Option<Snapshot>>, CloudError> {
+        let mut out = HashMap::new();
+        for id in ids {
+            out.insert(id.clone(), self.0.get_snapshot(id).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// An OpenStack cloud.
+#[derive(Debug)]
+pub struct OpenStackBackend {
+    session: Arc<Session>,
+    cinder: Arc<Cinder>,
+    nova: Nova,
+    volumes: Waiter<VolumeStates>,
+    snapshots: Waiter<SnapshotStates>,
+}
+
+impl OpenStackBackend {
+    /// A backend on a Keystone session; must be created inside the runtime (it starts pollers).
+    pub fn new(session: Arc<Session>, waits: WaitSettings) -> Self {
+        let cinder = Arc::new(Cinder::new(session.clone()));
+        Self {
+            nova: Nova::new(session.clone()),
+            volumes: Waiter::new(VolumeStates(cinder.clone()), waits.clone()),
+            snapshots: Waiter::new(SnapshotStates(cinder.clone()), waits),
+            cinder,
+            session,
+        }
+    }
+
+    /// The Keystone session (tests count auth requests through it).
+    pub fn session(&self) -> &Arc<Session> {
+        &self.session
+    }
+
+    async fn wait_volume(
+        &self,
+        id: &str,
+        timeout: Duration,
+        what: &str,
+        accept: impl Fn(&Volume) -> bool + Send,
+    ) -> Result<Volume, CloudError> {
+        let volume = self
+            .volumes
+            .wait(
+                id,
+                |v| match v {
+                    None => Check::Fail(CloudError::NotFound { kind: "volume", id: id.to_string() }),
+                    Some(v) if accept(v) => Check::Done,
+                    Some(Volume { status: VolumeStatus::Error(status), .. }) => {
+                        Check::Fail(CloudError::ErrorState {
+                            kind: "volume",
+                            id: id.to_string(),
+                            status: status.clone(),
+                            reason: None,
+                        })
+                    }
+                    Some(_) => Check::Continue,
+                },
+                timeout,
+                what,
+            )
+            .await?;
+        volume.ok_or_else(|| CloudError::NotFound { kind: "volume", id: id.to_string() })
+    }
+}
+
+fn is_attached_to(volume: &Volume, server_id: &str) -> bool {
+    volume.attachments.iter().any(|a| a.server_id == server_id)
+}
+
+#[async_trait::async_trait]
+impl Backend for OpenStackBackend {
+    async fn probe(&self) -> Result<(), CloudError> {
+        self.session.token().await?;
+        self.cinder.microversion().await?;
+        Ok(())
+    }
+
+    async fn create_volume(&self, spec: &VolumeSpec) -> Result<Volume, CloudError> {
+        self.cinder.create_volume(spec).await
+    }
+
+    async fn get_volume(&self, id: &str) -> Result<Option<Volume>, CloudError> {
+        self.cinder.get_volume(id).await
+    }
+
+    async fn find_volumes_by_name(&self, name: &str) -> Result<Vec<Volume>, CloudError> {
+        let page = self.cinder.list_volumes(&[("name", name.to_string())]).await?;
+        // The name filter may match loosely on some clouds; only exact names count.
+        Ok(page.items.into_iter().filter(|v| v.name == name).collect())
+    }
+
+    async fn list_volumes(
+        &self,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<Volume>, CloudError> {
+        let mut query = vec![("sort", "created_at:asc,id:asc".to_string())];
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        if let Some(marker) = marker {
+            query.push(("marker", marker.to_string()));
+        }
+        self.cinder.list_volumes(&query).await
+    }
+
+    async fn delete_volume(&self, id: &str) -> Result<(), CloudError> {
+        self.cinder.delete_volume(id).await
+    }
+
+    async fn extend_volume(&self, id: &str, size_gib: u64) -> Result<(), CloudError> {
+        let volume = self
+            .cinder
+            .get_volume(id)
+            .await?
+            .ok_or(CloudError::NotFound { kind: "volume", id: id.into() })?;
+        if volume.status == VolumeStatus::InUse && !self.cinder.supports(IN_USE_EXTEND).await? {
+            return Err(CloudError::Unsupported(
+                "extending an attached volume needs Cinder microversion 3.42; detach it first".into(),
+            ));
+        }
+        self.cinder.extend_volume(id, size_gib).await
+    }
+
+    async fn wait_volume_ready(&self, id: &str, timeout: Duration) -> Result<Volume, CloudError> {
+        self.wait_volume(id, timeout, &format!("volume {id} to become ready"), |v| {
+            matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
+        })
+        .await
+    }
+
+    async fn wait_volume_deleted(&self, id: &str, timeout: Duration) -> Result<(), CloudError> {
+        let outcome = self
+            .volumes
+            .wait(
+                id,
+                |v| match v {
+                    None => Check::Done,
+                    Some(Volume { status: VolumeStatus::Error(status), .. })
+                        if status == "error_deleting" =>
+                    {
+                        Check::Fail(CloudError::ErrorState {
+                            kind: "volume",
+                            id: id.to_string(),
+                            status: status.clone(),
+                            reason: None,
+                        })
+                    }
+                    Some(_) => Check::Continue,
+                },
+                timeout,
+                &format!("volume {id} to be deleted"),
+            )
+            .await?;
+        debug_assert!(outcome.is_none());
+        Ok(())
+    }
+
+    async fn create_snapshot(&self, spec: &SnapshotSpec) -> Result<Snapshot, CloudError> {
+        self.cinder.create_snapshot(spec).await
+    }
+
+    async fn get_snapshot(&self, id: &str) -> Result<Option<Snapshot>, CloudError> {
+        self.cinder.get_snapshot(id).await
+    }
+
+    async fn find_snapshots_by_name(&self, name: &str) -> Result<Vec<Snapshot>, CloudError> {
+        let page = self.cinder.list_snapshots(&[("name", name.to_string())]).await?;
+        Ok(page.items.into_iter().filter(|s| s.name == name).collect())
+    }
+
+    async fn list_snapshots(
+        &self,
+        volume_id: Option<&str>,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<Snapshot>, CloudError> {
+        let mut query = vec![("sort", "created_at:asc,id:asc".to_string())];
+        if let Some(v) = volume_id {
+            query.push(("volume_id", v.to_string()));
+        }
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        if let Some(marker) = marker {
+            query.push(("marker", marker.to_string()));
+        }
+        self.cinder.list_snapshots(&query).await
+    }
+
+    async fn delete_snapshot(&self, id: &str) -> Result<(), CloudError> {
+        self.cinder.delete_snapshot(id).await
+    }
+
+    async fn wait_snapshot_ready(&self, id: &str, timeout: Duration) -> Result<Snapshot, CloudError> {
+        let snapshot = self
+            .snapshots
+            .wait(
+                id,
+                |s| match s {
+                    None => Check::Fail(CloudError::NotFound { kind: "snapshot", id: id.to_string() }),
+                    Some(Snapshot { status: SnapshotStatus::Available, .. }) => Check::Done,
+                    Some(Snapshot { status: SnapshotStatus::Error(status), .. }) => {
+                        Check::Fail(CloudError::ErrorState {
+                            kind: "snapshot",
+                            id: id.to_string(),
+                            status: status.clone(),
+                            reason: None,
+                        })
+                    }
+                    Some(_) => Check::Continue,
+                },
+                timeout,
+                &format!("snapshot {id} to become available"),
+            )
+            .await?;
+        snapshot.ok_or_else(|| CloudError::NotFound { kind: "snapshot", id: id.to_string() })
+    }
+
+    async fn attach(
+        &self,
+        volume_id: &str,
+        server_id: &str,
+        timeout: Duration,
+    ) -> Result<Attached, CloudError> {
+        let volume = self
+            .cinder
+            .get_volume(volume_id)
+            .await?
+            .ok_or(CloudError::NotFound { kind: "volume", id: volume_id.into() })?;
+        if let Some(existing) = volume.attachments.iter().find(|a| a.server_id == server_id) {
+            if volume.status == VolumeStatus::InUse {
+                return Ok(Attached { device_hint: existing.device.clone() });
+            }
+        } else if !matches!(volume.status, VolumeStatus::Attaching | VolumeStatus::Reserved) {
+            self.nova.attach(server_id, volume_id).await?;
+        }
+        let server = server_id.to_string();
+        let volume = self
+            .wait_volume(
+                volume_id,
+                timeout,
+                &format!("volume {volume_id} to attach to {server_id}"),
+                move |v| v.status == VolumeStatus::InUse && is_attached_to(v, &server),
+            )
+            .await?;
+        let device_hint =
+            volume.attachments.iter().find(|a| a.server_id == server_id).and_then(|a| a.device.clone());
+        Ok(Attached { device_hint })
+    }
+
+    async fn detach(&self, volume_id: &str, server_id: &str, timeout: Duration) -> Result<(), CloudError> {
+        let Some(volume) = self.cinder.get_volume(volume_id).await? else { return Ok(()) };
+        if !is_attached_to(&volume, server_id) {
+            return Ok(());
+        }
+        if volume.status != VolumeStatus::Detaching {
+            self.nova.detach(server_id, volume_id).await?;
+        }
+        let server = server_id.to_string();
+        match self
+            .wait_volume(
+                volume_id,
+                timeout,
+                &format!("volume {volume_id} to detach from {server_id}"),
+                move |v| !is_attached_to(v, &server) && v.status != VolumeStatus::Detaching,
+            )
+            .await
+        {
+            Err(CloudError::NotFound { .. }) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn capacity(&self, volume_type: Option<&str>) -> Result<Capacity, CloudError> {
+        self.cinder.capacity(volume_type).await
+    }
+}

@@ -1,0 +1,497 @@
+//! Cinder v3: the requests the driver makes and the JSON it reads, nothing more.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use super::fault;
+use super::keystone::{BLOCK_STORAGE_TYPES, Session, Token};
+use super::microversion::{Microversion, VersionDocument, negotiate, version_root};
+use crate::cloud::error::CloudError;
+use crate::cloud::http::{Call, Reply};
+use crate::cloud::types::{
+    Capacity, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume, VolumeAttachment, VolumeSource,
+    VolumeSpec, VolumeStatus,
+};
+
+/// The newest microversion this client understands.
+pub const MAX_MICROVERSION: Microversion = Microversion::new(3, 66);
+/// In-use volumes can be extended from here on.
+pub const IN_USE_EXTEND: Microversion = Microversion::new(3, 42);
+/// `updated_at` comparison filters on volume lists.
+pub const TIME_FILTERS: Microversion = Microversion::new(3, 60);
+/// Restore into a new volume from a backup via `backup_id`.
+pub const CREATE_FROM_BACKUP: Microversion = Microversion::new(3, 47);
+
+#[derive(Debug, Deserialize)]
+struct VolumeJson {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    size: u64,
+    status: String,
+    #[serde(default)]
+    availability_zone: Option<String>,
+    #[serde(default)]
+    volume_type: Option<String>,
+    #[serde(default)]
+    multiattach: bool,
+    #[serde(default)]
+    attachments: Vec<AttachmentJson>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    snapshot_id: Option<String>,
+    #[serde(default)]
+    source_volid: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AttachmentJson {
+    server_id: String,
+    #[serde(default)]
+    device: Option<String>,
+}
+
+impl From<VolumeJson> for Volume {
+    fn from(v: VolumeJson) -> Self {
+        Volume {
+            id: v.id,
+            name: v.name.unwrap_or_default(),
+            size_gib: v.size,
+            status: VolumeStatus::parse(&v.status),
+            zone: v.availability_zone.unwrap_or_default(),
+            volume_type: v.volume_type,
+            multiattach: v.multiattach,
+            attachments: v
+                .attachments
+                .into_iter()
+                .map(|a| VolumeAttachment { server_id: a.server_id, device: a.device })
+                .collect(),
+            metadata: v.metadata,
+            source_snapshot_id: v.snapshot_id,
+            source_volume_id: v.source_volid,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SnapshotJson {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    volume_id: String,
+    size: u64,
+    status: String,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+impl From<SnapshotJson> for Snapshot {
+    fn from(s: SnapshotJson) -> Self {
+        Snapshot {
+            id: s.id,
+            name: s.name.unwrap_or_default(),
+            volume_id: s.volume_id,
+            size_gib: s.size,
+            status: SnapshotStatus::parse(&s.status),
+            created_at: s.created_at.as_deref().and_then(parse_time),
+            metadata: s.metadata,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Link {
+    rel: String,
+    href: String,
+}
+
+/// Cinder timestamps lack a zone and are UTC.
+fn parse_time(text: &str) -> Option<SystemTime> {
+    let with_zone =
+        if text.ends_with('Z') || text.contains('+') { text.to_string() } else { format!("{text}Z") };
+    let ts: prost_types::Timestamp = with_zone.parse().ok()?;
+    SystemTime::UNIX_EPOCH
+        .checked_add(std::time::Duration::new(u64::try_from(ts.seconds).ok()?, ts.nanos.max(0) as u32))
+}
+
+/// `2026-11-23T12:00:00`, the form Cinder's time filters take.
+pub fn format_time(time: SystemTime) -> String {
+    let seconds = time.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    prost_types::Timestamp { seconds: seconds as i64, nanos: 0 }.to_string().trim_end_matches('Z').to_string()
+}
+
+/// A Cinder v3 client on a Keystone session.
+#[derive(Debug)]
+pub struct Cinder {
+    session: Arc<Session>,
+    microversion: OnceCell<Option<Microversion>>,
+}
+
+impl Cinder {
+    /// A client; the microversion is negotiated on first use.
+    pub fn new(session: Arc<Session>) -> Self {
+        Self { session, microversion: OnceCell::new() }
+    }
+
+    /// The negotiated microversion (`None`: plain 3.0).
+    pub async fn microversion(&self) -> Result<Option<Microversion>, CloudError> {
+        self.microversion
+            .get_or_try_init(|| async {
+                if self.session.cloud().block_storage.ignore_volume_microversion {
+                    return Ok(None);
+                }
+                let reply = self
+                    .session
+                    .send(|token| Ok(Call::new("cinder.versions", Method::GET, version_root(&self.endpoint(token)?))))
+                    .await?;
+                if !reply.status.is_success() {
+                    return Err(fault::to_error(&reply, "version document", ""));
+                }
+                let doc: VersionDocument = reply.json()?;
+                let chosen = doc.for_major(3).and_then(|info| negotiate(info, Microversion::new(3, 0), MAX_MICROVERSION));
+                tracing::info!(microversion = ?chosen.map(|m| m.to_string()), "negotiated Cinder microversion");
+                Ok(chosen)
+            })
+            .await
+            .copied()
+    }
+
+    /// True when the negotiated microversion reaches `wanted`.
+    pub async fn supports(&self, wanted: Microversion) -> Result<bool, CloudError> {
+        Ok(self.microversion().await?.is_some_and(|m| m >= wanted))
+    }
+
+    fn endpoint(&self, token: &Token) -> Result<Url, CloudError> {
+        self.session.endpoint(token, BLOCK_STORAGE_TYPES)
+    }
+
+    fn url(&self, token: &Token, path: &str, query: &[(&str, String)]) -> Result<Url, CloudError> {
+        let base = self.endpoint(token)?;
+        let mut url =
+            Url::parse(&format!("{}/{}", base.as_str().trim_end_matches('/'), path.trim_start_matches('/')))
+                .map_err(|e| CloudError::Config(format!("block storage endpoint: {e}")))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        Ok(url)
+    }
+
+    async fn send(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Value>,
+    ) -> Result<Reply, CloudError> {
+        let microversion = self.microversion().await?;
+        self.session
+            .send(|token| {
+                let mut call = Call::new(operation, method.clone(), self.url(token, path, query)?);
+                if let Some(v) = microversion {
+                    call = call.header("openstack-api-version", &format!("volume {v}"));
+                }
+                if let Some(body) = &body {
+                    call = call.json(body);
+                }
+                Ok(call)
+            })
+            .await
+    }
+
+    /// `POST /volumes`.
+    pub async fn create_volume(&self, spec: &VolumeSpec) -> Result<Volume, CloudError> {
+        let mut volume = json!({ "name": spec.name, "size": spec.size_gib, "metadata": spec.metadata });
+        if let Some(t) = &spec.volume_type {
+            volume["volume_type"] = json!(t);
+        }
+        if let Some(z) = &spec.zone {
+            volume["availability_zone"] = json!(z);
+        }
+        if let Some(d) = &spec.description {
+            volume["description"] = json!(d);
+        }
+        match &spec.source {
+            Some(VolumeSource::Snapshot(id)) => volume["snapshot_id"] = json!(id),
+            Some(VolumeSource::Volume(id)) => volume["source_volid"] = json!(id),
+            Some(VolumeSource::Backup(id)) => {
+                if !self.supports(CREATE_FROM_BACKUP).await? {
+                    return Err(CloudError::Unsupported(
+                        "creating a volume from a backup needs Cinder 3.47".into(),
+                    ));
+                }
+                volume["backup_id"] = json!(id);
+            }
+            None => {}
+        }
+        let reply = self
+            .send("cinder.volume.create", Method::POST, "volumes", &[], Some(json!({ "volume": volume })))
+            .await?;
+        if reply.status != StatusCode::ACCEPTED && reply.status != StatusCode::OK {
+            let source_kind = match &spec.source {
+                Some(VolumeSource::Snapshot(_)) => "snapshot",
+                Some(VolumeSource::Volume(_)) => "volume",
+                Some(VolumeSource::Backup(_)) => "backup",
+                None => "volume",
+            };
+            return Err(fault::to_error(&reply, source_kind, ""));
+        }
+        Ok(reply.json::<OneVolume>()?.volume.into())
+    }
+
+    /// `GET /volumes/{id}`; `None` on 404.
+    pub async fn get_volume(&self, id: &str) -> Result<Option<Volume>, CloudError> {
+        let reply = self.send("cinder.volume.get", Method::GET, &format!("volumes/{id}"), &[], None).await?;
+        match reply.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(Some(reply.json::<OneVolume>()?.volume.into())),
+            _ => Err(fault::to_error(&reply, "volume", id)),
+        }
+    }
+
+    /// `GET /volumes/detail` with filters; one page.
+    pub async fn list_volumes(&self, query: &[(&str, String)]) -> Result<Page<Volume>, CloudError> {
+        let reply = self.send("cinder.volume.list", Method::GET, "volumes/detail", query, None).await?;
+        if !reply.status.is_success() {
+            return Err(fault::to_error(&reply, "volume list", ""));
+        }
+        let page: VolumeList = reply.json()?;
+        Ok(Page {
+            next: next_marker(&page.volumes_links),
+            items: page.volumes.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    /// `DELETE /volumes/{id}`; a missing volume is success.
+    pub async fn delete_volume(&self, id: &str) -> Result<(), CloudError> {
+        let reply =
+            self.send("cinder.volume.delete", Method::DELETE, &format!("volumes/{id}"), &[], None).await?;
+        match reply.status {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            // Cinder answers 400 "Invalid volume" when the state forbids deletion.
+            StatusCode::BAD_REQUEST => Err(CloudError::Conflict(fault::message(&reply))),
+            _ => Err(fault::to_error(&reply, "volume", id)),
+        }
+    }
+
+    /// `os-extend`.
+    pub async fn extend_volume(&self, id: &str, size_gib: u64) -> Result<(), CloudError> {
+        self.action("cinder.volume.extend", id, json!({ "os-extend": { "new_size": size_gib } })).await
+    }
+
+    async fn action(&self, operation: &'static str, id: &str, body: Value) -> Result<(), CloudError> {
+        let reply =
+            self.send(operation, Method::POST, &format!("volumes/{id}/action"), &[], Some(body)).await?;
+        match reply.status {
+            s if s.is_success() => Ok(()),
+            StatusCode::BAD_REQUEST => Err(CloudError::Conflict(fault::message(&reply))),
+            _ => Err(fault::to_error(&reply, "volume", id)),
+        }
+    }
+
+    /// `POST /snapshots`.
+    pub async fn create_snapshot(&self, spec: &SnapshotSpec) -> Result<Snapshot, CloudError> {
+        let body = json!({ "snapshot": {
+            "volume_id": spec.volume_id, "name": spec.name, "force": spec.force, "metadata": spec.metadata
+        }});
+        let reply = self.send("cinder.snapshot.create", Method::POST, "snapshots", &[], Some(body)).await?;
+        match reply.status {
+            s if s.is_success() => Ok(reply.json::<OneSnapshot>()?.snapshot.into()),
+            StatusCode::NOT_FOUND => Err(CloudError::NotFound { kind: "volume", id: spec.volume_id.clone() }),
+            StatusCode::BAD_REQUEST => Err(CloudError::Conflict(fault::message(&reply))),
+            _ => Err(fault::to_error(&reply, "snapshot", "")),
+        }
+    }
+
+    /// `GET /snapshots/{id}`; `None` on 404.
+    pub async fn get_snapshot(&self, id: &str) -> Result<Option<Snapshot>, CloudError> {
+        let reply =
+            self.send("cinder.snapshot.get", Method::GET, &format!("snapshots/{id}"), &[], None).await?;
+        match reply.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(Some(reply.json::<OneSnapshot>()?.snapshot.into())),
+            _ => Err(fault::to_error(&reply, "snapshot", id)),
+        }
+    }
+
+    /// `GET /snapshots/detail` with filters; one page.
+    pub async fn list_snapshots(&self, query: &[(&str, String)]) -> Result<Page<Snapshot>, CloudError> {
+        let reply = self.send("cinder.snapshot.list", Method::GET, "snapshots/detail", query, None).await?;
+        if !reply.status.is_success() {
+            return Err(fault::to_error(&reply, "snapshot list", ""));
+        }
+        let page: SnapshotList = reply.json()?;
+        Ok(Page {
+            next: next_marker(&page.snapshots_links),
+            items: page.snapshots.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    /// `DELETE /snapshots/{id}`; a missing snapshot is success.
+    pub async fn delete_snapshot(&self, id: &str) -> Result<(), CloudError> {
+        let reply = self
+            .send("cinder.snapshot.delete", Method::DELETE, &format!("snapshots/{id}"), &[], None)
+            .await?;
+        match reply.status {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            StatusCode::BAD_REQUEST => Err(CloudError::Conflict(fault::message(&reply))),
+            _ => Err(fault::to_error(&reply, "snapshot", id)),
+        }
+    }
+
+    /// Remaining GiB from `os-quota-sets` with usage, overall or for one volume type.
+    pub async fn capacity(&self, volume_type: Option<&str>) -> Result<Capacity, CloudError> {
+        let token = self.session.token().await?;
+        let project = token
+            .project_id
+            .clone()
+            .ok_or_else(|| CloudError::Config("capacity needs a project-scoped token".into()))?;
+        let reply = self
+            .send(
+                "cinder.quota.get",
+                Method::GET,
+                &format!("os-quota-sets/{project}"),
+                &[("usage", "True".into())],
+                None,
+            )
+            .await?;
+        if !reply.status.is_success() {
+            return Err(fault::to_error(&reply, "quota set", &project));
+        }
+        let body: Value = reply.json()?;
+        let set = &body["quota_set"];
+        let remaining = |key: &str| -> Option<Option<u64>> {
+            let entry = set.get(key)?;
+            let limit = entry.get("limit")?.as_i64()?;
+            if limit < 0 {
+                return Some(None);
+            }
+            let used = entry.get("in_use").and_then(Value::as_i64).unwrap_or(0)
+                + entry.get("reserved").and_then(Value::as_i64).unwrap_or(0);
+            Some(Some(u64::try_from(limit - used).unwrap_or(0)))
+        };
+        let overall = remaining("gigabytes")
+            .ok_or_else(|| CloudError::Protocol("quota set without gigabytes".into()))?;
+        let per_type = volume_type.and_then(|t| remaining(&format!("gigabytes_{t}"))).flatten();
+        let available = match (overall, per_type) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(Capacity { available_gib: available })
+    }
+
+    /// Current states of several volumes: one list of what changed since `since` when the
+    /// cloud supports time filters, plus single GETs for `individually`.
+    pub async fn observe_volumes(
+        &self,
+        ids: &[String],
+        individually: &[String],
+        since: SystemTime,
+    ) -> Result<HashMap<String, Option<Volume>>, CloudError> {
+        let mut out = HashMap::new();
+        let listable = ids.len() > individually.len() + 2 && self.supports(TIME_FILTERS).await?;
+        let singles: Vec<&String> =
+            if listable { individually.iter().collect() } else { ids.iter().collect() };
+        for id in singles {
+            out.insert(id.clone(), self.get_volume(id).await?);
+        }
+        if listable {
+            let mut query =
+                vec![("updated_at", format!("gte:{}", format_time(since))), ("limit", "1000".to_string())];
+            for _ in 0..10 {
+                let page = self.list_volumes(&query).await?;
+                for volume in page.items {
+                    if ids.contains(&volume.id) {
+                        out.insert(volume.id.clone(), Some(volume));
+                    }
+                }
+                match page.next {
+                    Some(marker) => {
+                        query.retain(|(k, _)| *k != "marker");
+                        query.push(("marker", marker));
+                    }
+                    None => break,
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Deserialize)]
+struct OneVolume {
+    volume: VolumeJson,
+}
+
+#[derive(Deserialize)]
+struct OneSnapshot {
+    snapshot: SnapshotJson,
+}
+
+#[derive(Deserialize)]
+struct VolumeList {
+    volumes: Vec<VolumeJson>,
+    #[serde(default)]
+    volumes_links: Vec<Link>,
+}
+
+#[derive(Deserialize)]
+struct SnapshotList {
+    snapshots: Vec<SnapshotJson>,
+    #[serde(default)]
+    snapshots_links: Vec<Link>,
+}
+
+/// The `marker` of a `rel=next` link.
+fn next_marker(links: &[Link]) -> Option<String> {
+    let next = links.iter().find(|l| l.rel == "next")?;
+    let url = Url::parse(&next.href).ok()?;
+    url.query_pairs().find(|(k, _)| k == "marker").map(|(_, v)| v.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_json_maps_to_the_neutral_volume() {
+        let json = r#"{"id": "v1", "name": "pvc-1", "size": 10, "status": "in-use", "availability_zone": "nova",
+            "volume_type": "ssd", "multiattach": false, "metadata": {"k": "v"},
+            "attachments": [{"server_id": "s1", "device": "/dev/vdb", "attachment_id": "a1"}],
+            "snapshot_id": null, "source_volid": "v0", "bootable": "false"}"#;
+        let volume: Volume = serde_json::from_str::<VolumeJson>(json).unwrap().into();
+        assert_eq!(volume.status, VolumeStatus::InUse);
+        assert_eq!(
+            volume.attachments,
+            vec![VolumeAttachment { server_id: "s1".into(), device: Some("/dev/vdb".into()) }]
+        );
+        assert_eq!(volume.source_volume_id.as_deref(), Some("v0"));
+        assert_eq!(volume.size_gib, 10);
+    }
+
+    #[test]
+    fn next_marker_comes_from_the_next_link() {
+        let links = vec![
+            Link { rel: "self".into(), href: "http://c/v3/p/volumes".into() },
+            Link { rel: "next".into(), href: "http://c/v3/p/volumes/detail?limit=2&marker=abc".into() },
+        ];
+        assert_eq!(next_marker(&links).as_deref(), Some("abc"));
+        assert_eq!(next_marker(&[]), None);
+    }
+
+    #[test]
+    fn cinder_times_round_trip() {
+        let t = parse_time("2026-11-23T12:00:00.000000").unwrap();
+        assert_eq!(format_time(t), "2026-11-23T12:00:00");
+        assert!(parse_time("yesterday").is_none());
+    }
+}

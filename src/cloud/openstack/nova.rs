@@ -1,0 +1,134 @@
+//! Nova: attach and detach volumes through `os-volume_attachments`.
+
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::OnceCell;
+
+use super::fault;
+use super::keystone::{COMPUTE_TYPES, Session, Token};
+use super::microversion::{Microversion, VersionDocument, negotiate, version_root};
+use crate::cloud::error::CloudError;
+use crate::cloud::http::{Call, Reply};
+
+/// Multiattach volumes need this compute microversion.
+pub const MULTIATTACH: Microversion = Microversion::new(2, 60);
+
+#[derive(Debug, Deserialize)]
+struct AttachmentBody {
+    #[serde(rename = "volumeAttachment")]
+    volume_attachment: AttachmentJson,
+}
+
+#[derive(Debug, Deserialize)]
+struct AttachmentJson {
+    #[serde(default)]
+    device: Option<String>,
+}
+
+/// A Nova client on a Keystone session.
+#[derive(Debug)]
+pub struct Nova {
+    session: Arc<Session>,
+    microversion: OnceCell<Option<Microversion>>,
+}
+
+impl Nova {
+    /// A client; the microversion is negotiated on first use.
+    pub fn new(session: Arc<Session>) -> Self {
+        Self { session, microversion: OnceCell::new() }
+    }
+
+    fn endpoint(&self, token: &Token) -> Result<Url, CloudError> {
+        self.session.endpoint(token, COMPUTE_TYPES)
+    }
+
+    async fn microversion(&self) -> Result<Option<Microversion>, CloudError> {
+        self.microversion
+            .get_or_try_init(|| async {
+                let reply = self
+                    .session
+                    .send(|token| {
+                        Ok(Call::new("nova.versions", Method::GET, version_root(&self.endpoint(token)?)))
+                    })
+                    .await?;
+                if !reply.status.is_success() {
+                    return Err(fault::to_error(&reply, "version document", ""));
+                }
+                let doc: VersionDocument = reply.json()?;
+                Ok(doc.for_major(2).and_then(|info| negotiate(info, Microversion::new(2, 1), MULTIATTACH)))
+            })
+            .await
+            .copied()
+    }
+
+    async fn send(
+        &self,
+        operation: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Reply, CloudError> {
+        let microversion = self.microversion().await?;
+        self.session
+            .send(|token| {
+                let base = self.endpoint(token)?;
+                let url = Url::parse(&format!("{}/{}", base.as_str().trim_end_matches('/'), path))
+                    .map_err(|e| CloudError::Config(format!("compute endpoint: {e}")))?;
+                let mut call = Call::new(operation, method.clone(), url);
+                if let Some(v) = microversion {
+                    call = call.header("openstack-api-version", &format!("compute {v}"));
+                    call = call.header("x-openstack-nova-api-version", &v.to_string());
+                }
+                if let Some(body) = &body {
+                    call = call.json(body);
+                }
+                Ok(call)
+            })
+            .await
+    }
+
+    /// Asks Nova to attach; returns the device Nova reports.
+    pub async fn attach(&self, server_id: &str, volume_id: &str) -> Result<Option<String>, CloudError> {
+        let body = json!({ "volumeAttachment": { "volumeId": volume_id } });
+        let reply = self
+            .send(
+                "nova.volume_attachment.create",
+                Method::POST,
+                &format!("servers/{server_id}/os-volume_attachments"),
+                Some(body),
+            )
+            .await?;
+        match reply.status {
+            s if s.is_success() => Ok(reply.json::<AttachmentBody>()?.volume_attachment.device),
+            StatusCode::NOT_FOUND => {
+                Err(CloudError::NotFound { kind: "server or volume", id: format!("{server_id}/{volume_id}") })
+            }
+            StatusCode::BAD_REQUEST | StatusCode::CONFLICT => {
+                Err(CloudError::Conflict(fault::message(&reply)))
+            }
+            _ => Err(fault::to_error(&reply, "server", server_id)),
+        }
+    }
+
+    /// Asks Nova to detach; a missing server or attachment is success.
+    pub async fn detach(&self, server_id: &str, volume_id: &str) -> Result<(), CloudError> {
+        let reply = self
+            .send(
+                "nova.volume_attachment.delete",
+                Method::DELETE,
+                &format!("servers/{server_id}/os-volume_attachments/{volume_id}"),
+                None,
+            )
+            .await?;
+        match reply.status {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            StatusCode::BAD_REQUEST | StatusCode::CONFLICT => {
+                Err(CloudError::Conflict(fault::message(&reply)))
+            }
+            _ => Err(fault::to_error(&reply, "server", server_id)),
+        }
+    }
+}

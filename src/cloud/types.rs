@@ -1,0 +1,216 @@
+//! Cloud-neutral descriptions of volumes, snapshots and attachments: what the CSI layer sees
+//! of any backend.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+/// Where a volume is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VolumeStatus {
+    /// Being created.
+    Creating,
+    /// Ready and not attached.
+    Available,
+    /// Reserved for an attachment.
+    Reserved,
+    /// Being attached.
+    Attaching,
+    /// Attached.
+    InUse,
+    /// Being detached.
+    Detaching,
+    /// Being extended.
+    Extending,
+    /// Being deleted.
+    Deleting,
+    /// Changing type.
+    Retyping,
+    /// Any `error*` status, kept verbatim.
+    Error(String),
+    /// Any other status, kept verbatim.
+    Other(String),
+}
+
+impl VolumeStatus {
+    /// Parses a Cinder/EVS status string.
+    pub fn parse(status: &str) -> Self {
+        match status {
+            "creating" | "downloading" => Self::Creating,
+            "available" => Self::Available,
+            "reserved" => Self::Reserved,
+            "attaching" => Self::Attaching,
+            "in-use" => Self::InUse,
+            "detaching" => Self::Detaching,
+            "extending" => Self::Extending,
+            "deleting" => Self::Deleting,
+            "retyping" => Self::Retyping,
+            s if s.starts_with("error") => Self::Error(s.to_string()),
+            s => Self::Other(s.to_string()),
+        }
+    }
+
+    /// The cloud's spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Creating => "creating",
+            Self::Available => "available",
+            Self::Reserved => "reserved",
+            Self::Attaching => "attaching",
+            Self::InUse => "in-use",
+            Self::Detaching => "detaching",
+            Self::Extending => "extending",
+            Self::Deleting => "deleting",
+            Self::Retyping => "retyping",
+            Self::Error(s) | Self::Other(s) => s,
+        }
+    }
+}
+
+/// An attachment of a volume to a server, as the volume reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeAttachment {
+    /// The server.
+    pub server_id: String,
+    /// The device name the hypervisor reported (a hint only).
+    pub device: Option<String>,
+}
+
+/// A volume.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Volume {
+    /// Cloud id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Size in GiB.
+    pub size_gib: u64,
+    /// Status.
+    pub status: VolumeStatus,
+    /// Availability zone.
+    pub zone: String,
+    /// Volume type.
+    pub volume_type: Option<String>,
+    /// Whether several servers may attach it.
+    pub multiattach: bool,
+    /// Current attachments.
+    pub attachments: Vec<VolumeAttachment>,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Snapshot it was created from.
+    pub source_snapshot_id: Option<String>,
+    /// Volume it was cloned from.
+    pub source_volume_id: Option<String>,
+}
+
+/// Where a new volume's data comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VolumeSource {
+    /// A snapshot.
+    Snapshot(String),
+    /// Another volume (clone).
+    Volume(String),
+    /// A backup.
+    Backup(String),
+}
+
+/// What to create.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VolumeSpec {
+    /// Name (the CSI volume name, for idempotency).
+    pub name: String,
+    /// Size in GiB.
+    pub size_gib: u64,
+    /// Volume type.
+    pub volume_type: Option<String>,
+    /// Availability zone.
+    pub zone: Option<String>,
+    /// Data source.
+    pub source: Option<VolumeSource>,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Description.
+    pub description: Option<String>,
+}
+
+/// Where a snapshot is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotStatus {
+    /// Being taken.
+    Creating,
+    /// Ready.
+    Available,
+    /// Being deleted.
+    Deleting,
+    /// Any `error*` status.
+    Error(String),
+    /// Anything else.
+    Other(String),
+}
+
+impl SnapshotStatus {
+    /// Parses a Cinder/EVS snapshot status.
+    pub fn parse(status: &str) -> Self {
+        match status {
+            "creating" => Self::Creating,
+            "available" => Self::Available,
+            "deleting" => Self::Deleting,
+            s if s.starts_with("error") => Self::Error(s.to_string()),
+            s => Self::Other(s.to_string()),
+        }
+    }
+}
+
+/// A snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Cloud id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Source volume.
+    pub volume_id: String,
+    /// Size in GiB.
+    pub size_gib: u64,
+    /// Status.
+    pub status: SnapshotStatus,
+    /// When it was taken.
+    pub created_at: Option<SystemTime>,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// What snapshot to take.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotSpec {
+    /// Name (the CSI snapshot name, for idempotency).
+    pub name: String,
+    /// Source volume.
+    pub volume_id: String,
+    /// Allow snapshots of attached volumes.
+    pub force: bool,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// Marker for the next page, when there is one.
+    pub next: Option<String>,
+}
+
+/// Quota-derived capacity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capacity {
+    /// GiB that may still be allocated; `None` when unlimited.
+    pub available_gib: Option<u64>,
+}
+
+/// The result of attaching a volume.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attached {
+    /// The device the cloud reported, as a hint for the node.
+    pub device_hint: Option<String>,
+}
