@@ -65,6 +65,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// missing server or absent attachment is success.
     async fn detach(&self, volume_id: &str, server_id: &str, timeout: Duration) -> Result<(), CloudError>;
 
+    /// Number of volumes attached to a server (for per-node limits).
+    async fn attached_count(&self, server_id: &str) -> Result<usize, CloudError>;
+
     /// GiB that may still be allocated (optionally for one volume type).
     async fn capacity(&self, volume_type: Option<&str>) -> Result<Capacity, CloudError>;
 }

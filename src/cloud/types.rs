@@ -130,6 +130,8 @@ pub struct VolumeSpec {
     pub metadata: BTreeMap<String, String>,
     /// Description.
     pub description: Option<String>,
+    /// Ask for a volume several servers may attach.
+    pub multiattach: bool,
 }
 
 /// Where a snapshot is in its life.

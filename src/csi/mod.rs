@@ -3,9 +3,13 @@
 //! Services talk to lower rooms only through their typed errors, which [`status`] turns into
 //! gRPC statuses; every RPC goes through [`observe`] for its log line, span and metrics.
 
+pub mod context;
+pub mod controller;
 pub mod identity;
+pub mod locks;
 pub mod node;
 pub mod observe;
+pub mod params;
 pub mod readiness;
 pub mod status;
 pub mod validate;

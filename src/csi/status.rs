@@ -5,6 +5,8 @@
 
 use tonic::{Code, Status};
 
+use crate::cloud::CloudError;
+
 /// Failures of the CSI service layer itself (request validation, concurrency, capability).
 #[derive(Debug, thiserror::Error)]
 pub enum CsiError {
@@ -32,6 +34,15 @@ pub enum CsiError {
     /// A dependency (cloud API, kernel) is temporarily unavailable.
     #[error("{0}")]
     Unavailable(String),
+    /// A size request cannot be met.
+    #[error("{0}")]
+    OutOfRange(String),
+    /// The operation did not finish in time; a retry continues it.
+    #[error("{0}")]
+    DeadlineExceeded(String),
+    /// A failure the caller cannot fix.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl CsiError {
@@ -46,7 +57,33 @@ impl CsiError {
             Self::ResourceExhausted(_) => Code::ResourceExhausted,
             Self::Unimplemented(_) => Code::Unimplemented,
             Self::Unavailable(_) => Code::Unavailable,
+            Self::OutOfRange(_) => Code::OutOfRange,
+            Self::DeadlineExceeded(_) => Code::DeadlineExceeded,
+            Self::Internal(_) => Code::Internal,
         }
+    }
+}
+
+impl From<CloudError> for CsiError {
+    fn from(error: CloudError) -> Self {
+        let message = error.to_string();
+        match error {
+            CloudError::NotFound { .. } => Self::NotFound(message),
+            CloudError::Conflict(_) => Self::FailedPrecondition(message),
+            CloudError::InvalidInput(_) => Self::InvalidArgument(message),
+            CloudError::QuotaExceeded(_) => Self::ResourceExhausted(message),
+            // Credentials are the operator's to fix; the CO retries meanwhile.
+            CloudError::Unauthorized(_) | CloudError::Unavailable(_) => Self::Unavailable(message),
+            CloudError::Timeout(_) => Self::DeadlineExceeded(message),
+            CloudError::Unsupported(_) | CloudError::Config(_) => Self::FailedPrecondition(message),
+            CloudError::ErrorState { .. } | CloudError::Protocol(_) => Self::Internal(message),
+        }
+    }
+}
+
+impl From<CloudError> for Status {
+    fn from(error: CloudError) -> Self {
+        CsiError::from(error).into()
     }
 }
 
@@ -80,5 +117,23 @@ mod tests {
         let status = Status::from(CsiError::Unimplemented("NodeStageVolume"));
         assert_eq!(status.code(), Code::Unimplemented);
         assert_eq!(status.message(), "NodeStageVolume is not implemented by this driver");
+    }
+
+    #[test]
+    fn cloud_errors_map_to_the_codes_the_csi_spec_expects() {
+        let cases = [
+            (CloudError::NotFound { kind: "volume", id: "v".into() }, Code::NotFound),
+            (CloudError::Conflict("has snapshots".into()), Code::FailedPrecondition),
+            (CloudError::InvalidInput("bad".into()), Code::InvalidArgument),
+            (CloudError::QuotaExceeded("gigabytes".into()), Code::ResourceExhausted),
+            (CloudError::Unauthorized("no".into()), Code::Unavailable),
+            (CloudError::Unavailable("503".into()), Code::Unavailable),
+            (CloudError::Timeout("slow".into()), Code::DeadlineExceeded),
+            (CloudError::Unsupported("3.42".into()), Code::FailedPrecondition),
+            (CloudError::Protocol("junk".into()), Code::Internal),
+        ];
+        for (error, code) in cases {
+            assert_eq!(Status::from(error.clone()).code(), code, "{error}");
+        }
     }
 }

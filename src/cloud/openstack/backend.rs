@@ -322,6 +322,10 @@ impl Backend for OpenStackBackend {
         }
     }
 
+    async fn attached_count(&self, server_id: &str) -> Result<usize, CloudError> {
+        self.nova.attachment_count(server_id).await
+    }
+
     async fn capacity(&self, volume_type: Option<&str>) -> Result<Capacity, CloudError> {
         self.cinder.capacity(volume_type).await
     }

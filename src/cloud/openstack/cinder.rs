@@ -217,6 +217,9 @@ impl Cinder {
         if let Some(z) = &spec.zone {
             volume["availability_zone"] = json!(z);
         }
+        if spec.multiattach {
+            volume["multiattach"] = json!(true);
+        }
         if let Some(d) = &spec.description {
             volume["description"] = json!(d);
         }

@@ -113,6 +113,26 @@ impl Nova {
         }
     }
 
+    /// Volumes attached to the server; a missing server is an error.
+    pub async fn attachment_count(&self, server_id: &str) -> Result<usize, CloudError> {
+        let reply = self
+            .send(
+                "nova.volume_attachment.list",
+                Method::GET,
+                &format!("servers/{server_id}/os-volume_attachments"),
+                None,
+            )
+            .await?;
+        if !reply.status.is_success() {
+            return Err(fault::to_error(&reply, "server", server_id));
+        }
+        let body: serde_json::Value = reply.json()?;
+        body["volumeAttachments"]
+            .as_array()
+            .map(Vec::len)
+            .ok_or_else(|| CloudError::Protocol("volume attachment list without volumeAttachments".into()))
+    }
+
     /// Asks Nova to detach; a missing server or attachment is success.
     pub async fn detach(&self, server_id: &str, volume_id: &str) -> Result<(), CloudError> {
         let reply = self

@@ -1,0 +1,263 @@
+//! The CSI Controller service: provisioning, attachment, listing and health of volumes.
+//! It validates requests, serialises operations per object, and reaches the cloud only
+//! through [`crate::cloud::Backend`].
+
+pub mod capability;
+pub mod clouds;
+mod listing;
+mod publish;
+pub mod topology;
+mod volumes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::{Request, Response, Status};
+
+use super::locks::{OperationLocks, fingerprint};
+use super::observe::Observer;
+use super::pb::{self, controller_server::Controller};
+use super::status::CsiError;
+pub use clouds::Clouds;
+
+/// Volume metadata key holding the CSI volume name.
+pub const META_VOLUME_NAME: &str = "cinder-evs-csi/volume-name";
+/// Volume metadata key holding the cluster id.
+pub const META_CLUSTER_ID: &str = "cinder-evs-csi/cluster-id";
+/// Volume metadata key holding the PVC name.
+pub const META_PVC_NAME: &str = "cinder-evs-csi/pvc-name";
+/// Volume metadata key holding the PVC namespace.
+pub const META_PVC_NAMESPACE: &str = "cinder-evs-csi/pvc-namespace";
+/// Volume metadata key holding the PV name.
+pub const META_PV_NAME: &str = "cinder-evs-csi/pv-name";
+
+/// How the controller behaves.
+#[derive(Clone, Debug)]
+pub struct ControllerSettings {
+    /// The CSI driver name (topology keys derive from it).
+    pub driver_name: String,
+    /// Written into every volume's metadata, so volumes of this cluster can be told apart.
+    pub cluster_id: String,
+    /// Size of a volume whose request names no capacity.
+    pub default_size_gib: u64,
+    /// How long CreateVolume waits for the cloud.
+    pub create_timeout: Duration,
+    /// How long Publish/Unpublish wait for the cloud.
+    pub attach_timeout: Duration,
+    /// When set, DeleteVolume waits this long for the delete to finish.
+    pub delete_timeout: Option<Duration>,
+    /// Attachments allowed per node (0: unlimited).
+    pub max_volumes_per_node: u32,
+    /// Do not pin volumes to the topology zone (compute and volume zones differ).
+    pub ignore_volume_az: bool,
+}
+
+impl ControllerSettings {
+    /// Defaults for a driver name and cluster id.
+    pub fn new(driver_name: String, cluster_id: String) -> Self {
+        Self {
+            driver_name,
+            cluster_id,
+            default_size_gib: 1,
+            create_timeout: Duration::from_secs(300),
+            attach_timeout: Duration::from_secs(180),
+            delete_timeout: None,
+            max_volumes_per_node: 26,
+            ignore_volume_az: false,
+        }
+    }
+
+    /// Topology keys: the driver's own and the Kubernetes one.
+    pub fn topology_keys(&self) -> Vec<String> {
+        vec![topology::driver_zone_key(&self.driver_name), topology::KUBERNETES_ZONE.to_string()]
+    }
+}
+
+/// Controller service state.
+#[derive(Debug)]
+pub struct ControllerService {
+    clouds: Clouds,
+    settings: ControllerSettings,
+    locks: Arc<OperationLocks>,
+    observer: Observer,
+}
+
+/// Controller capabilities this build implements.
+pub const CAPABILITIES: &[pb::controller_service_capability::rpc::Type] = {
+    use pb::controller_service_capability::rpc::Type;
+    &[
+        Type::CreateDeleteVolume,
+        Type::PublishUnpublishVolume,
+        Type::ListVolumes,
+        Type::ListVolumesPublishedNodes,
+        Type::GetVolume,
+        Type::VolumeCondition,
+        Type::CloneVolume,
+        Type::PublishReadonly,
+        Type::SingleNodeMultiWriter,
+    ]
+};
+
+impl ControllerService {
+    /// A controller over the given clouds.
+    pub fn new(clouds: Clouds, settings: ControllerSettings, observer: Observer) -> Self {
+        Self { clouds, settings, locks: OperationLocks::new(), observer }
+    }
+
+    async fn lock(
+        &self,
+        key: String,
+        method: &'static str,
+        request: &impl std::fmt::Debug,
+    ) -> Result<super::locks::OperationGuard, CsiError> {
+        self.locks.acquire(&key, fingerprint(method, request), method).await
+    }
+}
+
+fn unimplemented<T>(method: &'static str) -> Result<T, Status> {
+    Err(CsiError::Unimplemented(method).into())
+}
+
+#[tonic::async_trait]
+impl Controller for ControllerService {
+    async fn create_volume(
+        &self,
+        request: Request<pb::CreateVolumeRequest>,
+    ) -> Result<Response<pb::CreateVolumeResponse>, Status> {
+        self.observer
+            .call("CreateVolume", request, |r| async move { self.create(r).await.map_err(Status::from) })
+            .await
+    }
+
+    async fn delete_volume(
+        &self,
+        request: Request<pb::DeleteVolumeRequest>,
+    ) -> Result<Response<pb::DeleteVolumeResponse>, Status> {
+        self.observer
+            .call("DeleteVolume", request, |r| async move { self.delete(r).await.map_err(Status::from) })
+            .await
+    }
+
+    async fn controller_publish_volume(
+        &self,
+        request: Request<pb::ControllerPublishVolumeRequest>,
+    ) -> Result<Response<pb::ControllerPublishVolumeResponse>, Status> {
+        self.observer
+            .call("ControllerPublishVolume", request, |r| async move {
+                self.publish(r).await.map_err(Status::from)
+            })
+            .await
+    }
+
+    async fn controller_unpublish_volume(
+        &self,
+        request: Request<pb::ControllerUnpublishVolumeRequest>,
+    ) -> Result<Response<pb::ControllerUnpublishVolumeResponse>, Status> {
+        self.observer
+            .call("ControllerUnpublishVolume", request, |r| async move {
+                self.unpublish(r).await.map_err(Status::from)
+            })
+            .await
+    }
+
+    async fn validate_volume_capabilities(
+        &self,
+        request: Request<pb::ValidateVolumeCapabilitiesRequest>,
+    ) -> Result<Response<pb::ValidateVolumeCapabilitiesResponse>, Status> {
+        self.observer
+            .call("ValidateVolumeCapabilities", request, |r| async move {
+                self.validate(r).await.map_err(Status::from)
+            })
+            .await
+    }
+
+    async fn list_volumes(
+        &self,
+        request: Request<pb::ListVolumesRequest>,
+    ) -> Result<Response<pb::ListVolumesResponse>, Status> {
+        self.observer
+            .call("ListVolumes", request, |r| async move { self.list(r).await.map_err(Status::from) })
+            .await
+    }
+
+    async fn get_capacity(
+        &self,
+        request: Request<pb::GetCapacityRequest>,
+    ) -> Result<Response<pb::GetCapacityResponse>, Status> {
+        self.observer.call("GetCapacity", request, |_| async { unimplemented("GetCapacity") }).await
+    }
+
+    async fn controller_get_capabilities(
+        &self,
+        request: Request<pb::ControllerGetCapabilitiesRequest>,
+    ) -> Result<Response<pb::ControllerGetCapabilitiesResponse>, Status> {
+        self.observer
+            .call("ControllerGetCapabilities", request, |_| async {
+                let capabilities = CAPABILITIES
+                    .iter()
+                    .map(|t| pb::ControllerServiceCapability {
+                        r#type: Some(pb::controller_service_capability::Type::Rpc(
+                            pb::controller_service_capability::Rpc { r#type: *t as i32 },
+                        )),
+                    })
+                    .collect();
+                Ok(pb::ControllerGetCapabilitiesResponse { capabilities })
+            })
+            .await
+    }
+
+    async fn create_snapshot(
+        &self,
+        request: Request<pb::CreateSnapshotRequest>,
+    ) -> Result<Response<pb::CreateSnapshotResponse>, Status> {
+        self.observer.call("CreateSnapshot", request, |_| async { unimplemented("CreateSnapshot") }).await
+    }
+
+    async fn delete_snapshot(
+        &self,
+        request: Request<pb::DeleteSnapshotRequest>,
+    ) -> Result<Response<pb::DeleteSnapshotResponse>, Status> {
+        self.observer.call("DeleteSnapshot", request, |_| async { unimplemented("DeleteSnapshot") }).await
+    }
+
+    async fn list_snapshots(
+        &self,
+        request: Request<pb::ListSnapshotsRequest>,
+    ) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
+        self.observer.call("ListSnapshots", request, |_| async { unimplemented("ListSnapshots") }).await
+    }
+
+    async fn get_snapshot(
+        &self,
+        request: Request<pb::GetSnapshotRequest>,
+    ) -> Result<Response<pb::GetSnapshotResponse>, Status> {
+        self.observer.call("GetSnapshot", request, |_| async { unimplemented("GetSnapshot") }).await
+    }
+
+    async fn controller_expand_volume(
+        &self,
+        request: Request<pb::ControllerExpandVolumeRequest>,
+    ) -> Result<Response<pb::ControllerExpandVolumeResponse>, Status> {
+        self.observer
+            .call("ControllerExpandVolume", request, |_| async { unimplemented("ControllerExpandVolume") })
+            .await
+    }
+
+    async fn controller_get_volume(
+        &self,
+        request: Request<pb::ControllerGetVolumeRequest>,
+    ) -> Result<Response<pb::ControllerGetVolumeResponse>, Status> {
+        self.observer
+            .call("ControllerGetVolume", request, |r| async move { self.get(r).await.map_err(Status::from) })
+            .await
+    }
+
+    async fn controller_modify_volume(
+        &self,
+        request: Request<pb::ControllerModifyVolumeRequest>,
+    ) -> Result<Response<pb::ControllerModifyVolumeResponse>, Status> {
+        self.observer
+            .call("ControllerModifyVolume", request, |_| async { unimplemented("ControllerModifyVolume") })
+            .await
+    }
+}

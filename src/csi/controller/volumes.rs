@@ -1,0 +1,318 @@
+//! CreateVolume and DeleteVolume.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{
+    ControllerService, META_CLUSTER_ID, META_PV_NAME, META_PVC_NAME, META_PVC_NAMESPACE, META_VOLUME_NAME,
+    capability, topology,
+};
+use crate::cloud::types::{Volume, VolumeSource, VolumeSpec, VolumeStatus};
+use crate::cloud::{Backend, CloudError};
+use crate::csi::context;
+use crate::csi::params::{self, VolumeParameters};
+use crate::csi::pb::{self, volume_content_source};
+use crate::csi::status::CsiError;
+
+const GIB: i64 = 1 << 30;
+
+/// The longest volume name clouds accept.
+const MAX_NAME: usize = 255;
+
+impl ControllerService {
+    pub(super) async fn create(
+        &self,
+        request: pb::CreateVolumeRequest,
+    ) -> Result<pb::CreateVolumeResponse, CsiError> {
+        let name = request.name.as_str();
+        if name.is_empty() {
+            return Err(CsiError::InvalidArgument("name is required".into()));
+        }
+        if name.len() > MAX_NAME {
+            return Err(CsiError::InvalidArgument(format!("name is longer than {MAX_NAME} bytes")));
+        }
+        let parameters = params::parse(&request.parameters)?;
+        let multiattach = parameters.multiattach;
+        capability::check_all(&request.volume_capabilities, multiattach)?;
+        let mut size_gib = params::size_gib(request.capacity_range.as_ref(), self.settings.default_size_gib)?;
+        let (cloud_name, backend) = self.clouds.backend(parameters.cloud.as_deref())?;
+        let keys = self.settings.topology_keys();
+        let zone = topology::choose_zone(
+            request.accessibility_requirements.as_ref(),
+            parameters.availability.as_deref(),
+            &keys,
+        )?;
+        let source = self.content_source(request.volume_content_source.as_ref(), cloud_name)?;
+
+        let _guard = self.lock(format!("name/{name}"), "CreateVolume", &request).await?;
+
+        if let Some(existing) = self.existing_volume(backend.as_ref(), name).await? {
+            self.check_compatible(&existing, &request, &source)?;
+            let ready = backend.wait_volume_ready(&existing.id, self.settings.create_timeout).await?;
+            return Ok(self.response(cloud_name, &ready, &request, &parameters, zone.as_deref(), false));
+        }
+
+        let mut grow = false;
+        match &source {
+            Some(VolumeSource::Snapshot(id)) => {
+                let snapshot = backend
+                    .get_snapshot(id)
+                    .await?
+                    .ok_or_else(|| CsiError::NotFound(format!("source snapshot {id} not found")))?;
+                size_gib = self.fit_source(size_gib, snapshot.size_gib, &request, "snapshot", id)?;
+                grow = size_gib > snapshot.size_gib;
+            }
+            Some(VolumeSource::Volume(id)) => {
+                let volume = backend
+                    .get_volume(id)
+                    .await?
+                    .ok_or_else(|| CsiError::NotFound(format!("source volume {id} not found")))?;
+                if let Some(zone) = &zone
+                    && !self.settings.ignore_volume_az
+                    && !volume.zone.is_empty()
+                    && volume.zone != *zone
+                {
+                    return Err(CsiError::InvalidArgument(format!(
+                        "source volume {id} is in zone {}, the clone would be in {zone}; clones stay in their source's zone",
+                        volume.zone
+                    )));
+                }
+                size_gib = self.fit_source(size_gib, volume.size_gib, &request, "volume", id)?;
+                grow = size_gib > volume.size_gib;
+            }
+            Some(VolumeSource::Backup(_)) | None => {}
+        }
+
+        let spec = VolumeSpec {
+            name: name.to_string(),
+            size_gib,
+            volume_type: parameters.volume_type.clone(),
+            zone: if self.settings.ignore_volume_az { None } else { zone.clone() },
+            source,
+            metadata: self.metadata(name, &parameters),
+            description: Some("Created by cinder-evs-csi".into()),
+            multiattach,
+        };
+        let created = backend.create_volume(&spec).await?;
+        match backend.wait_volume_ready(&created.id, self.settings.create_timeout).await {
+            Ok(volume) => {
+                if multiattach && !volume.multiattach {
+                    self.discard(backend.as_ref(), &volume.id).await;
+                    return Err(CsiError::InvalidArgument(format!(
+                        "the cloud created a volume that is not multi-attach capable; use a volume type with multiattach (type {:?})",
+                        parameters.volume_type.as_deref().unwrap_or("default")
+                    )));
+                }
+                Ok(self.response(cloud_name, &volume, &request, &parameters, zone.as_deref(), grow))
+            }
+            Err(CloudError::ErrorState { status, reason, .. }) => {
+                // Never leave a broken volume behind for the CO to trip over.
+                self.discard(backend.as_ref(), &created.id).await;
+                Err(CsiError::ResourceExhausted(format!(
+                    "the cloud could not create volume {name}: status {status}{}",
+                    reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                )))
+            }
+            // Still being created: the CO's retry finds it by name and waits again.
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn content_source(
+        &self,
+        source: Option<&pb::VolumeContentSource>,
+        cloud_name: &str,
+    ) -> Result<Option<VolumeSource>, CsiError> {
+        let Some(source) = source else { return Ok(None) };
+        let (handle, kind) = match &source.r#type {
+            Some(volume_content_source::Type::Snapshot(s)) => (&s.snapshot_id, "snapshot"),
+            Some(volume_content_source::Type::Volume(v)) => (&v.volume_id, "volume"),
+            None => return Err(CsiError::InvalidArgument("volume_content_source names no source".into())),
+        };
+        if handle.is_empty() {
+            return Err(CsiError::InvalidArgument(format!("volume_content_source {kind} id is empty")));
+        }
+        let parsed = self.clouds.parse(handle)?;
+        if parsed.cloud != cloud_name {
+            return Err(CsiError::InvalidArgument(format!(
+                "source {handle} is in cloud {}, the new volume in {cloud_name}",
+                parsed.cloud
+            )));
+        }
+        Ok(Some(if kind == "snapshot" {
+            VolumeSource::Snapshot(parsed.id)
+        } else {
+            VolumeSource::Volume(parsed.id)
+        }))
+    }
+
+    /// A size for a volume made from a source of `source_gib`: at least the source.
+    fn fit_source(
+        &self,
+        requested: u64,
+        source_gib: u64,
+        request: &pb::CreateVolumeRequest,
+        kind: &str,
+        id: &str,
+    ) -> Result<u64, CsiError> {
+        if requested >= source_gib {
+            return Ok(requested);
+        }
+        let range = request.capacity_range.as_ref();
+        let limit = range.map_or(0, |r| r.limit_bytes);
+        if range.is_none_or(|r| r.required_bytes == 0) && (limit == 0 || source_gib as i64 * GIB <= limit) {
+            return Ok(source_gib);
+        }
+        Err(CsiError::OutOfRange(format!(
+            "the volume must be at least as big as its source {kind} {id} ({source_gib} GiB), {requested} GiB requested"
+        )))
+    }
+
+    async fn existing_volume(&self, backend: &dyn Backend, name: &str) -> Result<Option<Volume>, CsiError> {
+        let mut found = backend.find_volumes_by_name(name).await?;
+        found.retain(|v| v.metadata.get(META_CLUSTER_ID).is_none_or(|c| *c == self.settings.cluster_id));
+        // A volume an earlier attempt left in error is ours to clean up, then we start over.
+        for broken in found.iter().filter(|v| matches!(v.status, VolumeStatus::Error(_))) {
+            tracing::warn!(volume = %broken.id, status = broken.status.as_str(), "deleting a volume a failed earlier attempt left behind");
+            self.discard(backend, &broken.id).await;
+        }
+        found.retain(|v| !matches!(v.status, VolumeStatus::Error(_) | VolumeStatus::Deleting));
+        if found.len() > 1 {
+            tracing::warn!(name, count = found.len(), "several volumes carry this name; using the oldest");
+        }
+        Ok(found.into_iter().next())
+    }
+
+    fn check_compatible(
+        &self,
+        existing: &Volume,
+        request: &pb::CreateVolumeRequest,
+        source: &Option<VolumeSource>,
+    ) -> Result<(), CsiError> {
+        let bytes = existing.size_gib as i64 * GIB;
+        let conflict = |why: String| {
+            CsiError::AlreadyExists(format!("volume {} already exists with {why}", request.name))
+        };
+        if let Some(range) = &request.capacity_range {
+            if range.required_bytes > bytes {
+                return Err(conflict(format!("{} GiB, smaller than required", existing.size_gib)));
+            }
+            if range.limit_bytes > 0 && bytes > range.limit_bytes {
+                return Err(conflict(format!("{} GiB, larger than the limit", existing.size_gib)));
+            }
+        }
+        let existing_source = existing
+            .source_snapshot_id
+            .clone()
+            .map(VolumeSource::Snapshot)
+            .or_else(|| existing.source_volume_id.clone().map(VolumeSource::Volume));
+        if source.is_some() && *source != existing_source {
+            return Err(conflict("a different content source".into()));
+        }
+        if let Ok(p) = params::parse(&request.parameters)
+            && let Some(t) = &p.volume_type
+            && existing.volume_type.as_deref().is_some_and(|e| e != t)
+        {
+            return Err(conflict(format!("volume type {:?}", existing.volume_type)));
+        }
+        Ok(())
+    }
+
+    fn metadata(&self, name: &str, parameters: &VolumeParameters) -> BTreeMap<String, String> {
+        let mut metadata = BTreeMap::from([
+            (META_VOLUME_NAME.to_string(), name.to_string()),
+            (META_CLUSTER_ID.to_string(), self.settings.cluster_id.clone()),
+        ]);
+        for (from, to) in [
+            (params::PVC_NAME, META_PVC_NAME),
+            (params::PVC_NAMESPACE, META_PVC_NAMESPACE),
+            (params::PV_NAME, META_PV_NAME),
+        ] {
+            if let Some(v) = parameters.provisioner.get(from) {
+                metadata.insert(to.to_string(), v.clone());
+            }
+        }
+        metadata
+    }
+
+    fn response(
+        &self,
+        cloud_name: &str,
+        volume: &Volume,
+        request: &pb::CreateVolumeRequest,
+        parameters: &VolumeParameters,
+        requested_zone: Option<&str>,
+        grow: bool,
+    ) -> pb::CreateVolumeResponse {
+        let mut volume_context = HashMap::from([(context::CLOUD_VOLUME_ID.to_string(), volume.id.clone())]);
+        if let Some(fs) = &parameters.fs_type {
+            volume_context.insert(context::FS_TYPE.to_string(), fs.clone());
+        }
+        if grow {
+            volume_context.insert(context::GROW_FS.to_string(), "true".into());
+        }
+        let zone = if self.settings.ignore_volume_az { requested_zone } else { Some(volume.zone.as_str()) };
+        let accessible_topology = zone
+            .filter(|z| !z.is_empty())
+            .map(|z| vec![topology::segments(z, &self.settings.topology_keys())])
+            .unwrap_or_default();
+        pb::CreateVolumeResponse {
+            volume: Some(pb::Volume {
+                capacity_bytes: volume.size_gib as i64 * GIB,
+                volume_id: self.clouds.handle(cloud_name, &volume.id),
+                volume_context,
+                content_source: request.volume_content_source.clone(),
+                accessible_topology,
+            }),
+        }
+    }
+
+    async fn discard(&self, backend: &dyn Backend, id: &str) {
+        if let Err(e) = backend.delete_volume(id).await {
+            tracing::error!(volume = id, error = %e, "could not delete a failed volume; it needs manual clean-up");
+        }
+    }
+
+    pub(super) async fn delete(
+        &self,
+        request: pb::DeleteVolumeRequest,
+    ) -> Result<pb::DeleteVolumeResponse, CsiError> {
+        if request.volume_id.is_empty() {
+            return Err(CsiError::InvalidArgument("volume_id is required".into()));
+        }
+        let handle = match self.clouds.parse(&request.volume_id) {
+            Ok(h) => h,
+            // An id no configured cloud owns names nothing: deleting nothing succeeds.
+            Err(CsiError::NotFound(_)) => return Ok(pb::DeleteVolumeResponse {}),
+            Err(e) => return Err(e),
+        };
+        let (_, backend) = self.clouds.backend(Some(&handle.cloud))?;
+        let _guard = self.lock(format!("volume/{}", request.volume_id), "DeleteVolume", &request).await?;
+        let Some(volume) = backend.get_volume(&handle.id).await? else {
+            return Ok(pb::DeleteVolumeResponse {});
+        };
+        if !volume.attachments.is_empty() {
+            let servers: Vec<&str> = volume.attachments.iter().map(|a| a.server_id.as_str()).collect();
+            return Err(CsiError::FailedPrecondition(format!(
+                "volume {} is attached to {}; detach it first",
+                request.volume_id,
+                servers.join(", ")
+            )));
+        }
+        let snapshots = backend.list_snapshots(Some(&handle.id), None, None).await?;
+        if !snapshots.items.is_empty() {
+            let ids: Vec<&str> = snapshots.items.iter().map(|s| s.id.as_str()).collect();
+            return Err(CsiError::FailedPrecondition(format!(
+                "volume {} has snapshots {}; delete them first",
+                request.volume_id,
+                ids.join(", ")
+            )));
+        }
+        if volume.status != VolumeStatus::Deleting {
+            backend.delete_volume(&handle.id).await?;
+        }
+        if let Some(timeout) = self.settings.delete_timeout {
+            backend.wait_volume_deleted(&handle.id, timeout).await?;
+        }
+        Ok(pb::DeleteVolumeResponse {})
+    }
+}
