@@ -9,11 +9,15 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use tonic::service::RoutesBuilder;
 
-use crate::csi::identity::IdentityService;
+use std::sync::Arc;
+
+use crate::csi::identity::{IdentityService, service_capability};
 use crate::csi::node::NodeService;
 use crate::csi::observe::Observer;
+use crate::csi::pb::controller_server::ControllerServer;
 use crate::csi::pb::identity_server::IdentityServer;
 use crate::csi::pb::node_server::NodeServer;
+use crate::csi::pb::plugin_capability::service::Type as ServiceType;
 use crate::csi::readiness::Readiness;
 use crate::server::{self, Endpoint, ServeError};
 use crate::telemetry::logging::{self, LogFormat, LoggingError};
@@ -68,6 +72,10 @@ pub struct CommonArgs {
     #[arg(long, global = true, env = "CSI_METRICS_ADDRESS")]
     pub metrics_address: Option<SocketAddr>,
 
+    /// Controller settings.
+    #[command(flatten)]
+    pub controller: crate::wiring::ControllerArgs,
+
     /// How long in-flight RPCs may run after SIGTERM/SIGINT before the process exits
     /// (e.g. 30s, 500ms, 2m).
     #[arg(long, global = true, env = "CSI_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -105,6 +113,9 @@ pub enum CliError {
     /// The gRPC server failed.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// The controller could not be set up.
+    #[error(transparent)]
+    Controller(#[from] crate::wiring::WiringError),
 }
 
 fn parse_driver_name(name: &str) -> Result<String, String> {
@@ -176,26 +187,42 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         None => None,
     };
 
-    let routes = routes(&cli, Observer::new(metrics))?;
+    let (routes, _keep_alive) = routes(&cli, metrics)?;
     server::serve(&common.endpoint, routes, server::termination_signal(), common.shutdown_timeout).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
+/// What must live as long as the server: the config watch and the readiness probe task.
+type KeepAlive = (Option<crate::config::watch::ConfigWatch>, Option<AbortOnDrop>);
+
 /// The gRPC services of the chosen mode.
-fn routes(cli: &Cli, observer: Observer) -> Result<tonic::service::Routes, CliError> {
+fn routes(cli: &Cli, metrics: Arc<Metrics>) -> Result<(tonic::service::Routes, KeepAlive), CliError> {
     let common = &cli.common;
+    let observer = Observer::new(metrics.clone());
     let readiness = Readiness::new();
     let mut routes = RoutesBuilder::default();
-    let serves_node = matches!(cli.command, Command::Node | Command::All);
+    let mut capabilities = Vec::new();
+    let mut keep_alive: KeepAlive = (None, None);
     if matches!(cli.command, Command::Controller | Command::All) {
-        // The Controller service arrives with the cloud backends; until then this mode serves
-        // Identity only and advertises no CONTROLLER_SERVICE capability.
-        if let Some(path) = &common.cloud_config {
-            tracing::info!(path = %path.display(), "cloud config given; the controller reads it once backends land");
-        }
+        let controller = crate::wiring::controller(
+            &common.controller,
+            common.cloud_config.clone(),
+            &common.driver_name,
+            metrics,
+            observer.clone(),
+        )?;
+        let gate = readiness.gate("cloud backend");
+        keep_alive.1 = Some(AbortOnDrop(crate::wiring::open_when_cloud_answers(
+            controller.default_backend.clone(),
+            gate,
+        )));
+        keep_alive.0 = Some(controller.config);
+        routes.add_service(ControllerServer::new(controller.service));
+        capabilities.push(service_capability(ServiceType::ControllerService));
+        capabilities.push(service_capability(ServiceType::VolumeAccessibilityConstraints));
     }
-    if serves_node {
+    if matches!(cli.command, Command::Node | Command::All) {
         let node_id = common.node_id.clone().filter(|id| !id.trim().is_empty()).ok_or_else(|| {
             CliError::Config(
                 "node mode needs --node-id (or CSI_NODE_ID): the cloud server id of this host".into(),
@@ -203,9 +230,9 @@ fn routes(cli: &Cli, observer: Observer) -> Result<tonic::service::Routes, CliEr
         })?;
         routes.add_service(NodeServer::new(NodeService::new(node_id, observer.clone())));
     }
-    let identity = IdentityService::new(common.driver_name.clone(), Vec::new(), readiness, observer);
+    let identity = IdentityService::new(common.driver_name.clone(), capabilities, readiness, observer);
     routes.add_service(IdentityServer::new(identity));
-    Ok(routes.routes())
+    Ok((routes.routes(), keep_alive))
 }
 
 /// Aborts a background task when the owner goes away.

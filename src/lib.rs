@@ -7,6 +7,7 @@
 //! - [`config`]: cloud configuration (clouds.yaml, `OS_*`, cloud.conf), resolved and watched;
 //! - [`csi`]: the generated CSI protocol and the gRPC services that implement it;
 //! - [`server`]: the gRPC endpoint (unix socket or TCP), start-up checks and graceful drain;
+//! - [`wiring`]: builds each mode's services (controller: config, backends, readiness);
 //! - [`telemetry`]: logging, metrics and the redaction of secrets.
 
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod csi;
 pub mod server;
 pub mod telemetry;
+pub mod wiring;
 
 /// The driver's version, as Cargo knows it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -82,7 +82,7 @@ async fn sigint_also_exits_zero() {
 async fn the_socket_is_created_with_mode_0660() {
     use std::os::unix::fs::PermissionsExt;
     let (_dir, path, endpoint) = temp_socket();
-    let driver = Driver::start(&["controller", "--endpoint", &endpoint]);
+    let driver = Driver::start(&["node", "--node-id", "n1", "--endpoint", &endpoint]);
     wait_for_path(&path, &driver);
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
@@ -92,7 +92,7 @@ async fn the_socket_is_created_with_mode_0660() {
 async fn a_stale_socket_file_is_replaced_at_start() {
     let (_dir, path, endpoint) = temp_socket();
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
-    let driver = Driver::start(&["controller", "--endpoint", &endpoint]);
+    let driver = Driver::start(&["node", "--node-id", "n1", "--endpoint", &endpoint]);
     driver.wait_for_log(|l| l.contains("removing stale socket"), Duration::from_secs(20));
     driver.wait_for_log(|l| l.contains("serving CSI"), Duration::from_secs(20));
     let mut identity = IdentityClient::new(unix_channel(path).await);
@@ -102,9 +102,9 @@ async fn a_stale_socket_file_is_replaced_at_start() {
 #[tokio::test]
 async fn a_second_instance_refuses_a_socket_held_by_a_live_process() {
     let (_dir, path, endpoint) = temp_socket();
-    let _first = Driver::start(&["controller", "--endpoint", &endpoint]);
+    let _first = Driver::start(&["node", "--node-id", "n1", "--endpoint", &endpoint]);
     wait_for_path(&path, &_first);
-    let mut second = Driver::start(&["controller", "--endpoint", &endpoint]);
+    let mut second = Driver::start(&["node", "--node-id", "n1", "--endpoint", &endpoint]);
     let status = second.wait(Duration::from_secs(20));
     assert_eq!(status.code(), Some(1));
     assert!(second.log().iter().any(|l| l.contains("another live process")), "{:?}", second.log());
@@ -114,7 +114,7 @@ async fn a_second_instance_refuses_a_socket_held_by_a_live_process() {
 
 #[tokio::test]
 async fn the_tcp_endpoint_serves_identity() {
-    let driver = Driver::start(&["controller", "--endpoint", "tcp://127.0.0.1:0"]);
+    let driver = Driver::start(&["node", "--node-id", "n1", "--endpoint", "tcp://127.0.0.1:0"]);
     let line = driver.wait_for_log(|l| l.contains("serving CSI"), Duration::from_secs(20));
     let address = line.split("tcp://").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
     let mut identity = IdentityClient::connect(format!("http://{address}")).await.unwrap();
@@ -191,4 +191,14 @@ async fn flags_are_read_from_environment_variables() {
     assert_eq!(node.into_inner().node_id, "server-from-env");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[test]
+fn controller_mode_without_any_cloud_configuration_fails_with_a_clear_message() {
+    let (_dir, path, endpoint) = temp_socket();
+    let mut driver = Driver::start(&["controller", "--endpoint", &endpoint]);
+    assert_eq!(driver.wait(Duration::from_secs(20)).code(), Some(1));
+    let log = driver.log().join("\n");
+    assert!(log.contains("no cloud configuration") && log.contains("--cloud-config"), "{log}");
+    assert!(!path.exists());
 }
