@@ -29,7 +29,7 @@ impl Driver {
         let mut command = Command::new(BIN);
         command.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         for (key, _) in std::env::vars() {
-            if key.starts_with("CSI_") {
+            if key.starts_with("CSI_") || key.starts_with("OS_") {
                 command.env_remove(key);
             }
         }
