@@ -32,6 +32,13 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     async fn extend_volume(&self, id: &str, size_gib: u64) -> Result<(), CloudError>;
     /// Waits until the volume is available or in use (not in a transition).
     async fn wait_volume_ready(&self, id: &str, timeout: Duration) -> Result<Volume, CloudError>;
+    /// Waits until the volume has at least `size_gib` and is no longer extending.
+    async fn wait_volume_extended(
+        &self,
+        id: &str,
+        size_gib: u64,
+        timeout: Duration,
+    ) -> Result<Volume, CloudError>;
     /// Waits until the volume is gone.
     async fn wait_volume_deleted(&self, id: &str, timeout: Duration) -> Result<(), CloudError>;
 

@@ -179,6 +179,18 @@ impl Backend for OpenStackBackend {
         .await
     }
 
+    async fn wait_volume_extended(
+        &self,
+        id: &str,
+        size_gib: u64,
+        timeout: Duration,
+    ) -> Result<Volume, CloudError> {
+        self.wait_volume(id, timeout, &format!("volume {id} to reach {size_gib} GiB"), move |v| {
+            v.size_gib >= size_gib && matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
+        })
+        .await
+    }
+
     async fn wait_volume_deleted(&self, id: &str, timeout: Duration) -> Result<(), CloudError> {
         let outcome = self
             .volumes

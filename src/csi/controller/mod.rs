@@ -6,6 +6,7 @@ pub mod capability;
 pub mod clouds;
 mod listing;
 mod publish;
+mod snapshots;
 pub mod topology;
 mod volumes;
 
@@ -95,6 +96,11 @@ pub const CAPABILITIES: &[pb::controller_service_capability::rpc::Type] = {
         Type::CloneVolume,
         Type::PublishReadonly,
         Type::SingleNodeMultiWriter,
+        Type::CreateDeleteSnapshot,
+        Type::ListSnapshots,
+        Type::GetSnapshot,
+        Type::ExpandVolume,
+        Type::GetCapacity,
     ]
 };
 
@@ -184,7 +190,9 @@ impl Controller for ControllerService {
         &self,
         request: Request<pb::GetCapacityRequest>,
     ) -> Result<Response<pb::GetCapacityResponse>, Status> {
-        self.observer.call("GetCapacity", request, |_| async { unimplemented("GetCapacity") }).await
+        self.observer
+            .call("GetCapacity", request, |r| async move { self.capacity_rpc(r).await.map_err(Status::from) })
+            .await
     }
 
     async fn controller_get_capabilities(
@@ -210,28 +218,46 @@ impl Controller for ControllerService {
         &self,
         request: Request<pb::CreateSnapshotRequest>,
     ) -> Result<Response<pb::CreateSnapshotResponse>, Status> {
-        self.observer.call("CreateSnapshot", request, |_| async { unimplemented("CreateSnapshot") }).await
+        self.observer
+            .call("CreateSnapshot", request, |r| async move {
+                self.create_snapshot_rpc(r).await.map_err(Status::from)
+            })
+            .await
     }
 
     async fn delete_snapshot(
         &self,
         request: Request<pb::DeleteSnapshotRequest>,
     ) -> Result<Response<pb::DeleteSnapshotResponse>, Status> {
-        self.observer.call("DeleteSnapshot", request, |_| async { unimplemented("DeleteSnapshot") }).await
+        self.observer
+            .call("DeleteSnapshot", request, |r| async move {
+                self.delete_snapshot_rpc(r).await.map_err(Status::from)
+            })
+            .await
     }
 
     async fn list_snapshots(
         &self,
         request: Request<pb::ListSnapshotsRequest>,
     ) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
-        self.observer.call("ListSnapshots", request, |_| async { unimplemented("ListSnapshots") }).await
+        self.observer
+            .call("ListSnapshots", request, |r| async move {
+                self.list_snapshots_rpc(r).await.map_err(Status::from)
+            })
+            .await
     }
 
     async fn get_snapshot(
         &self,
         request: Request<pb::GetSnapshotRequest>,
     ) -> Result<Response<pb::GetSnapshotResponse>, Status> {
-        self.observer.call("GetSnapshot", request, |_| async { unimplemented("GetSnapshot") }).await
+        self.observer
+            .call(
+                "GetSnapshot",
+                request,
+                |r| async move { self.get_snapshot_rpc(r).await.map_err(Status::from) },
+            )
+            .await
     }
 
     async fn controller_expand_volume(
@@ -239,7 +265,9 @@ impl Controller for ControllerService {
         request: Request<pb::ControllerExpandVolumeRequest>,
     ) -> Result<Response<pb::ControllerExpandVolumeResponse>, Status> {
         self.observer
-            .call("ControllerExpandVolume", request, |_| async { unimplemented("ControllerExpandVolume") })
+            .call("ControllerExpandVolume", request, |r| async move {
+                self.expand_rpc(r).await.map_err(Status::from)
+            })
             .await
     }
 

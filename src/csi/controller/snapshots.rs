@@ -1,0 +1,271 @@
+//! CreateSnapshot, DeleteSnapshot, ListSnapshots and GetSnapshot.
+
+use std::collections::BTreeMap;
+
+use super::{ControllerService, META_CLUSTER_ID, META_VOLUME_NAME};
+use crate::cloud::CloudError;
+use crate::cloud::types::{Snapshot, SnapshotSpec, SnapshotStatus};
+use crate::csi::pb;
+use crate::csi::status::CsiError;
+
+const GIB: i64 = 1 << 30;
+
+/// VolumeSnapshotClass parameters this driver understands.
+const SNAPSHOT_PARAMETERS: &[&str] = &[FORCE];
+/// Allow snapshots of attached volumes (default true: Kubernetes snapshots bound PVCs).
+const FORCE: &str = "force";
+
+fn valid_token(token: &str) -> bool {
+    !token.is_empty() && token.len() <= 64 && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+impl ControllerService {
+    fn csi_snapshot(&self, cloud: &str, snapshot: &Snapshot) -> pb::Snapshot {
+        pb::Snapshot {
+            size_bytes: snapshot.size_gib as i64 * GIB,
+            snapshot_id: self.clouds.handle(cloud, &snapshot.id),
+            source_volume_id: self.clouds.handle(cloud, &snapshot.volume_id),
+            creation_time: snapshot.created_at.map(prost_types::Timestamp::from),
+            ready_to_use: snapshot.status == SnapshotStatus::Available,
+            group_snapshot_id: String::new(),
+        }
+    }
+
+    pub(super) async fn create_snapshot_rpc(
+        &self,
+        request: pb::CreateSnapshotRequest,
+    ) -> Result<pb::CreateSnapshotResponse, CsiError> {
+        if request.name.is_empty() {
+            return Err(CsiError::InvalidArgument("name is required".into()));
+        }
+        if request.source_volume_id.is_empty() {
+            return Err(CsiError::InvalidArgument("source_volume_id is required".into()));
+        }
+        let mut force = true;
+        for (key, value) in &request.parameters {
+            match key.as_str() {
+                FORCE => {
+                    force = match value.to_ascii_lowercase().as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => {
+                            return Err(CsiError::InvalidArgument(format!(
+                                "parameter force: expected true or false, got {value:?}"
+                            )));
+                        }
+                    }
+                }
+                k if k.starts_with("csi.storage.k8s.io/") => {}
+                other => {
+                    return Err(CsiError::InvalidArgument(format!(
+                        "unknown snapshot parameter {other:?}; valid parameters are: {}",
+                        SNAPSHOT_PARAMETERS.join(", ")
+                    )));
+                }
+            }
+        }
+        let handle = self.clouds.parse(&request.source_volume_id)?;
+        let (cloud, backend) = self.clouds.backend(Some(&handle.cloud))?;
+        let _guard = self.lock(format!("snapshot-name/{}", request.name), "CreateSnapshot", &request).await?;
+
+        let existing = backend.find_snapshots_by_name(&request.name).await?;
+        if let Some(snapshot) = existing.iter().find(|s| !matches!(s.status, SnapshotStatus::Error(_))) {
+            if snapshot.volume_id != handle.id {
+                return Err(CsiError::AlreadyExists(format!(
+                    "snapshot {} already exists for another volume ({})",
+                    request.name, snapshot.volume_id
+                )));
+            }
+            return Ok(pb::CreateSnapshotResponse { snapshot: Some(self.csi_snapshot(cloud, snapshot)) });
+        }
+        for broken in existing.iter().filter(|s| matches!(s.status, SnapshotStatus::Error(_))) {
+            tracing::warn!(snapshot = %broken.id, "deleting a snapshot a failed earlier attempt left behind");
+            let _ = backend.delete_snapshot(&broken.id).await;
+        }
+        if backend.get_volume(&handle.id).await?.is_none() {
+            return Err(CsiError::NotFound(format!("source volume {} not found", request.source_volume_id)));
+        }
+        let spec = SnapshotSpec {
+            name: request.name.clone(),
+            volume_id: handle.id.clone(),
+            force,
+            metadata: BTreeMap::from([
+                (META_VOLUME_NAME.to_string(), request.name.clone()),
+                (META_CLUSTER_ID.to_string(), self.settings.cluster_id.clone()),
+            ]),
+        };
+        let snapshot = match backend.create_snapshot(&spec).await {
+            Err(CloudError::NotFound { .. }) => {
+                return Err(CsiError::NotFound(format!(
+                    "source volume {} not found",
+                    request.source_volume_id
+                )));
+            }
+            other => other?,
+        };
+        // Kubernetes polls until ready_to_use; answering at once keeps the provisioner free.
+        Ok(pb::CreateSnapshotResponse { snapshot: Some(self.csi_snapshot(cloud, &snapshot)) })
+    }
+
+    pub(super) async fn delete_snapshot_rpc(
+        &self,
+        request: pb::DeleteSnapshotRequest,
+    ) -> Result<pb::DeleteSnapshotResponse, CsiError> {
+        if request.snapshot_id.is_empty() {
+            return Err(CsiError::InvalidArgument("snapshot_id is required".into()));
+        }
+        let handle = match self.clouds.parse(&request.snapshot_id) {
+            Ok(h) => h,
+            Err(CsiError::NotFound(_)) => return Ok(pb::DeleteSnapshotResponse {}),
+            Err(e) => return Err(e),
+        };
+        let (_, backend) = self.clouds.backend(Some(&handle.cloud))?;
+        let _guard =
+            self.lock(format!("snapshot/{}", request.snapshot_id), "DeleteSnapshot", &request).await?;
+        match backend.delete_snapshot(&handle.id).await {
+            Ok(()) => Ok(pb::DeleteSnapshotResponse {}),
+            Err(CloudError::Conflict(why)) => Err(CsiError::FailedPrecondition(format!(
+                "snapshot {} cannot be deleted now (volumes may depend on it): {why}",
+                request.snapshot_id
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn list_snapshots_rpc(
+        &self,
+        request: pb::ListSnapshotsRequest,
+    ) -> Result<pb::ListSnapshotsResponse, CsiError> {
+        if request.max_entries < 0 {
+            return Err(CsiError::InvalidArgument("max_entries must not be negative".into()));
+        }
+        let marker = match request.starting_token.as_str() {
+            "" => None,
+            t if valid_token(t) => Some(t),
+            _ => {
+                return Err(CsiError::Aborted(format!(
+                    "starting_token {:?} is not valid",
+                    request.starting_token
+                )));
+            }
+        };
+        if !request.snapshot_id.is_empty() {
+            let Ok(handle) = self.clouds.parse(&request.snapshot_id) else {
+                return Ok(pb::ListSnapshotsResponse::default());
+            };
+            let (cloud, backend) = self.clouds.backend(Some(&handle.cloud))?;
+            let entries = backend
+                .get_snapshot(&handle.id)
+                .await?
+                .filter(|s| {
+                    request.source_volume_id.is_empty()
+                        || self.clouds.handle(cloud, &s.volume_id) == request.source_volume_id
+                })
+                .map(|s| pb::list_snapshots_response::Entry { snapshot: Some(self.csi_snapshot(cloud, &s)) })
+                .into_iter()
+                .collect();
+            return Ok(pb::ListSnapshotsResponse { entries, next_token: String::new() });
+        }
+        let (cloud, backend, volume) = if request.source_volume_id.is_empty() {
+            let (cloud, backend) = self.clouds.backend(None)?;
+            (cloud, backend, None)
+        } else {
+            let Ok(handle) = self.clouds.parse(&request.source_volume_id) else {
+                return Ok(pb::ListSnapshotsResponse::default());
+            };
+            let (cloud, backend) = self.clouds.backend(Some(&handle.cloud))?;
+            (cloud, backend, Some(handle.id))
+        };
+        let limit = (request.max_entries > 0).then_some(request.max_entries as u32);
+        let page = match backend.list_snapshots(volume.as_deref(), limit, marker).await {
+            Ok(p) => p,
+            Err(CloudError::InvalidInput(why) | CloudError::NotFound { kind: _, id: why })
+                if marker.is_some() =>
+            {
+                return Err(CsiError::Aborted(format!("starting_token is no longer valid: {why}")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let entries = page
+            .items
+            .iter()
+            .map(|s| pb::list_snapshots_response::Entry { snapshot: Some(self.csi_snapshot(cloud, s)) })
+            .collect();
+        Ok(pb::ListSnapshotsResponse { entries, next_token: page.next.unwrap_or_default() })
+    }
+
+    pub(super) async fn get_snapshot_rpc(
+        &self,
+        request: pb::GetSnapshotRequest,
+    ) -> Result<pb::GetSnapshotResponse, CsiError> {
+        if request.snapshot_id.is_empty() {
+            return Err(CsiError::InvalidArgument("snapshot_id is required".into()));
+        }
+        let handle = self.clouds.parse(&request.snapshot_id)?;
+        let (cloud, backend) = self.clouds.backend(Some(&handle.cloud))?;
+        let snapshot = backend
+            .get_snapshot(&handle.id)
+            .await?
+            .ok_or_else(|| CsiError::NotFound(format!("snapshot {} not found", request.snapshot_id)))?;
+        Ok(pb::GetSnapshotResponse { snapshot: Some(self.csi_snapshot(cloud, &snapshot)) })
+    }
+
+    pub(super) async fn expand_rpc(
+        &self,
+        request: pb::ControllerExpandVolumeRequest,
+    ) -> Result<pb::ControllerExpandVolumeResponse, CsiError> {
+        if request.volume_id.is_empty() {
+            return Err(CsiError::InvalidArgument("volume_id is required".into()));
+        }
+        let range = request
+            .capacity_range
+            .as_ref()
+            .ok_or_else(|| CsiError::InvalidArgument("capacity_range is required".into()))?;
+        let size_gib = crate::csi::params::size_gib(Some(range), 0)?;
+        if size_gib == 0 {
+            return Err(CsiError::InvalidArgument("capacity_range needs required_bytes".into()));
+        }
+        let handle = self.clouds.parse(&request.volume_id)?;
+        let (_, backend) = self.clouds.backend(Some(&handle.cloud))?;
+        let _guard =
+            self.lock(format!("volume/{}", request.volume_id), "ControllerExpandVolume", &request).await?;
+        let volume = backend
+            .get_volume(&handle.id)
+            .await?
+            .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
+        let block = request.volume_capability.as_ref().is_some_and(super::capability::is_block);
+        if volume.size_gib < size_gib {
+            backend.extend_volume(&handle.id, size_gib).await?;
+            backend.wait_volume_extended(&handle.id, size_gib, self.settings.create_timeout).await?;
+        } else if volume.size_gib > size_gib
+            && range.limit_bytes > 0
+            && (volume.size_gib as i64 * GIB) > range.limit_bytes
+        {
+            return Err(CsiError::InvalidArgument(format!(
+                "volume {} is {} GiB; shrinking is not supported",
+                request.volume_id, volume.size_gib
+            )));
+        }
+        let capacity = volume.size_gib.max(size_gib);
+        Ok(pb::ControllerExpandVolumeResponse {
+            capacity_bytes: capacity as i64 * GIB,
+            node_expansion_required: !block,
+        })
+    }
+
+    pub(super) async fn capacity_rpc(
+        &self,
+        request: pb::GetCapacityRequest,
+    ) -> Result<pb::GetCapacityResponse, CsiError> {
+        let parameters = crate::csi::params::parse(&request.parameters)?;
+        let (_, backend) = self.clouds.backend(parameters.cloud.as_deref())?;
+        let capacity = backend.capacity(parameters.volume_type.as_deref()).await?;
+        // Unlimited quota: report a large finite number, as Kubernetes needs one.
+        let available = capacity.available_gib.map_or(i64::MAX / GIB, |g| g as i64);
+        Ok(pb::GetCapacityResponse {
+            available_capacity: available.saturating_mul(GIB),
+            maximum_volume_size: None,
+            minimum_volume_size: Some(GIB),
+        })
+    }
+}
