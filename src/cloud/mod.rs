@@ -3,6 +3,8 @@
 
 pub mod backend;
 pub mod error;
+#[cfg(test)]
+pub mod fake;
 pub mod http;
 pub mod openstack;
 pub mod retry;

@@ -7,6 +7,8 @@ pub mod clouds;
 mod listing;
 mod publish;
 mod snapshots;
+#[cfg(test)]
+mod tests;
 pub mod topology;
 mod volumes;
 

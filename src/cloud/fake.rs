@@ -1,0 +1,262 @@
+//! An in-memory backend for unit tests of the CSI layer: instant transitions, call counting,
+//! and switches for the failures the controller must handle.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::backend::Backend;
+use super::error::CloudError;
+use super::types::{
+    Attached, Capacity, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume, VolumeAttachment, VolumeSource,
+    VolumeSpec, VolumeStatus,
+};
+
+/// The fake cloud.
+#[derive(Debug, Default)]
+pub struct FakeBackend {
+    /// Volumes by id.
+    pub volumes: Mutex<BTreeMap<String, Volume>>,
+    /// Snapshots by id.
+    pub snapshots: Mutex<BTreeMap<String, Snapshot>>,
+    /// Servers that exist.
+    pub servers: Mutex<Vec<String>>,
+    /// New volumes end in this status instead of `available`.
+    pub create_ends_in: Mutex<Option<VolumeStatus>>,
+    /// Volume creations requested.
+    pub creates: AtomicUsize,
+    /// Delay of each create, to widen race windows.
+    pub create_delay: Mutex<Duration>,
+    next: AtomicUsize,
+}
+
+impl FakeBackend {
+    /// A cloud with the given servers.
+    pub fn with_servers(servers: &[&str]) -> Self {
+        let fake = Self::default();
+        *fake.servers.lock().unwrap() = servers.iter().map(|s| s.to_string()).collect();
+        fake
+    }
+
+    fn id(&self, prefix: &str) -> String {
+        format!("{prefix}-{:04}", self.next.fetch_add(1, Ordering::SeqCst))
+    }
+
+    /// Adds a volume directly.
+    pub fn insert_volume(&self, volume: Volume) {
+        self.volumes.lock().unwrap().insert(volume.id.clone(), volume);
+    }
+}
+
+/// A plain available volume.
+pub fn volume(id: &str, name: &str, size_gib: u64) -> Volume {
+    Volume {
+        id: id.into(),
+        name: name.into(),
+        size_gib,
+        status: VolumeStatus::Available,
+        zone: "nova".into(),
+        volume_type: None,
+        multiattach: false,
+        attachments: Vec::new(),
+        metadata: BTreeMap::new(),
+        source_snapshot_id: None,
+        source_volume_id: None,
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for FakeBackend {
+    async fn probe(&self) -> Result<(), CloudError> {
+        Ok(())
+    }
+
+    async fn create_volume(&self, spec: &VolumeSpec) -> Result<Volume, CloudError> {
+        let delay = *self.create_delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
+        self.creates.fetch_add(1, Ordering::SeqCst);
+        let mut v = volume(&self.id("vol"), &spec.name, spec.size_gib);
+        v.zone = spec.zone.clone().unwrap_or_else(|| "nova".into());
+        v.volume_type = spec.volume_type.clone();
+        v.metadata = spec.metadata.clone();
+        v.multiattach = spec.multiattach;
+        match &spec.source {
+            Some(VolumeSource::Snapshot(s)) => v.source_snapshot_id = Some(s.clone()),
+            Some(VolumeSource::Volume(s)) => v.source_volume_id = Some(s.clone()),
+            _ => {}
+        }
+        if let Some(status) = self.create_ends_in.lock().unwrap().clone() {
+            v.status = status;
+        }
+        self.insert_volume(v.clone());
+        Ok(v)
+    }
+
+    async fn get_volume(&self, id: &str) -> Result<Option<Volume>, CloudError> {
+        Ok(self.volumes.lock().unwrap().get(id).cloned())
+    }
+
+    async fn find_volumes_by_name(&self, name: &str) -> Result<Vec<Volume>, CloudError> {
+        Ok(self.volumes.lock().unwrap().values().filter(|v| v.name == name).cloned().collect())
+    }
+
+    async fn list_volumes(
+        &self,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<Volume>, CloudError> {
+        let volumes = self.volumes.lock().unwrap();
+        if let Some(m) = marker {
+            if !volumes.contains_key(m) {
+                return Err(CloudError::InvalidInput(format!("marker {m} not found")));
+            }
+        }
+        let after: Vec<Volume> =
+            volumes.values().filter(|v| marker.is_none_or(|m| v.id.as_str() > m)).cloned().collect();
+        let take = limit.map_or(after.len(), |l| l as usize).min(after.len());
+        let next = (take < after.len()).then(|| after[take - 1].id.clone());
+        Ok(Page { items: after[..take].to_vec(), next })
+    }
+
+    async fn delete_volume(&self, id: &str) -> Result<(), CloudError> {
+        self.volumes.lock().unwrap().remove(id);
+        Ok(())
+    }
+
+    async fn extend_volume(&self, id: &str, size_gib: u64) -> Result<(), CloudError> {
+        let mut volumes = self.volumes.lock().unwrap();
+        let v = volumes.get_mut(id).ok_or(CloudError::NotFound { kind: "volume", id: id.into() })?;
+        v.size_gib = size_gib;
+        Ok(())
+    }
+
+    async fn wait_volume_ready(&self, id: &str, _timeout: Duration) -> Result<Volume, CloudError> {
+        let v = self.get_volume(id).await?.ok_or(CloudError::NotFound { kind: "volume", id: id.into() })?;
+        match &v.status {
+            VolumeStatus::Error(status) => Err(CloudError::ErrorState {
+                kind: "volume",
+                id: id.into(),
+                status: status.clone(),
+                reason: None,
+            }),
+            VolumeStatus::Creating => Err(CloudError::Timeout(format!("volume {id} to become ready"))),
+            _ => Ok(v),
+        }
+    }
+
+    async fn wait_volume_extended(
+        &self,
+        id: &str,
+        _size_gib: u64,
+        timeout: Duration,
+    ) -> Result<Volume, CloudError> {
+        self.wait_volume_ready(id, timeout).await
+    }
+
+    async fn wait_volume_deleted(&self, _id: &str, _timeout: Duration) -> Result<(), CloudError> {
+        Ok(())
+    }
+
+    async fn create_snapshot(&self, spec: &SnapshotSpec) -> Result<Snapshot, CloudError> {
+        let size_gib = self
+            .get_volume(&spec.volume_id)
+            .await?
+            .ok_or(CloudError::NotFound { kind: "volume", id: spec.volume_id.clone() })?
+            .size_gib;
+        let s = Snapshot {
+            id: self.id("snap"),
+            name: spec.name.clone(),
+            volume_id: spec.volume_id.clone(),
+            size_gib,
+            status: SnapshotStatus::Available,
+            created_at: Some(std::time::SystemTime::now()),
+            metadata: spec.metadata.clone(),
+        };
+        self.snapshots.lock().unwrap().insert(s.id.clone(), s.clone());
+        Ok(s)
+    }
+
+    async fn get_snapshot(&self, id: &str) -> Result<Option<Snapshot>, CloudError> {
+        Ok(self.snapshots.lock().unwrap().get(id).cloned())
+    }
+
+    async fn find_snapshots_by_name(&self, name: &str) -> Result<Vec<Snapshot>, CloudError> {
+        Ok(self.snapshots.lock().unwrap().values().filter(|s| s.name == name).cloned().collect())
+    }
+
+    async fn list_snapshots(
+        &self,
+        volume_id: Option<&str>,
+        _limit: Option<u32>,
+        _marker: Option<&str>,
+    ) -> Result<Page<Snapshot>, CloudError> {
+        let items = self
+            .snapshots
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| volume_id.is_none_or(|v| s.volume_id == v))
+            .cloned()
+            .collect();
+        Ok(Page { items, next: None })
+    }
+
+    async fn delete_snapshot(&self, id: &str) -> Result<(), CloudError> {
+        self.snapshots.lock().unwrap().remove(id);
+        Ok(())
+    }
+
+    async fn wait_snapshot_ready(&self, id: &str, _timeout: Duration) -> Result<Snapshot, CloudError> {
+        self.get_snapshot(id).await?.ok_or(CloudError::NotFound { kind: "snapshot", id: id.into() })
+    }
+
+    async fn attach(
+        &self,
+        volume_id: &str,
+        server_id: &str,
+        _timeout: Duration,
+    ) -> Result<Attached, CloudError> {
+        if !self.servers.lock().unwrap().iter().any(|s| s == server_id) {
+            return Err(CloudError::NotFound { kind: "server", id: server_id.into() });
+        }
+        let mut volumes = self.volumes.lock().unwrap();
+        let v = volumes
+            .get_mut(volume_id)
+            .ok_or(CloudError::NotFound { kind: "volume", id: volume_id.into() })?;
+        if !v.attachments.iter().any(|a| a.server_id == server_id) {
+            v.attachments
+                .push(VolumeAttachment { server_id: server_id.into(), device: Some("/dev/vdb".into()) });
+        }
+        v.status = VolumeStatus::InUse;
+        Ok(Attached { device_hint: Some("/dev/vdb".into()) })
+    }
+
+    async fn detach(&self, volume_id: &str, server_id: &str, _timeout: Duration) -> Result<(), CloudError> {
+        let mut volumes = self.volumes.lock().unwrap();
+        if let Some(v) = volumes.get_mut(volume_id) {
+            v.attachments.retain(|a| a.server_id != server_id);
+            if v.attachments.is_empty() {
+                v.status = VolumeStatus::Available;
+            }
+        }
+        Ok(())
+    }
+
+    async fn attached_count(&self, server_id: &str) -> Result<usize, CloudError> {
+        if !self.servers.lock().unwrap().iter().any(|s| s == server_id) {
+            return Err(CloudError::NotFound { kind: "server", id: server_id.into() });
+        }
+        Ok(self
+            .volumes
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|v| v.attachments.iter().any(|a| a.server_id == server_id))
+            .count())
+    }
+
+    async fn capacity(&self, _volume_type: Option<&str>) -> Result<Capacity, CloudError> {
+        Ok(Capacity { available_gib: Some(1000) })
+    }
+}

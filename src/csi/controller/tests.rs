@@ -1,0 +1,444 @@
+//! Controller behaviour against the in-memory fake cloud: validation, idempotency and error
+//! codes. The same behaviours run against the emulator in tests/controller_*.rs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::Code;
+
+use super::*;
+use crate::cloud::fake::{FakeBackend, volume};
+use crate::cloud::types::{VolumeAttachment, VolumeStatus};
+use crate::csi::pb::volume_capability::access_mode::Mode;
+use crate::csi::pb::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
+use crate::telemetry::metrics::Metrics;
+
+const GIB: i64 = 1 << 30;
+
+fn controller(fake: Arc<FakeBackend>) -> ControllerService {
+    let backend: Arc<dyn crate::cloud::Backend> = fake;
+    let clouds = Clouds::new("default".into(), BTreeMap::from([("default".to_string(), backend)]));
+    let mut settings = ControllerSettings::new("csi.example.io".into(), "cluster-a".into());
+    settings.max_volumes_per_node = 2;
+    ControllerService::new(clouds, settings, Observer::new(Metrics::new()))
+}
+
+fn mount_cap(mode: Mode) -> pb::VolumeCapability {
+    pb::VolumeCapability {
+        access_type: Some(AccessType::Mount(MountVolume { fs_type: "ext4".into(), ..Default::default() })),
+        access_mode: Some(AccessMode { mode: mode as i32 }),
+    }
+}
+
+fn block_cap(mode: Mode) -> pb::VolumeCapability {
+    pb::VolumeCapability {
+        access_type: Some(AccessType::Block(BlockVolume {})),
+        access_mode: Some(AccessMode { mode: mode as i32 }),
+    }
+}
+
+fn create_request(name: &str, gib: i64) -> pb::CreateVolumeRequest {
+    pb::CreateVolumeRequest {
+        name: name.into(),
+        capacity_range: Some(pb::CapacityRange { required_bytes: gib * GIB, limit_bytes: 0 }),
+        volume_capabilities: vec![mount_cap(Mode::SingleNodeWriter)],
+        ..Default::default()
+    }
+}
+
+fn code<T>(result: Result<T, CsiError>) -> Code {
+    result.err().expect("expected an error").code()
+}
+
+#[tokio::test]
+async fn create_rounds_up_to_whole_gib_and_reports_the_zone_under_both_keys() {
+    let fake = Arc::new(FakeBackend::default());
+    let mut request = create_request("pvc-1", 0);
+    request.capacity_range = Some(pb::CapacityRange { required_bytes: GIB + 1, limit_bytes: 0 });
+    let volume = controller(fake).create(request).await.unwrap().volume.unwrap();
+    assert_eq!(volume.capacity_bytes, 2 * GIB);
+    let topology = &volume.accessible_topology[0].segments;
+    assert_eq!(topology["topology.kubernetes.io/zone"], "nova");
+    assert_eq!(topology["topology.csi.example.io/zone"], "nova");
+}
+
+#[tokio::test]
+async fn create_writes_the_volume_name_and_cluster_id_into_metadata() {
+    let fake = Arc::new(FakeBackend::default());
+    let mut request = create_request("pvc-meta", 1);
+    request.parameters =
+        HashMap::from([(crate::csi::params::PVC_NAMESPACE.to_string(), "team-a".to_string())]);
+    let id = controller(fake.clone()).create(request).await.unwrap().volume.unwrap().volume_id;
+    let metadata = fake.volumes.lock().unwrap()[&id].metadata.clone();
+    assert_eq!(metadata[META_VOLUME_NAME], "pvc-meta");
+    assert_eq!(metadata[META_CLUSTER_ID], "cluster-a");
+    assert_eq!(metadata[META_PVC_NAMESPACE], "team-a");
+}
+
+#[tokio::test]
+async fn create_requires_a_name_and_capabilities() {
+    let c = controller(Arc::new(FakeBackend::default()));
+    assert_eq!(code(c.create(create_request("", 1)).await), Code::InvalidArgument);
+    let mut no_caps = create_request("pvc", 1);
+    no_caps.volume_capabilities.clear();
+    assert_eq!(code(c.create(no_caps).await), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn create_refuses_unknown_parameters_and_filesystem_multi_node_modes() {
+    let c = controller(Arc::new(FakeBackend::default()));
+    let mut typo = create_request("pvc", 1);
+    typo.parameters.insert("tpye".into(), "ssd".into());
+    assert_eq!(code(c.create(typo).await), Code::InvalidArgument);
+    let mut multi = create_request("pvc", 1);
+    multi.volume_capabilities = vec![mount_cap(Mode::MultiNodeMultiWriter)];
+    multi.parameters.insert("multiattach".into(), "true".into());
+    assert_eq!(code(c.create(multi).await), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn multi_node_block_volumes_are_created_multiattach() {
+    let fake = Arc::new(FakeBackend::default());
+    let mut request = create_request("pvc-shared", 1);
+    request.volume_capabilities = vec![block_cap(Mode::MultiNodeMultiWriter)];
+    request.parameters.insert("multiattach".into(), "true".into());
+    let id = controller(fake.clone()).create(request).await.unwrap().volume.unwrap().volume_id;
+    assert!(fake.volumes.lock().unwrap()[&id].multiattach);
+}
+
+#[tokio::test]
+async fn repeating_a_create_returns_the_same_volume() {
+    let fake = Arc::new(FakeBackend::default());
+    let c = controller(fake.clone());
+    let first = c.create(create_request("pvc-1", 1)).await.unwrap().volume.unwrap();
+    let second = c.create(create_request("pvc-1", 1)).await.unwrap().volume.unwrap();
+    assert_eq!(first.volume_id, second.volume_id);
+    assert_eq!(fake.creates.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn fifty_concurrent_identical_creates_make_one_volume() {
+    let fake = Arc::new(FakeBackend::default());
+    *fake.create_delay.lock().unwrap() = Duration::from_millis(50);
+    let c = Arc::new(controller(fake.clone()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let c = c.clone();
+        tasks.spawn(async move {
+            c.create(create_request("pvc-race", 1)).await.map(|r| r.volume.unwrap().volume_id)
+        });
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    while let Some(result) = tasks.join_next().await {
+        ids.insert(result.unwrap().unwrap());
+    }
+    assert_eq!(ids.len(), 1, "every caller sees the same volume");
+    assert_eq!(fake.creates.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_incompatible_repeat_is_already_exists() {
+    let c = controller(Arc::new(FakeBackend::default()));
+    c.create(create_request("pvc-1", 1)).await.unwrap();
+    assert_eq!(code(c.create(create_request("pvc-1", 5)).await), Code::AlreadyExists);
+}
+
+#[tokio::test]
+async fn a_volume_left_in_error_by_an_earlier_attempt_is_replaced_not_duplicated() {
+    let fake = Arc::new(FakeBackend::default());
+    let mut broken = volume("old", "pvc-1", 1);
+    broken.status = VolumeStatus::Error("error".into());
+    fake.insert_volume(broken);
+    let id =
+        controller(fake.clone()).create(create_request("pvc-1", 1)).await.unwrap().volume.unwrap().volume_id;
+    let volumes = fake.volumes.lock().unwrap();
+    assert_ne!(id, "old");
+    assert_eq!(volumes.len(), 1, "the broken volume was deleted: {volumes:?}");
+}
+
+#[tokio::test]
+async fn a_create_that_ends_in_error_leaves_no_volume_behind() {
+    let fake = Arc::new(FakeBackend::default());
+    *fake.create_ends_in.lock().unwrap() = Some(VolumeStatus::Error("error".into()));
+    let result = controller(fake.clone()).create(create_request("pvc-1", 1)).await;
+    assert_eq!(code(result), Code::ResourceExhausted);
+    assert!(fake.volumes.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn create_from_a_missing_snapshot_is_not_found() {
+    let mut request = create_request("pvc-1", 1);
+    request.volume_content_source = Some(pb::VolumeContentSource {
+        r#type: Some(pb::volume_content_source::Type::Snapshot(pb::volume_content_source::SnapshotSource {
+            snapshot_id: "nope".into(),
+        })),
+    });
+    assert_eq!(code(controller(Arc::new(FakeBackend::default())).create(request).await), Code::NotFound);
+}
+
+#[tokio::test]
+async fn a_restore_bigger_than_its_snapshot_tells_the_node_to_grow_the_filesystem() {
+    let fake = Arc::new(FakeBackend::default());
+    let c = controller(fake.clone());
+    let source = c.create(create_request("src", 1)).await.unwrap().volume.unwrap().volume_id;
+    let snapshot = c
+        .create_snapshot_rpc(pb::CreateSnapshotRequest {
+            name: "snap".into(),
+            source_volume_id: source,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .snapshot
+        .unwrap();
+    let mut request = create_request("restored", 3);
+    request.volume_content_source = Some(pb::VolumeContentSource {
+        r#type: Some(pb::volume_content_source::Type::Snapshot(pb::volume_content_source::SnapshotSource {
+            snapshot_id: snapshot.snapshot_id,
+        })),
+    });
+    let restored = c.create(request).await.unwrap().volume.unwrap();
+    assert_eq!(restored.volume_context[crate::csi::context::GROW_FS], "true");
+    assert!(restored.content_source.is_some());
+}
+
+#[tokio::test]
+async fn deleting_a_missing_volume_succeeds() {
+    let c = controller(Arc::new(FakeBackend::default()));
+    c.delete(pb::DeleteVolumeRequest { volume_id: "gone".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(code(c.delete(pb::DeleteVolumeRequest::default()).await), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn deleting_an_attached_volume_is_a_failed_precondition() {
+    let fake = Arc::new(FakeBackend::default());
+    let mut attached = volume("v1", "pvc", 1);
+    attached.attachments.push(VolumeAttachment { server_id: "node-1".into(), device: None });
+    fake.insert_volume(attached);
+    let err = controller(fake)
+        .delete(pb::DeleteVolumeRequest { volume_id: "v1".into(), ..Default::default() })
+        .await;
+    assert_eq!(code(err), Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn deleting_a_volume_with_snapshots_names_them() {
+    let fake = Arc::new(FakeBackend::default());
+    let c = controller(fake.clone());
+    let id = c.create(create_request("pvc", 1)).await.unwrap().volume.unwrap().volume_id;
+    let snap = c
+        .create_snapshot_rpc(pb::CreateSnapshotRequest {
+            name: "s".into(),
+            source_volume_id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .snapshot
+        .unwrap();
+    let err =
+        c.delete(pb::DeleteVolumeRequest { volume_id: id.clone(), ..Default::default() }).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.to_string().contains(&snap.snapshot_id), "{err}");
+}
+
+fn publish_request(volume: &str, node: &str) -> pb::ControllerPublishVolumeRequest {
+    pb::ControllerPublishVolumeRequest {
+        volume_id: volume.into(),
+        node_id: node.into(),
+        volume_capability: Some(mount_cap(Mode::SingleNodeWriter)),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn publish_returns_the_volume_id_and_device_hint_and_is_idempotent() {
+    let fake = Arc::new(FakeBackend::with_servers(&["node-1"]));
+    fake.insert_volume(volume("v1", "pvc", 1));
+    let c = controller(fake.clone());
+    let first = c.publish(publish_request("v1", "node-1")).await.unwrap();
+    let again = c.publish(publish_request("v1", "node-1")).await.unwrap();
+    assert_eq!(first.publish_context[crate::csi::context::VOLUME_ID], "v1");
+    assert_eq!(first.publish_context[crate::csi::context::DEVICE_PATH], "/dev/vdb");
+    assert_eq!(first, again);
+    assert_eq!(fake.volumes.lock().unwrap()["v1"].attachments.len(), 1);
+}
+
+#[tokio::test]
+async fn publish_validates_its_arguments_and_finds_what_is_missing() {
+    let fake = Arc::new(FakeBackend::with_servers(&["node-1"]));
+    fake.insert_volume(volume("v1", "pvc", 1));
+    let c = controller(fake);
+    assert_eq!(code(c.publish(publish_request("", "node-1")).await), Code::InvalidArgument);
+    assert_eq!(code(c.publish(publish_request("v1", "")).await), Code::InvalidArgument);
+    let mut no_cap = publish_request("v1", "node-1");
+    no_cap.volume_capability = None;
+    assert_eq!(code(c.publish(no_cap).await), Code::InvalidArgument);
+    assert_eq!(code(c.publish(publish_request("missing", "node-1")).await), Code::NotFound);
+    assert_eq!(code(c.publish(publish_request("v1", "no-such-node")).await), Code::NotFound);
+}
+
+#[tokio::test]
+async fn publish_past_the_node_limit_is_resource_exhausted() {
+    let fake = Arc::new(FakeBackend::with_servers(&["node-1"]));
+    for id in ["v1", "v2", "v3"] {
+        fake.insert_volume(volume(id, id, 1));
+    }
+    let c = controller(fake);
+    c.publish(publish_request("v1", "node-1")).await.unwrap();
+    c.publish(publish_request("v2", "node-1")).await.unwrap();
+    assert_eq!(code(c.publish(publish_request("v3", "node-1")).await), Code::ResourceExhausted);
+    c.publish(publish_request("v2", "node-1")).await.expect("a repeat at the limit is still fine");
+}
+
+#[tokio::test]
+async fn a_single_attach_volume_cannot_be_published_to_a_second_node() {
+    let fake = Arc::new(FakeBackend::with_servers(&["node-1", "node-2"]));
+    fake.insert_volume(volume("v1", "pvc", 1));
+    let c = controller(fake);
+    c.publish(publish_request("v1", "node-1")).await.unwrap();
+    assert_eq!(code(c.publish(publish_request("v1", "node-2")).await), Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn unpublish_succeeds_when_the_volume_or_node_is_gone() {
+    let fake = Arc::new(FakeBackend::with_servers(&["node-1"]));
+    fake.insert_volume(volume("v1", "pvc", 1));
+    let c = controller(fake.clone());
+    c.publish(publish_request("v1", "node-1")).await.unwrap();
+    let request = |v: &str, n: &str| pb::ControllerUnpublishVolumeRequest {
+        volume_id: v.into(),
+        node_id: n.into(),
+        ..Default::default()
+    };
+    c.unpublish(request("v1", "node-1")).await.unwrap();
+    assert!(fake.volumes.lock().unwrap()["v1"].attachments.is_empty());
+    c.unpublish(request("v1", "node-1")).await.expect("already detached");
+    c.unpublish(request("gone", "node-1")).await.expect("volume gone");
+    c.unpublish(request("v1", "deleted-node")).await.expect("node gone");
+}
+
+#[tokio::test]
+async fn list_volumes_pages_with_tokens_and_aborts_on_a_bad_token() {
+    let fake = Arc::new(FakeBackend::with_servers(&["node-1"]));
+    for id in ["a1", "a2", "a3"] {
+        fake.insert_volume(volume(id, id, 1));
+    }
+    let c = controller(fake);
+    c.publish(publish_request("a2", "node-1")).await.unwrap();
+    let first =
+        c.list(pb::ListVolumesRequest { max_entries: 2, starting_token: String::new() }).await.unwrap();
+    assert_eq!(first.entries.len(), 2);
+    assert!(!first.next_token.is_empty());
+    let second =
+        c.list(pb::ListVolumesRequest { max_entries: 2, starting_token: first.next_token }).await.unwrap();
+    assert_eq!(second.entries.len(), 1);
+    assert!(second.next_token.is_empty());
+    let published: Vec<_> =
+        first.entries.iter().flat_map(|e| e.status.clone().unwrap().published_node_ids).collect();
+    assert_eq!(published, vec!["node-1".to_string()]);
+    assert_eq!(
+        code(c.list(pb::ListVolumesRequest { max_entries: 1, starting_token: "zz-none".into() }).await),
+        Code::Aborted
+    );
+    assert_eq!(
+        code(c.list(pb::ListVolumesRequest { max_entries: 1, starting_token: "bad token!".into() }).await),
+        Code::Aborted
+    );
+    assert_eq!(
+        code(c.list(pb::ListVolumesRequest { max_entries: -1, starting_token: String::new() }).await),
+        Code::InvalidArgument
+    );
+}
+
+#[tokio::test]
+async fn get_volume_reports_an_error_state_as_an_abnormal_condition() {
+    let fake = Arc::new(FakeBackend::default());
+    let mut broken = volume("v1", "pvc", 1);
+    broken.status = VolumeStatus::Error("error_extending".into());
+    fake.insert_volume(broken);
+    let c = controller(fake);
+    let status =
+        c.get(pb::ControllerGetVolumeRequest { volume_id: "v1".into() }).await.unwrap().status.unwrap();
+    let condition = status.volume_condition.unwrap();
+    assert!(condition.abnormal);
+    assert!(condition.message.contains("error_extending"), "{}", condition.message);
+    assert_eq!(
+        code(c.get(pb::ControllerGetVolumeRequest { volume_id: "gone".into() }).await),
+        Code::NotFound
+    );
+}
+
+#[tokio::test]
+async fn validate_confirms_supported_capabilities_only() {
+    let fake = Arc::new(FakeBackend::default());
+    fake.insert_volume(volume("v1", "pvc", 1));
+    let c = controller(fake);
+    let request = |cap| pb::ValidateVolumeCapabilitiesRequest {
+        volume_id: "v1".into(),
+        volume_capabilities: vec![cap],
+        ..Default::default()
+    };
+    assert!(c.validate(request(mount_cap(Mode::SingleNodeWriter))).await.unwrap().confirmed.is_some());
+    let refused = c.validate(request(block_cap(Mode::MultiNodeMultiWriter))).await.unwrap();
+    assert!(refused.confirmed.is_none() && !refused.message.is_empty());
+    let missing = pb::ValidateVolumeCapabilitiesRequest {
+        volume_id: "x".into(),
+        ..request(mount_cap(Mode::SingleNodeWriter))
+    };
+    assert_eq!(code(c.validate(missing).await), Code::NotFound);
+}
+
+#[tokio::test]
+async fn expansion_grows_filesystem_volumes_and_is_idempotent() {
+    let fake = Arc::new(FakeBackend::default());
+    fake.insert_volume(volume("v1", "pvc", 1));
+    let c = controller(fake.clone());
+    let request = |gib: i64, cap| pb::ControllerExpandVolumeRequest {
+        volume_id: "v1".into(),
+        capacity_range: Some(pb::CapacityRange { required_bytes: gib * GIB, limit_bytes: 0 }),
+        volume_capability: Some(cap),
+        ..Default::default()
+    };
+    let grown = c.expand_rpc(request(3, mount_cap(Mode::SingleNodeWriter))).await.unwrap();
+    assert_eq!(grown.capacity_bytes, 3 * GIB);
+    assert!(grown.node_expansion_required);
+    let again = c.expand_rpc(request(2, block_cap(Mode::SingleNodeWriter))).await.unwrap();
+    assert_eq!(again.capacity_bytes, 3 * GIB, "already big enough");
+    assert!(!again.node_expansion_required, "raw block needs no node step");
+    assert_eq!(fake.volumes.lock().unwrap()["v1"].size_gib, 3);
+}
+
+#[tokio::test]
+async fn snapshots_are_idempotent_by_name_and_need_an_existing_source() {
+    let fake = Arc::new(FakeBackend::default());
+    fake.insert_volume(volume("v1", "pvc", 2));
+    let c = controller(fake);
+    let request = |name: &str, source: &str| pb::CreateSnapshotRequest {
+        name: name.into(),
+        source_volume_id: source.into(),
+        ..Default::default()
+    };
+    let first = c.create_snapshot_rpc(request("snap-1", "v1")).await.unwrap().snapshot.unwrap();
+    let again = c.create_snapshot_rpc(request("snap-1", "v1")).await.unwrap().snapshot.unwrap();
+    assert_eq!(first.snapshot_id, again.snapshot_id);
+    assert!(first.ready_to_use);
+    assert_eq!(first.size_bytes, 2 * GIB);
+    assert_eq!(code(c.create_snapshot_rpc(request("snap-2", "missing")).await), Code::NotFound);
+    assert_eq!(code(c.create_snapshot_rpc(request("", "v1")).await), Code::InvalidArgument);
+    let listed = c
+        .list_snapshots_rpc(pb::ListSnapshotsRequest { source_volume_id: "v1".into(), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(listed.entries.len(), 1);
+    c.delete_snapshot_rpc(pb::DeleteSnapshotRequest {
+        snapshot_id: first.snapshot_id.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    c.delete_snapshot_rpc(pb::DeleteSnapshotRequest { snapshot_id: first.snapshot_id, ..Default::default() })
+        .await
+        .expect("deleting a deleted snapshot succeeds");
+}
