@@ -107,10 +107,10 @@ impl Backend for FakeBackend {
         marker: Option<&str>,
     ) -> Result<Page<Volume>, CloudError> {
         let volumes = self.volumes.lock().unwrap();
-        if let Some(m) = marker {
-            if !volumes.contains_key(m) {
-                return Err(CloudError::InvalidInput(format!("marker {m} not found")));
-            }
+        if let Some(m) = marker
+            && !volumes.contains_key(m)
+        {
+            return Err(CloudError::InvalidInput(format!("marker {m} not found")));
         }
         let after: Vec<Volume> =
             volumes.values().filter(|v| marker.is_none_or(|m| v.id.as_str() > m)).cloned().collect();
