@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod csi;
+pub mod emulator;
 pub mod server;
 pub mod telemetry;
 
