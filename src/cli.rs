@@ -83,7 +83,7 @@ pub struct CommonArgs {
 }
 
 /// The modes of the binary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Subcommand)]
+#[derive(Clone, Debug, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Serve Identity and Controller (one or more replicas per cluster, with the sidecars).
     Controller,
@@ -91,6 +91,45 @@ pub enum Command {
     Node,
     /// Serve Identity, Controller and Node in one process.
     All,
+    /// Run the embedded cloud emulator (Keystone, Cinder, Nova, metadata) on this machine.
+    Emulator(EmulatorArgs),
+}
+
+/// Flags of the `emulator` mode.
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
+pub struct EmulatorArgs {
+    /// Address of the API listener (Keystone, Cinder, Nova, /_emulator).
+    #[arg(long, env = "EMULATOR_LISTEN", default_value = "127.0.0.1:8780")]
+    pub listen: SocketAddr,
+    /// Address of the instance metadata service; `off` to serve none.
+    #[arg(long, env = "EMULATOR_METADATA_ADDRESS", default_value = "127.0.0.1:8781", value_parser = parse_optional_address)]
+    pub metadata_address: Option<SocketAddr>,
+    /// Directory holding volumes (sparse files) and state.json; state survives restarts.
+    #[arg(long, env = "EMULATOR_STATE_DIR", default_value = "/var/tmp/cinder-evs-csi-emulator")]
+    pub state_dir: PathBuf,
+    /// Directory for the virtio-<id> links of volumes attached to this host
+    /// (default <state-dir>/by-id).
+    #[arg(long, env = "EMULATOR_BY_ID_DIR")]
+    pub by_id_dir: Option<PathBuf>,
+    /// Time each state transition takes (creating, attaching, extending, ...).
+    #[arg(long, env = "EMULATOR_LATENCY", default_value = "500ms", value_parser = parse_duration)]
+    pub latency: Duration,
+    /// Seed of the fault-injection randomness.
+    #[arg(long, env = "EMULATOR_SEED", default_value_t = 0)]
+    pub seed: u64,
+    /// Server id of this host (what the metadata service reports); random and kept otherwise.
+    #[arg(long, env = "EMULATOR_SERVER_ID")]
+    pub server_id: Option<String>,
+    /// Host name to put in catalog URLs (default: the listen address).
+    #[arg(long, env = "EMULATOR_PUBLIC_HOST")]
+    pub public_host: Option<String>,
+}
+
+fn parse_optional_address(text: &str) -> Result<Option<SocketAddr>, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|e| format!("{text:?}: {e}"))
 }
 
 /// Why the binary stopped with a failure.
@@ -116,6 +155,9 @@ pub enum CliError {
     /// The controller could not be set up.
     #[error(transparent)]
     Controller(#[from] crate::wiring::WiringError),
+    /// The emulator could not start.
+    #[error(transparent)]
+    Emulator(#[from] crate::emulator::EmulatorError),
 }
 
 fn parse_driver_name(name: &str) -> Result<String, String> {
@@ -170,6 +212,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         "starting cinder-evs-csi"
     );
 
+    if let Command::Emulator(args) = &cli.command {
+        return run_emulator(args).await;
+    }
+
     let metrics = Metrics::new();
     let _metrics_task = match common.metrics_address {
         Some(address) => {
@@ -195,6 +241,62 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 
 /// What must live as long as the server: the config watch and the readiness probe task.
 type KeepAlive = (Option<crate::config::watch::ConfigWatch>, Option<AbortOnDrop>);
+
+/// Runs the cloud emulator until SIGTERM/SIGINT, after printing its endpoints and credentials.
+async fn run_emulator(args: &EmulatorArgs) -> Result<(), CliError> {
+    use crate::emulator::{EmulatorConfig, start};
+    let mut config = EmulatorConfig {
+        listen: args.listen,
+        metadata_listen: args.metadata_address,
+        state_dir: args.state_dir.clone(),
+        by_id_dir: args.by_id_dir.clone(),
+        public_host: args.public_host.clone(),
+        latency: args.latency,
+        seed: args.seed,
+        ..EmulatorConfig::default()
+    };
+    if let Some(id) = &args.server_id {
+        for server in config.servers.iter_mut().filter(|s| s.this_host) {
+            server.id = Some(id.clone());
+        }
+    }
+    let handle = start(config).await?;
+    println!("{}", emulator_banner(&handle));
+    server::termination_signal().await;
+    handle.shutdown().await;
+    tracing::info!("emulator stopped");
+    Ok(())
+}
+
+/// What the emulator prints at start: endpoints and the credentials of its users.
+fn emulator_banner(handle: &crate::emulator::EmulatorHandle) -> String {
+    let mut lines = vec![
+        "cinder-evs-csi emulator".to_string(),
+        format!("  OS_AUTH_URL={}", handle.auth_url()),
+        format!("  OS_REGION_NAME={}", handle.region()),
+        format!("  volume   {}/volume/v3/<project_id>", handle.base_url()),
+        format!("  compute  {}/compute/v2.1", handle.base_url()),
+        format!("  admin    {}/_emulator", handle.base_url()),
+    ];
+    if let Some(url) = handle.metadata_url() {
+        lines.push(format!("  metadata {url}/openstack/latest/meta_data.json"));
+    }
+    if let Some(id) = handle.this_host_server_id() {
+        lines.push(format!("  this host's server id: {id}"));
+    }
+    for name in ["admin", "demo"] {
+        if let Some(c) = handle.credentials(name) {
+            lines.push(format!(
+                "  user {} / password {} (domain {}), project {} ({})",
+                c.username, c.password, c.user_domain_name, c.project_name, c.project_id
+            ));
+            if let Some((id, app_name, secret)) = &c.application_credential {
+                lines.push(format!("    application credential {app_name}: id {id} secret {secret}"));
+            }
+        }
+    }
+    lines.join("\n")
+}
 
 /// The gRPC services of the chosen mode.
 fn routes(cli: &Cli, metrics: Arc<Metrics>) -> Result<(tonic::service::Routes, KeepAlive), CliError> {
@@ -273,6 +375,18 @@ mod tests {
         assert_eq!(cli.common.driver_name, DEFAULT_DRIVER_NAME);
         assert_eq!(cli.common.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(cli.common.node_id.as_deref(), Some("srv-1"));
+    }
+
+    #[test]
+    fn emulator_flags_default_and_parse() {
+        let cli =
+            Cli::try_parse_from(["cinder-evs-csi", "emulator", "--metadata-address", "off", "--seed", "9"])
+                .unwrap();
+        let Command::Emulator(args) = cli.command else { panic!("not the emulator mode") };
+        assert_eq!(args.metadata_address, None);
+        assert_eq!(args.seed, 9);
+        assert_eq!(args.listen, "127.0.0.1:8780".parse().unwrap());
+        assert_eq!(args.latency, Duration::from_millis(500));
     }
 
     #[test]

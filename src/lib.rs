@@ -14,6 +14,7 @@ pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod csi;
+pub mod emulator;
 pub mod server;
 pub mod telemetry;
 pub mod wiring;

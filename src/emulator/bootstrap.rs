@@ -1,0 +1,172 @@
+//! Applies the config to a fresh or loaded world: domains, projects, users, application
+//! credentials, servers, zones and quotas (config wins; ids already issued are kept), and the
+//! devstack-like volume types on first start.
+
+use super::clock::now_ms;
+use super::config::{EmulatorConfig, cinder_default_quotas};
+use super::errors::EmulatorError;
+use super::model::*;
+use super::store::World;
+
+/// A Keystone-style id: 32 hex digits.
+pub fn keystone_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A resource id: a hyphenated UUID.
+pub fn resource_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Brings the world in line with the config.
+pub fn apply(world: &mut World, config: &EmulatorConfig) -> Result<(), EmulatorError> {
+    if config.availability_zones.is_empty() {
+        return Err(EmulatorError::Config("at least one availability zone is needed".into()));
+    }
+    world.availability_zones = config.availability_zones.clone();
+    let mut quotas = cinder_default_quotas();
+    quotas.extend(config.default_quotas.clone());
+    world.default_quotas = quotas;
+    for user in &config.users {
+        let domain_id = domain(world, &user.domain);
+        let project_id = project(world, &user.project, &domain_id);
+        let user_id = match world.users.values().find(|u| u.name == user.name && u.domain_id == domain_id) {
+            Some(u) => u.id.clone(),
+            None => {
+                let id = keystone_id();
+                world.users.insert(
+                    id.clone(),
+                    User {
+                        id: id.clone(),
+                        name: user.name.clone(),
+                        domain_id: domain_id.clone(),
+                        password: String::new(),
+                        default_project_id: None,
+                        roles: Default::default(),
+                    },
+                );
+                id
+            }
+        };
+        let record = world.users.get_mut(&user_id).expect("just ensured");
+        record.password = user.password.clone();
+        record.default_project_id = Some(project_id.clone());
+        record.roles.insert(project_id.clone(), user.roles.clone());
+        if let Some((name, secret)) = &user.app_credential {
+            let existing =
+                world.app_credentials.values_mut().find(|c| c.user_id == user_id && &c.name == name);
+            match existing {
+                Some(credential) => {
+                    credential.secret = secret.clone();
+                    credential.project_id = project_id.clone();
+                }
+                None => {
+                    let id = keystone_id();
+                    world.app_credentials.insert(
+                        id.clone(),
+                        AppCredential {
+                            id,
+                            name: name.clone(),
+                            secret: secret.clone(),
+                            user_id: user_id.clone(),
+                            project_id: project_id.clone(),
+                            expires_at_ms: None,
+                        },
+                    );
+                }
+            }
+        }
+        world.store_mut(&project_id);
+    }
+    for server in &config.servers {
+        let project_id = world.project(&server.project).map(|p| p.id.clone()).ok_or_else(|| {
+            EmulatorError::Config(format!("server {} names unknown project {}", server.name, server.project))
+        })?;
+        let zone = server.availability_zone.clone().unwrap_or_else(|| config.availability_zones[0].clone());
+        let existing = world
+            .servers
+            .values()
+            .find(|s| server.id.as_ref().map_or(s.name == server.name, |id| &s.id == id))
+            .map(|s| s.id.clone());
+        let id = existing.or_else(|| server.id.clone()).unwrap_or_else(resource_id);
+        let created_at_ms = world.servers.get(&id).map_or_else(now_ms, |s| s.created_at_ms);
+        world.servers.insert(
+            id.clone(),
+            Server {
+                id,
+                name: server.name.clone(),
+                project_id,
+                availability_zone: zone,
+                this_host: server.this_host,
+                created_at_ms,
+            },
+        );
+    }
+    if world.volume_types.is_empty() {
+        default_types(world);
+    }
+    if world.group_types.is_empty() {
+        let id = resource_id();
+        world.group_types.insert(
+            id.clone(),
+            GroupType {
+                id,
+                name: "default_group_type".into(),
+                description: Some("Default group type".into()),
+                is_public: true,
+                group_specs: Default::default(),
+            },
+        );
+    }
+    Ok(())
+}
+
+fn domain(world: &mut World, name: &str) -> String {
+    if let Some(d) = world.domains.values().find(|d| d.name == name) {
+        return d.id.clone();
+    }
+    let id = if name == "Default" { "default".to_string() } else { keystone_id() };
+    world.domains.insert(id.clone(), Domain { id: id.clone(), name: name.into() });
+    id
+}
+
+fn project(world: &mut World, name: &str, domain_id: &str) -> String {
+    if let Some(p) = world.projects.values().find(|p| p.name == name && p.domain_id == domain_id) {
+        return p.id.clone();
+    }
+    let id = keystone_id();
+    world
+        .projects
+        .insert(id.clone(), Project { id: id.clone(), name: name.into(), domain_id: domain_id.into() });
+    id
+}
+
+fn default_types(world: &mut World) {
+    let specs = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let types = [
+        ("__DEFAULT__", "Default Volume Type", specs(&[])),
+        ("lvmdriver-1", "LVM volumes", specs(&[("volume_backend_name", "lvmdriver-1")])),
+        (
+            "multiattach",
+            "Volumes that several servers may attach",
+            specs(&[("volume_backend_name", "lvmdriver-1"), ("multiattach", "<is> True")]),
+        ),
+        ("fast", "Volumes on the fast backend", specs(&[("volume_backend_name", "fastdriver")])),
+    ];
+    for (name, description, extra_specs) in types {
+        let id = resource_id();
+        if name == "__DEFAULT__" {
+            world.default_volume_type_id = id.clone();
+        }
+        world.volume_types.insert(
+            id.clone(),
+            VolumeType {
+                id,
+                name: name.into(),
+                description: Some(description.into()),
+                is_public: true,
+                extra_specs,
+            },
+        );
+    }
+}

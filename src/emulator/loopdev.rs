@@ -1,0 +1,85 @@
+//! Loop devices and by-id links for volumes attached to the server that is this host, so a
+//! node plugin finds `virtio-<id prefix>` as it would on a KVM guest.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Whether this process may set up loop devices.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The by-id link name of a volume: `virtio-` and the first 20 characters of its id, as the
+/// virtio-blk serial is truncated to 20 bytes.
+pub fn link_name(volume_id: &str) -> String {
+    let prefix: String = volume_id.chars().take(20).collect();
+    format!("virtio-{prefix}")
+}
+
+/// Attaches `file` to a free loop device and returns the device path.
+pub fn attach(file: &Path) -> io::Result<String> {
+    let output = Command::new("losetup").arg("--find").arg("--show").arg(file).output()?;
+    if !output.status.success() {
+        return Err(io::Error::other(format!(
+            "losetup --find --show {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// Detaches a loop device.
+pub fn detach(device: &str) -> io::Result<()> {
+    run(Command::new("losetup").arg("-d").arg(device))
+}
+
+/// Makes the kernel re-read the size of the backing file (after an extend).
+pub fn refresh(device: &str) -> io::Result<()> {
+    run(Command::new("losetup").arg("-c").arg(device))
+}
+
+/// The file a loop device is backed by, if it is set up.
+pub fn backing_file(device: &str) -> Option<PathBuf> {
+    let name = Path::new(device).file_name()?.to_str()?;
+    let text = std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file")).ok()?;
+    Some(PathBuf::from(text.trim()))
+}
+
+/// Creates (or replaces) the by-id link of a volume pointing at `device`.
+pub fn link(dir: &Path, volume_id: &str, device: &str) -> io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(link_name(volume_id));
+    let _ = std::fs::remove_file(&path);
+    std::os::unix::fs::symlink(device, &path)?;
+    Ok(path)
+}
+
+/// Removes a link if it is there.
+pub fn unlink(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn run(command: &mut Command) -> io::Result<()> {
+    let output = command.output()?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("{command:?}: {}", String::from_utf8_lossy(&output.stderr).trim())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_names_follow_the_virtio_serial() {
+        assert_eq!(link_name("0123456789abcdef0123456789"), "virtio-0123456789abcdef0123");
+        assert_eq!(link_name("short"), "virtio-short");
+    }
+}

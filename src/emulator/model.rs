@@ -1,0 +1,394 @@
+//! The emulated cloud's resources, independent of any one API's JSON view, so that the Cinder
+//! view and a Huawei EVS view can read and write the same volume store.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Free-form string metadata, as both Cinder and EVS keep it.
+pub type Metadata = BTreeMap<String, String>;
+
+/// An operation in flight: the resource reaches its next state at `due_ms` unless a stuck or
+/// fail rule holds it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Pending {
+    /// What completes.
+    pub op: Op,
+    /// When it completes (milliseconds since the epoch).
+    pub due_ms: u64,
+}
+
+/// The operations whose completion is deferred by the configured latency.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// creating → available.
+    Create,
+    /// deleting → gone.
+    Delete,
+    /// extending → the previous status, at the new size.
+    Extend {
+        /// The size in GiB once done.
+        new_size: u64,
+        /// The status to return to.
+        back_to: String,
+    },
+    /// attaching → in-use.
+    Attach {
+        /// The attachment that completes.
+        attachment_id: String,
+    },
+    /// detaching → available (or in-use while other attachments remain).
+    Detach {
+        /// The attachment that goes away.
+        attachment_id: String,
+    },
+    /// retyping → the previous status, with the new type when allowed.
+    Retype {
+        /// The type id once done.
+        new_type_id: String,
+        /// Whether the change may happen (false when it needs a migration that is not allowed).
+        allowed: bool,
+        /// The status to return to.
+        back_to: String,
+    },
+    /// A volume busy with a backup (backing-up) or a restore (restoring-backup) returns to
+    /// `back_to`.
+    Return {
+        /// The status to return to.
+        back_to: String,
+    },
+}
+
+/// One attachment of a volume to a server (Nova or the attachments API).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Attachment {
+    /// The attachment id.
+    pub id: String,
+    /// The server (instance) id, if any.
+    pub server_id: Option<String>,
+    /// The guest device name, e.g. `/dev/vdb`.
+    pub device: Option<String>,
+    /// reserved, attaching, attached, detaching.
+    pub status: String,
+    /// `rw` or `ro`.
+    pub mode: String,
+    /// The connector the caller gave, if any.
+    pub connector: Option<Value>,
+    /// When the attachment was made.
+    pub attached_at_ms: u64,
+    /// The loop device backing it on this host, when one was set up.
+    pub host_device: Option<String>,
+    /// The by-id symlink made for it, when one was made.
+    pub by_id_link: Option<String>,
+}
+
+/// A block volume (Cinder volume, EVS disk).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Volume {
+    /// The id (UUID).
+    pub id: String,
+    /// The owning project.
+    pub project_id: String,
+    /// The creating user.
+    pub user_id: String,
+    /// The name ("" when none).
+    pub name: String,
+    /// The description.
+    pub description: Option<String>,
+    /// Size in GiB.
+    pub size: u64,
+    /// The status, spelled as Cinder spells it.
+    pub status: String,
+    /// The volume type id.
+    pub volume_type_id: String,
+    /// The availability zone.
+    pub availability_zone: String,
+    /// Bootable flag.
+    pub bootable: bool,
+    /// Read-only flag (admin metadata in Cinder).
+    pub readonly: bool,
+    /// Whether more than one server may attach it.
+    pub multiattach: bool,
+    /// User metadata.
+    pub metadata: Metadata,
+    /// The snapshot it was made from.
+    pub snapshot_id: Option<String>,
+    /// The volume it was cloned from.
+    pub source_volid: Option<String>,
+    /// The backup it was restored from.
+    pub backup_id: Option<String>,
+    /// The group it belongs to.
+    pub group_id: Option<String>,
+    /// migrating, success, error, ...
+    pub migration_status: Option<String>,
+    /// Current attachments.
+    pub attachments: Vec<Attachment>,
+    /// Creation time (ms).
+    pub created_at_ms: u64,
+    /// Last update time (ms).
+    pub updated_at_ms: Option<u64>,
+    /// The operation in flight.
+    pub pending: Option<Pending>,
+    /// Fields only one API family knows (e.g. EVS tags), kept opaque by the core.
+    #[serde(default)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// A volume snapshot.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Snapshot {
+    /// The id.
+    pub id: String,
+    /// The owning project.
+    pub project_id: String,
+    /// The creating user.
+    pub user_id: String,
+    /// The name.
+    pub name: String,
+    /// The description.
+    pub description: Option<String>,
+    /// The source volume.
+    pub volume_id: String,
+    /// Size in GiB (the volume's size at the time).
+    pub size: u64,
+    /// creating, available, deleting, error, ...
+    pub status: String,
+    /// User metadata.
+    pub metadata: Metadata,
+    /// The group snapshot it belongs to.
+    pub group_snapshot_id: Option<String>,
+    /// Creation time (ms).
+    pub created_at_ms: u64,
+    /// Last update time (ms).
+    pub updated_at_ms: Option<u64>,
+    /// The operation in flight.
+    pub pending: Option<Pending>,
+    /// Family-specific fields.
+    #[serde(default)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// A volume backup.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Backup {
+    /// The id.
+    pub id: String,
+    /// The owning project.
+    pub project_id: String,
+    /// The name.
+    pub name: String,
+    /// The description.
+    pub description: Option<String>,
+    /// The source volume.
+    pub volume_id: String,
+    /// The snapshot it was taken from, if any.
+    pub snapshot_id: Option<String>,
+    /// Size in GiB.
+    pub size: u64,
+    /// creating, available, deleting, restoring, error.
+    pub status: String,
+    /// Whether it is incremental.
+    pub is_incremental: bool,
+    /// The container name.
+    pub container: Option<String>,
+    /// User metadata.
+    pub metadata: Metadata,
+    /// Creation time (ms).
+    pub created_at_ms: u64,
+    /// Last update time (ms).
+    pub updated_at_ms: Option<u64>,
+    /// The operation in flight.
+    pub pending: Option<Pending>,
+}
+
+/// A generic volume group.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Group {
+    /// The id.
+    pub id: String,
+    /// The owning project.
+    pub project_id: String,
+    /// The name.
+    pub name: String,
+    /// The description.
+    pub description: Option<String>,
+    /// The group type id.
+    pub group_type_id: String,
+    /// The volume type ids allowed in it.
+    pub volume_type_ids: Vec<String>,
+    /// The availability zone.
+    pub availability_zone: String,
+    /// creating, available, deleting, error.
+    pub status: String,
+    /// Creation time (ms).
+    pub created_at_ms: u64,
+    /// The operation in flight.
+    pub pending: Option<Pending>,
+}
+
+/// A snapshot of every volume of a group.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GroupSnapshot {
+    /// The id.
+    pub id: String,
+    /// The owning project.
+    pub project_id: String,
+    /// The name.
+    pub name: String,
+    /// The description.
+    pub description: Option<String>,
+    /// The group.
+    pub group_id: String,
+    /// The group type id.
+    pub group_type_id: String,
+    /// creating, available, deleting, error.
+    pub status: String,
+    /// Creation time (ms).
+    pub created_at_ms: u64,
+    /// The operation in flight.
+    pub pending: Option<Pending>,
+}
+
+/// A group type.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GroupType {
+    /// The id.
+    pub id: String,
+    /// The name.
+    pub name: String,
+    /// The description.
+    pub description: Option<String>,
+    /// Whether every project sees it.
+    pub is_public: bool,
+    /// Group specs.
+    pub group_specs: Metadata,
+}
+
+/// A volume type.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct VolumeType {
+    /// The id.
+    pub id: String,
+    /// The name.
+    pub name: String,
+    /// The description.
+    pub description: Option<String>,
+    /// Whether every project sees it.
+    pub is_public: bool,
+    /// Extra specs (`multiattach`, `volume_backend_name`, ...).
+    pub extra_specs: Metadata,
+}
+
+impl VolumeType {
+    /// Whether the type's extra specs make its volumes multi-attachable.
+    pub fn multiattach(&self) -> bool {
+        self.extra_specs.get("multiattach").is_some_and(|v| v.trim().eq_ignore_ascii_case("<is> True"))
+    }
+
+    /// The backend a type's volumes live on (a retype across backends needs a migration).
+    pub fn backend(&self) -> Option<&str> {
+        self.extra_specs.get("volume_backend_name").map(String::as_str)
+    }
+}
+
+/// A compute server volumes attach to.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Server {
+    /// The id.
+    pub id: String,
+    /// The name (also the metadata service's hostname).
+    pub name: String,
+    /// The owning project.
+    pub project_id: String,
+    /// The availability zone.
+    pub availability_zone: String,
+    /// Whether this server is the machine the emulator runs on: attaching to it makes a loop
+    /// device and a by-id link.
+    pub this_host: bool,
+    /// Creation time (ms).
+    pub created_at_ms: u64,
+}
+
+/// Per-project limits; `-1` means unlimited.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Quotas {
+    /// Limits by resource name (`volumes`, `gigabytes`, `snapshots`, `volumes_<type>`, ...).
+    pub limits: BTreeMap<String, i64>,
+}
+
+/// A Keystone project.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Project {
+    /// The id (32 hex digits, like Keystone's).
+    pub id: String,
+    /// The name.
+    pub name: String,
+    /// The domain id.
+    pub domain_id: String,
+}
+
+/// A Keystone domain.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Domain {
+    /// The id.
+    pub id: String,
+    /// The name.
+    pub name: String,
+}
+
+/// A Keystone user with one role list per project.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct User {
+    /// The id.
+    pub id: String,
+    /// The name.
+    pub name: String,
+    /// The domain id.
+    pub domain_id: String,
+    /// The password.
+    pub password: String,
+    /// The default project.
+    pub default_project_id: Option<String>,
+    /// Role names by project id.
+    pub roles: BTreeMap<String, Vec<String>>,
+}
+
+/// A Keystone application credential (bound to one user and project).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AppCredential {
+    /// The id.
+    pub id: String,
+    /// The name.
+    pub name: String,
+    /// The secret.
+    pub secret: String,
+    /// The owning user.
+    pub user_id: String,
+    /// The project it is bound to.
+    pub project_id: String,
+    /// When it expires (ms), if ever.
+    pub expires_at_ms: Option<u64>,
+}
+
+/// An issued token.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Token {
+    /// The user.
+    pub user_id: String,
+    /// The scoped project (None: unscoped).
+    pub project_id: Option<String>,
+    /// The roles in that project.
+    pub roles: Vec<String>,
+    /// The auth methods used.
+    pub methods: Vec<String>,
+    /// When it was issued (ms).
+    pub issued_at_ms: u64,
+    /// When it expires (ms).
+    pub expires_at_ms: u64,
+    /// The application credential used, if any.
+    pub app_credential_id: Option<String>,
+    /// The audit id.
+    pub audit_id: String,
+}

@@ -1,0 +1,63 @@
+//! The middleware in front of every API route: counts the request by method and route
+//! template, then applies the fault rules and the rate limit.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::ADMIN_PREFIX;
+use super::errors::{ApiError, Family};
+use super::faults::Verdict;
+use super::store::Cloud;
+
+/// Counts, then injects faults; the admin API is neither counted nor faulted.
+pub async fn observe(
+    State(cloud): State<Cloud>,
+    matched: MatchedPath,
+    request: Request,
+    next: Next,
+) -> Response {
+    let template = matched.as_str().to_owned();
+    if template.starts_with(ADMIN_PREFIX) {
+        return next.run(request).await;
+    }
+    let method = request.method().as_str().to_owned();
+    cloud.counters().hit(&method, &template);
+    match cloud.faults().judge(&method, &template) {
+        Verdict::Pass => next.run(request).await,
+        Verdict::Delay(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            next.run(request).await
+        }
+        Verdict::Error { status, retry_after, message } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            tracing::debug!(%method, %template, %status, "emulator: injected error");
+            ApiError::new(Family::of_path(&template), status, message)
+                .with_retry_after(retry_after)
+                .into_response()
+        }
+        Verdict::Drop => {
+            tracing::debug!(%method, %template, "emulator: injected dropped connection");
+            dropped()
+        }
+    }
+}
+
+/// A response whose body fails after the headers: hyper then closes the connection, so the
+/// client sees the connection drop mid-response.
+fn dropped() -> Response {
+    let stream = tokio_stream::once(Err::<Bytes, std::io::Error>(std::io::Error::other("injected drop")));
+    let mut response = Response::new(Body::from_stream(stream));
+    response.headers_mut().insert(header::CONTENT_LENGTH, header::HeaderValue::from_static("64"));
+    response
+}
+
+/// 404 for unknown paths, shaped like the family the path belongs to.
+pub async fn not_found(uri: Uri) -> Response {
+    let family = Family::of_path(uri.path());
+    ApiError::not_found(family, "The resource could not be found.").into_response()
+}
