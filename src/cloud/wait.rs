@@ -77,6 +77,7 @@ struct Entry<T> {
     registered_wall: SystemTime,
     next_due: Instant,
     last_fetched: Instant,
+    needs_first_look: bool,
     waiters: usize,
 }
 
@@ -136,15 +137,17 @@ impl<S: StatusSource> Waiter<S> {
     }
 
     /// Waits until `check` accepts an observation of `id`, fails, or `timeout` passes.
-    /// `check` sees `None` when the resource is gone.
+    /// `check` sees `None` when the resource is gone. `seed` is a state the caller has just
+    /// seen (e.g. the answer to a create): it spares the first poll.
     pub async fn wait(
         &self,
         id: &str,
+        seed: Option<S::Item>,
         mut check: impl FnMut(Option<&S::Item>) -> Check,
         timeout: Duration,
         what: &str,
     ) -> Result<Option<S::Item>, CloudError> {
-        let mut latest = self.register(id);
+        let mut latest = self.register(id, seed);
         let _registration = Registration { inner: self.inner.clone(), id: id.to_string() };
         self.inner.wake.notify_one();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -170,7 +173,7 @@ impl<S: StatusSource> Waiter<S> {
         }
     }
 
-    fn register(&self, id: &str) -> watch::Receiver<Observation<S::Item>> {
+    fn register(&self, id: &str, seed: Option<S::Item>) -> watch::Receiver<Observation<S::Item>> {
         let mut entries = self.inner.entries.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let entry = entries.entry(id.to_string()).or_insert_with(|| Entry {
@@ -179,14 +182,28 @@ impl<S: StatusSource> Waiter<S> {
             registered_wall: SystemTime::now(),
             next_due: now,
             last_fetched: now,
+            needs_first_look: true,
             waiters: 0,
         });
         entry.waiters += 1;
-        // A new waiter wants a fresh look, not one from before its operation.
-        entry.next_due = now;
         let mut receiver = entry.latest.subscribe();
         receiver.mark_unchanged();
-        entry.latest.send_replace(None);
+        match seed {
+            Some(item) => {
+                // A state seen just now counts as the first look.
+                entry.latest.send_replace(Some(Ok(Some(item))));
+                entry.last_fetched = now;
+                entry.needs_first_look = false;
+                entry.next_due = entry.next_due.max(now + self.inner.settings.min_interval);
+                receiver.mark_changed();
+            }
+            None => {
+                // A new waiter wants a fresh look, not one from before its operation.
+                entry.next_due = now;
+                entry.needs_first_look = true;
+                entry.latest.send_replace(None);
+            }
+        }
         receiver
     }
 }
@@ -254,9 +271,11 @@ async fn run<S: StatusSource>(weak: Weak<Inner<S>>) {
                 Ok(states) => {
                     if let Some(state) = states.get(id) {
                         entry.last_fetched = done;
+                        entry.needs_first_look = false;
                         entry.latest.send_replace(Some(Ok(state.clone())));
                     } else if individually.contains(id) {
                         entry.last_fetched = done;
+                        entry.needs_first_look = false;
                     }
                 }
                 Err(e) => {
@@ -323,7 +342,7 @@ mod tests {
     async fn a_wait_ends_once_the_resource_is_ready() {
         let cloud = fake(&[("v1", Duration::from_millis(200))]);
         let waiter = Waiter::new(cloud.clone(), WaitSettings::default());
-        let item = waiter.wait("v1", until_available, Duration::from_secs(10), "v1").await.unwrap();
+        let item = waiter.wait("v1", None, until_available, Duration::from_secs(10), "v1").await.unwrap();
         assert_eq!(item, Some("available"));
     }
 
@@ -331,8 +350,10 @@ mod tests {
     async fn a_gone_resource_fails_the_wait_as_the_check_says() {
         let cloud = fake(&[]);
         let waiter = Waiter::new(cloud, WaitSettings::default());
-        let err =
-            waiter.wait("missing", until_available, Duration::from_secs(10), "missing").await.unwrap_err();
+        let err = waiter
+            .wait("missing", None, until_available, Duration::from_secs(10), "missing")
+            .await
+            .unwrap_err();
         assert!(matches!(err, CloudError::NotFound { .. }));
     }
 
@@ -341,7 +362,7 @@ mod tests {
         let cloud = fake(&[("slow", Duration::from_secs(3600))]);
         let waiter = Waiter::new(cloud, WaitSettings::default());
         let err = waiter
-            .wait("slow", until_available, Duration::from_millis(200), "volume slow")
+            .wait("slow", None, until_available, Duration::from_millis(200), "volume slow")
             .await
             .unwrap_err();
         assert!(matches!(err, CloudError::Timeout(m) if m.contains("volume slow")));
@@ -357,7 +378,9 @@ mod tests {
         let mut tasks = tokio::task::JoinSet::new();
         for id in ids.clone() {
             let waiter = waiter.clone();
-            tasks.spawn(async move { waiter.wait(&id, until_available, Duration::from_secs(20), "v").await });
+            tasks.spawn(async move {
+                waiter.wait(&id, Some("creating"), until_available, Duration::from_secs(20), "v").await
+            });
         }
         while let Some(result) = tasks.join_next().await {
             assert_eq!(result.unwrap().unwrap(), Some("available"));

@@ -15,6 +15,9 @@ use crate::cloud::types::{
 };
 use crate::cloud::wait::{Check, StatusSource, WaitSettings, Waiter};
 
+/// How long a volume the cloud just returned may stand in for a first poll.
+const SEED_TTL: Duration = Duration::from_secs(2);
+
 /// Polls Cinder volumes for the wait engine.
 #[derive(Debug)]
 struct VolumeStates(Arc<Cinder>);
@@ -56,6 +59,8 @@ impl StatusSource for SnapshotStates {
 /// An OpenStack cloud.
 #[derive(Debug)]
 pub struct OpenStackBackend {
+    /// Volumes just returned by the cloud, handed to the next wait as its first look.
+    seeds: std::sync::Mutex<HashMap<String, (std::time::Instant, Volume)>>,
     session: Arc<Session>,
     cinder: Arc<Cinder>,
     nova: Nova,
@@ -68,6 +73,7 @@ impl OpenStackBackend {
     pub fn new(session: Arc<Session>, waits: WaitSettings) -> Self {
         let cinder = Arc::new(Cinder::new(session.clone()));
         Self {
+            seeds: std::sync::Mutex::new(HashMap::new()),
             nova: Nova::new(session.clone()),
             volumes: Waiter::new(VolumeStates(cinder.clone()), waits.clone()),
             snapshots: Waiter::new(SnapshotStates(cinder.clone()), waits),
@@ -81,6 +87,19 @@ impl OpenStackBackend {
         &self.session
     }
 
+    fn remember(&self, volume: &Volume) {
+        let mut seeds = self.seeds.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        // Seeds are only worth their freshness; old ones are dropped, never used.
+        seeds.retain(|_, (at, _)| now.duration_since(*at) < SEED_TTL);
+        seeds.insert(volume.id.clone(), (now, volume.clone()));
+    }
+
+    fn seed(&self, id: &str) -> Option<Volume> {
+        let mut seeds = self.seeds.lock().unwrap_or_else(|e| e.into_inner());
+        seeds.remove(id).filter(|(at, _)| at.elapsed() < SEED_TTL).map(|(_, v)| v)
+    }
+
     async fn wait_volume(
         &self,
         id: &str,
@@ -92,6 +111,7 @@ impl OpenStackBackend {
             .volumes
             .wait(
                 id,
+                self.seed(id),
                 |v| match v {
                     None => Check::Fail(CloudError::NotFound { kind: "volume", id: id.to_string() }),
                     Some(v) if accept(v) => Check::Done,
@@ -126,7 +146,9 @@ impl Backend for OpenStackBackend {
     }
 
     async fn create_volume(&self, spec: &VolumeSpec) -> Result<Volume, CloudError> {
-        self.cinder.create_volume(spec).await
+        let volume = self.cinder.create_volume(spec).await?;
+        self.remember(&volume);
+        Ok(volume)
     }
 
     async fn get_volume(&self, id: &str) -> Result<Option<Volume>, CloudError> {
@@ -136,7 +158,9 @@ impl Backend for OpenStackBackend {
     async fn find_volumes_by_name(&self, name: &str) -> Result<Vec<Volume>, CloudError> {
         let page = self.cinder.list_volumes(&[("name", name.to_string())]).await?;
         // The name filter may match loosely on some clouds; only exact names count.
-        Ok(page.items.into_iter().filter(|v| v.name == name).collect())
+        let found: Vec<Volume> = page.items.into_iter().filter(|v| v.name == name).collect();
+        found.iter().for_each(|v| self.remember(v));
+        Ok(found)
     }
 
     async fn list_volumes(
@@ -196,6 +220,7 @@ impl Backend for OpenStackBackend {
             .volumes
             .wait(
                 id,
+                None,
                 |v| match v {
                     None => Check::Done,
                     Some(Volume { status: VolumeStatus::Error(status), .. })
@@ -259,6 +284,7 @@ impl Backend for OpenStackBackend {
             .snapshots
             .wait(
                 id,
+                None,
                 |s| match s {
                     None => Check::Fail(CloudError::NotFound { kind: "snapshot", id: id.to_string() }),
                     Some(Snapshot { status: SnapshotStatus::Available, .. }) => Check::Done,

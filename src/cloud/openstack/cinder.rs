@@ -134,12 +134,18 @@ pub fn format_time(time: SystemTime) -> String {
 pub struct Cinder {
     session: Arc<Session>,
     microversion: OnceCell<Option<Microversion>>,
+    /// Cleared when the cloud refuses time filters (they can be disabled by its policy).
+    change_lists: std::sync::atomic::AtomicBool,
 }
 
 impl Cinder {
     /// A client; the microversion is negotiated on first use.
     pub fn new(session: Arc<Session>) -> Self {
-        Self { session, microversion: OnceCell::new() }
+        Self {
+            session,
+            microversion: OnceCell::new(),
+            change_lists: std::sync::atomic::AtomicBool::new(true),
+        }
     }
 
     /// The negotiated microversion (`None`: plain 3.0).
@@ -400,31 +406,25 @@ impl Cinder {
         individually: &[String],
         since: SystemTime,
     ) -> Result<HashMap<String, Option<Volume>>, CloudError> {
+        use std::sync::atomic::Ordering::Relaxed;
         let mut out = HashMap::new();
-        let listable = ids.len() > individually.len() + 2 && self.supports(TIME_FILTERS).await?;
-        let singles: Vec<&String> =
-            if listable { individually.iter().collect() } else { ids.iter().collect() };
+        let listable = ids.len() > individually.len() + 2
+            && self.change_lists.load(Relaxed)
+            && self.supports(TIME_FILTERS).await?;
+        if listable {
+            match self.changed_volumes(ids, since).await {
+                Ok(changed) => out.extend(changed),
+                Err(CloudError::InvalidInput(why)) => {
+                    tracing::warn!(reason = %why, "the cloud refuses time filters; polling volumes one by one");
+                    self.change_lists.store(false, Relaxed);
+                    return Box::pin(self.observe_volumes(ids, individually, since)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let singles: &[String] = if listable { individually } else { ids };
         for id in singles {
             out.insert(id.clone(), self.get_volume(id).await?);
-        }
-        if listable {
-            let mut query =
-                vec![("updated_at", format!("gte:{}", format_time(since))), ("limit", "1000".to_string())];
-            for _ in 0..10 {
-                let page = self.list_volumes(&query).await?;
-                for volume in page.items {
-                    if ids.contains(&volume.id) {
-                        out.insert(volume.id.clone(), Some(volume));
-                    }
-                }
-                match page.next {
-                    Some(marker) => {
-                        query.retain(|(k, _)| *k != "marker");
-                        query.push(("marker", marker));
-                    }
-                    None => break,
-                }
-            }
         }
         Ok(out)
     }
@@ -452,6 +452,36 @@ struct SnapshotList {
     snapshots: Vec<SnapshotJson>,
     #[serde(default)]
     snapshots_links: Vec<Link>,
+}
+
+impl Cinder {
+    /// Volumes among `ids` changed since `since`, from `updated_at` filtered lists.
+    async fn changed_volumes(
+        &self,
+        ids: &[String],
+        since: SystemTime,
+    ) -> Result<HashMap<String, Option<Volume>>, CloudError> {
+        let mut out = HashMap::new();
+        let mut query =
+            vec![("updated_at", format!("gte:{}", format_time(since))), ("limit", "1000".to_string())];
+        // Bounded: a wait tick must not turn into a crawl of the whole project.
+        for _ in 0..10 {
+            let page = self.list_volumes(&query).await?;
+            for volume in page.items {
+                if ids.contains(&volume.id) {
+                    out.insert(volume.id.clone(), Some(volume));
+                }
+            }
+            match page.next {
+                Some(marker) => {
+                    query.retain(|(k, _)| *k != "marker");
+                    query.push(("marker", marker));
+                }
+                None => break,
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// The `marker` of a `rel=next` link.

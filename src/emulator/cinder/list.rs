@@ -74,6 +74,11 @@ pub fn parse(
                 params.all_tenants = super::parse_bool(&json!(value)).unwrap_or(true) && ctx.auth.is_admin()
             }
             other if filters.contains(&other) => params.filters.push((key.clone(), value.clone())),
+            // 3.60: `created_at=gte:2026-11-23T12:00:00` style time comparisons.
+            "created_at" | "updated_at" if ctx.version.at_least(3, 60) => {
+                time_filter(value)?;
+                params.filters.push((key.clone(), value.clone()));
+            }
             other => {
                 if ctx.version.at_least(3, 31) {
                     return Err(ApiError::bad_request(
@@ -135,6 +140,18 @@ fn passes(item: &Value, filters: &[(String, String)]) -> ApiResult<bool> {
                 want.is_some_and(|w| item[key.as_str()].as_str() == Some(if w { "true" } else { "false" }))
             }
             "size" => item["size"].as_u64().map(|s| s.to_string()).as_deref() == Some(wanted.as_str()),
+            "created_at" | "updated_at" => {
+                let (op, wanted) = time_filter(wanted)?;
+                // A never-updated resource has no time and, as in SQL, matches no comparison.
+                item[key.as_str()].as_str().map(normalise_time).is_some_and(|have| match op {
+                    "gt" => have > wanted,
+                    "gte" => have >= wanted,
+                    "lt" => have < wanted,
+                    "lte" => have <= wanted,
+                    "neq" => have != wanted,
+                    _ => have == wanted,
+                })
+            }
             _ => match &item[key.as_str()] {
                 Value::String(s) => s == wanted,
                 Value::Null => false,
@@ -146,6 +163,38 @@ fn passes(item: &Value, filters: &[(String, String)]) -> ApiResult<bool> {
         }
     }
     Ok(true)
+}
+
+/// Splits `op:time` (op one of gt, gte, lt, lte, eq, neq; `eq` when absent) and normalises
+/// the time so that string order is time order.
+fn time_filter(value: &str) -> ApiResult<(&str, String)> {
+    let (op, time) = match value.split_once(':') {
+        Some((op, rest)) if ["gt", "gte", "lt", "lte", "eq", "neq"].contains(&op) => (op, rest),
+        _ => ("eq", value),
+    };
+    let normal = normalise_time(time);
+    let valid = normal.len() == 26
+        && normal.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b'T',
+            13 | 16 => b == b':',
+            19 => b == b'.',
+            _ => b.is_ascii_digit(),
+        });
+    if !valid {
+        return Err(ApiError::bad_request(
+            F,
+            format!("Invalid input received: invalid time filter value {value}"),
+        ));
+    }
+    Ok((op, normal))
+}
+
+/// `2026-11-23T12:00:00Z`, `...00.5` and `...00.000000` all become `...00.000000`-style text.
+fn normalise_time(text: &str) -> String {
+    let text = text.trim().trim_end_matches('Z').trim_end_matches("+00:00");
+    let (base, fraction) = text.split_once('.').unwrap_or((text, ""));
+    format!("{base}.{:0<6}", &fraction[..fraction.len().min(6)])
 }
 
 fn compare(a: &Value, b: &Value) -> Ordering {
@@ -253,4 +302,22 @@ pub fn respond(
         body.insert("count".into(), json!(page.total));
     }
     Value::Object(body)
+}
+
+#[cfg(test)]
+mod time_filter_tests {
+    use super::*;
+
+    #[test]
+    fn time_filters_compare_times_not_strings() {
+        let item = json!({"updated_at": "2026-11-23T12:00:00.500000", "created_at": null});
+        let passes_with =
+            |key: &str, value: &str| passes(&item, &[(key.to_string(), value.to_string())]).unwrap();
+        assert!(passes_with("updated_at", "gte:2026-11-23T12:00:00"));
+        assert!(passes_with("updated_at", "gt:2026-11-23T12:00:00Z"));
+        assert!(!passes_with("updated_at", "gt:2026-11-23T12:00:00.5"));
+        assert!(passes_with("updated_at", "lte:2026-11-23T12:00:00.500000"));
+        assert!(!passes_with("created_at", "gte:2000-01-01T00:00:00"), "null times match nothing");
+        assert!(time_filter("gte:yesterday").is_err());
+    }
 }

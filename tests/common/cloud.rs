@@ -1,0 +1,130 @@
+//! The emulator started in-process, and the driver's OpenStack backend pointed at it through
+//! a real clouds.yaml, exactly as an operator would configure it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cinder_evs_csi::cloud::http::{HttpClient, HttpSettings};
+use cinder_evs_csi::cloud::openstack::OpenStackBackend;
+use cinder_evs_csi::cloud::openstack::keystone::Session;
+use cinder_evs_csi::cloud::retry::Backoff;
+use cinder_evs_csi::cloud::wait::WaitSettings;
+use cinder_evs_csi::config::ConfigSource;
+use cinder_evs_csi::config::watch::ConfigWatch;
+use cinder_evs_csi::emulator::{Credentials, EmulatorConfig, EmulatorHandle, start};
+use cinder_evs_csi::telemetry::metrics::Metrics;
+
+/// A running emulator and its state directory.
+pub struct TestCloud {
+    /// The emulator.
+    pub handle: EmulatorHandle,
+    /// Holds the state directory.
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts an emulator without loop devices or metadata service, with `tweak` applied.
+pub async fn emulator(tweak: impl FnOnce(&mut EmulatorConfig)) -> TestCloud {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EmulatorConfig::in_dir(dir.path().join("state"));
+    config.metadata_listen = None;
+    config.loop_devices = false;
+    config.release_loops_on_shutdown = true;
+    config.latency = Duration::from_millis(30);
+    tweak(&mut config);
+    let handle = start(config).await.expect("emulator starts");
+    TestCloud { handle, dir }
+}
+
+/// How a test authenticates.
+#[derive(Clone, Copy, Debug)]
+pub enum Auth {
+    /// User and project by name.
+    PasswordByName,
+    /// User and project by id.
+    PasswordById,
+    /// The user's application credential.
+    ApplicationCredential,
+}
+
+/// A clouds.yaml for the demo user.
+pub fn clouds_yaml(creds: &Credentials, auth: Auth, extra: &str) -> String {
+    let auth_block = match auth {
+        Auth::PasswordByName => format!(
+            "      username: {}\n      password: {}\n      user_domain_name: {}\n      project_name: {}\n      project_domain_name: {}\n",
+            creds.username,
+            creds.password,
+            creds.user_domain_name,
+            creds.project_name,
+            creds.project_domain_name
+        ),
+        Auth::PasswordById => format!(
+            "      user_id: {}\n      password: {}\n      project_id: {}\n",
+            creds.user_id, creds.password, creds.project_id
+        ),
+        Auth::ApplicationCredential => {
+            let (id, _, secret) =
+                creds.application_credential.clone().expect("demo has an application credential");
+            format!("      application_credential_id: {id}\n      application_credential_secret: {secret}\n")
+        }
+    };
+    let auth_type = match auth {
+        Auth::ApplicationCredential => "    auth_type: v3applicationcredential\n",
+        _ => "",
+    };
+    format!(
+        "clouds:\n  test:\n{auth_type}    auth:\n      auth_url: {}\n{auth_block}    region_name: {}\n{extra}",
+        creds.auth_url, creds.region
+    )
+}
+
+/// A backend built from clouds.yaml text, with fast retries.
+pub struct TestBackend {
+    /// The backend.
+    pub backend: Arc<OpenStackBackend>,
+    /// Keeps the configuration alive.
+    pub config: ConfigWatch,
+    /// Metrics the transport records into.
+    pub metrics: Arc<Metrics>,
+    /// Holds the config file.
+    pub dir: tempfile::TempDir,
+}
+
+/// Builds the OpenStack backend from clouds.yaml text.
+pub fn backend(yaml: &str) -> TestBackend {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clouds.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let config = ConfigWatch::start(
+        ConfigSource { path: Some(path), ..Default::default() },
+        Duration::from_millis(50),
+    )
+    .expect("config loads");
+    let metrics = Metrics::new();
+    let settings = HttpSettings {
+        backoff: Backoff {
+            initial: Duration::from_millis(20),
+            factor: 2.0,
+            max: Duration::from_millis(500),
+            max_attempts: 6,
+        },
+        request_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let cloud = config.current().default_cloud().clone();
+    let http = Arc::new(HttpClient::new(&cloud.tls, settings, Some(metrics.clone())).unwrap());
+    let session = Arc::new(Session::new(http, config.subscribe(), None).unwrap());
+    let backend = Arc::new(OpenStackBackend::new(session, WaitSettings::default()));
+    TestBackend { backend, config, metrics, dir }
+}
+
+/// Requests the emulator counted for routes containing `fragment` and using `method`.
+pub fn count(handle: &EmulatorHandle, method: &str, fragment: &str) -> u64 {
+    handle
+        .cloud()
+        .counters()
+        .snapshot()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(&format!("{method} ")) && k.contains(fragment))
+        .map(|(_, v)| v)
+        .sum()
+}
