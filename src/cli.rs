@@ -103,7 +103,7 @@ pub struct EmulatorArgs {
     pub listen: SocketAddr,
     /// Address of the instance metadata service; `off` to serve none.
     #[arg(long, env = "EMULATOR_METADATA_ADDRESS", default_value = "127.0.0.1:8781", value_parser = parse_optional_address)]
-    pub metadata_address: Option<SocketAddr>,
+    pub metadata_address: OptionalAddress,
     /// Directory holding volumes (sparse files) and state.json; state survives restarts.
     #[arg(long, env = "EMULATOR_STATE_DIR", default_value = "/var/tmp/cinder-evs-csi-emulator")]
     pub state_dir: PathBuf,
@@ -125,11 +125,15 @@ pub struct EmulatorArgs {
     pub public_host: Option<String>,
 }
 
-fn parse_optional_address(text: &str) -> Result<Option<SocketAddr>, String> {
+/// A listen address, or none (`off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionalAddress(pub Option<SocketAddr>);
+
+fn parse_optional_address(text: &str) -> Result<OptionalAddress, String> {
     if text.eq_ignore_ascii_case("off") {
-        return Ok(None);
+        return Ok(OptionalAddress(None));
     }
-    text.parse().map(Some).map_err(|e| format!("{text:?}: {e}"))
+    text.parse().map(|a| OptionalAddress(Some(a))).map_err(|e| format!("{text:?}: {e}"))
 }
 
 /// Why the binary stopped with a failure.
@@ -247,7 +251,7 @@ async fn run_emulator(args: &EmulatorArgs) -> Result<(), CliError> {
     use crate::emulator::{EmulatorConfig, start};
     let mut config = EmulatorConfig {
         listen: args.listen,
-        metadata_listen: args.metadata_address,
+        metadata_listen: args.metadata_address.0,
         state_dir: args.state_dir.clone(),
         by_id_dir: args.by_id_dir.clone(),
         public_host: args.public_host.clone(),
@@ -383,7 +387,7 @@ mod tests {
             Cli::try_parse_from(["cinder-evs-csi", "emulator", "--metadata-address", "off", "--seed", "9"])
                 .unwrap();
         let Command::Emulator(args) = cli.command else { panic!("not the emulator mode") };
-        assert_eq!(args.metadata_address, None);
+        assert_eq!(args.metadata_address, OptionalAddress(None));
         assert_eq!(args.seed, 9);
         assert_eq!(args.listen, "127.0.0.1:8780".parse().unwrap());
         assert_eq!(args.latency, Duration::from_millis(500));

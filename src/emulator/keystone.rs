@@ -315,7 +315,7 @@ fn subject(cloud: &Cloud, headers: &HeaderMap) -> ApiResult<(String, Token)> {
         headers.get("x-subject-token").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     cloud.read(|w| {
         let now = now_ms();
-        if !w.tokens.get(caller).is_some_and(|t| t.expires_at_ms > now) {
+        if w.tokens.get(caller).is_none_or(|t| t.expires_at_ms <= now) {
             return Err(ApiError::unauthorized(UNAUTHORIZED));
         }
         let token = w.tokens.get(&subject).filter(|t| t.expires_at_ms > now).cloned();

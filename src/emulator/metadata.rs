@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
@@ -25,17 +24,17 @@ pub fn router(cloud: Cloud) -> Router {
         .with_state(cloud)
 }
 
-fn this_host(cloud: &Cloud) -> Result<Server, Response> {
-    cloud.read(|w| w.servers.values().find(|s| s.this_host).cloned()).ok_or_else(|| {
-        ApiError::not_found(Family::Admin, "No server is configured as this host.").into_response()
-    })
+fn this_host(cloud: &Cloud) -> Result<Server, ApiError> {
+    cloud
+        .read(|w| w.servers.values().find(|s| s.this_host).cloned())
+        .ok_or_else(|| ApiError::not_found(Family::Admin, "No server is configured as this host."))
 }
 
 async fn openstack_versions() -> &'static str {
     "2012-08-10\n2013-04-04\n2013-10-17\n2015-10-15\n2016-06-30\n2016-10-06\n2017-02-22\n2018-08-27\n2020-10-14\nlatest"
 }
 
-async fn meta_data(State(cloud): State<Cloud>) -> Result<Json<Value>, Response> {
+async fn meta_data(State(cloud): State<Cloud>) -> Result<Json<Value>, ApiError> {
     let server = this_host(&cloud)?;
     Ok(Json(json!({
         "uuid": server.id,
@@ -54,14 +53,14 @@ async fn network_data() -> Json<Value> {
     Json(json!({"links": [], "networks": [], "services": []}))
 }
 
-async fn instance_id(State(cloud): State<Cloud>) -> Result<String, Response> {
+async fn instance_id(State(cloud): State<Cloud>) -> Result<String, ApiError> {
     this_host(&cloud).map(|s| s.id)
 }
 
-async fn hostname(State(cloud): State<Cloud>) -> Result<String, Response> {
+async fn hostname(State(cloud): State<Cloud>) -> Result<String, ApiError> {
     this_host(&cloud).map(|s| s.name)
 }
 
-async fn zone(State(cloud): State<Cloud>) -> Result<String, Response> {
+async fn zone(State(cloud): State<Cloud>) -> Result<String, ApiError> {
     this_host(&cloud).map(|s| s.availability_zone)
 }

@@ -132,3 +132,4 @@ pub fn temp_socket() -> (tempfile::TempDir, PathBuf, String) {
     let endpoint = format!("unix://{}", path.display());
     (dir, path, endpoint)
 }
+pub mod emulator;

@@ -311,9 +311,9 @@ fn legacy_attach(cloud: &Cloud, ctx: &Ctx, id: &str, args: &Map<String, Value>) 
     }
     cloud.write(F, |w| {
         let volume = find_mut(w, ctx, id)?;
-        if !["available", "attaching", "reserved"].contains(&volume.status.as_str())
-            && !(volume.multiattach && volume.status == "in-use")
-        {
+        let attachable = ["available", "attaching", "reserved"].contains(&volume.status.as_str())
+            || (volume.multiattach && volume.status == "in-use");
+        if !attachable {
             return Err(invalid_volume(format!(
                 "Volume {id} status must be available or attaching, but current status is: {}.",
                 volume.status

@@ -155,7 +155,7 @@ fn passes(item: &Value, filters: &[(String, String)]) -> ApiResult<bool> {
             _ => match &item[key.as_str()] {
                 Value::String(s) => s == wanted,
                 Value::Null => false,
-                other => other.to_string() == *wanted,
+                other => wanted.as_str() == other.to_string().as_str(),
             },
         };
         if !ok {

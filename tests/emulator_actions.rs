@@ -1,0 +1,445 @@
+//! Cinder volume actions, types, quotas and the other Cinder families of the emulator.
+
+mod common;
+
+use std::time::Duration;
+
+use common::emulator::TestCloud;
+use reqwest::Method;
+use serde_json::json;
+
+async fn action(
+    cloud: &TestCloud,
+    s: &common::emulator::Session,
+    id: &str,
+    body: serde_json::Value,
+    version: &str,
+) -> common::emulator::Reply {
+    cloud.cinder(s, Method::POST, &format!("/volumes/{id}/action"), Some(body), version).await
+}
+
+#[tokio::test]
+async fn extend_grows_the_volume_and_its_file() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let id = cloud.available_volume(&s, 1).await;
+    assert_eq!(action(&cloud, &s, &id, json!({"os-extend": {"new_size": 3}}), "3.0").await.status, 202);
+    let v = cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "available").await;
+    assert_eq!(v["size"], 3);
+    assert_eq!(
+        std::fs::metadata(cloud.dir.path().join("volumes").join(format!("{id}.img"))).unwrap().len(),
+        3 << 30
+    );
+    let smaller = action(&cloud, &s, &id, json!({"os-extend": {"new_size": 2}}), "3.0").await;
+    assert_eq!(smaller.status, 400);
+}
+
+#[tokio::test]
+async fn in_use_extend_needs_3_42() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let server = cloud.add_server("other", "demo").await;
+    let id = cloud.available_volume(&s, 1).await;
+    cloud
+        .nova(
+            &s,
+            Method::POST,
+            &format!("/servers/{server}/os-volume_attachments"),
+            Some(json!({"volumeAttachment": {"volumeId": id}})),
+            "2.1",
+        )
+        .await;
+    cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "in-use").await;
+    let old = action(&cloud, &s, &id, json!({"os-extend": {"new_size": 2}}), "3.41").await;
+    assert_eq!(old.status, 400);
+    let new = action(&cloud, &s, &id, json!({"os-extend": {"new_size": 2}}), "3.42").await;
+    assert_eq!(new.status, 202);
+    let v = cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "in-use").await;
+    assert_eq!(v["size"], 2);
+}
+
+#[tokio::test]
+async fn extend_is_refused_while_extending() {
+    let cloud = TestCloud::start_with(|c| {
+        c.transition_latency.insert("volume.extending".into(), Duration::from_secs(60));
+    })
+    .await;
+    let s = cloud.login("demo").await;
+    let id = cloud.available_volume(&s, 1).await;
+    assert_eq!(action(&cloud, &s, &id, json!({"os-extend": {"new_size": 2}}), "3.0").await.status, 202);
+    let again = action(&cloud, &s, &id, json!({"os-extend": {"new_size": 3}}), "3.0").await;
+    assert_eq!(again.status, 400);
+    assert!(again.body["badRequest"]["message"].as_str().unwrap().contains("extending"));
+}
+
+#[tokio::test]
+async fn retype_changes_the_type_or_keeps_it_when_migration_is_forbidden() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let id = cloud.available_volume(&s, 1).await;
+    assert_eq!(
+        action(&cloud, &s, &id, json!({"os-retype": {"new_type": "lvmdriver-1"}}), "3.0").await.status,
+        202
+    );
+    let v = cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "available").await;
+    assert_eq!(v["volume_type"], "lvmdriver-1");
+    assert_eq!(
+        action(
+            &cloud,
+            &s,
+            &id,
+            json!({"os-retype": {"new_type": "fast", "migration_policy": "never"}}),
+            "3.0"
+        )
+        .await
+        .status,
+        202
+    );
+    let v = cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "available").await;
+    assert_eq!(v["volume_type"], "lvmdriver-1");
+    assert_eq!(
+        action(
+            &cloud,
+            &s,
+            &id,
+            json!({"os-retype": {"new_type": "fast", "migration_policy": "on-demand"}}),
+            "3.0"
+        )
+        .await
+        .status,
+        202
+    );
+    let v = cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "available").await;
+    assert_eq!(v["volume_type"], "fast");
+    let bad = action(
+        &cloud,
+        &s,
+        &id,
+        json!({"os-retype": {"new_type": "fast", "migration_policy": "sometimes"}}),
+        "3.0",
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    let unknown = action(&cloud, &s, &id, json!({"os-retype": {"new_type": "gold"}}), "3.0").await;
+    assert_eq!(unknown.status, 404);
+}
+
+#[tokio::test]
+async fn admin_actions_are_forbidden_to_members() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let id = cloud.available_volume(&s, 1).await;
+    let reply = action(&cloud, &s, &id, json!({"os-reset_status": {"status": "error"}}), "3.0").await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.body["forbidden"]["code"], 403);
+    assert_eq!(action(&cloud, &s, &id, json!({"os-force_detach": {}}), "3.0").await.status, 403);
+}
+
+#[tokio::test]
+async fn reset_status_and_force_detach_work_for_admins() {
+    let cloud = TestCloud::start().await;
+    let demo = cloud.login("demo").await;
+    let admin = cloud.login("admin").await;
+    let server = cloud.add_server("other", "demo").await;
+    let id = cloud.available_volume(&demo, 1).await;
+    cloud
+        .nova(
+            &demo,
+            Method::POST,
+            &format!("/servers/{server}/os-volume_attachments"),
+            Some(json!({"volumeAttachment": {"volumeId": id}})),
+            "2.1",
+        )
+        .await;
+    cloud.wait_status(&demo, &format!("/volumes/{id}"), "volume", "in-use").await;
+    assert_eq!(action(&cloud, &admin, &id, json!({"os-force_detach": {}}), "3.0").await.status, 202);
+    let v = cloud.wait_status(&demo, &format!("/volumes/{id}"), "volume", "available").await;
+    assert_eq!(v["attachments"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        action(&cloud, &admin, &id, json!({"os-reset_status": {"status": "error"}}), "3.0").await.status,
+        202
+    );
+    cloud.wait_status(&demo, &format!("/volumes/{id}"), "volume", "error").await;
+    let bad = action(&cloud, &admin, &id, json!({"os-reset_status": {"status": "sleeping"}}), "3.0").await;
+    assert_eq!(bad.status, 400);
+}
+
+#[tokio::test]
+async fn bootable_and_readonly_flags_are_set() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let id = cloud.available_volume(&s, 1).await;
+    assert_eq!(
+        action(&cloud, &s, &id, json!({"os-set_bootable": {"bootable": true}}), "3.0").await.status,
+        200
+    );
+    assert_eq!(
+        action(&cloud, &s, &id, json!({"os-update_readonly_flag": {"readonly": true}}), "3.0").await.status,
+        202
+    );
+    let v = cloud.cinder(&s, Method::GET, &format!("/volumes/{id}"), None, "3.0").await;
+    assert_eq!(v.body["volume"]["bootable"], "true");
+    assert_eq!(v.body["volume"]["metadata"]["readonly"], "True");
+    assert_eq!(
+        action(&cloud, &s, &id, json!({"os-set_bootable": {"bootable": "maybe"}}), "3.0").await.status,
+        400
+    );
+    assert_eq!(action(&cloud, &s, &id, json!({"os-dance": {}}), "3.0").await.status, 400);
+}
+
+#[tokio::test]
+async fn quotas_report_usage_and_refuse_excess_with_413() {
+    let cloud = TestCloud::start().await;
+    let demo = cloud.login("demo").await;
+    let admin = cloud.login("admin").await;
+    cloud.available_volume(&demo, 4).await;
+    let q = cloud
+        .cinder(&demo, Method::GET, &format!("/os-quota-sets/{}?usage=true", demo.project_id), None, "3.0")
+        .await;
+    assert_eq!(q.body["quota_set"]["gigabytes"]["in_use"], 4);
+    assert_eq!(q.body["quota_set"]["volumes"]["limit"], 10);
+    let set = cloud
+        .cinder(
+            &admin,
+            Method::PUT,
+            &format!("/os-quota-sets/{}", demo.project_id),
+            Some(json!({"quota_set": {"gigabytes": 5}})),
+            "3.0",
+        )
+        .await;
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    let over =
+        cloud.cinder(&demo, Method::POST, "/volumes", Some(json!({"volume": {"size": 2}})), "3.0").await;
+    assert_eq!(over.status, 413);
+    assert_eq!(over.body["overLimit"]["code"], 413);
+    assert!(over.header("retry-after").is_some());
+    let member_set = cloud
+        .cinder(
+            &demo,
+            Method::PUT,
+            &format!("/os-quota-sets/{}", demo.project_id),
+            Some(json!({"quota_set": {"gigabytes": 50}})),
+            "3.0",
+        )
+        .await;
+    assert_eq!(member_set.status, 403);
+}
+
+#[tokio::test]
+async fn volume_types_carry_extra_specs_and_multiattach() {
+    let cloud = TestCloud::start().await;
+    let admin = cloud.login("admin").await;
+    let s = cloud.login("demo").await;
+    let types = cloud.cinder(&s, Method::GET, "/types", None, "3.0").await;
+    let multi = types.body["volume_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "multiattach")
+        .unwrap()
+        .clone();
+    assert_eq!(multi["extra_specs"]["multiattach"], "<is> True");
+    let created = cloud
+        .cinder(
+            &admin,
+            Method::POST,
+            "/types",
+            Some(json!({"volume_type": {"name": "gold", "extra_specs": {"tier": "1"}}})),
+            "3.0",
+        )
+        .await;
+    assert_eq!(created.status, 200);
+    let tid = created.body["volume_type"]["id"].as_str().unwrap().to_string();
+    let spec = cloud
+        .cinder(
+            &admin,
+            Method::PUT,
+            &format!("/types/{tid}/extra_specs/tier"),
+            Some(json!({"tier": "2"})),
+            "3.0",
+        )
+        .await;
+    assert_eq!(spec.body["tier"], "2");
+    let dup = cloud
+        .cinder(&admin, Method::POST, "/types", Some(json!({"volume_type": {"name": "gold"}})), "3.0")
+        .await;
+    assert_eq!(dup.status, 409);
+    assert_eq!(dup.body["conflictingRequest"]["code"], 409);
+    assert_eq!(
+        cloud
+            .cinder(&s, Method::POST, "/types", Some(json!({"volume_type": {"name": "x"}})), "3.0")
+            .await
+            .status,
+        403
+    );
+    let vid = cloud.create_volume(&s, json!({"size": 1, "volume_type": "multiattach"})).await;
+    let v = cloud.cinder(&s, Method::GET, &format!("/volumes/{vid}"), None, "3.0").await;
+    assert_eq!(v.body["volume"]["multiattach"], true);
+}
+
+#[tokio::test]
+async fn the_attachments_api_reserves_connects_completes_and_deletes() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let server = cloud.add_server("other", "demo").await;
+    let id = cloud.available_volume(&s, 1).await;
+    let old = cloud
+        .cinder(
+            &s,
+            Method::POST,
+            "/attachments",
+            Some(json!({"attachment": {"volume_uuid": id, "instance_uuid": server}})),
+            "3.26",
+        )
+        .await;
+    assert_eq!(old.status, 404);
+    let created = cloud
+        .cinder(
+            &s,
+            Method::POST,
+            "/attachments",
+            Some(json!({"attachment": {"volume_uuid": id, "instance_uuid": server}})),
+            "3.44",
+        )
+        .await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    assert_eq!(created.body["attachment"]["status"], "reserved");
+    let aid = created.body["attachment"]["id"].as_str().unwrap().to_string();
+    cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "reserved").await;
+    let updated = cloud
+        .cinder(
+            &s,
+            Method::PUT,
+            &format!("/attachments/{aid}"),
+            Some(json!({"attachment": {"connector": {"host": "h"}}})),
+            "3.44",
+        )
+        .await;
+    assert_eq!(updated.status, 200);
+    assert!(updated.body["attachment"]["connection_info"].is_object());
+    let done = cloud
+        .cinder(
+            &s,
+            Method::POST,
+            &format!("/attachments/{aid}/action"),
+            Some(json!({"os-complete": null})),
+            "3.44",
+        )
+        .await;
+    assert_eq!(done.status, 204);
+    cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "in-use").await;
+    let gone = cloud.cinder(&s, Method::DELETE, &format!("/attachments/{aid}"), None, "3.44").await;
+    assert_eq!(gone.status, 200);
+    cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "available").await;
+}
+
+#[tokio::test]
+async fn groups_and_group_snapshots_snapshot_every_member() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let g = cloud.cinder(&s, Method::POST, "/groups", Some(json!({"group": {"name": "g", "group_type": "default_group_type", "volume_types": ["__DEFAULT__"]}})), "3.14").await;
+    assert_eq!(g.status, 202, "{:?}", g.body);
+    let gid = g.body["group"]["id"].as_str().unwrap().to_string();
+    cloud.wait_status(&s, &format!("/groups/{gid}"), "group", "available").await;
+    let a = cloud.available_volume(&s, 1).await;
+    let created = cloud
+        .cinder(&s, Method::POST, "/volumes", Some(json!({"volume": {"size": 1, "group_id": gid}})), "3.14")
+        .await;
+    let b = created.body["volume"]["id"].as_str().unwrap().to_string();
+    cloud.wait_status(&s, &format!("/volumes/{b}"), "volume", "available").await;
+    let add = cloud
+        .cinder(
+            &s,
+            Method::PUT,
+            &format!("/groups/{gid}"),
+            Some(json!({"group": {"add_volumes": a}})),
+            "3.14",
+        )
+        .await;
+    assert_eq!(add.status, 202);
+    let gs = cloud
+        .cinder(
+            &s,
+            Method::POST,
+            "/group_snapshots",
+            Some(json!({"group_snapshot": {"group_id": gid, "name": "gs"}})),
+            "3.14",
+        )
+        .await;
+    assert_eq!(gs.status, 202);
+    let gsid = gs.body["group_snapshot"]["id"].as_str().unwrap().to_string();
+    cloud.wait_status(&s, &format!("/group_snapshots/{gsid}"), "group_snapshot", "available").await;
+    let snaps = cloud
+        .cinder(&s, Method::GET, &format!("/snapshots/detail?group_snapshot_id={gsid}"), None, "3.14")
+        .await;
+    assert_eq!(snaps.body["snapshots"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        cloud.cinder(&s, Method::DELETE, &format!("/group_snapshots/{gsid}"), None, "3.14").await.status,
+        202
+    );
+    cloud.wait_gone(&s, &format!("/group_snapshots/{gsid}")).await;
+}
+
+#[tokio::test]
+async fn backups_are_made_and_restored() {
+    use std::os::unix::fs::FileExt;
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let id = cloud.available_volume(&s, 1).await;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(cloud.dir.path().join("volumes").join(format!("{id}.img")))
+        .unwrap();
+    file.write_all_at(b"kept", 0).unwrap();
+    drop(file);
+    let b = cloud
+        .cinder(&s, Method::POST, "/backups", Some(json!({"backup": {"volume_id": id, "name": "b"}})), "3.0")
+        .await;
+    assert_eq!(b.status, 202);
+    let bid = b.body["backup"]["id"].as_str().unwrap().to_string();
+    cloud.wait_status(&s, &format!("/backups/{bid}"), "backup", "available").await;
+    let r = cloud
+        .cinder(
+            &s,
+            Method::POST,
+            &format!("/backups/{bid}/restore"),
+            Some(json!({"restore": {"name": "restored"}})),
+            "3.0",
+        )
+        .await;
+    assert_eq!(r.status, 202);
+    let vid = r.body["restore"]["volume_id"].as_str().unwrap().to_string();
+    cloud.wait_status(&s, &format!("/volumes/{vid}"), "volume", "available").await;
+    let file = std::fs::File::open(cloud.dir.path().join("volumes").join(format!("{vid}.img"))).unwrap();
+    let mut buf = [0u8; 4];
+    file.read_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf, b"kept");
+}
+
+#[tokio::test]
+async fn unmanaged_volumes_can_be_managed_again() {
+    let cloud = TestCloud::start().await;
+    let admin = cloud.login("admin").await;
+    let id = cloud.available_volume(&admin, 2).await;
+    assert_eq!(action(&cloud, &admin, &id, json!({"os-unmanage": {}}), "3.0").await.status, 202);
+    cloud.wait_gone(&admin, &format!("/volumes/{id}")).await;
+    let body = json!({"volume": {"host": "emulator@lvmdriver-1#lvmdriver-1", "ref": {"source-name": format!("volume-{id}")}, "name": "adopted"}});
+    let managed = cloud.cinder(&admin, Method::POST, "/os-volume-manage", Some(body), "3.0").await;
+    assert_eq!(managed.status, 202, "{:?}", managed.body);
+    let nid = managed.body["volume"]["id"].as_str().unwrap().to_string();
+    let v = cloud.wait_status(&admin, &format!("/volumes/{nid}"), "volume", "available").await;
+    assert_eq!(v["size"], 2);
+    let missing = json!({"volume": {"host": "h", "ref": {"source-name": "nothing"}}});
+    assert_eq!(
+        cloud.cinder(&admin, Method::POST, "/os-volume-manage", Some(missing), "3.0").await.status,
+        400
+    );
+}
+
+#[tokio::test]
+async fn availability_zones_are_listed() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let reply = cloud.cinder(&s, Method::GET, "/os-availability-zone", None, "3.0").await;
+    assert_eq!(reply.body["availabilityZoneInfo"][0]["zoneName"], "nova");
+}

@@ -1,0 +1,187 @@
+//! Fault injection, counters, stuck states and restart persistence of the emulator.
+
+mod common;
+
+use std::time::Duration;
+
+use common::emulator::TestCloud;
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test]
+async fn counters_count_requests_by_method_and_route_template() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    cloud.admin(Method::DELETE, "/counters", None).await;
+    for _ in 0..3 {
+        cloud.cinder(&s, Method::GET, "/volumes/detail", None, "3.0").await;
+    }
+    let counters = cloud.admin(Method::GET, "/counters", None).await;
+    assert_eq!(counters.body["routes"]["GET /volume/v3/{project_id}/volumes/detail"], 3);
+    assert_eq!(counters.body["total"], 3);
+}
+
+#[tokio::test]
+async fn injected_errors_use_the_family_body_and_retry_after() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let rule = json!({"method": "GET", "route": "/volume/v3/{project_id}/volumes", "action": {"kind": "error", "status": 503, "retry_after": 7}, "count": 1});
+    assert_eq!(cloud.admin(Method::POST, "/faults", Some(rule)).await.status, 201);
+    let hit = cloud.cinder(&s, Method::GET, "/volumes", None, "3.0").await;
+    assert_eq!(hit.status, 503);
+    assert_eq!(hit.body["serviceUnavailable"]["code"], 503);
+    assert_eq!(hit.header("retry-after").as_deref(), Some("7"));
+    assert_eq!(cloud.cinder(&s, Method::GET, "/volumes", None, "3.0").await.status, 200);
+    let rule = json!({"route": "/identity/*", "action": {"kind": "error", "status": 500}, "count": 1});
+    cloud.admin(Method::POST, "/faults", Some(rule)).await;
+    let body = json!({"auth": {"identity": {"methods": ["token"], "token": {"id": s.token}}}});
+    let reply = cloud.send(Method::POST, &cloud.url("/identity/v3/auth/tokens"), None, Some(body), &[]).await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(reply.body["error"]["code"], 500);
+}
+
+#[tokio::test]
+async fn rate_limited_requests_get_429_with_retry_after() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    cloud.admin(Method::PUT, "/rate-limit", Some(json!({"requests_per_second": 0.01, "burst": 2}))).await;
+    let statuses: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(cloud.cinder(&s, Method::GET, "/volumes", None, "3.0").await);
+        }
+        assert!(v[2].header("retry-after").is_some());
+        assert_eq!(v[2].body["overLimit"]["code"], 429);
+        v.iter().map(|r| r.status).collect()
+    };
+    assert_eq!(statuses, [200, 200, 429]);
+}
+
+#[tokio::test]
+async fn dropped_connections_fail_the_request() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let rule = json!({"route": "/volume/v3/{project_id}/volumes", "action": {"kind": "drop"}, "count": 1});
+    cloud.admin(Method::POST, "/faults", Some(rule)).await;
+    let url = format!("{}/volumes", s.volume);
+    let result = async {
+        let response = cloud.http.get(&url).header("X-Auth-Token", &s.token).send().await?;
+        response.bytes().await
+    }
+    .await;
+    assert!(result.is_err(), "the dropped request completed: {result:?}");
+    assert_eq!(cloud.cinder(&s, Method::GET, "/volumes", None, "3.0").await.status, 200);
+}
+
+#[tokio::test]
+async fn fault_randomness_is_repeatable_with_a_seed() {
+    async fn run(seed: u64) -> Vec<u16> {
+        let cloud = TestCloud::start_with(|c| c.seed = seed).await;
+        let s = cloud.login("demo").await;
+        let rule = json!({"route": "/volume/*", "action": {"kind": "error", "status": 500}, "rate": 0.5});
+        cloud.admin(Method::POST, "/faults", Some(rule)).await;
+        let mut statuses = Vec::new();
+        for _ in 0..24 {
+            statuses.push(cloud.cinder(&s, Method::GET, "/volumes", None, "3.0").await.status);
+        }
+        statuses
+    }
+    let first = run(42).await;
+    assert_eq!(first, run(42).await);
+    assert!(first.contains(&500) && first.contains(&200), "{first:?}");
+}
+
+#[tokio::test]
+async fn a_stuck_volume_never_leaves_attaching_until_released() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let server = cloud.add_server("vm", "demo").await;
+    let id = cloud.available_volume(&s, 1).await;
+    cloud
+        .admin(
+            Method::POST,
+            "/transitions",
+            Some(json!({"resource": "volume", "status": "attaching", "effect": "stuck"})),
+        )
+        .await;
+    cloud
+        .nova(
+            &s,
+            Method::POST,
+            &format!("/servers/{server}/os-volume_attachments"),
+            Some(json!({"volumeAttachment": {"volumeId": id}})),
+            "2.1",
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v = cloud.cinder(&s, Method::GET, &format!("/volumes/{id}"), None, "3.0").await;
+    assert_eq!(v.body["volume"]["status"], "attaching");
+    cloud.admin(Method::DELETE, "/transitions", None).await;
+    cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "in-use").await;
+}
+
+#[tokio::test]
+async fn a_failing_transition_ends_in_the_error_status() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    cloud
+        .admin(
+            Method::POST,
+            "/transitions",
+            Some(json!({"resource": "volume", "status": "creating", "effect": "fail", "count": 1})),
+        )
+        .await;
+    let id = cloud.create_volume(&s, json!({"size": 1})).await;
+    cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "error").await;
+    let ok = cloud.available_volume(&s, 1).await;
+    assert!(!ok.is_empty());
+}
+
+#[tokio::test]
+async fn state_survives_a_restart() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let server = cloud.add_server("vm", "demo").await;
+    let id = cloud.available_volume(&s, 3).await;
+    cloud
+        .nova(
+            &s,
+            Method::POST,
+            &format!("/servers/{server}/os-volume_attachments"),
+            Some(json!({"volumeAttachment": {"volumeId": id}})),
+            "2.1",
+        )
+        .await;
+    cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "in-use").await;
+    let snap = cloud
+        .cinder(
+            &s,
+            Method::POST,
+            "/snapshots",
+            Some(json!({"snapshot": {"volume_id": id, "force": true, "name": "keep"}})),
+            "3.0",
+        )
+        .await;
+    let sid = snap.body["snapshot"]["id"].as_str().unwrap().to_string();
+    let project = s.project_id.clone();
+    let cloud = cloud.restart().await;
+    let s = cloud.login("demo").await;
+    assert_eq!(s.project_id, project, "project ids changed across the restart");
+    let v = cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "in-use").await;
+    assert_eq!(v["size"], 3);
+    assert_eq!(v["attachments"][0]["server_id"], server.as_str());
+    let snap = cloud.wait_status(&s, &format!("/snapshots/{sid}"), "snapshot", "available").await;
+    assert_eq!(snap["name"], "keep");
+}
+
+#[tokio::test]
+async fn tokens_survive_a_restart() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let cloud = cloud.restart().await;
+    let moved = common::emulator::Session {
+        volume: s.volume.replace(&s.volume[..s.volume.find("/volume").unwrap()], cloud.handle.base_url()),
+        ..s.clone()
+    };
+    assert_eq!(cloud.cinder(&moved, Method::GET, "/volumes", None, "3.0").await.status, 200);
+}
