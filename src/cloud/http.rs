@@ -116,7 +116,8 @@ pub struct HttpClient {
     metrics: Option<Arc<Metrics>>,
 }
 
-fn install_crypto_provider() {
+/// Installs ring as the process-wide TLS crypto provider (once); every HTTP client needs one.
+pub fn install_crypto_provider() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         // Another component may have installed one first; either is fine.

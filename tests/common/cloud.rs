@@ -11,28 +11,21 @@ use cinder_evs_csi::cloud::retry::Backoff;
 use cinder_evs_csi::cloud::wait::WaitSettings;
 use cinder_evs_csi::config::ConfigSource;
 use cinder_evs_csi::config::watch::ConfigWatch;
-use cinder_evs_csi::emulator::{Credentials, EmulatorConfig, EmulatorHandle, start};
+use cinder_evs_csi::emulator::{Credentials, EmulatorConfig, EmulatorHandle};
 use cinder_evs_csi::telemetry::metrics::Metrics;
 
-/// A running emulator and its state directory.
-pub struct TestCloud {
-    /// The emulator.
-    pub handle: EmulatorHandle,
-    /// Holds the state directory.
-    pub dir: tempfile::TempDir,
-}
+pub use super::emulator::TestCloud;
 
-/// Starts an emulator without loop devices or metadata service, with `tweak` applied.
+/// Starts an emulator for driver tests: no loop devices, no metadata service, a short
+/// latency on every transition, then `tweak`.
 pub async fn emulator(tweak: impl FnOnce(&mut EmulatorConfig)) -> TestCloud {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = EmulatorConfig::in_dir(dir.path().join("state"));
-    config.metadata_listen = None;
-    config.loop_devices = false;
-    config.release_loops_on_shutdown = true;
-    config.latency = Duration::from_millis(30);
-    tweak(&mut config);
-    let handle = start(config).await.expect("emulator starts");
-    TestCloud { handle, dir }
+    TestCloud::start_with(|config| {
+        config.metadata_listen = None;
+        config.loop_devices = false;
+        config.latency = Duration::from_millis(30);
+        tweak(config);
+    })
+    .await
 }
 
 /// How a test authenticates.

@@ -1,0 +1,269 @@
+//! The controller binary over its unix socket, as the sidecars drive it, against the emulator.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cinder_evs_csi::csi::pb;
+use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
+use cinder_evs_csi::csi::pb::identity_client::IdentityClient;
+use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
+use cinder_evs_csi::csi::pb::volume_capability::{AccessMode, AccessType, MountVolume};
+use common::cloud::{Auth, TestCloud, clouds_yaml, count, emulator};
+use common::{Driver, unix_channel, wait_for_path};
+use tonic::Code;
+use tonic::transport::Channel;
+
+const GIB: i64 = 1 << 30;
+
+struct Setup {
+    cloud: TestCloud,
+    _driver: Driver,
+    client: ControllerClient<Channel>,
+    server_id: String,
+}
+
+async fn setup() -> Setup {
+    let cloud = emulator(|c| {
+        c.default_quotas.insert("volumes".into(), -1);
+        c.default_quotas.insert("gigabytes".into(), -1);
+    })
+    .await;
+    let config = cloud.dir.path().join("clouds.yaml");
+    std::fs::write(&config, clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, "")).unwrap();
+    let socket = cloud.dir.path().join("csi.sock");
+    let endpoint = format!("unix://{}", socket.display());
+    let driver = Driver::start(&[
+        "controller",
+        "--endpoint",
+        &endpoint,
+        "--cloud-config",
+        config.to_str().unwrap(),
+        "--cluster-id",
+        "test-cluster",
+        "--driver-name",
+        "csi.example.io",
+    ]);
+    wait_for_path(&socket, &driver);
+    let channel = unix_channel(socket).await;
+    let mut identity = IdentityClient::new(channel.clone());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while identity.probe(pb::ProbeRequest {}).await.unwrap().into_inner().ready != Some(true) {
+        assert!(std::time::Instant::now() < deadline, "never ready; log:\n{}", driver.log().join("\n"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let server_id = cloud.handle.this_host_server_id().unwrap();
+    Setup { cloud, _driver: driver, client: ControllerClient::new(channel), server_id }
+}
+
+fn mount_cap() -> pb::VolumeCapability {
+    pb::VolumeCapability {
+        access_type: Some(AccessType::Mount(MountVolume { fs_type: "ext4".into(), ..Default::default() })),
+        access_mode: Some(AccessMode { mode: Mode::SingleNodeWriter as i32 }),
+    }
+}
+
+fn create(name: &str, gib: i64) -> pb::CreateVolumeRequest {
+    pb::CreateVolumeRequest {
+        name: name.into(),
+        capacity_range: Some(pb::CapacityRange { required_bytes: gib * GIB, limit_bytes: 0 }),
+        volume_capabilities: vec![mount_cap()],
+        parameters: HashMap::from([("csi.storage.k8s.io/pvc/name".to_string(), "data".to_string())]),
+        secrets: HashMap::from([("password".to_string(), "never-logged-secret".to_string())]),
+        ..Default::default()
+    }
+}
+
+fn volumes_named(cloud: &TestCloud, name: &str) -> usize {
+    cloud
+        .handle
+        .cloud()
+        .read(|w| w.stores.values().flat_map(|s| s.volumes.values()).filter(|v| v.name == name).count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_advertises_what_it_implements() {
+    use pb::controller_service_capability::rpc::Type;
+    let s = setup().await;
+    let caps = s
+        .client
+        .clone()
+        .controller_get_capabilities(pb::ControllerGetCapabilitiesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let types: Vec<i32> = caps
+        .capabilities
+        .iter()
+        .filter_map(|c| c.r#type.as_ref().map(|pb::controller_service_capability::Type::Rpc(rpc)| rpc.r#type))
+        .collect();
+    for wanted in [
+        Type::CreateDeleteVolume,
+        Type::PublishUnpublishVolume,
+        Type::ListVolumes,
+        Type::CreateDeleteSnapshot,
+        Type::ExpandVolume,
+    ] {
+        assert!(types.contains(&(wanted as i32)), "{wanted:?} missing from {types:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_identical_creates_make_exactly_one_cloud_volume() {
+    let s = setup().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let mut client = s.client.clone();
+        tasks.spawn(async move {
+            client
+                .create_volume(create("pvc-fifty", 1))
+                .await
+                .map(|r| r.into_inner().volume.unwrap().volume_id)
+        });
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    while let Some(result) = tasks.join_next().await {
+        ids.insert(result.unwrap().expect("every identical create succeeds"));
+    }
+    assert_eq!(ids.len(), 1);
+    assert_eq!(volumes_named(&s.cloud, "pvc-fifty"), 1, "the emulator holds a single volume");
+    assert_eq!(count(&s.cloud.handle, "POST", "{project_id}/volumes"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volume_lifecycle_create_publish_unpublish_delete() {
+    let s = setup().await;
+    let mut c = s.client.clone();
+    let volume = c.create_volume(create("pvc-life", 2)).await.unwrap().into_inner().volume.unwrap();
+    assert_eq!(volume.capacity_bytes, 2 * GIB);
+    assert_eq!(volume.accessible_topology[0].segments["topology.kubernetes.io/zone"], "nova");
+    assert_eq!(volume.accessible_topology[0].segments["topology.csi.example.io/zone"], "nova");
+    let metadata = s.cloud.handle.cloud().read(|w| {
+        w.stores.values().find_map(|s| s.volumes.get(&volume.volume_id)).map(|v| v.metadata.clone()).unwrap()
+    });
+    assert_eq!(metadata["cinder-evs-csi/cluster-id"], "test-cluster");
+    assert_eq!(metadata["cinder-evs-csi/pvc-name"], "data");
+
+    let publish = pb::ControllerPublishVolumeRequest {
+        volume_id: volume.volume_id.clone(),
+        node_id: s.server_id.clone(),
+        volume_capability: Some(mount_cap()),
+        ..Default::default()
+    };
+    let context = c.controller_publish_volume(publish.clone()).await.unwrap().into_inner().publish_context;
+    assert_eq!(context["volumeId"], volume.volume_id);
+    assert!(context["devicePath"].starts_with("/dev/vd"), "{context:?}");
+    assert_eq!(c.controller_publish_volume(publish).await.unwrap().into_inner().publish_context, context);
+
+    let got = c
+        .controller_get_volume(pb::ControllerGetVolumeRequest { volume_id: volume.volume_id.clone() })
+        .await
+        .unwrap();
+    assert_eq!(got.into_inner().status.unwrap().published_node_ids, vec![s.server_id.clone()]);
+
+    let delete = pb::DeleteVolumeRequest { volume_id: volume.volume_id.clone(), ..Default::default() };
+    assert_eq!(c.delete_volume(delete.clone()).await.unwrap_err().code(), Code::FailedPrecondition);
+
+    let unpublish = pb::ControllerUnpublishVolumeRequest {
+        volume_id: volume.volume_id.clone(),
+        node_id: s.server_id.clone(),
+        ..Default::default()
+    };
+    c.controller_unpublish_volume(unpublish.clone()).await.unwrap();
+    c.controller_unpublish_volume(unpublish).await.expect("unpublish is idempotent");
+    c.delete_volume(delete.clone()).await.unwrap();
+    c.delete_volume(delete).await.expect("deleting a deleted volume succeeds");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_the_codes_the_spec_requires() {
+    let s = setup().await;
+    let mut c = s.client.clone();
+    assert_eq!(c.create_volume(create("", 1)).await.unwrap_err().code(), Code::InvalidArgument);
+    let mut typo = create("pvc-typo", 1);
+    typo.parameters.insert("tpye".into(), "x".into());
+    assert_eq!(c.create_volume(typo).await.unwrap_err().code(), Code::InvalidArgument);
+    c.create_volume(create("pvc-size", 1)).await.unwrap();
+    assert_eq!(c.create_volume(create("pvc-size", 3)).await.unwrap_err().code(), Code::AlreadyExists);
+    let mut out_of_range = create("pvc-range", 1);
+    out_of_range.capacity_range = Some(pb::CapacityRange { required_bytes: GIB + 1, limit_bytes: GIB + 2 });
+    assert_eq!(c.create_volume(out_of_range).await.unwrap_err().code(), Code::OutOfRange);
+    let publish = pb::ControllerPublishVolumeRequest {
+        volume_id: "00000000-0000-0000-0000-000000000000".into(),
+        node_id: s.server_id.clone(),
+        volume_capability: Some(mount_cap()),
+        ..Default::default()
+    };
+    assert_eq!(c.controller_publish_volume(publish).await.unwrap_err().code(), Code::NotFound);
+    let list = pb::ListVolumesRequest { max_entries: 1, starting_token: "bogus token".into() };
+    assert_eq!(c.list_volumes(list).await.unwrap_err().code(), Code::Aborted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_volumes_pages_through_every_volume() {
+    let s = setup().await;
+    let mut c = s.client.clone();
+    for i in 0..5 {
+        c.create_volume(create(&format!("pvc-list-{i}"), 1)).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = c
+            .list_volumes(pb::ListVolumesRequest { max_entries: 2, starting_token: token })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.entries.len() <= 2);
+        seen.extend(page.entries.into_iter().map(|e| e.volume.unwrap().volume_id));
+        if page.next_token.is_empty() {
+            break;
+        }
+        token = page.next_token;
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_restore_and_expansion_work_through_the_socket() {
+    let s = setup().await;
+    let mut c = s.client.clone();
+    let source = c.create_volume(create("pvc-snap-src", 1)).await.unwrap().into_inner().volume.unwrap();
+    let request = pb::CreateSnapshotRequest {
+        name: "snap-a".into(),
+        source_volume_id: source.volume_id.clone(),
+        ..Default::default()
+    };
+    let mut snapshot = c.create_snapshot(request.clone()).await.unwrap().into_inner().snapshot.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !snapshot.ready_to_use {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        snapshot = c.create_snapshot(request.clone()).await.unwrap().into_inner().snapshot.unwrap();
+    }
+    assert!(snapshot.creation_time.is_some());
+    let mut restore = create("pvc-restored", 2);
+    restore.volume_content_source = Some(pb::VolumeContentSource {
+        r#type: Some(pb::volume_content_source::Type::Snapshot(pb::volume_content_source::SnapshotSource {
+            snapshot_id: snapshot.snapshot_id.clone(),
+        })),
+    });
+    let restored = c.create_volume(restore).await.unwrap().into_inner().volume.unwrap();
+    assert_eq!(restored.volume_context["growFs"], "true");
+    let expand = pb::ControllerExpandVolumeRequest {
+        volume_id: restored.volume_id.clone(),
+        capacity_range: Some(pb::CapacityRange { required_bytes: 4 * GIB, limit_bytes: 0 }),
+        volume_capability: Some(mount_cap()),
+        ..Default::default()
+    };
+    let expanded = c.controller_expand_volume(expand).await.unwrap().into_inner();
+    assert_eq!(expanded.capacity_bytes, 4 * GIB);
+    assert!(expanded.node_expansion_required);
+    let delete_source = pb::DeleteVolumeRequest { volume_id: source.volume_id.clone(), ..Default::default() };
+    let err = c.delete_volume(delete_source).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains(&snapshot.snapshot_id), "{}", err.message());
+}
