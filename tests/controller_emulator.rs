@@ -267,3 +267,40 @@ async fn snapshots_restore_and_expansion_work_through_the_socket() {
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains(&snapshot.snapshot_id), "{}", err.message());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modify_retypes_a_volume_and_reports_a_refused_migration() {
+    let s = setup().await;
+    let mut c = s.client.clone();
+    let mut request = create("pvc-modify", 1);
+    request.parameters.insert("type".into(), "lvmdriver-1".into());
+    let volume = c.create_volume(request).await.unwrap().into_inner().volume.unwrap();
+    let modify = |volume_type: &str| pb::ControllerModifyVolumeRequest {
+        volume_id: volume.volume_id.clone(),
+        mutable_parameters: HashMap::from([("type".to_string(), volume_type.to_string())]),
+        ..Default::default()
+    };
+    c.controller_modify_volume(modify("fast")).await.expect("an available volume migrates on demand");
+    let volume_type = s.cloud.handle.cloud().read(|w| {
+        let v = w.stores.values().find_map(|st| st.volumes.get(&volume.volume_id)).unwrap();
+        w.volume_types[&v.volume_type_id].name.clone()
+    });
+    assert_eq!(volume_type, "fast");
+    c.controller_modify_volume(modify("fast")).await.expect("modifying to the current type is a no-op");
+
+    let snapshot = pb::CreateSnapshotRequest {
+        name: "pin".into(),
+        source_volume_id: volume.volume_id.clone(),
+        ..Default::default()
+    };
+    c.create_snapshot(snapshot).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let err = c.controller_modify_volume(modify("lvmdriver-1")).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+    let bad = pb::ControllerModifyVolumeRequest {
+        volume_id: volume.volume_id.clone(),
+        mutable_parameters: HashMap::from([("colour".to_string(), "red".to_string())]),
+        ..Default::default()
+    };
+    assert_eq!(c.controller_modify_volume(bad).await.unwrap_err().code(), Code::InvalidArgument);
+}

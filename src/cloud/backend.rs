@@ -30,6 +30,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     async fn delete_volume(&self, id: &str) -> Result<(), CloudError>;
     /// Starts growing a volume to `size_gib` (in-use volumes where the cloud allows it).
     async fn extend_volume(&self, id: &str, size_gib: u64) -> Result<(), CloudError>;
+    /// Starts changing the volume's type, migrating the data when the cloud must.
+    async fn retype_volume(&self, id: &str, volume_type: &str) -> Result<(), CloudError>;
+    /// Waits until a retype has finished; fails when the cloud kept the old type.
+    async fn wait_volume_retyped(
+        &self,
+        id: &str,
+        volume_type: &str,
+        timeout: Duration,
+    ) -> Result<Volume, CloudError>;
     /// Waits until the volume is available or in use (not in a transition).
     async fn wait_volume_ready(&self, id: &str, timeout: Duration) -> Result<Volume, CloudError>;
     /// Waits until the volume has at least `size_gib` and is no longer extending.

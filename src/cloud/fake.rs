@@ -145,6 +145,22 @@ impl Backend for FakeBackend {
         }
     }
 
+    async fn retype_volume(&self, id: &str, volume_type: &str) -> Result<(), CloudError> {
+        let mut volumes = self.volumes.lock().unwrap();
+        let v = volumes.get_mut(id).ok_or(CloudError::NotFound { kind: "volume", id: id.into() })?;
+        v.volume_type = Some(volume_type.to_string());
+        Ok(())
+    }
+
+    async fn wait_volume_retyped(
+        &self,
+        id: &str,
+        _volume_type: &str,
+        timeout: Duration,
+    ) -> Result<Volume, CloudError> {
+        self.wait_volume_ready(id, timeout).await
+    }
+
     async fn wait_volume_extended(
         &self,
         id: &str,

@@ -203,6 +203,30 @@ impl Backend for OpenStackBackend {
         .await
     }
 
+    async fn retype_volume(&self, id: &str, volume_type: &str) -> Result<(), CloudError> {
+        self.cinder.retype_volume(id, volume_type).await
+    }
+
+    async fn wait_volume_retyped(
+        &self,
+        id: &str,
+        volume_type: &str,
+        timeout: Duration,
+    ) -> Result<Volume, CloudError> {
+        let volume = self
+            .wait_volume(id, timeout, &format!("volume {id} to become type {volume_type}"), |v| {
+                matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
+            })
+            .await?;
+        if volume.volume_type.as_deref() != Some(volume_type) {
+            return Err(CloudError::Conflict(format!(
+                "the cloud kept volume {id} at type {:?}: the retype to {volume_type} needs a migration it refused",
+                volume.volume_type.as_deref().unwrap_or("default")
+            )));
+        }
+        Ok(volume)
+    }
+
     async fn wait_volume_extended(
         &self,
         id: &str,

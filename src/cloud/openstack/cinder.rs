@@ -297,6 +297,16 @@ impl Cinder {
         self.action("cinder.volume.extend", id, json!({ "os-extend": { "new_size": size_gib } })).await
     }
 
+    /// `os-retype` with `migration_policy=on-demand`.
+    pub async fn retype_volume(&self, id: &str, volume_type: &str) -> Result<(), CloudError> {
+        self.action(
+            "cinder.volume.retype",
+            id,
+            json!({ "os-retype": { "new_type": volume_type, "migration_policy": "on-demand" } }),
+        )
+        .await
+    }
+
     async fn action(&self, operation: &'static str, id: &str, body: Value) -> Result<(), CloudError> {
         let reply =
             self.send(operation, Method::POST, &format!("volumes/{id}/action"), &[], Some(body)).await?;

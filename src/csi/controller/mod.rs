@@ -103,6 +103,7 @@ pub const CAPABILITIES: &[pb::controller_service_capability::rpc::Type] = {
         Type::GetSnapshot,
         Type::ExpandVolume,
         Type::GetCapacity,
+        Type::ModifyVolume,
     ]
 };
 
@@ -120,10 +121,6 @@ impl ControllerService {
     ) -> Result<super::locks::OperationGuard, CsiError> {
         self.locks.acquire(&key, fingerprint(method, request), method).await
     }
-}
-
-fn unimplemented<T>(method: &'static str) -> Result<T, Status> {
-    Err(CsiError::Unimplemented(method).into())
 }
 
 #[tonic::async_trait]
@@ -287,7 +284,9 @@ impl Controller for ControllerService {
         request: Request<pb::ControllerModifyVolumeRequest>,
     ) -> Result<Response<pb::ControllerModifyVolumeResponse>, Status> {
         self.observer
-            .call("ControllerModifyVolume", request, |_| async { unimplemented("ControllerModifyVolume") })
+            .call("ControllerModifyVolume", request, |r| async move {
+                self.modify_rpc(r).await.map_err(Status::from)
+            })
             .await
     }
 }

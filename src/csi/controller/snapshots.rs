@@ -253,6 +253,46 @@ impl ControllerService {
         })
     }
 
+    pub(super) async fn modify_rpc(
+        &self,
+        request: pb::ControllerModifyVolumeRequest,
+    ) -> Result<pb::ControllerModifyVolumeResponse, CsiError> {
+        if request.volume_id.is_empty() {
+            return Err(CsiError::InvalidArgument("volume_id is required".into()));
+        }
+        if request.mutable_parameters.is_empty() {
+            return Err(CsiError::InvalidArgument("mutable_parameters must not be empty".into()));
+        }
+        let mut new_type = None;
+        for (key, value) in &request.mutable_parameters {
+            match key.as_str() {
+                crate::csi::params::TYPE if !value.trim().is_empty() => {
+                    new_type = Some(value.trim().to_string())
+                }
+                other => {
+                    return Err(CsiError::InvalidArgument(format!(
+                        "mutable parameter {other:?} is not supported here; valid mutable parameters are: type"
+                    )));
+                }
+            }
+        }
+        let handle = self.clouds.parse(&request.volume_id)?;
+        let (_, backend) = self.clouds.backend(Some(&handle.cloud))?;
+        let _guard =
+            self.lock(format!("volume/{}", request.volume_id), "ControllerModifyVolume", &request).await?;
+        let volume = backend
+            .get_volume(&handle.id)
+            .await?
+            .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
+        if let Some(new_type) = new_type {
+            if volume.volume_type.as_deref() != Some(new_type.as_str()) {
+                backend.retype_volume(&handle.id, &new_type).await?;
+                backend.wait_volume_retyped(&handle.id, &new_type, self.settings.create_timeout).await?;
+            }
+        }
+        Ok(pb::ControllerModifyVolumeResponse {})
+    }
+
     pub(super) async fn capacity_rpc(
         &self,
         request: pb::GetCapacityRequest,
