@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod error;
 pub mod http;
+pub mod huawei;
 pub mod openstack;
 pub mod retry;
 pub mod types;

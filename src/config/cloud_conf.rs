@@ -44,6 +44,10 @@ const GLOBAL_KEYS: &[(&str, &str)] = &[
     ("access-key", "access_key"),
     ("secret-key", "secret_key"),
     ("security-token", "security_token"),
+    ("endpoint-template", "endpoint_template"),
+    ("enterprise-project-id", "enterprise_project_id"),
+    ("evs-endpoint-override", "evs_endpoint_override"),
+    ("ecs-endpoint-override", "ecs_endpoint_override"),
 ];
 
 /// `[BlockStorage]` keys and their canonical names.
