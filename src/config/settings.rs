@@ -376,4 +376,12 @@ mod tests {
             .unwrap();
         assert_eq!(cloud.interface, Interface::Internal);
     }
+
+    #[test]
+    fn a_huawei_iam_cloud_without_region_or_auth_url_is_refused() {
+        let err = settings(&[("cloud_type", "huawei"), ("username", "u"), ("password", "p")])
+            .resolve("hw")
+            .unwrap_err();
+        assert!(err.to_string().contains("auth_url or region_name"), "{err}");
+    }
 }
