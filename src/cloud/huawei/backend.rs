@@ -144,8 +144,8 @@ impl HuaweiBackend {
             .ok_or_else(|| CloudError::Protocol(format!("create job {job_id} finished without a volume_id")))
     }
 
-    /// Waits for an ECS job; a failure is judged again against the disk's actual state by
-    /// `settled` (ECS refuses an attach that is already in place, for one).
+    /// Waits for an ECS job when there is one; callers judge a failure against the disk's
+    /// actual state (ECS refuses an attach that is already in place, for one).
     async fn finish_ecs(
         &self,
         submitted: Submitted,
