@@ -9,6 +9,8 @@ use clap::Args;
 
 use crate::cloud::Backend;
 use crate::cloud::http::{HttpClient, HttpSettings};
+use crate::cloud::huawei::HuaweiBackend;
+use crate::cloud::huawei::auth::Client as HuaweiClient;
 use crate::cloud::openstack::OpenStackBackend;
 use crate::cloud::openstack::keystone::Session;
 use crate::cloud::retry::Backoff;
@@ -57,9 +59,6 @@ pub enum WiringError {
     /// A cloud's transport could not be built.
     #[error(transparent)]
     Cloud(#[from] crate::cloud::CloudError),
-    /// The configured cloud kind has no backend in this build.
-    #[error("cloud {0:?} is of a kind this build has no backend for yet")]
-    UnsupportedCloud(String),
 }
 
 /// The running controller: its service and what must stay alive with it.
@@ -94,11 +93,11 @@ pub fn controller(
                 backends
                     .insert(name.clone(), Arc::new(OpenStackBackend::new(session, WaitSettings::default())));
             }
-            CloudKind::Huawei if *name == current.default => {
-                return Err(WiringError::UnsupportedCloud(name.clone()));
-            }
             CloudKind::Huawei => {
-                tracing::warn!(cloud = %name, "skipping a Huawei cloud: its backend is not in this build yet")
+                let http =
+                    Arc::new(HttpClient::new(&cloud.tls, HttpSettings::default(), Some(metrics.clone()))?);
+                let client = Arc::new(HuaweiClient::new(http, config.subscribe(), Some(name))?);
+                backends.insert(name.clone(), Arc::new(HuaweiBackend::new(client, WaitSettings::default())));
             }
         }
     }

@@ -6,6 +6,7 @@ pub mod error;
 #[cfg(test)]
 pub mod fake;
 pub mod http;
+pub mod huawei;
 pub mod openstack;
 pub mod retry;
 pub mod types;

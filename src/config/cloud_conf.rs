@@ -44,6 +44,10 @@ const GLOBAL_KEYS: &[(&str, &str)] = &[
     ("access-key", "access_key"),
     ("secret-key", "secret_key"),
     ("security-token", "security_token"),
+    ("endpoint-template", "endpoint_template"),
+    ("enterprise-project-id", "enterprise_project_id"),
+    ("evs-endpoint-override", "evs_endpoint_override"),
+    ("ecs-endpoint-override", "ecs_endpoint_override"),
 ];
 
 /// `[BlockStorage]` keys and their canonical names.
@@ -261,5 +265,30 @@ mod tests {
             conf.use_clouds,
             Some(UseClouds { file: Some("/etc/c.yaml".into()), cloud: Some("prod".into()) })
         );
+    }
+
+    #[test]
+    fn a_huawei_global_section_resolves_to_an_aksk_cloud_with_its_options() {
+        let conf = parse(
+            "[Global]\ncloud-type=huawei\naccess-key=AK\nsecret-key=SK\nsecurity-token=ST\nproject-id=p1\n\
+             region=cn-north-4\nenterprise-project-id=ep1\nendpoint-template=https://{service}.{region}.example.eu\n\
+             evs-endpoint-override=http://127.0.0.1:9000\n",
+            "cloud.conf",
+        )
+        .unwrap();
+        let cloud = conf.clouds[DEFAULT_CLOUD].resolve(DEFAULT_CLOUD).unwrap();
+        assert_eq!(cloud.kind, crate::config::model::CloudKind::Huawei);
+        match &cloud.auth {
+            AuthMethod::AkSk { access_key, secret_key, security_token } => {
+                assert_eq!(access_key, "AK");
+                assert_eq!(secret_key.expose(), "SK");
+                assert_eq!(security_token.as_ref().map(|t| t.expose()), Some("ST"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(cloud.scope.project_id(), Some("p1"));
+        assert_eq!(cloud.huawei.enterprise_project_id.as_deref(), Some("ep1"));
+        assert_eq!(cloud.huawei.template(), "https://{service}.{region}.example.eu");
+        assert_eq!(cloud.endpoint_overrides["evs"], "http://127.0.0.1:9000");
     }
 }

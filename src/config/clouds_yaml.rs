@@ -167,4 +167,50 @@ clouds:
         let err = parse("clouds: [", None, "/etc/clouds.yaml").unwrap_err();
         assert!(err.to_string().contains("/etc/clouds.yaml"), "{err}");
     }
+
+    const HUAWEI: &str = r#"
+clouds:
+  hw:
+    cloud_type: huawei
+    auth_type: aksk
+    auth:
+      access_key: AK
+      secret_key: SK
+      project_id: 0123456789abcdef0123456789abcdef
+    region_name: cn-north-4
+    enterprise_project_id: ep-1
+    evs_endpoint_override: https://evs.internal.example.com
+  hw-iam:
+    cloud_type: huawei
+    auth:
+      username: csi
+      password: pw
+      user_domain_name: my-account
+      project_id: p2
+    region_name: ap-southeast-3
+"#;
+
+    #[test]
+    fn a_huawei_aksk_cloud_resolves_with_its_options() {
+        let clouds = parse(HUAWEI, None, "test").unwrap();
+        let hw = clouds["hw"].resolve("hw").unwrap();
+        assert_eq!(hw.kind, crate::config::model::CloudKind::Huawei);
+        assert!(
+            matches!(hw.auth, AuthMethod::AkSk { ref access_key, ref security_token, .. } if access_key == "AK" && security_token.is_none())
+        );
+        assert_eq!(hw.auth_url, "");
+        assert_eq!(hw.scope.project_id(), Some("0123456789abcdef0123456789abcdef"));
+        assert_eq!(hw.huawei.enterprise_project_id.as_deref(), Some("ep-1"));
+        assert_eq!(hw.huawei.template(), crate::config::model::DEFAULT_HUAWEI_ENDPOINT_TEMPLATE);
+        assert_eq!(hw.endpoint_overrides["evs"], "https://evs.internal.example.com");
+    }
+
+    #[test]
+    fn a_huawei_iam_cloud_defaults_its_auth_url_to_the_regions_iam() {
+        let clouds = parse(HUAWEI, None, "test").unwrap();
+        let iam = clouds["hw-iam"].resolve("hw-iam").unwrap();
+        assert_eq!(iam.kind, crate::config::model::CloudKind::Huawei);
+        assert!(matches!(iam.auth, AuthMethod::Password { .. }));
+        assert_eq!(iam.auth_url, "https://iam.ap-southeast-3.myhuaweicloud.com/v3");
+    }
 }

@@ -65,4 +65,32 @@ mod tests {
         let cloud = parse(&env).resolve("envvars").unwrap();
         assert_eq!(cloud.scope, Scope::Project(Named::Id("p1".into())));
     }
+
+    #[test]
+    fn huawei_variables_make_an_aksk_cloud() {
+        let env: HashMap<String, String> = [
+            ("OS_CLOUD_TYPE", "huawei"),
+            ("OS_ACCESS_KEY", "AK"),
+            ("OS_SECRET_KEY", "SK"),
+            ("OS_SECURITY_TOKEN", "ST"),
+            ("OS_PROJECT_ID", "p1"),
+            ("OS_REGION_NAME", "ap-southeast-1"),
+            ("OS_ENTERPRISE_PROJECT_ID", "ep1"),
+            ("OS_ENDPOINT_TEMPLATE", "https://{service}.{region}.example.com"),
+            ("OS_ECS_ENDPOINT_OVERRIDE", "http://ecs.local"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert!(is_present(&env));
+        let cloud = parse(&env).resolve("envvars").unwrap();
+        assert_eq!(cloud.kind, crate::config::model::CloudKind::Huawei);
+        assert!(
+            matches!(cloud.auth, crate::config::model::AuthMethod::AkSk { ref security_token, .. } if security_token.is_some())
+        );
+        assert_eq!(cloud.region.as_deref(), Some("ap-southeast-1"));
+        assert_eq!(cloud.huawei.enterprise_project_id.as_deref(), Some("ep1"));
+        assert_eq!(cloud.huawei.endpoint_template.as_deref(), Some("https://{service}.{region}.example.com"));
+        assert_eq!(cloud.endpoint_overrides["ecs"], "http://ecs.local");
+    }
 }

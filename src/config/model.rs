@@ -60,6 +60,27 @@ pub struct Cloud {
     pub tls: Tls,
     /// Block storage behaviour (cloud.conf `[BlockStorage]`).
     pub block_storage: BlockStorage,
+    /// Huawei Cloud specifics (unused by OpenStack clouds).
+    pub huawei: HuaweiOptions,
+}
+
+/// The public Huawei Cloud endpoint of a service in a region.
+pub const DEFAULT_HUAWEI_ENDPOINT_TEMPLATE: &str = "https://{service}.{region}.myhuaweicloud.com";
+
+/// Huawei Cloud settings that have no OpenStack counterpart.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HuaweiOptions {
+    /// Service URL template with `{service}` and `{region}`; `None` means the public default.
+    pub endpoint_template: Option<String>,
+    /// Enterprise project that new disks are created in.
+    pub enterprise_project_id: Option<String>,
+}
+
+impl HuaweiOptions {
+    /// The template in force.
+    pub fn template(&self) -> &str {
+        self.endpoint_template.as_deref().unwrap_or(DEFAULT_HUAWEI_ENDPOINT_TEMPLATE)
+    }
 }
 
 /// A user, by id or by name within a domain.

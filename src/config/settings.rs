@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::ConfigError;
-use super::model::{AuthMethod, BlockStorage, Cloud, CloudKind, Domain, Interface, Named, Scope, Tls};
+use super::model::{
+    AuthMethod, BlockStorage, Cloud, CloudKind, Domain, HuaweiOptions, Interface, Named, Scope, Tls,
+};
 use super::secret::Secret;
 
 /// Canonical keys (the clouds.yaml spelling) with their values, for one cloud.
@@ -57,6 +59,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "ignore_volume_microversion",
     "node_volume_attach_limit",
     "rescan_on_resize",
+    "endpoint_template",
+    "enterprise_project_id",
 ];
 
 impl Settings {
@@ -116,10 +120,25 @@ impl Settings {
             (None, AuthMethod::AkSk { .. }) => CloudKind::Huawei,
             (None, _) => CloudKind::OpenStack,
         };
-        let auth_url = self.get("auth_url").map(str::to_string);
-        if auth_url.is_none() && kind == CloudKind::OpenStack {
-            return Err(missing("auth_url"));
-        }
+        let huawei = HuaweiOptions {
+            endpoint_template: self.get("endpoint_template").map(str::to_string),
+            enterprise_project_id: self.get("enterprise_project_id").map(str::to_string),
+        };
+        let auth_url = match (self.get("auth_url"), kind, &auth) {
+            (Some(url), _, _) => url.to_string(),
+            (None, CloudKind::OpenStack, _) => return Err(missing("auth_url")),
+            (None, CloudKind::Huawei, AuthMethod::AkSk { .. }) => String::new(),
+            // IAM token auth defaults to the region's IAM endpoint, from the same template.
+            (None, CloudKind::Huawei, _) => match self.get("region_name") {
+                Some(region) => {
+                    format!(
+                        "{}/v3",
+                        huawei.template().replace("{service}", "iam").replace("{region}", region)
+                    )
+                }
+                None => return Err(missing("auth_url or region_name")),
+            },
+        };
         let interface = match self.get("interface") {
             None => Interface::Public,
             Some(v) => Interface::parse(v).ok_or_else(|| ConfigError::Invalid {
@@ -148,7 +167,7 @@ impl Settings {
         Ok(Cloud {
             name: name.to_string(),
             kind,
-            auth_url: auth_url.unwrap_or_default(),
+            auth_url,
             auth,
             scope: self.scope(),
             region: self.get("region_name").map(str::to_string),
@@ -166,6 +185,7 @@ impl Settings {
                 node_volume_attach_limit,
                 rescan_on_resize: self.flag(name, "rescan_on_resize")?,
             },
+            huawei,
         })
     }
 
@@ -355,5 +375,13 @@ mod tests {
             .resolve("c")
             .unwrap();
         assert_eq!(cloud.interface, Interface::Internal);
+    }
+
+    #[test]
+    fn a_huawei_iam_cloud_without_region_or_auth_url_is_refused() {
+        let err = settings(&[("cloud_type", "huawei"), ("username", "u"), ("password", "p")])
+            .resolve("hw")
+            .unwrap_err();
+        assert!(err.to_string().contains("auth_url or region_name"), "{err}");
     }
 }

@@ -284,11 +284,11 @@ impl ControllerService {
             .get_volume(&handle.id)
             .await?
             .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
-        if let Some(new_type) = new_type {
-            if volume.volume_type.as_deref() != Some(new_type.as_str()) {
-                backend.retype_volume(&handle.id, &new_type).await?;
-                backend.wait_volume_retyped(&handle.id, &new_type, self.settings.create_timeout).await?;
-            }
+        if let Some(new_type) = new_type
+            && volume.volume_type.as_deref() != Some(new_type.as_str())
+        {
+            backend.retype_volume(&handle.id, &new_type).await?;
+            backend.wait_volume_retyped(&handle.id, &new_type, self.settings.create_timeout).await?;
         }
         Ok(pb::ControllerModifyVolumeResponse {})
     }

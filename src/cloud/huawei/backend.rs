@@ -1,0 +1,425 @@
+//! The Huawei Cloud implementation of [`Backend`]: EVS for disks and snapshots, ECS for
+//! attachments, jobs and disk states followed through the wait engine.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::auth::Client;
+use super::ecs::{Ecs, Submitted};
+use super::endpoints::Service;
+use super::evs::{self, Evs};
+use super::jobs::{Job, Jobs};
+use crate::cloud::backend::Backend;
+use crate::cloud::error::CloudError;
+use crate::cloud::types::{
+    Attached, Capacity, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume, VolumeSpec, VolumeStatus,
+};
+use crate::cloud::wait::{Check, StatusSource, WaitSettings, Waiter};
+
+/// How long `create_volume` waits for the create job to name its disk.
+const CREATE_ACCEPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Polls EVS disks for the wait engine: one `ids` query for many, single GETs for few.
+#[derive(Debug)]
+struct VolumeStates(Arc<Evs>);
+
+#[async_trait::async_trait]
+impl StatusSource for VolumeStates {
+    type Item = Volume;
+    async fn fetch(
+        &self,
+        ids: &[String],
+        _individually: &[String],
+        _since: SystemTime,
+    ) -> Result<HashMap<String, Option<Volume>>, CloudError> {
+        if ids.len() > 2 {
+            return self.0.volumes_by_id(ids).await;
+        }
+        let mut out = HashMap::new();
+        for id in ids {
+            out.insert(id.clone(), self.0.get_volume(id).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// Polls EVS snapshots for the wait engine.
+#[derive(Debug)]
+struct SnapshotStates(Arc<Evs>);
+
+#[async_trait::async_trait]
+impl StatusSource for SnapshotStates {
+    type Item = Snapshot;
+    async fn fetch(
+        &self,
+        ids: &[String],
+        _individually: &[String],
+        _since: SystemTime,
+    ) -> Result<HashMap<String, Option<Snapshot>>, CloudError> {
+        let mut out = HashMap::new();
+        for id in ids {
+            out.insert(id.clone(), self.0.get_snapshot(id).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// A Huawei Cloud.
+#[derive(Debug)]
+pub struct HuaweiBackend {
+    client: Arc<Client>,
+    evs: Arc<Evs>,
+    ecs: Ecs,
+    evs_jobs: Jobs,
+    ecs_jobs: Jobs,
+    volumes: Waiter<VolumeStates>,
+    snapshots: Waiter<SnapshotStates>,
+}
+
+fn is_attached_to(volume: &Volume, server_id: &str) -> bool {
+    volume.attachments.iter().any(|a| a.server_id == server_id)
+}
+
+fn volume_error(id: &str, status: &str) -> CloudError {
+    CloudError::ErrorState { kind: "volume", id: id.to_string(), status: status.to_string(), reason: None }
+}
+
+impl HuaweiBackend {
+    /// A backend on a client; must be created inside the runtime (it starts pollers).
+    pub fn new(client: Arc<Client>, waits: WaitSettings) -> Self {
+        let evs = Arc::new(Evs::new(client.clone()));
+        Self {
+            ecs: Ecs::new(client.clone()),
+            evs_jobs: Jobs::new(client.clone(), Service::Evs, waits.clone()),
+            ecs_jobs: Jobs::new(client.clone(), Service::Ecs, waits.clone()),
+            volumes: Waiter::new(VolumeStates(evs.clone()), waits.clone()),
+            snapshots: Waiter::new(SnapshotStates(evs.clone()), waits),
+            evs,
+            client,
+        }
+    }
+
+    async fn wait_volume(
+        &self,
+        id: &str,
+        timeout: Duration,
+        what: &str,
+        accept: impl Fn(&Volume) -> bool + Send,
+    ) -> Result<Volume, CloudError> {
+        let volume = self
+            .volumes
+            .wait(
+                id,
+                None,
+                |v| match v {
+                    None => Check::Fail(CloudError::NotFound { kind: "volume", id: id.to_string() }),
+                    Some(v) if accept(v) => Check::Done,
+                    Some(Volume { status: VolumeStatus::Error(status), .. }) => {
+                        Check::Fail(volume_error(id, status))
+                    }
+                    Some(_) => Check::Continue,
+                },
+                timeout,
+                what,
+            )
+            .await?;
+        volume.ok_or_else(|| CloudError::NotFound { kind: "volume", id: id.to_string() })
+    }
+
+    /// Waits for a job until it names a disk (or finishes); returns the disk id.
+    async fn created_volume_id(&self, job_id: &str, name: &str) -> Result<String, CloudError> {
+        let job = self
+            .evs_jobs
+            .wait(
+                job_id,
+                |job: Option<&Job>| match job {
+                    Some(j) if !j.volume_ids.is_empty() => Check::Done,
+                    other => super::jobs::until_finished(other, job_id, "volume", name),
+                },
+                CREATE_ACCEPT_TIMEOUT,
+                &format!("create job {job_id} of {name} to name its disk"),
+            )
+            .await?;
+        job.and_then(|j| j.volume_ids.into_iter().next())
+            .ok_or_else(|| CloudError::Protocol(format!("create job {job_id} finished without a volume_id")))
+    }
+
+    /// Waits for an ECS job when there is one; callers judge a failure against the disk's
+    /// actual state (ECS refuses an attach that is already in place, for one).
+    async fn finish_ecs(
+        &self,
+        submitted: Submitted,
+        volume_id: &str,
+        timeout: Duration,
+    ) -> Result<(), CloudError> {
+        if let Submitted::Job(job_id) = submitted {
+            self.ecs_jobs.finish(&job_id, "volume", volume_id, timeout).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for HuaweiBackend {
+    async fn probe(&self) -> Result<(), CloudError> {
+        self.client.authenticate().await?;
+        self.evs.page_volumes(Some(1), None).await?;
+        Ok(())
+    }
+
+    async fn create_volume(&self, spec: &VolumeSpec) -> Result<Volume, CloudError> {
+        let created = self.evs.create_volume(spec).await?;
+        let id = match (created.volume_ids.first(), &created.job_id) {
+            (Some(id), _) => id.clone(),
+            (None, Some(job)) => self.created_volume_id(job, &spec.name).await?,
+            (None, None) => {
+                return Err(CloudError::Protocol("EVS accepted a create without job or disk id".into()));
+            }
+        };
+        let tags = evs::tags_for(&spec.metadata);
+        if let Err(e) = self.evs.add_tags(&id, &tags).await {
+            // Tags help people find the disk; the disk itself is fine without them.
+            tracing::warn!(volume_id = %id, error = %e, "could not tag the new disk");
+        }
+        match self.evs.get_volume(&id).await? {
+            Some(volume) => Ok(volume),
+            // Just created: the disk list may lag behind the job.
+            None => Ok(Volume {
+                id,
+                name: spec.name.clone(),
+                size_gib: spec.size_gib,
+                status: VolumeStatus::Creating,
+                zone: spec.zone.clone().unwrap_or_default(),
+                volume_type: Some(spec.volume_type.clone().unwrap_or_else(|| evs::DEFAULT_TYPE.into())),
+                multiattach: spec.multiattach,
+                attachments: Vec::new(),
+                metadata: spec.metadata.clone(),
+                source_snapshot_id: None,
+                source_volume_id: None,
+            }),
+        }
+    }
+
+    async fn get_volume(&self, id: &str) -> Result<Option<Volume>, CloudError> {
+        self.evs.get_volume(id).await
+    }
+
+    async fn find_volumes_by_name(&self, name: &str) -> Result<Vec<Volume>, CloudError> {
+        self.evs.volumes_named(name).await
+    }
+
+    async fn list_volumes(
+        &self,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<Volume>, CloudError> {
+        self.evs.page_volumes(limit, marker).await
+    }
+
+    async fn delete_volume(&self, id: &str) -> Result<(), CloudError> {
+        self.evs.delete_volume(id).await
+    }
+
+    async fn extend_volume(&self, id: &str, size_gib: u64) -> Result<(), CloudError> {
+        self.evs.extend_volume(id, size_gib).await.map(|_| ())
+    }
+
+    async fn wait_volume_ready(&self, id: &str, timeout: Duration) -> Result<Volume, CloudError> {
+        self.wait_volume(id, timeout, &format!("volume {id} to become ready"), |v| {
+            matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
+        })
+        .await
+    }
+
+    async fn retype_volume(&self, id: &str, _volume_type: &str) -> Result<(), CloudError> {
+        // EVS documents no retype; changing a disk's performance is a separate QoS API.
+        Err(CloudError::Unsupported(format!("EVS cannot change the type of disk {id}")))
+    }
+
+    async fn wait_volume_retyped(
+        &self,
+        id: &str,
+        _volume_type: &str,
+        _timeout: Duration,
+    ) -> Result<Volume, CloudError> {
+        Err(CloudError::Unsupported(format!("EVS cannot change the type of disk {id}")))
+    }
+
+    async fn wait_volume_extended(
+        &self,
+        id: &str,
+        size_gib: u64,
+        timeout: Duration,
+    ) -> Result<Volume, CloudError> {
+        self.wait_volume(id, timeout, &format!("volume {id} to reach {size_gib} GiB"), move |v| {
+            v.size_gib >= size_gib && matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
+        })
+        .await
+    }
+
+    async fn wait_volume_deleted(&self, id: &str, timeout: Duration) -> Result<(), CloudError> {
+        self.volumes
+            .wait(
+                id,
+                None,
+                |v| match v {
+                    None => Check::Done,
+                    Some(Volume { status: VolumeStatus::Error(status), .. })
+                        if status == "error_deleting" =>
+                    {
+                        Check::Fail(volume_error(id, status))
+                    }
+                    Some(_) => Check::Continue,
+                },
+                timeout,
+                &format!("volume {id} to be deleted"),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn create_snapshot(&self, spec: &SnapshotSpec) -> Result<Snapshot, CloudError> {
+        if spec.name.starts_with("autobk_snapshot_") {
+            // EVS reserves these names for server backups.
+            return Err(CloudError::InvalidInput(
+                "snapshot names starting autobk_snapshot_ are reserved".into(),
+            ));
+        }
+        self.evs.create_snapshot(spec).await
+    }
+
+    async fn get_snapshot(&self, id: &str) -> Result<Option<Snapshot>, CloudError> {
+        self.evs.get_snapshot(id).await
+    }
+
+    async fn find_snapshots_by_name(&self, name: &str) -> Result<Vec<Snapshot>, CloudError> {
+        let page = self.evs.list_snapshots(None, Some(name), None, None).await?;
+        Ok(page.items.into_iter().filter(|s| s.name == name).collect())
+    }
+
+    async fn list_snapshots(
+        &self,
+        volume_id: Option<&str>,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<Snapshot>, CloudError> {
+        self.evs.list_snapshots(volume_id, None, limit, marker).await
+    }
+
+    async fn delete_snapshot(&self, id: &str) -> Result<(), CloudError> {
+        self.evs.delete_snapshot(id).await
+    }
+
+    async fn wait_snapshot_ready(&self, id: &str, timeout: Duration) -> Result<Snapshot, CloudError> {
+        let snapshot = self
+            .snapshots
+            .wait(
+                id,
+                None,
+                |s| match s {
+                    None => Check::Fail(CloudError::NotFound { kind: "snapshot", id: id.to_string() }),
+                    Some(Snapshot { status: SnapshotStatus::Available, .. }) => Check::Done,
+                    Some(Snapshot { status: SnapshotStatus::Error(status), .. }) => {
+                        Check::Fail(CloudError::ErrorState {
+                            kind: "snapshot",
+                            id: id.to_string(),
+                            status: status.clone(),
+                            reason: None,
+                        })
+                    }
+                    Some(_) => Check::Continue,
+                },
+                timeout,
+                &format!("snapshot {id} to become available"),
+            )
+            .await?;
+        snapshot.ok_or_else(|| CloudError::NotFound { kind: "snapshot", id: id.to_string() })
+    }
+
+    async fn attach(
+        &self,
+        volume_id: &str,
+        server_id: &str,
+        timeout: Duration,
+    ) -> Result<Attached, CloudError> {
+        let volume = self
+            .evs
+            .get_volume(volume_id)
+            .await?
+            .ok_or(CloudError::NotFound { kind: "volume", id: volume_id.into() })?;
+        let attached_here = |v: &Volume| v.status != VolumeStatus::Attaching && is_attached_to(v, server_id);
+        if !attached_here(&volume) && volume.status != VolumeStatus::Attaching {
+            let outcome = match self.ecs.attach(server_id, volume_id).await? {
+                Ok(Submitted::ServerMissing) => {
+                    Err(CloudError::NotFound { kind: "server", id: server_id.into() })
+                }
+                Ok(submitted) => self.finish_ecs(submitted, volume_id, timeout).await,
+                Err(fault) => Err(fault.to_error("volume", volume_id)),
+            };
+            if let Err(error) = outcome {
+                // "Already attached" comes back as a refusal; the disk itself says whether it is.
+                match self.evs.get_volume(volume_id).await? {
+                    Some(v) if attached_here(&v) => {}
+                    _ => return Err(error),
+                }
+            }
+        }
+        let server = server_id.to_string();
+        let volume = self
+            .wait_volume(
+                volume_id,
+                timeout,
+                &format!("volume {volume_id} to attach to {server_id}"),
+                move |v| v.status == VolumeStatus::InUse && is_attached_to(v, &server),
+            )
+            .await?;
+        let device_hint =
+            volume.attachments.iter().find(|a| a.server_id == server_id).and_then(|a| a.device.clone());
+        Ok(Attached { device_hint })
+    }
+
+    async fn detach(&self, volume_id: &str, server_id: &str, timeout: Duration) -> Result<(), CloudError> {
+        let Some(volume) = self.evs.get_volume(volume_id).await? else { return Ok(()) };
+        if !is_attached_to(&volume, server_id) {
+            return Ok(());
+        }
+        if volume.status != VolumeStatus::Detaching {
+            let outcome = match self.ecs.detach(server_id, volume_id).await? {
+                // A deleted server holds no disks; its VolumeAttachment may be released.
+                Ok(Submitted::ServerMissing) => return Ok(()),
+                Ok(submitted) => self.finish_ecs(submitted, volume_id, timeout).await,
+                Err(fault) => Err(fault.to_error("volume", volume_id)),
+            };
+            if let Err(error) = outcome {
+                match self.evs.get_volume(volume_id).await? {
+                    None => return Ok(()),
+                    Some(v) if !is_attached_to(&v, server_id) => return Ok(()),
+                    Some(_) if matches!(error, CloudError::NotFound { .. }) => return Ok(()),
+                    Some(_) => return Err(error),
+                }
+            }
+        }
+        let server = server_id.to_string();
+        match self
+            .wait_volume(
+                volume_id,
+                timeout,
+                &format!("volume {volume_id} to detach from {server_id}"),
+                move |v| !is_attached_to(v, &server) && v.status != VolumeStatus::Detaching,
+            )
+            .await
+        {
+            Err(CloudError::NotFound { .. }) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn attached_count(&self, server_id: &str) -> Result<usize, CloudError> {
+        self.ecs.attachment_count(server_id).await
+    }
+
+    async fn capacity(&self, volume_type: Option<&str>) -> Result<Capacity, CloudError> {
+        self.evs.capacity(volume_type).await
+    }
+}

@@ -1,0 +1,818 @@
+//! EVS: disks through the native `cloudvolumes` API (v2.1 for create and expand, job based),
+//! snapshots and quotas through its Cinder-compatible v2 API, tags through the batch tag API.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode, Url};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::auth::{Client, PROJECT, Request};
+use super::endpoints::Service;
+use super::fault;
+use super::sign;
+use crate::cloud::error::CloudError;
+use crate::cloud::types::{
+    Capacity, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume, VolumeAttachment, VolumeSource,
+    VolumeSpec, VolumeStatus,
+};
+
+/// Smallest data disk, GiB.
+pub const MIN_SIZE_GIB: u64 = 10;
+/// Largest data disk, GiB.
+pub const MAX_SIZE_GIB: u64 = 32768;
+/// Disk type used when the spec names none.
+pub const DEFAULT_TYPE: &str = "GPSSD";
+/// Spec metadata key whose value becomes the provisioned `iops` (GPSSD2, ESSD2), not metadata.
+pub const SPEC_IOPS: &str = "evs:iops";
+/// Spec metadata key whose value becomes the provisioned `throughput` (GPSSD2), not metadata.
+pub const SPEC_THROUGHPUT: &str = "evs:throughput";
+/// EVS metadata: encrypt with KMS ("1").
+pub const META_ENCRYPTED: &str = "__system__encrypted";
+/// EVS metadata: the KMS key id (36 characters).
+pub const META_CMK_ID: &str = "__system__cmkid";
+/// EVS metadata: SCSI passthrough ("true").
+pub const META_PASSTHROUGH: &str = "hw:passthrough";
+/// Most tags a disk may carry.
+pub const MAX_TAGS: usize = 10;
+/// Most ids one `ids` filter may name.
+pub const MAX_IDS_PER_QUERY: usize = 60;
+
+#[derive(Debug, Deserialize)]
+struct VolumeJson {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    size: u64,
+    status: String,
+    #[serde(default)]
+    availability_zone: Option<String>,
+    #[serde(default)]
+    volume_type: Option<String>,
+    #[serde(default)]
+    multiattach: bool,
+    #[serde(default)]
+    attachments: Vec<AttachmentJson>,
+    #[serde(default)]
+    metadata: Option<Map<String, Value>>,
+    #[serde(default)]
+    snapshot_id: Option<String>,
+    #[serde(default)]
+    source_volid: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AttachmentJson {
+    server_id: String,
+    #[serde(default)]
+    device: Option<String>,
+}
+
+/// EVS metadata values may be JSON non-strings; they are kept as text.
+fn text_map(map: Option<Map<String, Value>>) -> BTreeMap<String, String> {
+    map.unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, text)
+        })
+        .collect()
+}
+
+impl From<VolumeJson> for Volume {
+    fn from(v: VolumeJson) -> Self {
+        Volume {
+            id: v.id,
+            name: v.name.unwrap_or_default(),
+            size_gib: v.size,
+            status: VolumeStatus::parse(&v.status),
+            zone: v.availability_zone.unwrap_or_default(),
+            volume_type: v.volume_type,
+            multiattach: v.multiattach,
+            attachments: v
+                .attachments
+                .into_iter()
+                .map(|a| VolumeAttachment { server_id: a.server_id, device: a.device })
+                .collect(),
+            metadata: text_map(v.metadata),
+            source_snapshot_id: v.snapshot_id,
+            source_volume_id: v.source_volid,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SnapshotJson {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    volume_id: String,
+    size: u64,
+    status: String,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    metadata: Option<Map<String, Value>>,
+}
+
+impl From<SnapshotJson> for Snapshot {
+    fn from(s: SnapshotJson) -> Self {
+        Snapshot {
+            id: s.id,
+            name: s.name.unwrap_or_default(),
+            volume_id: s.volume_id,
+            size_gib: s.size,
+            status: SnapshotStatus::parse(&s.status),
+            created_at: s.created_at.as_deref().and_then(parse_time),
+            metadata: text_map(s.metadata),
+        }
+    }
+}
+
+/// EVS timestamps (`2016-05-25T02:42:10.856332`) lack a zone and are UTC.
+fn parse_time(text: &str) -> Option<std::time::SystemTime> {
+    let with_zone =
+        if text.ends_with('Z') || text.contains('+') { text.to_string() } else { format!("{text}Z") };
+    let ts: prost_types::Timestamp = with_zone.parse().ok()?;
+    std::time::SystemTime::UNIX_EPOCH
+        .checked_add(std::time::Duration::new(u64::try_from(ts.seconds).ok()?, ts.nanos.max(0) as u32))
+}
+
+#[derive(Debug, Deserialize)]
+struct Link {
+    rel: String,
+    href: String,
+}
+
+/// The `marker` of a `rel=next` link.
+fn next_marker(links: &[Link]) -> Option<String> {
+    let next = links.iter().find(|l| l.rel == "next")?;
+    // Links in the reference wrap lines; whitespace is never part of a marker.
+    let href: String = next.href.chars().filter(|c| !c.is_whitespace()).collect();
+    let url = Url::parse(&href).ok()?;
+    url.query_pairs().find(|(k, _)| k == "marker").map(|(_, v)| v.into_owned())
+}
+
+#[derive(Deserialize)]
+struct OneVolume {
+    volume: VolumeJson,
+}
+
+#[derive(Deserialize)]
+struct VolumeList {
+    volumes: Vec<VolumeJson>,
+    #[serde(default)]
+    volumes_links: Vec<Link>,
+}
+
+#[derive(Deserialize)]
+struct OneSnapshot {
+    snapshot: SnapshotJson,
+}
+
+#[derive(Deserialize)]
+struct SnapshotList {
+    snapshots: Vec<SnapshotJson>,
+    #[serde(default)]
+    snapshots_links: Vec<Link>,
+}
+
+/// A disk from a `{"volume": ...}` body.
+pub fn volume_from_json(body: &[u8]) -> Result<Volume, CloudError> {
+    serde_json::from_slice::<OneVolume>(body)
+        .map(|v| v.volume.into())
+        .map_err(|e| CloudError::Protocol(format!("malformed disk: {e}")))
+}
+
+/// A page of disks from a `cloudvolumes/detail` body.
+pub fn volume_page_from_json(body: &[u8]) -> Result<Page<Volume>, CloudError> {
+    let page: VolumeList = serde_json::from_slice(body)
+        .map_err(|e| CloudError::Protocol(format!("malformed disk list: {e}")))?;
+    Ok(Page {
+        next: next_marker(&page.volumes_links),
+        items: page.volumes.into_iter().map(Into::into).collect(),
+    })
+}
+
+/// A snapshot from a `{"snapshot": ...}` body.
+pub fn snapshot_from_json(body: &[u8]) -> Result<Snapshot, CloudError> {
+    serde_json::from_slice::<OneSnapshot>(body)
+        .map(|s| s.snapshot.into())
+        .map_err(|e| CloudError::Protocol(format!("malformed snapshot: {e}")))
+}
+
+/// A page of snapshots from a `snapshots/detail` body.
+pub fn snapshot_page_from_json(body: &[u8]) -> Result<Page<Snapshot>, CloudError> {
+    let page: SnapshotList = serde_json::from_slice(body)
+        .map_err(|e| CloudError::Protocol(format!("malformed snapshot list: {e}")))?;
+    Ok(Page {
+        next: next_marker(&page.snapshots_links),
+        items: page.snapshots.into_iter().map(Into::into).collect(),
+    })
+}
+
+fn number(metadata: &BTreeMap<String, String>, key: &str) -> Result<Option<u64>, CloudError> {
+    metadata
+        .get(key)
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| CloudError::InvalidInput(format!("{key} must be a whole number, got {v:?}")))
+        })
+        .transpose()
+}
+
+/// The v2.1 create body for `spec`, after checking what EVS documents as limits.
+pub fn create_body(spec: &VolumeSpec, enterprise_project_id: Option<&str>) -> Result<Value, CloudError> {
+    let zone = spec.zone.as_deref().ok_or_else(|| {
+        CloudError::InvalidInput(
+            "EVS needs an availability zone (topology or the `availability` parameter)".into(),
+        )
+    })?;
+    if spec.source.is_none() && !(MIN_SIZE_GIB..=MAX_SIZE_GIB).contains(&spec.size_gib) {
+        return Err(CloudError::InvalidInput(format!(
+            "EVS data disks are {MIN_SIZE_GIB} to {MAX_SIZE_GIB} GiB; {} GiB was asked for",
+            spec.size_gib
+        )));
+    }
+    if spec.size_gib > MAX_SIZE_GIB {
+        return Err(CloudError::InvalidInput(format!("EVS data disks are at most {MAX_SIZE_GIB} GiB")));
+    }
+    let mut metadata: BTreeMap<String, String> = spec.metadata.clone();
+    let iops = number(&metadata, SPEC_IOPS)?;
+    let throughput = number(&metadata, SPEC_THROUGHPUT)?;
+    metadata.remove(SPEC_IOPS);
+    metadata.remove(SPEC_THROUGHPUT);
+    if let Some(cmk) = metadata.get(META_CMK_ID) {
+        if cmk.len() != 36 {
+            return Err(CloudError::InvalidInput(format!("{META_CMK_ID} must be a 36-character KMS key id")));
+        }
+        metadata.insert(META_ENCRYPTED.into(), "1".into());
+    }
+    let mut volume = json!({
+        "name": spec.name,
+        "size": spec.size_gib,
+        "availability_zone": zone,
+        "volume_type": spec.volume_type.as_deref().unwrap_or(DEFAULT_TYPE),
+        "count": 1,
+        "metadata": metadata,
+    });
+    if spec.multiattach {
+        volume["multiattach"] = json!(true);
+    }
+    if let Some(d) = &spec.description {
+        volume["description"] = json!(d);
+    }
+    if let Some(iops) = iops {
+        volume["iops"] = json!(iops);
+    }
+    if let Some(throughput) = throughput {
+        volume["throughput"] = json!(throughput);
+    }
+    if let Some(ep) = enterprise_project_id {
+        volume["enterprise_project_id"] = json!(ep);
+    }
+    match &spec.source {
+        Some(VolumeSource::Snapshot(id)) => {
+            // EVS refuses these for disks from snapshots (EVS.1043); they are inherited.
+            for key in [META_ENCRYPTED, META_CMK_ID, META_PASSTHROUGH] {
+                volume["metadata"].as_object_mut().map(|m| m.remove(key));
+            }
+            volume["snapshot_id"] = json!(id);
+        }
+        Some(VolumeSource::Backup(id)) => volume["backup_id"] = json!(id),
+        Some(VolumeSource::Volume(_)) => {
+            return Err(CloudError::Unsupported(
+                "EVS cannot clone a disk; take a snapshot and create from it".into(),
+            ));
+        }
+        None => {}
+    }
+    Ok(json!({ "volume": volume }))
+}
+
+/// Tags for a disk from its metadata: EVS tag keys allow `A-Za-z0-9-_` (36 characters),
+/// values also `.` (43); system keys are not tags.
+pub fn tags_for(metadata: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    let clean = |text: &str, extra: &[char], max: usize| -> String {
+        text.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || extra.contains(&c) { c } else { '_' }
+            })
+            .take(max)
+            .collect()
+    };
+    metadata
+        .iter()
+        .filter(|(k, _)| {
+            !k.starts_with("__system__")
+                && !k.starts_with("hw:")
+                && !k.starts_with("evs:")
+                && *k != "full_clone"
+        })
+        .map(|(k, v)| (clean(k, &[], 36), clean(v, &['.'], 43)))
+        .filter(|(k, _)| !k.is_empty())
+        .take(MAX_TAGS)
+        .collect()
+}
+
+/// A UUID-shaped `X-Client-Token` derived from the disk name, so a retried create of the same
+/// CSI volume is recognised by EVS as the same request.
+pub fn client_token(name: &str) -> String {
+    let hash = sign::sha256_hex(format!("cinder-evs-csi/{name}").as_bytes());
+    format!("{}-{}-4{}-8{}-{}", &hash[0..8], &hash[8..12], &hash[13..16], &hash[17..20], &hash[20..32])
+}
+
+/// What a create request returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Created {
+    /// The job to poll.
+    pub job_id: Option<String>,
+    /// Disk ids, when the answer already names them.
+    pub volume_ids: Vec<String>,
+}
+
+/// An EVS client.
+#[derive(Debug)]
+pub struct Evs {
+    client: Arc<Client>,
+}
+
+fn page_query(query: &mut Vec<(String, String)>, limit: Option<u32>, marker: Option<&str>) {
+    if let Some(limit) = limit {
+        query.push(("limit".into(), limit.clamp(1, 1000).to_string()));
+    }
+    if let Some(marker) = marker {
+        query.push(("marker".into(), marker.to_string()));
+    }
+}
+
+impl Evs {
+    /// A client.
+    pub fn new(client: Arc<Client>) -> Self {
+        Self { client }
+    }
+
+    async fn send(&self, request: Request) -> Result<crate::cloud::http::Reply, CloudError> {
+        self.client.send(&request).await
+    }
+
+    /// `POST /v2.1/{project_id}/cloudvolumes`.
+    pub async fn create_volume(&self, spec: &VolumeSpec) -> Result<Created, CloudError> {
+        let cloud = self.client.cloud();
+        let body = create_body(spec, cloud.huawei.enterprise_project_id.as_deref())?;
+        let request = Request::new(
+            "evs.volume.create",
+            Service::Evs,
+            Method::POST,
+            format!("v2.1/{PROJECT}/cloudvolumes"),
+        )
+        .json(body)
+        .header("x-client-token", client_token(&spec.name));
+        let reply = self.send(request).await?;
+        if !reply.status.is_success() {
+            let kind = match &spec.source {
+                Some(VolumeSource::Snapshot(_)) => "snapshot",
+                Some(VolumeSource::Backup(_)) => "backup",
+                _ => "volume",
+            };
+            return Err(fault::to_error(&reply, kind, ""));
+        }
+        let body: Value = reply.json()?;
+        let ids = body["volume_ids"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect());
+        Ok(Created { job_id: body["job_id"].as_str().map(String::from), volume_ids: ids.unwrap_or_default() })
+    }
+
+    /// `GET /v2/{project_id}/cloudvolumes/{id}`; `None` when it does not exist.
+    pub async fn get_volume(&self, id: &str) -> Result<Option<Volume>, CloudError> {
+        let request = Request::new(
+            "evs.volume.get",
+            Service::Evs,
+            Method::GET,
+            format!("v2/{PROJECT}/cloudvolumes/{id}"),
+        );
+        let reply = self.send(request).await?;
+        if reply.status.is_success() {
+            return volume_from_json(&reply.body).map(Some);
+        }
+        match fault::to_error(&reply, "volume", id) {
+            CloudError::NotFound { .. } => Ok(None),
+            other => Err(other),
+        }
+    }
+
+    /// `GET /v2/{project_id}/cloudvolumes/detail` with filters; one page.
+    pub async fn list_volumes(&self, query: Vec<(String, String)>) -> Result<Page<Volume>, CloudError> {
+        let mut request = Request::new(
+            "evs.volume.list",
+            Service::Evs,
+            Method::GET,
+            format!("v2/{PROJECT}/cloudvolumes/detail"),
+        );
+        request.query = query;
+        let reply = self.send(request).await?;
+        if !reply.status.is_success() {
+            return Err(fault::to_error(&reply, "volume list", ""));
+        }
+        volume_page_from_json(&reply.body)
+    }
+
+    /// Oldest-first page of disks.
+    pub async fn page_volumes(
+        &self,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<Volume>, CloudError> {
+        let mut query = vec![("sort_key".into(), "created_at".into()), ("sort_dir".into(), "asc".into())];
+        page_query(&mut query, limit, marker);
+        self.list_volumes(query).await
+    }
+
+    /// Disks named exactly `name`, across pages.
+    pub async fn volumes_named(&self, name: &str) -> Result<Vec<Volume>, CloudError> {
+        let mut found = Vec::new();
+        let mut marker: Option<String> = None;
+        for _ in 0..100 {
+            let mut query = vec![("name".to_string(), name.to_string())];
+            page_query(&mut query, Some(1000), marker.as_deref());
+            let page = self.list_volumes(query).await?;
+            // The name filter may match loosely; only exact names count.
+            found.extend(page.items.into_iter().filter(|v| v.name == name));
+            match page.next {
+                Some(next) => marker = Some(next),
+                None => break,
+            }
+        }
+        Ok(found)
+    }
+
+    /// The states of many disks by id (at most 60 per call); ids absent from the answer are gone.
+    pub async fn volumes_by_id(&self, ids: &[String]) -> Result<HashMap<String, Option<Volume>>, CloudError> {
+        let mut out: HashMap<String, Option<Volume>> = HashMap::new();
+        for chunk in ids.chunks(MAX_IDS_PER_QUERY) {
+            let list = chunk.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(",");
+            let page = self
+                .list_volumes(vec![("ids".into(), format!("[{list}]")), ("limit".into(), "1000".into())])
+                .await?;
+            for id in chunk {
+                out.insert(id.clone(), None);
+            }
+            for volume in page.items {
+                if chunk.contains(&volume.id) {
+                    out.insert(volume.id.clone(), Some(volume));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `DELETE /v2/{project_id}/cloudvolumes/{id}` (job based); a missing disk is success.
+    pub async fn delete_volume(&self, id: &str) -> Result<(), CloudError> {
+        let request = Request::new(
+            "evs.volume.delete",
+            Service::Evs,
+            Method::DELETE,
+            format!("v2/{PROJECT}/cloudvolumes/{id}"),
+        );
+        let reply = self.send(request).await?;
+        if reply.status.is_success() {
+            return Ok(());
+        }
+        match fault::to_error(&reply, "volume", id) {
+            CloudError::NotFound { .. } => Ok(()),
+            other => Err(other),
+        }
+    }
+
+    /// `POST /v2.1/{project_id}/cloudvolumes/{id}/action` `os-extend`; returns the job id.
+    pub async fn extend_volume(&self, id: &str, size_gib: u64) -> Result<Option<String>, CloudError> {
+        if size_gib > MAX_SIZE_GIB {
+            return Err(CloudError::InvalidInput(format!("EVS data disks are at most {MAX_SIZE_GIB} GiB")));
+        }
+        let request = Request::new(
+            "evs.volume.extend",
+            Service::Evs,
+            Method::POST,
+            format!("v2.1/{PROJECT}/cloudvolumes/{id}/action"),
+        )
+        .json(json!({ "os-extend": { "new_size": size_gib } }));
+        let reply = self.send(request).await?;
+        if !reply.status.is_success() {
+            return Err(fault::to_error(&reply, "volume", id));
+        }
+        let body: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+        Ok(body["job_id"].as_str().map(String::from))
+    }
+
+    /// `POST /v2/{project_id}/cloudvolumes/{id}/tags/action` with `create`.
+    pub async fn add_tags(&self, id: &str, tags: &[(String, String)]) -> Result<(), CloudError> {
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect();
+        let request = Request::new(
+            "evs.volume.tag",
+            Service::Evs,
+            Method::POST,
+            format!("v2/{PROJECT}/cloudvolumes/{id}/tags/action"),
+        )
+        .json(json!({ "action": "create", "tags": tags }));
+        let reply = self.send(request).await?;
+        if reply.status.is_success() { Ok(()) } else { Err(fault::to_error(&reply, "volume", id)) }
+    }
+
+    /// `POST /v2/{project_id}/snapshots`.
+    pub async fn create_snapshot(&self, spec: &SnapshotSpec) -> Result<Snapshot, CloudError> {
+        let body = json!({ "snapshot": {
+            "volume_id": spec.volume_id, "name": spec.name, "force": spec.force, "metadata": spec.metadata
+        }});
+        let request = Request::new(
+            "evs.snapshot.create",
+            Service::Evs,
+            Method::POST,
+            format!("v2/{PROJECT}/snapshots"),
+        )
+        .json(body);
+        let reply = self.send(request).await?;
+        match reply.status {
+            s if s.is_success() => snapshot_from_json(&reply.body),
+            StatusCode::NOT_FOUND => Err(CloudError::NotFound { kind: "volume", id: spec.volume_id.clone() }),
+            _ => Err(fault::to_error(&reply, "volume", &spec.volume_id)),
+        }
+    }
+
+    /// `GET /v2/{project_id}/snapshots/{id}`; `None` when it does not exist.
+    pub async fn get_snapshot(&self, id: &str) -> Result<Option<Snapshot>, CloudError> {
+        let request = Request::new(
+            "evs.snapshot.get",
+            Service::Evs,
+            Method::GET,
+            format!("v2/{PROJECT}/snapshots/{id}"),
+        );
+        let reply = self.send(request).await?;
+        if reply.status.is_success() {
+            return snapshot_from_json(&reply.body).map(Some);
+        }
+        match fault::to_error(&reply, "snapshot", id) {
+            CloudError::NotFound { .. } => Ok(None),
+            other => Err(other),
+        }
+    }
+
+    /// `GET /v2/{project_id}/snapshots/detail` with filters; one page.
+    pub async fn list_snapshots(
+        &self,
+        volume_id: Option<&str>,
+        name: Option<&str>,
+        limit: Option<u32>,
+        marker: Option<&str>,
+    ) -> Result<Page<Snapshot>, CloudError> {
+        let mut request = Request::new(
+            "evs.snapshot.list",
+            Service::Evs,
+            Method::GET,
+            format!("v2/{PROJECT}/snapshots/detail"),
+        );
+        if let Some(v) = volume_id {
+            request = request.query("volume_id", v);
+        }
+        if let Some(n) = name {
+            request = request.query("name", n);
+        }
+        // EVS returns next links only when a limit is given.
+        page_query(&mut request.query, Some(limit.unwrap_or(1000)), marker);
+        let reply = self.send(request).await?;
+        if !reply.status.is_success() {
+            return Err(fault::to_error(&reply, "snapshot list", ""));
+        }
+        snapshot_page_from_json(&reply.body)
+    }
+
+    /// `DELETE /v2/{project_id}/snapshots/{id}`; a missing snapshot is success.
+    pub async fn delete_snapshot(&self, id: &str) -> Result<(), CloudError> {
+        let request = Request::new(
+            "evs.snapshot.delete",
+            Service::Evs,
+            Method::DELETE,
+            format!("v2/{PROJECT}/snapshots/{id}"),
+        );
+        let reply = self.send(request).await?;
+        if reply.status.is_success() {
+            return Ok(());
+        }
+        match fault::to_error(&reply, "snapshot", id) {
+            CloudError::NotFound { .. } => Ok(()),
+            other => Err(other),
+        }
+    }
+
+    /// Remaining GiB from `os-quota-sets` with usage, overall or for one disk type.
+    pub async fn capacity(&self, volume_type: Option<&str>) -> Result<Capacity, CloudError> {
+        let request = Request::new(
+            "evs.quota.get",
+            Service::Evs,
+            Method::GET,
+            format!("v2/{PROJECT}/os-quota-sets/{PROJECT}"),
+        )
+        .query("usage", "True");
+        let reply = self.send(request).await?;
+        if !reply.status.is_success() {
+            return Err(fault::to_error(&reply, "quota set", ""));
+        }
+        capacity_from_json(&reply.json()?, volume_type)
+    }
+}
+
+/// Remaining GiB of a quota set (`-1` limits are unlimited).
+pub fn capacity_from_json(body: &Value, volume_type: Option<&str>) -> Result<Capacity, CloudError> {
+    let set = &body["quota_set"];
+    let remaining = |key: &str| -> Option<Option<u64>> {
+        let entry = set.get(key)?;
+        let limit = entry.get("limit")?.as_i64()?;
+        if limit < 0 {
+            return Some(None);
+        }
+        let used = entry.get("in_use").and_then(Value::as_i64).unwrap_or(0)
+            + entry.get("reserved").and_then(Value::as_i64).unwrap_or(0);
+        Some(Some(u64::try_from(limit - used).unwrap_or(0)))
+    };
+    let overall =
+        remaining("gigabytes").ok_or_else(|| CloudError::Protocol("quota set without gigabytes".into()))?;
+    let per_type = volume_type.and_then(|t| remaining(&format!("gigabytes_{t}"))).flatten();
+    let available = match (overall, per_type) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(Capacity { available_gib: available })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The seed's `cloudvolumes/detail` example, with its line-wrapped link joined.
+    const LIST: &str = r#"{"count": 1, "volumes": [{
+        "attachments": [], "availability_zone": "az-dc-1", "bootable": "false",
+        "created_at": "2016-05-25T02:42:10.856332", "description": null,
+        "id": "b104b8db-170d-441b-897a-3c8ba9c5a214",
+        "links": [{"href": "https://volume.localdomain.com:8776/v2/dd14c6ac581f40059e27f5320b60bf2f/volumes/b104b8db-170d-441b-897a-3c8ba9c5a214", "rel": "self"}],
+        "metadata": {}, "name": "zjb_u25_test", "os-vol-host-attr:host": "pod01.xxx#SATA",
+        "volume_image_metadata": {}, "os-vol-mig-status-attr:migstat": null,
+        "os-vol-tenant-attr:tenant_id": "dd14c6ac581f40059e27f5320b60bf2f", "replication_status": "disabled",
+        "multiattach": false, "size": 1, "snapshot_id": null, "status": "available",
+        "updated_at": "2016-05-25T02:42:22.341984", "user_id": "b0524e8342084ef5b74f158f78fc3049",
+        "volume_type": "SATA", "service_type": "EVS", "dedicated_storage_id": null, "wwn": " 68886030000d136fa16f48f05992360"}],
+        "volumes_links": [{"href": "https://volume.localdomain.com:8776/v2/dd14c6ac581f40059e27f5320b60bf2f/volumes/\ndetail?limit=1&marker=b104b8db-170d-441b-897a-3c8ba9c5a214", "rel": "next"}]}"#;
+
+    #[test]
+    fn the_seed_disk_list_maps_with_its_next_marker() {
+        let page = volume_page_from_json(LIST.as_bytes()).unwrap();
+        assert_eq!(page.items.len(), 1);
+        let v = &page.items[0];
+        assert_eq!(v.id, "b104b8db-170d-441b-897a-3c8ba9c5a214");
+        assert_eq!(v.status, VolumeStatus::Available);
+        assert_eq!(v.zone, "az-dc-1");
+        assert_eq!(v.volume_type.as_deref(), Some("SATA"));
+        assert_eq!(page.next.as_deref(), Some("b104b8db-170d-441b-897a-3c8ba9c5a214"));
+    }
+
+    #[test]
+    fn an_attached_shared_disk_keeps_servers_devices_and_system_metadata() {
+        let body = r#"{"volume": {"id": "v1", "name": "pvc-1", "size": 100, "status": "in-use",
+            "availability_zone": "cn-north-4a", "volume_type": "ESSD", "multiattach": true,
+            "attachments": [{"server_id": "s1", "attachment_id": "a1", "device": "/dev/sdb", "volume_id": "v1", "id": "v1"},
+                            {"server_id": "s2", "attachment_id": "a2", "device": "/dev/sdc", "volume_id": "v1", "id": "v1"}],
+            "metadata": {"hw:passthrough": "true", "__system__encrypted": "1", "readonly": false},
+            "tags": {"k": "v"}, "wwn": "688860300", "serial_number": "SN1"}}"#;
+        let v = volume_from_json(body.as_bytes()).unwrap();
+        assert!(v.multiattach);
+        assert_eq!(v.attachments.len(), 2);
+        assert_eq!(
+            v.attachments[1],
+            VolumeAttachment { server_id: "s2".into(), device: Some("/dev/sdc".into()) }
+        );
+        assert_eq!(v.metadata["hw:passthrough"], "true");
+        assert_eq!(v.metadata["readonly"], "false");
+    }
+
+    #[test]
+    fn snapshots_map_with_their_time() {
+        let body = r#"{"snapshot": {"id": "s1", "name": "snap", "volume_id": "v1", "size": 10, "status": "available",
+            "created_at": "2016-02-16T16:54:14.981520", "metadata": {}, "os-extended-snapshot-attributes:progress": "100%"}}"#;
+        let s = snapshot_from_json(body.as_bytes()).unwrap();
+        assert_eq!(s.status, SnapshotStatus::Available);
+        assert!(s.created_at.is_some());
+    }
+
+    fn spec() -> VolumeSpec {
+        VolumeSpec {
+            name: "pvc-1".into(),
+            size_gib: 20,
+            volume_type: Some("GPSSD2".into()),
+            zone: Some("cn-north-4a".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_create_body_carries_type_zone_performance_and_enterprise_project() {
+        let mut s = spec();
+        s.multiattach = true;
+        s.metadata.insert(SPEC_IOPS.into(), "5000".into());
+        s.metadata.insert(SPEC_THROUGHPUT.into(), "200".into());
+        s.metadata.insert(META_PASSTHROUGH.into(), "true".into());
+        s.metadata.insert("cinder-evs-csi/cluster-id".into(), "k8s".into());
+        let body = create_body(&s, Some("ep-1")).unwrap();
+        assert_eq!(
+            body,
+            json!({"volume": {
+                "name": "pvc-1", "size": 20, "availability_zone": "cn-north-4a", "volume_type": "GPSSD2",
+                "count": 1, "multiattach": true, "iops": 5000, "throughput": 200, "enterprise_project_id": "ep-1",
+                "metadata": {"hw:passthrough": "true", "cinder-evs-csi/cluster-id": "k8s"}
+            }})
+        );
+    }
+
+    #[test]
+    fn a_kms_key_turns_encryption_on() {
+        let mut s = spec();
+        s.metadata.insert(META_CMK_ID.into(), "0123456789abcdef0123456789abcdef0123".into());
+        let body = create_body(&s, None).unwrap();
+        assert_eq!(body["volume"]["metadata"][META_ENCRYPTED], "1");
+        s.metadata.insert(META_CMK_ID.into(), "short".into());
+        assert!(matches!(create_body(&s, None), Err(CloudError::InvalidInput(_))));
+    }
+
+    #[test]
+    fn disks_from_snapshots_leave_inherited_metadata_out() {
+        let mut s = spec();
+        s.source = Some(VolumeSource::Snapshot("snap-1".into()));
+        s.metadata.insert(META_PASSTHROUGH.into(), "true".into());
+        let body = create_body(&s, None).unwrap();
+        assert_eq!(body["volume"]["snapshot_id"], "snap-1");
+        assert!(body["volume"]["metadata"].get(META_PASSTHROUGH).is_none());
+    }
+
+    #[test]
+    fn documented_limits_and_gaps_are_refused_before_calling() {
+        for size in [9, 32769] {
+            let s = VolumeSpec { size_gib: size, ..spec() };
+            assert!(matches!(create_body(&s, None), Err(CloudError::InvalidInput(_))), "{size}");
+        }
+        assert!(create_body(&VolumeSpec { size_gib: 10, ..spec() }, None).is_ok());
+        assert!(create_body(&VolumeSpec { size_gib: 32768, ..spec() }, None).is_ok());
+        assert!(matches!(
+            create_body(&VolumeSpec { zone: None, ..spec() }, None),
+            Err(CloudError::InvalidInput(_))
+        ));
+        let clone = VolumeSpec { source: Some(VolumeSource::Volume("v0".into())), ..spec() };
+        assert!(matches!(create_body(&clone, None), Err(CloudError::Unsupported(_))));
+        let mut bad = spec();
+        bad.metadata.insert(SPEC_IOPS.into(), "lots".into());
+        assert!(matches!(create_body(&bad, None), Err(CloudError::InvalidInput(_))));
+    }
+
+    #[test]
+    fn tags_are_cleaned_to_the_evs_character_set_and_skip_system_keys() {
+        let metadata = BTreeMap::from([
+            ("cinder-evs-csi/cluster-id".to_string(), "prod cluster".to_string()),
+            ("cinder-evs-csi/pvc-namespace".to_string(), "team-a".to_string()),
+            ("cinder-evs-csi/pvc-name".to_string(), "data.db-0".to_string()),
+            ("hw:passthrough".to_string(), "true".to_string()),
+            ("__system__encrypted".to_string(), "1".to_string()),
+        ]);
+        assert_eq!(
+            tags_for(&metadata),
+            vec![
+                ("cinder-evs-csi_cluster-id".to_string(), "prod_cluster".to_string()),
+                ("cinder-evs-csi_pvc-name".to_string(), "data.db-0".to_string()),
+                ("cinder-evs-csi_pvc-namespace".to_string(), "team-a".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_client_token_is_a_stable_uuid_per_name() {
+        let a = client_token("pvc-1");
+        assert_eq!(a, client_token("pvc-1"));
+        assert_ne!(a, client_token("pvc-2"));
+        assert!(uuid::Uuid::parse_str(&a).is_ok(), "{a}");
+    }
+
+    #[test]
+    fn capacity_takes_the_tighter_of_overall_and_type_quota() {
+        let body = json!({"quota_set": {
+            "gigabytes": {"limit": 1000, "in_use": 300, "reserved": 0},
+            "gigabytes_SSD": {"limit": 500, "in_use": 400, "reserved": 50}
+        }});
+        assert_eq!(capacity_from_json(&body, Some("SSD")).unwrap().available_gib, Some(50));
+        assert_eq!(capacity_from_json(&body, None).unwrap().available_gib, Some(700));
+        let unlimited = json!({"quota_set": {"gigabytes": {"limit": -1, "in_use": 3}}});
+        assert_eq!(capacity_from_json(&unlimited, None).unwrap().available_gib, None);
+    }
+}

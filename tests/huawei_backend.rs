@@ -1,0 +1,214 @@
+//! The Huawei backend end to end over HTTP against a small scripted fake of EVS and ECS that
+//! checks every request's AK/SK signature independently.
+
+mod huawei;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cinder_evs_csi::cloud::Backend;
+use cinder_evs_csi::cloud::error::CloudError;
+use cinder_evs_csi::cloud::http::{HttpClient, HttpSettings};
+use cinder_evs_csi::cloud::huawei::HuaweiBackend;
+use cinder_evs_csi::cloud::huawei::auth::Client;
+use cinder_evs_csi::cloud::types::{VolumeSpec, VolumeStatus};
+use cinder_evs_csi::cloud::wait::WaitSettings;
+use cinder_evs_csi::config::model::Tls;
+use cinder_evs_csi::config::{AuthMethod, Cloud, CloudKind, CloudsConfig, Named, Scope, Secret};
+use serde_json::{Value, json};
+
+use huawei::{AK, PROJECT, SK, Shared};
+
+const GUARD: Duration = Duration::from_secs(30);
+
+fn volume(id: &str, status: &str, attachments: Value) -> Value {
+    json!({"id": id, "name": "pvc-1", "size": 20, "status": status, "availability_zone": "cn-north-4a",
+           "volume_type": "GPSSD", "multiattach": false, "attachments": attachments, "metadata": {}})
+}
+
+async fn backend_with_key(cloud: &Shared, secret_key: &str) -> HuaweiBackend {
+    let url = huawei::start(cloud.clone()).await;
+    let config = Cloud {
+        name: "hw".into(),
+        kind: CloudKind::Huawei,
+        auth: AuthMethod::AkSk {
+            access_key: AK.into(),
+            secret_key: Secret::new(secret_key),
+            security_token: None,
+        },
+        scope: Scope::Project(Named::Id(PROJECT.into())),
+        endpoint_overrides: BTreeMap::from([("evs".to_string(), url.clone()), ("ecs".to_string(), url)]),
+        ..Default::default()
+    };
+    let clouds = CloudsConfig { clouds: BTreeMap::from([("hw".to_string(), config)]), default: "hw".into() };
+    let (_tx, rx) = tokio::sync::watch::channel(Arc::new(clouds));
+    let http = Arc::new(HttpClient::new(&Tls::default(), HttpSettings::default(), None).unwrap());
+    let client = Arc::new(Client::new(http, rx, None).unwrap());
+    HuaweiBackend::new(client, WaitSettings::default())
+}
+
+async fn backend(cloud: &Shared) -> HuaweiBackend {
+    backend_with_key(cloud, SK).await
+}
+
+fn spec() -> VolumeSpec {
+    VolumeSpec {
+        name: "pvc-1".into(),
+        size_gib: 20,
+        volume_type: Some("GPSSD".into()),
+        zone: Some("cn-north-4a".into()),
+        metadata: BTreeMap::from([("cinder-evs-csi/cluster-id".to_string(), "prod".to_string())]),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn create_follows_the_job_to_the_disk_and_waits_until_it_is_available() {
+    let cloud: Shared = Arc::new(Mutex::new(Default::default()));
+    {
+        let mut c = cloud.lock().unwrap();
+        c.create_job = Some("job-create-1".into());
+        c.jobs.insert(
+            "job-create-1".into(),
+            vec![
+                json!({"status": "INIT", "job_id": "job-create-1", "job_type": "createVolume"}),
+                json!({"status": "RUNNING", "job_id": "job-create-1", "job_type": "createVolume",
+                       "entities": {"volume_id": "vol-1"}}),
+            ],
+        );
+        c.volumes.insert(
+            "vol-1".into(),
+            vec![
+                volume("vol-1", "creating", json!([])),
+                volume("vol-1", "creating", json!([])),
+                volume("vol-1", "available", json!([])),
+            ],
+        );
+    }
+    let backend = backend(&cloud).await;
+    let created = tokio::time::timeout(GUARD, backend.create_volume(&spec())).await.unwrap().unwrap();
+    assert_eq!(created.id, "vol-1");
+    let ready =
+        tokio::time::timeout(GUARD, backend.wait_volume_ready("vol-1", GUARD)).await.unwrap().unwrap();
+    assert_eq!(ready.status, VolumeStatus::Available);
+
+    let c = cloud.lock().unwrap();
+    assert!(c.rejected.is_empty(), "every request must verify: {:?}", c.rejected);
+    let create = &c.bodies[&format!("POST /v2.1/{PROJECT}/cloudvolumes")];
+    assert_eq!(create["volume"]["availability_zone"], "cn-north-4a");
+    assert_eq!(create["volume"]["volume_type"], "GPSSD");
+    assert_eq!(create["volume"]["size"], 20);
+    assert_eq!(c.client_tokens.len(), 1, "the create carries an idempotency token");
+    let tags = &c.bodies[&format!("POST /v2/{PROJECT}/cloudvolumes/vol-1/tags/action")];
+    assert_eq!(
+        tags,
+        &json!({"action": "create", "tags": [{"key": "cinder-evs-csi_cluster-id", "value": "prod"}]})
+    );
+    assert!(
+        c.signed_headers.iter().any(|h| h == "content-type;host;x-project-id;x-sdk-date"),
+        "{:?}",
+        c.signed_headers
+    );
+    assert!(c.signed_headers.iter().all(|h| h.contains("host") && h.contains("x-sdk-date")));
+}
+
+#[tokio::test]
+async fn a_failed_create_job_reports_the_clouds_error() {
+    let cloud: Shared = Arc::new(Mutex::new(Default::default()));
+    {
+        let mut c = cloud.lock().unwrap();
+        c.create_job = Some("job-create-2".into());
+        c.jobs.insert(
+            "job-create-2".into(),
+            vec![json!({"status": "FAIL", "job_id": "job-create-2", "job_type": "createVolume", "entities": {},
+                        "error_code": "EVS.2072", "fail_reason": "Volume type [GPSSD] in availability zone [cn-north-4a] is sold out !"})],
+        );
+    }
+    let backend = backend(&cloud).await;
+    let error = tokio::time::timeout(GUARD, backend.create_volume(&spec())).await.unwrap().unwrap_err();
+    assert!(matches!(&error, CloudError::QuotaExceeded(m) if m.contains("sold out")), "{error:?}");
+}
+
+#[tokio::test]
+async fn attach_waits_for_the_ecs_job_and_reports_the_device() {
+    let cloud: Shared = Arc::new(Mutex::new(Default::default()));
+    {
+        let mut c = cloud.lock().unwrap();
+        c.jobs.insert(
+            "job-attach-srv-1".into(),
+            vec![
+                json!({"status": "RUNNING", "job_id": "job-attach-srv-1", "job_type": "attachVolume"}),
+                json!({"status": "SUCCESS", "job_id": "job-attach-srv-1", "job_type": "attachVolume"}),
+            ],
+        );
+        c.volumes.insert(
+            "vol-2".into(),
+            vec![
+                volume("vol-2", "available", json!([])),
+                volume(
+                    "vol-2",
+                    "in-use",
+                    json!([{"server_id": "srv-1", "device": "/dev/vdb", "attachment_id": "a1"}]),
+                ),
+            ],
+        );
+    }
+    let backend = backend(&cloud).await;
+    let attached =
+        tokio::time::timeout(GUARD, backend.attach("vol-2", "srv-1", GUARD)).await.unwrap().unwrap();
+    assert_eq!(attached.device_hint.as_deref(), Some("/dev/vdb"));
+    let c = cloud.lock().unwrap();
+    assert!(c.rejected.is_empty(), "{:?}", c.rejected);
+    assert_eq!(
+        c.bodies[&format!("POST /v1/{PROJECT}/cloudservers/srv-1/attachvolume")],
+        json!({"volumeAttachment": {"volumeId": "vol-2"}})
+    );
+    assert!(c.requests.contains(&format!("GET /v1/{PROJECT}/jobs/job-attach-srv-1")));
+}
+
+#[tokio::test]
+async fn attaching_an_already_attached_disk_sends_nothing_to_ecs() {
+    let cloud: Shared = Arc::new(Mutex::new(Default::default()));
+    cloud.lock().unwrap().volumes.insert(
+        "vol-3".into(),
+        vec![volume("vol-3", "in-use", json!([{"server_id": "srv-1", "device": "/dev/vdc"}]))],
+    );
+    let backend = backend(&cloud).await;
+    let attached =
+        tokio::time::timeout(GUARD, backend.attach("vol-3", "srv-1", GUARD)).await.unwrap().unwrap();
+    assert_eq!(attached.device_hint.as_deref(), Some("/dev/vdc"));
+    assert!(!cloud.lock().unwrap().requests.iter().any(|r| r.contains("attachvolume")));
+}
+
+#[tokio::test]
+async fn detaching_from_a_deleted_server_is_success() {
+    let cloud: Shared = Arc::new(Mutex::new(Default::default()));
+    {
+        let mut c = cloud.lock().unwrap();
+        c.missing_servers.insert("srv-gone".into());
+        c.volumes.insert("vol-4".into(), vec![volume("vol-4", "in-use", json!([{"server_id": "srv-gone"}]))]);
+    }
+    let backend = backend(&cloud).await;
+    tokio::time::timeout(GUARD, backend.detach("vol-4", "srv-gone", GUARD)).await.unwrap().unwrap();
+    assert!(cloud.lock().unwrap().requests.iter().any(|r| r.contains("detachvolume/vol-4")));
+}
+
+#[tokio::test]
+async fn a_wrong_secret_key_is_refused_as_unauthorized_without_showing_the_key() {
+    let cloud: Shared = Arc::new(Mutex::new(Default::default()));
+    let backend = backend_with_key(&cloud, "not-the-secret-key").await;
+    let error = tokio::time::timeout(GUARD, backend.get_volume("vol-1")).await.unwrap().unwrap_err();
+    assert!(matches!(&error, CloudError::Unauthorized(m) if m.contains("APIGW.0301")), "{error:?}");
+    assert!(!error.to_string().contains("not-the-secret-key"));
+    assert_eq!(cloud.lock().unwrap().rejected.len(), 1, "the fake's check rejected the signature");
+}
+
+#[tokio::test]
+async fn a_missing_disk_is_none_and_deleting_it_is_success() {
+    let cloud: Shared = Arc::new(Mutex::new(Default::default()));
+    let backend = backend(&cloud).await;
+    assert_eq!(backend.get_volume("nope").await.unwrap(), None);
+    backend.delete_volume("nope").await.unwrap();
+    assert!(cloud.lock().unwrap().requests.contains(&format!("DELETE /v2/{PROJECT}/cloudvolumes/nope")));
+}
