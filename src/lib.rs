@@ -4,11 +4,13 @@
 //! The crate is laid out by architectural room:
 //! - [`cli`]: the command line, and the wiring of each mode (`controller`, `node`, `all`);
 //! - [`csi`]: the generated CSI protocol and the gRPC services that implement it;
+//! - [`host`]: this machine's devices, filesystems and mounts, and the node's identity;
 //! - [`server`]: the gRPC endpoint (unix socket or TCP), start-up checks and graceful drain;
 //! - [`telemetry`]: logging, metrics and the redaction of secrets.
 
 pub mod cli;
 pub mod csi;
+pub mod host;
 pub mod server;
 pub mod telemetry;
 
