@@ -4,6 +4,7 @@
 //! The CSI node service talks only to this room; it reports failures as [`Error`], which
 //! `csi::status` maps to gRPC codes.
 
+pub mod blockdev;
 pub mod command;
 pub mod device;
 pub mod format;

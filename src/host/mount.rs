@@ -44,9 +44,10 @@ impl MountEntry {
     }
 
     /// True when the filesystem itself went read-only while this mount asked for read-write:
-    /// the kernel's reaction to filesystem errors (`errors=remount-ro`, xfs shutdown).
+    /// the kernel's reaction to filesystem errors (`errors=remount-ro`; recent kernels say
+    /// `emergency_ro` instead of flipping the superblock to `ro`).
     pub fn went_readonly(&self) -> bool {
-        !self.is_readonly() && self.super_options.iter().any(|o| o == "ro")
+        !self.is_readonly() && self.super_options.iter().any(|o| o == "ro" || o == "emergency_ro")
     }
 
     /// True when this mount shows the block device whose device number is `rdev`, either as
@@ -254,13 +255,14 @@ mod tests {
 98 29 7:3 / /var/lib/kubelet/pods/p/mount ro,relatime shared:50 - ext4 /dev/loop3 rw
 99 29 0:5 /loop4 /var/lib/kubelet/pods/p/block rw,nosuid shared:2 - devtmpfs udev rw,size=100k
 100 29 7:5 / /mnt/broken rw,relatime - ext4 /dev/loop5 ro,errors=remount-ro
+101 29 7:6 / /mnt/emergency rw,relatime - ext4 /dev/loop6 rw,errors=remount-ro,emergency_ro
 this line is not mountinfo
 ";
 
     #[test]
     fn mountinfo_lines_parse_into_fields() {
         let mounts = parse_mountinfo(SAMPLE);
-        assert_eq!(mounts.len(), 5, "the malformed line is skipped");
+        assert_eq!(mounts.len(), 6, "the malformed line is skipped");
         let stage = &mounts[1];
         assert_eq!((stage.id, stage.parent, stage.major, stage.minor), (97, 29, 7, 3));
         assert_eq!(stage.mount_point, PathBuf::from("/var/lib/kubelet/plugins/stage dir"));
@@ -283,6 +285,7 @@ this line is not mountinfo
     fn a_filesystem_that_went_readonly_under_a_rw_mount_is_detected() {
         let mounts = parse_mountinfo(SAMPLE);
         assert!(mounts[4].went_readonly());
+        assert!(mounts[5].went_readonly());
         assert!(!mounts[1].went_readonly());
         assert!(!mounts[2].went_readonly(), "a mount asked read-only is not an error");
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::device::{DeviceFinder, Hints};
 use super::mount;
 use super::stage::{self, Access, Device};
-use super::{Error, Result, io_error};
+use super::{Error, Result, blockdev, io_error};
 
 /// What NodePublishVolume asks for, in host terms.
 #[derive(Clone, Debug)]
@@ -41,8 +41,21 @@ pub async fn publish(finder: &DeviceFinder, request: &PublishRequest<'_>) -> Res
                     &existing,
                 );
             }
+            if !request.readonly && blockdev::is_readonly(&device.path)? {
+                return Err(Error::Conflict(format!(
+                    "device {} is read-only on this node (published read-only elsewhere); a writable \
+                     publish has to wait until that publish is gone",
+                    device.path.display()
+                )));
+            }
             create_file(target)?;
-            mount::bind(&device.path, target, request.readonly, &[])
+            mount::bind(&device.path, target, request.readonly, &[])?;
+            if request.readonly {
+                // A read-only bind does not stop writes through a device node; the device's
+                // own flag does.
+                blockdev::set_readonly(&device.path, true)?;
+            }
+            Ok(())
         }
         Access::Filesystem { mount_options, .. } => {
             let staging = request.staging_path;
@@ -90,8 +103,27 @@ fn create_file(target: &Path) -> Result<()> {
 /// Unpublishes the volume from `target` and removes the target; succeeds when already done.
 pub fn unpublish(finder: &DeviceFinder, volume_id: &str, target: &Path) -> Result<()> {
     let device = stage::current_device(finder, volume_id);
+    let was_block = std::fs::metadata(target).is_ok_and(|m| m.file_type().is_block_device());
     stage::unmount_all(volume_id, target, device.as_ref())?;
-    mount::remove_mount_point(target)
+    mount::remove_mount_point(target)?;
+    if let Some(device) = device.filter(|_| was_block) {
+        release_readonly(&device)?;
+    }
+    Ok(())
+}
+
+/// Clears the read-only flag a read-only block publish set, once no publish of the device
+/// remains. (A read-only attach by the hypervisor is a disk-level flag this does not touch.)
+fn release_readonly(device: &Device) -> Result<()> {
+    if !blockdev::is_readonly(&device.path)? {
+        return Ok(());
+    }
+    let still_bound = mount::mounts()?.iter().any(|m| {
+        m.root != "/"
+            && std::fs::metadata(&m.mount_point)
+                .is_ok_and(|meta| meta.file_type().is_block_device() && meta.rdev() == device.rdev)
+    });
+    if still_bound { Ok(()) } else { blockdev::set_readonly(&device.path, false) }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::device::{DeviceFinder, Hints};
 use super::format::FsType;
-use super::{Error, Result, command, io_error, mount, stats};
+use super::{Error, Result, blockdev, command, io_error, mount};
 
 /// Makes the kernel re-read the size of `device`: `losetup -c` for loop devices, a SCSI
 /// rescan for SCSI disks; virtio-blk learns its size without being asked.
@@ -38,6 +38,19 @@ pub async fn grow_filesystem(fs: FsType, device: &Path, mount_point: &Path) -> R
     command::run(program, &args).await.map(drop)
 }
 
+/// Grows an unmounted ext4 filesystem to fill its device, after the full check resize2fs
+/// insists on.
+pub async fn grow_unmounted_ext4(device: &Path) -> Result<()> {
+    let path = device.to_string_lossy();
+    let check = ["-f", "-p", path.as_ref()];
+    let out = command::output("e2fsck", &check).await?;
+    if !matches!(out.status.code(), Some(0..=2)) {
+        return Err(command::failure("e2fsck", &check, &out));
+    }
+    tracing::info!(device = %path, "growing unmounted ext4 filesystem");
+    command::run("resize2fs", &[path.as_ref()]).await.map(drop)
+}
+
 /// Grows volume `volume_id`, published or staged at `volume_path`, to its device's current
 /// size and returns that size in bytes. Raw block volumes only need the rescan.
 pub async fn expand(finder: &DeviceFinder, volume_id: &str, volume_path: &Path) -> Result<u64> {
@@ -54,5 +67,5 @@ pub async fn expand(finder: &DeviceFinder, volume_id: &str, volume_path: &Path) 
         let fs: FsType = mounted.fs_type.parse()?;
         grow_filesystem(fs, &device, volume_path).await?;
     }
-    stats::block_device_size(&device)
+    blockdev::size(&device)
 }

@@ -79,6 +79,8 @@ pub async fn stage(finder: &DeviceFinder, request: &StageRequest<'_>) -> Result<
     let mkfs_options = MkfsOptions::from_context(request.context)?;
     std::fs::create_dir_all(staging).map_err(io_error("creating", staging))?;
 
+    let grow =
+        !request.readonly && request.context.get(GROW_FS_KEY).is_some_and(|v| v.eq_ignore_ascii_case("true"));
     match probe::probe(&device.path).await? {
         Signature::Blank if request.readonly => {
             return Err(Error::Conflict(format!(
@@ -90,6 +92,11 @@ pub async fn stage(finder: &DeviceFinder, request: &StageRequest<'_>) -> Result<
         Signature::Filesystem(found) if found == fs.name() => {
             if !request.readonly {
                 format::check_filesystem(&device.path, fs).await?;
+            }
+            if grow && fs == FsType::Ext4 {
+                // ext4 grows before it is mounted: offline growth needs no CAP_SYS_RESOURCE
+                // and cannot race with writers.
+                resize::grow_unmounted_ext4(&device.path).await?;
             }
         }
         Signature::Filesystem(found) | Signature::Other(found) => {
@@ -104,7 +111,8 @@ pub async fn stage(finder: &DeviceFinder, request: &StageRequest<'_>) -> Result<
     }
     mount::mount_filesystem(&device.path, staging, fs.name(), &options)?;
 
-    if !request.readonly && request.context.get(GROW_FS_KEY).is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+    if grow && fs != FsType::Ext4 {
+        // xfs and btrfs grow only while mounted.
         resize::grow_filesystem(fs, &device.path, staging).await?;
     }
     Ok(())

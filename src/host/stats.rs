@@ -6,9 +6,7 @@ use std::path::Path;
 
 use super::device::{DeviceFinder, Hints};
 use super::mount::{self, PathState};
-use super::{Error, Result, errno_error, io_error};
-
-nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
+use super::{Error, Result, blockdev, errno_error, io_error};
 
 /// Byte and inode counts of a mounted filesystem.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,28 +58,18 @@ impl Condition {
 /// statvfs of the filesystem holding `path`.
 pub fn filesystem_usage(path: &Path) -> Result<FsUsage> {
     let vfs = nix::sys::statvfs::statvfs(path).map_err(errno_error("measuring", path))?;
-    let fragment = vfs.fragment_size() as u64;
-    let total = vfs.blocks() as u64 * fragment;
-    let free = vfs.blocks_free() as u64 * fragment;
-    let files = vfs.files() as u64;
+    let fragment = vfs.fragment_size();
+    let total = vfs.blocks() * fragment;
+    let free = vfs.blocks_free() * fragment;
+    let files = vfs.files();
     Ok(FsUsage {
         bytes_total: total,
-        bytes_available: vfs.blocks_available() as u64 * fragment,
+        bytes_available: vfs.blocks_available() * fragment,
         bytes_used: total.saturating_sub(free),
         inodes_total: files,
-        inodes_available: vfs.files_available() as u64,
-        inodes_used: files.saturating_sub(vfs.files_free() as u64),
+        inodes_available: vfs.files_available(),
+        inodes_used: files.saturating_sub(vfs.files_free()),
     })
-}
-
-/// Size in bytes of the block device at `path` (a device node or a bind of one).
-pub fn block_device_size(path: &Path) -> Result<u64> {
-    use std::os::fd::AsRawFd;
-    let file = std::fs::File::open(path).map_err(io_error("opening", path))?;
-    let mut size = 0u64;
-    // SAFETY: BLKGETSIZE64 writes one u64 through the pointer, which outlives the call.
-    unsafe { blkgetsize64(file.as_raw_fd(), &mut size) }.map_err(errno_error("measuring", path))?;
-    Ok(size)
 }
 
 /// Usage and condition of `volume_id` published at `volume_path`.
@@ -102,7 +90,7 @@ pub fn volume_stats(
     let meta = std::fs::metadata(volume_path).map_err(io_error("inspecting", volume_path))?;
     let is_block = meta.file_type().is_block_device();
     let usage = if is_block {
-        Usage::Block(block_device_size(volume_path)?)
+        Usage::Block(blockdev::size(volume_path)?)
     } else {
         Usage::Filesystem(filesystem_usage(volume_path)?)
     };
