@@ -738,3 +738,62 @@ async fn stage_grows_the_filesystem_when_the_context_says_the_volume_outgrew_its
     assert!(total > 100 * MIB, "filesystem size {total}");
     node.client.node_unstage_volume(unstage_request(&volume.id, &staging)).await.unwrap();
 }
+
+/// Mounts a FUSE filesystem whose daemon is already dead at `target`: every access to it fails
+/// with ENOTCONN, the kernel's own "corrupted mount". Its source names `device`, as the mount
+/// of a volume would.
+fn dead_fuse_mount(target: &Path, device: &Path) {
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(target).unwrap();
+    let fuse = std::fs::OpenOptions::new().read(true).write(true).open("/dev/fuse").unwrap();
+    let data = format!("fd={},rootmode=40000,user_id=0,group_id=0", fuse.as_raw_fd());
+    nix::mount::mount(Some(device), target, Some("fuse"), nix::mount::MsFlags::empty(), Some(data.as_str()))
+        .unwrap();
+    drop(fuse);
+    let error = std::fs::metadata(target).unwrap_err();
+    assert_eq!(error.raw_os_error(), Some(nix::libc::ENOTCONN), "the mount is corrupted");
+}
+
+#[tokio::test]
+async fn a_corrupted_publish_target_is_unmounted_and_removed() {
+    if !root_or_skip("a_corrupted_publish_target_is_unmounted_and_removed") {
+        return;
+    }
+    let mut node = NodeHarness::start().await;
+    let volume = node.volume(SMALL);
+    let target = node.path("target");
+    dead_fuse_mount(&target, &volume.device);
+    node.client.node_unpublish_volume(unpublish_request(&volume.id, &target)).await.unwrap();
+    assert!(mounts_at(&target).is_empty());
+    assert!(!target.exists());
+}
+
+#[tokio::test]
+async fn a_corrupted_staging_mount_is_unmounted_and_removed() {
+    if !root_or_skip("a_corrupted_staging_mount_is_unmounted_and_removed") {
+        return;
+    }
+    let mut node = NodeHarness::start().await;
+    let volume = node.volume(SMALL);
+    let staging = node.path("staging");
+    dead_fuse_mount(&staging, &volume.device);
+    node.client.node_unstage_volume(unstage_request(&volume.id, &staging)).await.unwrap();
+    assert!(mounts_at(&staging).is_empty());
+    assert!(!staging.exists());
+}
+
+#[tokio::test]
+async fn a_corrupted_mount_reports_an_abnormal_condition() {
+    if !root_or_skip("a_corrupted_mount_reports_an_abnormal_condition") {
+        return;
+    }
+    let mut node = NodeHarness::start().await;
+    let volume = node.volume(SMALL);
+    let target = node.path("target");
+    dead_fuse_mount(&target, &volume.device);
+    let (response, usage) = volume_stats(&mut node, &volume.id, &target).await;
+    let condition = response.volume_condition.unwrap();
+    assert!(condition.abnormal && condition.message.contains("corrupted"), "{condition:?}");
+    assert!(usage.is_empty(), "nothing can be measured");
+    node.client.node_unpublish_volume(unpublish_request(&volume.id, &target)).await.unwrap();
+}
