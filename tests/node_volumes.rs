@@ -233,6 +233,27 @@ async fn the_device_is_found_through_the_sysfs_fallback_without_a_link() {
     node.client.node_unstage_volume(unstage_request(&volume.id, &staging)).await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_appears_while_stage_waits_is_found() {
+    if !root_or_skip("a_device_that_appears_while_stage_waits_is_found") {
+        return;
+    }
+    let mut node = NodeHarness::start().await;
+    let id = uuid::Uuid::new_v4().to_string();
+    let staging = node.path("staging");
+    let request = stage_request(&id, &staging, mount_capability("ext4", Mode::SingleNodeWriter));
+    let dir = node.dir.path().to_path_buf();
+    // The "attach" happens while the stage call is already looking for the device.
+    let attach = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        LoopVolume::create_with_id(&dir, &id, SMALL)
+    });
+    node.client.node_stage_volume(request.clone()).await.unwrap();
+    let volume = attach.await.unwrap();
+    assert_eq!(mounts_at(&staging).len(), 1);
+    node.client.node_unstage_volume(unstage_request(&volume.id, &staging)).await.unwrap();
+}
+
 #[tokio::test]
 async fn mkfs_options_from_the_volume_context_are_applied() {
     if !root_or_skip("mkfs_options_from_the_volume_context_are_applied") {
