@@ -84,7 +84,7 @@ pub struct CommonArgs {
 #[derive(Debug, Args)]
 pub struct NodeArgs {
     /// Where to look up this node's id when --node-id is not given, in order (comma separated:
-    /// config-drive, metadata).
+    /// config-drive, metadata, kubernetes).
     #[arg(
         long,
         global = true,
@@ -97,6 +97,15 @@ pub struct NodeArgs {
     /// URL of the OpenStack metadata document (meta_data.json).
     #[arg(long, global = true, env = "CSI_METADATA_URL", default_value = metadata::DEFAULT_METADATA_URL)]
     pub metadata_url: String,
+
+    /// This host's Kubernetes Node name, for the `kubernetes` id source (set it from the
+    /// downward API: spec.nodeName).
+    #[arg(long, global = true, env = "CSI_KUBE_NODE_NAME")]
+    pub kube_node_name: Option<String>,
+
+    /// Kubeconfig for the `kubernetes` id source; the in-cluster service account when unset.
+    #[arg(long, global = true, env = "CSI_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
 
     /// This node's availability zone; overrides the zone the metadata reports.
     #[arg(long, global = true, env = "CSI_ZONE")]
@@ -262,6 +271,8 @@ async fn node_config(cli: &Cli) -> Result<NodeConfig, CliError> {
         zone: node.zone.clone(),
         sources: node.node_id_sources.clone(),
         metadata_url: node.metadata_url.clone(),
+        kube_node_name: node.kube_node_name.clone(),
+        kubeconfig: node.kubeconfig.clone(),
         ..IdentityConfig::default()
     };
     let identity = identity::resolve(&identity_config).await.map_err(|e| CliError::Config(e.to_string()))?;

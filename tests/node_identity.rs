@@ -22,6 +22,79 @@ async fn metadata_service(document: &'static str) -> String {
     format!("http://{address}{DOCUMENT_PATH}")
 }
 
+/// Serves the Kubernetes API's `GET /api/v1/nodes/{name}` with `node` for every name, and
+/// writes a kubeconfig pointing at it; returns the kubeconfig's path.
+async fn kubernetes_api(dir: &std::path::Path, node: &'static str) -> std::path::PathBuf {
+    let app = axum::Router::new().route(
+        "/api/v1/nodes/{name}",
+        axum::routing::get(move || async move { ([("content-type", "application/json")], node) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{address}\n\
+             contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n\
+             current-context: fake\nusers:\n- name: fake\n  user: {{}}\n"
+        ),
+    )
+    .unwrap();
+    kubeconfig
+}
+
+const NODE_WITH_PROVIDER_ID: &str = r#"{"apiVersion": "v1", "kind": "Node",
+    "metadata": {"name": "worker-1", "labels": {"topology.kubernetes.io/zone": "az-k8s"}},
+    "spec": {"providerID": "openstack:///5b0e3c9a-1111-4222-8333-444455556666"}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_takes_id_and_zone_from_the_kubernetes_node_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kubernetes_api(dir.path(), NODE_WITH_PROVIDER_ID).await;
+    let (_sockdir, path, endpoint) = temp_socket();
+    let driver = Driver::start(&[
+        "node",
+        "--endpoint",
+        &endpoint,
+        "--node-id-sources",
+        "kubernetes",
+        "--kube-node-name",
+        "worker-1",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ]);
+    wait_for_path(&path, &driver);
+    let mut node = pb::node_client::NodeClient::new(unix_channel(path).await);
+    let info = node.node_get_info(pb::NodeGetInfoRequest {}).await.unwrap().into_inner();
+    assert_eq!(info.node_id, "5b0e3c9a-1111-4222-8333-444455556666");
+    assert_eq!(info.accessible_topology.unwrap().segments["topology.kubernetes.io/zone"], "az-k8s");
+}
+
+#[tokio::test]
+async fn a_node_object_without_provider_id_passes_on_to_the_next_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kubernetes_api(
+        dir.path(),
+        r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker-1"}, "spec": {}}"#,
+    )
+    .await;
+    let url = metadata_service(r#"{"uuid": "from-metadata"}"#).await;
+    let config = IdentityConfig {
+        sources: vec![Source::Kubernetes, Source::Metadata],
+        metadata_url: url.clone(),
+        kube_node_name: Some("worker-1".into()),
+        kubeconfig: Some(kubeconfig.clone()),
+        timeout: Duration::from_secs(10),
+        ..IdentityConfig::default()
+    };
+    assert_eq!(identity::resolve(&config).await.unwrap().node_id, "from-metadata");
+    let only_kubernetes = IdentityConfig { sources: vec![Source::Kubernetes], ..config };
+    let error = identity::resolve(&only_kubernetes).await.unwrap_err().to_string();
+    assert!(error.contains("providerID"), "{error}");
+}
+
 /// A loop device holding an ext4 config drive (label `config-2`) with `document`.
 fn config_drive(dir: &std::path::Path, document: &str) -> LoopVolume {
     let drive = LoopVolume::create_with_id(dir, "config-drive", 16 * MIB);

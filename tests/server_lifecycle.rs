@@ -172,6 +172,8 @@ fn help_lists_every_flag_with_its_environment_variable() {
         ("--node-id-sources", "CSI_NODE_ID_SOURCES"),
         ("--metadata-url", "CSI_METADATA_URL"),
         ("--zone", "CSI_ZONE"),
+        ("--kube-node-name", "CSI_KUBE_NODE_NAME"),
+        ("--kubeconfig", "CSI_KUBECONFIG"),
         ("--max-volumes-per-node", "CSI_MAX_VOLUMES_PER_NODE"),
         ("--device-search-dirs", "CSI_DEVICE_SEARCH_DIRS"),
         ("--device-wait-timeout", "CSI_DEVICE_WAIT_TIMEOUT"),

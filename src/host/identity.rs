@@ -1,13 +1,13 @@
 //! Who this node is: the server id and zone for NodeGetInfo, from an explicit `--node-id`, the
-//! config drive, or the metadata service (in a configurable order), and how many volumes the
-//! node can take. No cloud credentials are involved.
+//! config drive, the metadata service or the Kubernetes Node object (in a configurable order),
+//! and how many volumes the node can take. No cloud credentials are involved.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::{Error, Result, metadata};
+use super::{Error, Result, kubernetes, metadata};
 
 /// Where the node id may come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,6 +16,8 @@ pub enum Source {
     ConfigDrive,
     /// The metadata service.
     Metadata,
+    /// The Kubernetes Node object's `spec.providerID`.
+    Kubernetes,
 }
 
 impl FromStr for Source {
@@ -25,7 +27,10 @@ impl FromStr for Source {
         match s.trim() {
             "config-drive" => Ok(Self::ConfigDrive),
             "metadata" => Ok(Self::Metadata),
-            other => Err(format!("unknown node id source {other:?}; use config-drive or metadata")),
+            "kubernetes" => Ok(Self::Kubernetes),
+            other => {
+                Err(format!("unknown node id source {other:?}; use config-drive, metadata or kubernetes"))
+            }
         }
     }
 }
@@ -35,6 +40,7 @@ impl fmt::Display for Source {
         f.write_str(match self {
             Self::ConfigDrive => "config-drive",
             Self::Metadata => "metadata",
+            Self::Kubernetes => "kubernetes",
         })
     }
 }
@@ -52,6 +58,10 @@ pub struct IdentityConfig {
     pub metadata_url: String,
     /// The config drive's device; found by label when unset.
     pub config_drive: Option<PathBuf>,
+    /// The Kubernetes Node name of this host (for the `kubernetes` source).
+    pub kube_node_name: Option<String>,
+    /// A kubeconfig for the `kubernetes` source; in-cluster configuration when unset.
+    pub kubeconfig: Option<PathBuf>,
     /// Time limit of each metadata request.
     pub timeout: Duration,
 }
@@ -64,6 +74,8 @@ impl Default for IdentityConfig {
             sources: vec![Source::ConfigDrive, Source::Metadata],
             metadata_url: metadata::DEFAULT_METADATA_URL.into(),
             config_drive: None,
+            kube_node_name: None,
+            kubeconfig: None,
             timeout: Duration::from_secs(5),
         }
     }
@@ -97,6 +109,12 @@ pub async fn resolve(config: &IdentityConfig) -> Result<NodeIdentity> {
                 },
             },
             Source::Metadata => metadata::fetch(&config.metadata_url, config.timeout).await,
+            Source::Kubernetes => match config.kube_node_name.as_deref().filter(|n| !n.is_empty()) {
+                Some(name) => kubernetes::node_identity(name, config.kubeconfig.as_deref(), config.timeout)
+                    .await
+                    .map(|(uuid, availability_zone)| metadata::MetaData { uuid, availability_zone }),
+                None => Err(Error::Identity("no Kubernetes node name (--kube-node-name) given".into())),
+            },
         };
         match answer {
             Ok(data) => {
@@ -136,7 +154,8 @@ mod tests {
     fn sources_parse_by_name() {
         assert_eq!("config-drive".parse(), Ok(Source::ConfigDrive));
         assert_eq!(" metadata".parse(), Ok(Source::Metadata));
-        assert!("kubernetes".parse::<Source>().unwrap_err().contains("unknown"));
+        assert_eq!("kubernetes".parse(), Ok(Source::Kubernetes));
+        assert!("cmdb".parse::<Source>().unwrap_err().contains("unknown"));
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@ pub mod command;
 pub mod device;
 pub mod format;
 pub mod identity;
+pub mod kubernetes;
 pub mod lock;
 pub mod metadata;
 pub mod mount;
