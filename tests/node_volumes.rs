@@ -113,15 +113,26 @@ async fn stage_is_refused_and_bytes_unchanged(
     volume: &LoopVolume,
     fs: &str,
 ) -> String {
-    let before = volume.checksum();
+    stage_of_id_is_refused_and_bytes_unchanged(node, &volume.id, volume, fs).await
+}
+
+/// Stages `volume_id`, whose link leads to `device`, and expects a refusal that leaves every
+/// byte of `device` as it was.
+async fn stage_of_id_is_refused_and_bytes_unchanged(
+    node: &mut NodeHarness,
+    volume_id: &str,
+    device: &LoopVolume,
+    fs: &str,
+) -> String {
+    let before = device.checksum();
     let staging = node.path("staging");
     let status = node
         .client
-        .node_stage_volume(stage_request(&volume.id, &staging, mount_capability(fs, Mode::SingleNodeWriter)))
+        .node_stage_volume(stage_request(volume_id, &staging, mount_capability(fs, Mode::SingleNodeWriter)))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
-    assert_eq!(volume.checksum(), before, "the device was modified");
+    assert_eq!(device.checksum(), before, "the device was modified");
     assert!(mounts_at(&staging).is_empty(), "nothing was mounted");
     status.message().to_string()
 }
@@ -181,16 +192,11 @@ async fn a_device_that_is_not_the_volume_is_refused_and_untouched() {
     }
     let mut node = NodeHarness::start().await;
     let other = LoopVolume::create(node.dir.path(), SMALL);
-    // A link named after volume "imposter" that leads to another volume's device.
-    let imposter = LoopVolume {
-        id: "imposter-volume-0001".into(),
-        file: other.file.clone(),
-        device: other.device.clone(),
-    };
-    node.link(&imposter.id, &other.device);
-    let message = stage_is_refused_and_bytes_unchanged(&mut node, &imposter, "ext4").await;
+    // A link named after volume "imposter-volume-0001" that leads to another volume's device.
+    node.link("imposter-volume-0001", &other.device);
+    let message =
+        stage_of_id_is_refused_and_bytes_unchanged(&mut node, "imposter-volume-0001", &other, "ext4").await;
     assert!(message.contains("is not volume imposter-volume-0001"), "{message}");
-    std::mem::forget(imposter); // `other` detaches the device.
 }
 
 #[tokio::test]
@@ -238,7 +244,8 @@ async fn a_device_that_appears_while_stage_waits_is_found() {
     if !root_or_skip("a_device_that_appears_while_stage_waits_is_found") {
         return;
     }
-    let mut node = NodeHarness::start().await;
+    // A generous wait: only a hang guard, the device appears long before.
+    let mut node = NodeHarness::start_waiting(std::time::Duration::from_secs(60)).await;
     let id = uuid::Uuid::new_v4().to_string();
     let staging = node.path("staging");
     let request = stage_request(&id, &staging, mount_capability("ext4", Mode::SingleNodeWriter));

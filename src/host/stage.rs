@@ -153,12 +153,20 @@ pub fn current_device(finder: &DeviceFinder, volume_id: &str) -> Option<Device> 
 
 /// Unmounts every mount stacked at `path` after checking each is the volume's.
 pub fn unmount_all(volume_id: &str, path: &Path, device: Option<&Device>) -> Result<()> {
-    while let Some(existing) = mount::mount_at(path)? {
+    for _ in 0..MAX_STACKED_MOUNTS {
+        let Some(existing) = mount::mount_at(path)? else { return Ok(()) };
         ensure_ours(volume_id, path, &existing, device)?;
         mount::unmount(path)?;
     }
-    Ok(())
+    Err(Error::Conflict(format!(
+        "{} still holds mounts after {MAX_STACKED_MOUNTS} unmounts; something keeps mounting it",
+        path.display()
+    )))
 }
+
+/// How many mounts stacked on one path are taken down before giving up (never loop forever
+/// if something re-mounts behind our back).
+const MAX_STACKED_MOUNTS: usize = 16;
 
 /// Filesystems this driver mounts; with the device gone, a mount of one of these from a
 /// `/dev` node is taken to be the volume's vanished device.

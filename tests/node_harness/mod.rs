@@ -135,8 +135,18 @@ impl NodeHarness {
         Self::start_with(NodeIdentity { node_id: "server-1".into(), zone: Some("az-1".into()) }).await
     }
 
+    /// Starts a node service that waits up to `wait` for devices.
+    pub async fn start_waiting(wait: Duration) -> Self {
+        Self::start_configured(NodeIdentity { node_id: "server-1".into(), zone: Some("az-1".into()) }, wait)
+            .await
+    }
+
     /// Starts a node service with the given identity.
     pub async fn start_with(identity: NodeIdentity) -> Self {
+        Self::start_configured(identity, Duration::from_secs(2)).await
+    }
+
+    async fn start_configured(identity: NodeIdentity, wait: Duration) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let by_id = dir.path().join("by-id");
         std::fs::create_dir(&by_id).unwrap();
@@ -144,11 +154,7 @@ impl NodeHarness {
             driver_name: "test.csi.example.io".into(),
             identity,
             max_volumes_per_node: 25,
-            finder: DeviceFinder {
-                search_dirs: vec![by_id.clone()],
-                sys_root: PathBuf::from("/sys"),
-                wait: Duration::from_secs(2),
-            },
+            finder: DeviceFinder { search_dirs: vec![by_id.clone()], sys_root: PathBuf::from("/sys"), wait },
         };
         let socket = dir.path().join("csi.sock");
         let listener = tokio::net::UnixListener::bind(&socket).unwrap();
