@@ -12,13 +12,16 @@ use tonic::service::RoutesBuilder;
 use std::sync::Arc;
 
 use crate::csi::identity::{IdentityService, service_capability};
-use crate::csi::node::NodeService;
+use crate::csi::node::{NodeConfig, NodeService};
 use crate::csi::observe::Observer;
 use crate::csi::pb::controller_server::ControllerServer;
 use crate::csi::pb::identity_server::IdentityServer;
 use crate::csi::pb::node_server::NodeServer;
 use crate::csi::pb::plugin_capability::service::Type as ServiceType;
 use crate::csi::readiness::Readiness;
+use crate::host::device::{self, DeviceFinder};
+use crate::host::identity::{self, IdentityConfig};
+use crate::host::metadata;
 use crate::server::{self, Endpoint, ServeError};
 use crate::telemetry::logging::{self, LogFormat, LoggingError};
 use crate::telemetry::metrics::{self, Metrics};
@@ -36,6 +39,9 @@ pub struct Cli {
     /// Settings every mode shares.
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Settings of the node service.
+    #[command(flatten)]
+    pub node: NodeArgs,
     /// The mode to run.
     #[command(subcommand)]
     pub command: Command,
@@ -80,6 +86,51 @@ pub struct CommonArgs {
     /// (e.g. 30s, 500ms, 2m).
     #[arg(long, global = true, env = "CSI_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+}
+
+/// Flags of the node service; each may also come from the environment variable shown.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Where to look up this node's id when --node-id is not given, in order (comma separated:
+    /// config-drive, metadata, kubernetes).
+    #[arg(
+        long,
+        global = true,
+        env = "CSI_NODE_ID_SOURCES",
+        value_delimiter = ',',
+        default_value = "config-drive,metadata"
+    )]
+    pub node_id_sources: Vec<identity::Source>,
+
+    /// URL of the OpenStack metadata document (meta_data.json).
+    #[arg(long, global = true, env = "CSI_METADATA_URL", default_value = metadata::DEFAULT_METADATA_URL)]
+    pub metadata_url: String,
+
+    /// This host's Kubernetes Node name, for the `kubernetes` id source (set it from the
+    /// downward API: spec.nodeName).
+    #[arg(long, global = true, env = "CSI_KUBE_NODE_NAME")]
+    pub kube_node_name: Option<String>,
+
+    /// Kubeconfig for the `kubernetes` id source; the in-cluster service account when unset.
+    #[arg(long, global = true, env = "CSI_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// This node's availability zone; overrides the zone the metadata reports.
+    #[arg(long, global = true, env = "CSI_ZONE")]
+    pub zone: Option<String>,
+
+    /// Volumes this node can take, reported to the scheduler (default: 25 on virtio-blk
+    /// servers, 59 on SCSI servers).
+    #[arg(long, global = true, env = "CSI_MAX_VOLUMES_PER_NODE", value_parser = clap::value_parser!(i64).range(1..))]
+    pub max_volumes_per_node: Option<i64>,
+
+    /// Directories of by-id device links to search for a volume's device (comma separated).
+    #[arg(long, global = true, env = "CSI_DEVICE_SEARCH_DIRS", value_delimiter = ',', default_value = device::DEFAULT_SEARCH_DIR)]
+    pub device_search_dirs: Vec<PathBuf>,
+
+    /// How long staging waits for an attached volume's device to appear (e.g. 30s).
+    #[arg(long, global = true, env = "CSI_DEVICE_WAIT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub device_wait_timeout: Duration,
 }
 
 /// The modes of the binary.
@@ -237,7 +288,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         None => None,
     };
 
-    let (routes, _keep_alive) = routes(&cli, metrics)?;
+    let (routes, _keep_alive) = routes(&cli, metrics).await?;
     server::serve(&common.endpoint, routes, server::termination_signal(), common.shutdown_timeout).await?;
     tracing::info!("stopped");
     Ok(())
@@ -303,7 +354,7 @@ fn emulator_banner(handle: &crate::emulator::EmulatorHandle) -> String {
 }
 
 /// The gRPC services of the chosen mode.
-fn routes(cli: &Cli, metrics: Arc<Metrics>) -> Result<(tonic::service::Routes, KeepAlive), CliError> {
+async fn routes(cli: &Cli, metrics: Arc<Metrics>) -> Result<(tonic::service::Routes, KeepAlive), CliError> {
     let common = &cli.common;
     let observer = Observer::new(metrics.clone());
     let readiness = Readiness::new();
@@ -329,16 +380,47 @@ fn routes(cli: &Cli, metrics: Arc<Metrics>) -> Result<(tonic::service::Routes, K
         capabilities.push(service_capability(ServiceType::VolumeAccessibilityConstraints));
     }
     if matches!(cli.command, Command::Node | Command::All) {
-        let node_id = common.node_id.clone().filter(|id| !id.trim().is_empty()).ok_or_else(|| {
-            CliError::Config(
-                "node mode needs --node-id (or CSI_NODE_ID): the cloud server id of this host".into(),
-            )
-        })?;
-        routes.add_service(NodeServer::new(NodeService::new(node_id, observer.clone())));
+        let config = node_config(cli).await?;
+        tracing::info!(
+            node_id = %config.identity.node_id,
+            zone = ?config.identity.zone,
+            max_volumes = config.max_volumes_per_node,
+            "node identity"
+        );
+        routes.add_service(NodeServer::new(NodeService::new(config, observer.clone())));
     }
     let identity = IdentityService::new(common.driver_name.clone(), capabilities, readiness, observer);
     routes.add_service(IdentityServer::new(identity));
     Ok((routes.routes(), keep_alive))
+}
+
+/// The node service's configuration: its identity (from --node-id or the configured sources)
+/// and how it finds devices. Never reads the cloud config.
+async fn node_config(cli: &Cli) -> Result<NodeConfig, CliError> {
+    let node = &cli.node;
+    let sys_root = PathBuf::from("/sys");
+    let identity_config = IdentityConfig {
+        node_id: cli.common.node_id.clone(),
+        zone: node.zone.clone(),
+        sources: node.node_id_sources.clone(),
+        metadata_url: node.metadata_url.clone(),
+        kube_node_name: node.kube_node_name.clone(),
+        kubeconfig: node.kubeconfig.clone(),
+        ..IdentityConfig::default()
+    };
+    let identity = identity::resolve(&identity_config).await.map_err(|e| CliError::Config(e.to_string()))?;
+    Ok(NodeConfig {
+        driver_name: cli.common.driver_name.clone(),
+        identity,
+        max_volumes_per_node: node
+            .max_volumes_per_node
+            .unwrap_or_else(|| identity::default_max_volumes(&sys_root)),
+        finder: DeviceFinder {
+            search_dirs: node.device_search_dirs.clone(),
+            sys_root,
+            wait: node.device_wait_timeout,
+        },
+    })
 }
 
 /// Aborts a background task when the owner goes away.

@@ -6,6 +6,8 @@
 //! - [`cloud`]: cloud API clients (OpenStack, Huawei) behind one backend trait;
 //! - [`config`]: cloud configuration (clouds.yaml, `OS_*`, cloud.conf), resolved and watched;
 //! - [`csi`]: the generated CSI protocol and the gRPC services that implement it;
+//! - [`host`]: this machine's devices, filesystems and mounts, and the node's identity;
+//! - [`emulator`]: the embedded cloud (Keystone, Cinder, Nova, metadata) the tests and sandbox use;
 //! - [`server`]: the gRPC endpoint (unix socket or TCP), start-up checks and graceful drain;
 //! - [`wiring`]: builds each mode's services (controller: config, backends, readiness);
 //! - [`telemetry`]: logging, metrics and the redaction of secrets.
@@ -15,8 +17,10 @@ pub mod cloud;
 pub mod config;
 pub mod csi;
 pub mod emulator;
+pub mod host;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 pub mod wiring;
 
 /// The driver's version, as Cargo knows it.

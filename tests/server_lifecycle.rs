@@ -123,9 +123,18 @@ async fn the_tcp_endpoint_serves_identity() {
 }
 
 #[test]
-fn node_mode_without_a_node_id_fails_with_a_clear_message() {
+fn node_mode_without_a_node_id_or_an_answering_source_fails_with_a_clear_message() {
     let (_dir, path, endpoint) = temp_socket();
-    let mut driver = Driver::start(&["node", "--endpoint", &endpoint]);
+    // Port 9 (discard) refuses at once: no metadata service answers.
+    let mut driver = Driver::start(&[
+        "node",
+        "--endpoint",
+        &endpoint,
+        "--node-id-sources",
+        "metadata",
+        "--metadata-url",
+        "http://127.0.0.1:9/openstack/latest/meta_data.json",
+    ]);
     assert_eq!(driver.wait(Duration::from_secs(20)).code(), Some(1));
     assert!(driver.log().iter().any(|l| l.contains("--node-id")), "{:?}", driver.log());
     assert!(!path.exists());
@@ -160,6 +169,14 @@ fn help_lists_every_flag_with_its_environment_variable() {
         ("--log-level", "CSI_LOG_LEVEL"),
         ("--metrics-address", "CSI_METRICS_ADDRESS"),
         ("--shutdown-timeout", "CSI_SHUTDOWN_TIMEOUT"),
+        ("--node-id-sources", "CSI_NODE_ID_SOURCES"),
+        ("--metadata-url", "CSI_METADATA_URL"),
+        ("--zone", "CSI_ZONE"),
+        ("--kube-node-name", "CSI_KUBE_NODE_NAME"),
+        ("--kubeconfig", "CSI_KUBECONFIG"),
+        ("--max-volumes-per-node", "CSI_MAX_VOLUMES_PER_NODE"),
+        ("--device-search-dirs", "CSI_DEVICE_SEARCH_DIRS"),
+        ("--device-wait-timeout", "CSI_DEVICE_WAIT_TIMEOUT"),
     ] {
         assert!(help.contains(flag), "{flag} missing from help:\n{help}");
         assert!(help.contains(&format!("[env: {env}=")), "{env} missing from help:\n{help}");

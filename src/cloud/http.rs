@@ -4,7 +4,7 @@
 //! It knows nothing about authentication or any API's JSON.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -116,19 +116,10 @@ pub struct HttpClient {
     metrics: Option<Arc<Metrics>>,
 }
 
-/// Installs ring as the process-wide TLS crypto provider (once); every HTTP client needs one.
-pub fn install_crypto_provider() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        // Another component may have installed one first; either is fine.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 impl HttpClient {
     /// A transport with the cloud's TLS settings.
     pub fn new(tls: &Tls, settings: HttpSettings, metrics: Option<Arc<Metrics>>) -> Result<Self, CloudError> {
-        install_crypto_provider();
+        crate::tls::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)

@@ -1,29 +1,135 @@
-//! The CSI Node service. This mode needs no cloud credentials: it only knows the node's
-//! identity and (as the node room lands) the host's devices and mounts.
+//! The CSI Node service. It needs no cloud credentials: it validates requests, takes the
+//! volume's lock and hands the work to the host room (devices, filesystems, mounts).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use tonic::{Request, Response, Status};
 
 use super::observe::Observer;
+use super::pb::volume_capability::AccessType;
+use super::pb::volume_capability::access_mode::Mode;
 use super::pb::{self, node_server::Node};
 use super::status::CsiError;
+use crate::host::device::{DeviceFinder, Hints};
+use crate::host::format::FsType;
+use crate::host::identity::NodeIdentity;
+use crate::host::lock::VolumeLocks;
+use crate::host::publish::{self, PublishRequest};
+use crate::host::stage::{self, Access, StageRequest};
+use crate::host::{resize, stats};
+
+/// `publish_context` key: the device path the controller saw at attach time (a hint).
+pub const DEVICE_PATH_KEY: &str = "devicePath";
+/// `publish_context` key: the cloud volume id to look for, when it differs from the CSI id.
+pub const VOLUME_ID_KEY: &str = "volumeId";
+/// `publish_context` key: the volume's SCSI WWN (EVS SCSI volumes).
+pub const WWN_KEY: &str = "wwn";
+
+/// What the node service needs to know about its host.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The CSI driver name, for the topology key.
+    pub driver_name: String,
+    /// The node's id and zone.
+    pub identity: NodeIdentity,
+    /// The limit reported in NodeGetInfo.
+    pub max_volumes_per_node: i64,
+    /// How devices are found.
+    pub finder: DeviceFinder,
+}
 
 /// Node service state.
 #[derive(Debug)]
 pub struct NodeService {
-    node_id: String,
+    config: NodeConfig,
+    locks: VolumeLocks,
     observer: Observer,
 }
 
 impl NodeService {
-    /// A node service answering for the server `node_id`.
-    pub fn new(node_id: String, observer: Observer) -> Self {
-        Self { node_id, observer }
+    /// A node service for the host described by `config`.
+    pub fn new(config: NodeConfig, observer: Observer) -> Self {
+        Self { config, locks: VolumeLocks::new(), observer }
+    }
+
+    /// The topology segments of this node: the zone under the driver's key and the
+    /// well-known Kubernetes key.
+    pub fn topology(&self) -> Option<pb::Topology> {
+        let zone = self.config.identity.zone.clone()?;
+        let segments = HashMap::from([
+            (format!("topology.{}/zone", self.config.driver_name), zone.clone()),
+            ("topology.kubernetes.io/zone".to_string(), zone),
+        ]);
+        Some(pb::Topology { segments })
     }
 }
 
-/// The answer of an RPC that this build does not provide yet.
-async fn unimplemented<T>(method: &'static str) -> Result<T, Status> {
-    Err(CsiError::Unimplemented(method).into())
+fn required<'a>(value: &'a str, field: &str) -> Result<&'a str, Status> {
+    if value.trim().is_empty() {
+        Err(CsiError::InvalidArgument(format!("{field} is required")).into())
+    } else {
+        Ok(value)
+    }
+}
+
+fn required_path<'a>(value: &'a str, field: &str) -> Result<&'a Path, Status> {
+    let path = Path::new(required(value, field)?);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(CsiError::InvalidArgument(format!("{field} must be an absolute path, got {value:?}")).into())
+    }
+}
+
+/// The access a capability asks for, and whether it is read-only.
+fn access(capability: Option<&pb::VolumeCapability>) -> Result<(Access, bool), Status> {
+    let capability =
+        capability.ok_or_else(|| CsiError::InvalidArgument("volume_capability is required".into()))?;
+    let mode = capability.access_mode.map(|m| m.mode()).unwrap_or(Mode::Unknown);
+    let readonly = matches!(mode, Mode::SingleNodeReaderOnly | Mode::MultiNodeReaderOnly);
+    let access = match &capability.access_type {
+        Some(AccessType::Block(_)) => Access::Block,
+        Some(AccessType::Mount(mount)) => {
+            if matches!(mode, Mode::MultiNodeSingleWriter | Mode::MultiNodeMultiWriter) {
+                return Err(CsiError::InvalidArgument(format!(
+                    "access mode {} cannot be served with a filesystem: ext4, xfs and btrfs are single-host",
+                    mode.as_str_name()
+                ))
+                .into());
+            }
+            let fs = FsType::from_request(&mount.fs_type)?;
+            Access::Filesystem { fs, mount_options: mount.mount_flags.clone() }
+        }
+        None => {
+            return Err(CsiError::InvalidArgument(
+                "volume_capability needs an access_type (block or mount)".into(),
+            )
+            .into());
+        }
+    };
+    if mode == Mode::Unknown {
+        return Err(CsiError::InvalidArgument("volume_capability needs an access_mode".into()).into());
+    }
+    Ok((access, readonly))
+}
+
+/// The device search inputs from a request's `publish_context`.
+fn device_lookup(volume_id: &str, context: &HashMap<String, String>) -> (String, Hints) {
+    let non_empty = |key| context.get(key).map(|v: &String| v.trim().to_string()).filter(|v| !v.is_empty());
+    let cloud_id = non_empty(VOLUME_ID_KEY).unwrap_or_else(|| volume_id.to_string());
+    let hints = Hints { device_path: non_empty(DEVICE_PATH_KEY).map(PathBuf::from), wwn: non_empty(WWN_KEY) };
+    (cloud_id, hints)
+}
+
+/// Runs blocking host work (mount syscalls) off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> crate::host::Result<T> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Status::internal(format!("host task failed: {e}")))?
+        .map_err(Status::from)
 }
 
 #[tonic::async_trait]
@@ -32,58 +138,150 @@ impl Node for NodeService {
         &self,
         request: Request<pb::NodeStageVolumeRequest>,
     ) -> Result<Response<pb::NodeStageVolumeResponse>, Status> {
-        let method = "NodeStageVolume";
-        self.observer.call(method, request, |_| unimplemented(method)).await
+        self.observer
+            .call("NodeStageVolume", request, |r| async move {
+                let volume_id = required(&r.volume_id, "volume_id")?;
+                let staging_path = required_path(&r.staging_target_path, "staging_target_path")?;
+                let (access, readonly) = access(r.volume_capability.as_ref())?;
+                let _guard = self.locks.try_lock(volume_id)?;
+                let (cloud_id, hints) = device_lookup(volume_id, &r.publish_context);
+                let request = StageRequest {
+                    volume_id: &cloud_id,
+                    staging_path,
+                    hints,
+                    access,
+                    readonly,
+                    context: &r.volume_context,
+                };
+                stage::stage(&self.config.finder, &request).await?;
+                Ok(pb::NodeStageVolumeResponse {})
+            })
+            .await
     }
 
     async fn node_unstage_volume(
         &self,
         request: Request<pb::NodeUnstageVolumeRequest>,
     ) -> Result<Response<pb::NodeUnstageVolumeResponse>, Status> {
-        let method = "NodeUnstageVolume";
-        self.observer.call(method, request, |_| unimplemented(method)).await
+        self.observer
+            .call("NodeUnstageVolume", request, |r| async move {
+                let volume_id = required(&r.volume_id, "volume_id")?.to_string();
+                let staging_path =
+                    required_path(&r.staging_target_path, "staging_target_path")?.to_path_buf();
+                let _guard = self.locks.try_lock(&volume_id)?;
+                let finder = self.config.finder.clone();
+                blocking(move || stage::unstage(&finder, &volume_id, &staging_path)).await?;
+                Ok(pb::NodeUnstageVolumeResponse {})
+            })
+            .await
     }
 
     async fn node_publish_volume(
         &self,
         request: Request<pb::NodePublishVolumeRequest>,
     ) -> Result<Response<pb::NodePublishVolumeResponse>, Status> {
-        let method = "NodePublishVolume";
-        self.observer.call(method, request, |_| unimplemented(method)).await
+        self.observer
+            .call("NodePublishVolume", request, |r| async move {
+                let volume_id = required(&r.volume_id, "volume_id")?;
+                let target = required_path(&r.target_path, "target_path")?;
+                let (access, readonly) = access(r.volume_capability.as_ref())?;
+                let staging_path = match access {
+                    Access::Filesystem { .. } => {
+                        required_path(&r.staging_target_path, "staging_target_path")?
+                    }
+                    Access::Block => Path::new(&r.staging_target_path),
+                };
+                let _guard = self.locks.try_lock(volume_id)?;
+                let (cloud_id, hints) = device_lookup(volume_id, &r.publish_context);
+                let request = PublishRequest {
+                    volume_id: &cloud_id,
+                    staging_path,
+                    target,
+                    hints,
+                    access,
+                    readonly: readonly || r.readonly,
+                };
+                publish::publish(&self.config.finder, &request).await?;
+                Ok(pb::NodePublishVolumeResponse {})
+            })
+            .await
     }
 
     async fn node_unpublish_volume(
         &self,
         request: Request<pb::NodeUnpublishVolumeRequest>,
     ) -> Result<Response<pb::NodeUnpublishVolumeResponse>, Status> {
-        let method = "NodeUnpublishVolume";
-        self.observer.call(method, request, |_| unimplemented(method)).await
+        self.observer
+            .call("NodeUnpublishVolume", request, |r| async move {
+                let volume_id = required(&r.volume_id, "volume_id")?.to_string();
+                let target = required_path(&r.target_path, "target_path")?.to_path_buf();
+                let _guard = self.locks.try_lock(&volume_id)?;
+                let finder = self.config.finder.clone();
+                blocking(move || publish::unpublish(&finder, &volume_id, &target)).await?;
+                Ok(pb::NodeUnpublishVolumeResponse {})
+            })
+            .await
     }
 
     async fn node_get_volume_stats(
         &self,
         request: Request<pb::NodeGetVolumeStatsRequest>,
     ) -> Result<Response<pb::NodeGetVolumeStatsResponse>, Status> {
-        let method = "NodeGetVolumeStats";
-        self.observer.call(method, request, |_| unimplemented(method)).await
+        self.observer
+            .call("NodeGetVolumeStats", request, |r| async move {
+                let volume_id = required(&r.volume_id, "volume_id")?.to_string();
+                let volume_path = required_path(&r.volume_path, "volume_path")?.to_path_buf();
+                let finder = self.config.finder.clone();
+                let (usage, condition) =
+                    blocking(move || stats::volume_stats(&finder, &volume_id, &volume_path)).await?;
+                Ok(pb::NodeGetVolumeStatsResponse {
+                    usage: usage_messages(usage),
+                    volume_condition: Some(pb::VolumeCondition {
+                        abnormal: condition.abnormal,
+                        message: condition.message,
+                    }),
+                })
+            })
+            .await
     }
 
     async fn node_expand_volume(
         &self,
         request: Request<pb::NodeExpandVolumeRequest>,
     ) -> Result<Response<pb::NodeExpandVolumeResponse>, Status> {
-        let method = "NodeExpandVolume";
-        self.observer.call(method, request, |_| unimplemented(method)).await
+        self.observer
+            .call("NodeExpandVolume", request, |r| async move {
+                let volume_id = required(&r.volume_id, "volume_id")?;
+                let volume_path = required_path(&r.volume_path, "volume_path")?;
+                let _guard = self.locks.try_lock(volume_id)?;
+                let capacity = resize::expand(&self.config.finder, volume_id, volume_path).await?;
+                let required_bytes = r.capacity_range.map_or(0, |c| c.required_bytes);
+                if (capacity as i64) < required_bytes {
+                    tracing::warn!(capacity, required_bytes, "the device is still smaller than requested");
+                }
+                Ok(pb::NodeExpandVolumeResponse { capacity_bytes: capacity as i64 })
+            })
+            .await
     }
 
     async fn node_get_capabilities(
         &self,
         request: Request<pb::NodeGetCapabilitiesRequest>,
     ) -> Result<Response<pb::NodeGetCapabilitiesResponse>, Status> {
-        // Staging, stats and expansion are advertised only once they work.
+        use pb::node_service_capability::{Rpc, Type, rpc::Type as Rpc_};
         self.observer
             .call("NodeGetCapabilities", request, |_| async {
-                Ok(pb::NodeGetCapabilitiesResponse { capabilities: Vec::new() })
+                let capabilities = [
+                    Rpc_::StageUnstageVolume,
+                    Rpc_::GetVolumeStats,
+                    Rpc_::ExpandVolume,
+                    Rpc_::VolumeCondition,
+                    Rpc_::SingleNodeMultiWriter,
+                ]
+                .into_iter()
+                .map(|t| pb::NodeServiceCapability { r#type: Some(Type::Rpc(Rpc { r#type: t as i32 })) })
+                .collect();
+                Ok(pb::NodeGetCapabilitiesResponse { capabilities })
             })
             .await
     }
@@ -95,11 +293,32 @@ impl Node for NodeService {
         self.observer
             .call("NodeGetInfo", request, |_| async {
                 Ok(pb::NodeGetInfoResponse {
-                    node_id: self.node_id.clone(),
-                    max_volumes_per_node: 0,
-                    accessible_topology: None,
+                    node_id: self.config.identity.node_id.clone(),
+                    max_volumes_per_node: self.config.max_volumes_per_node,
+                    accessible_topology: self.topology(),
                 })
             })
             .await
+    }
+}
+
+/// The CSI usage entries for a volume's usage.
+fn usage_messages(usage: stats::Usage) -> Vec<pb::VolumeUsage> {
+    use pb::volume_usage::Unit;
+    let entry = |unit: Unit, total: u64, available: u64, used: u64| pb::VolumeUsage {
+        total: total as i64,
+        available: available as i64,
+        used: used as i64,
+        unit: unit as i32,
+    };
+    match usage {
+        stats::Usage::Filesystem(fs) => vec![
+            entry(Unit::Bytes, fs.bytes_total, fs.bytes_available, fs.bytes_used),
+            entry(Unit::Inodes, fs.inodes_total, fs.inodes_available, fs.inodes_used),
+        ],
+        stats::Usage::Block(bytes) => {
+            vec![pb::VolumeUsage { total: bytes as i64, unit: Unit::Bytes as i32, ..Default::default() }]
+        }
+        stats::Usage::Unknown => Vec::new(),
     }
 }

@@ -6,6 +6,7 @@
 use tonic::{Code, Status};
 
 use crate::cloud::CloudError;
+use crate::host;
 
 /// Failures of the CSI service layer itself (request validation, concurrency, capability).
 #[derive(Debug, thiserror::Error)]
@@ -93,9 +94,75 @@ impl From<CsiError> for Status {
     }
 }
 
+/// The gRPC code of each host failure: what the CO should do about it.
+pub fn host_code(error: &host::Error) -> Code {
+    use host::Error as E;
+    match error {
+        E::InvalidArgument(_) => Code::InvalidArgument,
+        E::DeviceNotFound { .. } | E::PathNotFound(_) => Code::NotFound,
+        // The device or path holds something this request must not touch: retrying as is
+        // cannot succeed until an operator or the CO changes the state.
+        E::NotThisVolume { .. } | E::ForeignSignature { .. } | E::Conflict(_) | E::NotOurMount { .. } => {
+            Code::FailedPrecondition
+        }
+        E::InUse { .. } => Code::AlreadyExists,
+        E::Busy(_) => Code::Aborted,
+        E::Identity(_) => Code::Unavailable,
+        E::Command { .. } | E::Io { .. } => Code::Internal,
+    }
+}
+
+impl From<host::Error> for Status {
+    fn from(error: host::Error) -> Self {
+        Status::new(host_code(&error), error.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_errors_map_to_the_codes_the_csi_spec_prescribes() {
+        use std::path::PathBuf;
+        let cases = [
+            (host::Error::InvalidArgument("bad".into()), Code::InvalidArgument),
+            (host::Error::DeviceNotFound { volume_id: "v".into(), searched: "x".into() }, Code::NotFound),
+            (host::Error::PathNotFound(PathBuf::from("/t")), Code::NotFound),
+            (
+                host::Error::ForeignSignature {
+                    device: "/dev/vdb".into(),
+                    found: "ntfs".into(),
+                    wanted: "ext4".into(),
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                host::Error::NotThisVolume {
+                    device: "/dev/vdb".into(),
+                    volume_id: "v".into(),
+                    reason: "r".into(),
+                },
+                Code::FailedPrecondition,
+            ),
+            (
+                host::Error::NotOurMount { path: "/t".into(), found: "tmpfs".into(), volume_id: "v".into() },
+                Code::FailedPrecondition,
+            ),
+            (host::Error::InUse { path: "/t".into(), found: "x".into() }, Code::AlreadyExists),
+            (host::Error::Busy("v".into()), Code::Aborted),
+            (
+                host::Error::Io { action: "mounting", path: "/t".into(), source: std::io::Error::other("x") },
+                Code::Internal,
+            ),
+        ];
+        for (error, code) in cases {
+            let message = error.to_string();
+            let status = Status::from(error);
+            assert_eq!(status.code(), code, "{message}");
+            assert_eq!(status.message(), message);
+        }
+    }
 
     #[test]
     fn each_error_maps_to_its_grpc_code_and_keeps_its_message() {

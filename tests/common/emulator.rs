@@ -44,7 +44,7 @@ impl TestCloud {
     /// Starts an emulator after `tweak` adjusts the config.
     pub async fn start_with(tweak: impl FnOnce(&mut EmulatorConfig)) -> Self {
         // Every reqwest client in this crate needs the TLS provider the driver installs.
-        cinder_evs_csi::cloud::http::install_crypto_provider();
+        cinder_evs_csi::tls::install_crypto_provider();
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = EmulatorConfig::in_dir(dir.path());
         config.release_loops_on_shutdown = true;

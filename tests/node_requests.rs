@@ -1,0 +1,114 @@
+//! What the Node service says about requests before it touches the host: precise
+//! InvalidArgument messages, its capabilities and its identity.
+
+mod common;
+mod node_harness;
+
+use cinder_evs_csi::csi::pb;
+use cinder_evs_csi::csi::pb::node_service_capability::rpc::Type;
+use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
+use node_harness::*;
+use tonic::Code;
+
+#[tokio::test]
+async fn stage_requests_missing_a_field_name_it() {
+    let mut node = NodeHarness::start().await;
+    let staging = node.path("staging");
+    let capability = mount_capability("ext4", Mode::SingleNodeWriter);
+    let cases = [
+        (stage_request("", &staging, capability.clone()), "volume_id is required"),
+        (
+            pb::NodeStageVolumeRequest {
+                staging_target_path: String::new(),
+                ..stage_request("v", &staging, capability.clone())
+            },
+            "staging_target_path is required",
+        ),
+        (
+            pb::NodeStageVolumeRequest {
+                volume_capability: None,
+                ..stage_request("v", &staging, capability.clone())
+            },
+            "volume_capability is required",
+        ),
+        (
+            stage_request("v", std::path::Path::new("relative/dir"), capability.clone()),
+            "must be an absolute path",
+        ),
+        (stage_request("v", &staging, mount_capability("ntfs", Mode::SingleNodeWriter)), "ntfs"),
+        (
+            stage_request("v", &staging, mount_capability("ext4", Mode::MultiNodeMultiWriter)),
+            "MULTI_NODE_MULTI_WRITER",
+        ),
+    ];
+    for (request, message) in cases {
+        let status = node.client.node_stage_volume(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(message), "{message:?} not in {status:?}");
+    }
+}
+
+#[tokio::test]
+async fn publish_unpublish_and_unstage_requests_missing_a_field_name_it() {
+    let mut node = NodeHarness::start().await;
+    let (staging, target) = (node.path("staging"), node.path("target"));
+    let capability = mount_capability("ext4", Mode::SingleNodeWriter);
+    let status = node
+        .client
+        .node_publish_volume(publish_request(
+            "v",
+            &staging,
+            std::path::Path::new(""),
+            capability.clone(),
+            false,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!((status.code(), status.message()), (Code::InvalidArgument, "target_path is required"));
+    let status = node
+        .client
+        .node_publish_volume(publish_request("v", std::path::Path::new(""), &target, capability, false))
+        .await
+        .unwrap_err();
+    assert_eq!((status.code(), status.message()), (Code::InvalidArgument, "staging_target_path is required"));
+    let status = node.client.node_unpublish_volume(unpublish_request("", &target)).await.unwrap_err();
+    assert_eq!((status.code(), status.message()), (Code::InvalidArgument, "volume_id is required"));
+    let status =
+        node.client.node_unstage_volume(unstage_request("v", std::path::Path::new(""))).await.unwrap_err();
+    assert_eq!((status.code(), status.message()), (Code::InvalidArgument, "staging_target_path is required"));
+}
+
+#[tokio::test]
+async fn the_node_advertises_what_it_implements() {
+    let mut node = NodeHarness::start().await;
+    let caps =
+        node.client.node_get_capabilities(pb::NodeGetCapabilitiesRequest {}).await.unwrap().into_inner();
+    let mut types: Vec<i32> = caps
+        .capabilities
+        .iter()
+        .filter_map(|c| match c.r#type {
+            Some(pb::node_service_capability::Type::Rpc(rpc)) => Some(rpc.r#type),
+            _ => None,
+        })
+        .collect();
+    types.sort();
+    let expected = [
+        Type::StageUnstageVolume,
+        Type::GetVolumeStats,
+        Type::ExpandVolume,
+        Type::VolumeCondition,
+        Type::SingleNodeMultiWriter,
+    ];
+    assert_eq!(types, expected.iter().map(|t| *t as i32).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn node_info_reports_the_server_id_zone_topology_and_volume_limit() {
+    let mut node = NodeHarness::start().await;
+    let info = node.client.node_get_info(pb::NodeGetInfoRequest {}).await.unwrap().into_inner();
+    assert_eq!(info.node_id, "server-1");
+    assert_eq!(info.max_volumes_per_node, 25);
+    let segments = info.accessible_topology.unwrap().segments;
+    assert_eq!(segments.get("topology.test.csi.example.io/zone").map(String::as_str), Some("az-1"));
+    assert_eq!(segments.get("topology.kubernetes.io/zone").map(String::as_str), Some("az-1"));
+}
