@@ -26,6 +26,9 @@ use crate::server::{self, Endpoint, ServeError};
 use crate::telemetry::logging::{self, LogFormat, LoggingError};
 use crate::telemetry::metrics::{self, Metrics};
 
+/// The socket served when `--endpoint` is not given (the sandbox puts its own in its directory).
+pub const DEFAULT_SOCKET: &str = "/csi/csi.sock";
+
 /// The driver name used when `--driver-name` is not given.
 pub const DEFAULT_DRIVER_NAME: &str = "csi.cinder-evs.io";
 
@@ -51,7 +54,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct CommonArgs {
     /// gRPC endpoint to serve: unix:///path/to.sock or tcp://host:port.
-    #[arg(long, global = true, env = "CSI_ENDPOINT", default_value = "unix:///csi/csi.sock")]
+    #[arg(long, global = true, env = "CSI_ENDPOINT", default_value = concat!("unix://", "/csi/csi.sock"))]
     pub endpoint: Endpoint,
 
     /// CSI driver name reported to Kubernetes (domain notation, at most 63 characters).
@@ -144,6 +147,9 @@ pub enum Command {
     All,
     /// Run the embedded cloud emulator (Keystone, Cinder, Nova, metadata) on this machine.
     Emulator(EmulatorArgs),
+    /// Run the emulator, the controller and the node in one process on one socket, with this
+    /// host as the cloud's server (`--demo`: walk one volume through its life and exit).
+    Sandbox(crate::sandbox::SandboxArgs),
 }
 
 /// Flags of the `emulator` mode.
@@ -213,6 +219,9 @@ pub enum CliError {
     /// The emulator could not start.
     #[error(transparent)]
     Emulator(#[from] crate::emulator::EmulatorError),
+    /// The sandbox failed.
+    #[error(transparent)]
+    Sandbox(#[from] crate::sandbox::SandboxError),
 }
 
 fn parse_driver_name(name: &str) -> Result<String, String> {
@@ -287,6 +296,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         None => None,
     };
+
+    if let Command::Sandbox(args) = &cli.command {
+        return crate::sandbox::run(&common.endpoint, &common.driver_name, &common.controller, args, metrics)
+            .await
+            .map_err(CliError::from);
+    }
 
     let (routes, _keep_alive) = routes(&cli, metrics).await?;
     server::serve(&common.endpoint, routes, server::termination_signal(), common.shutdown_timeout).await?;

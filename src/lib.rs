@@ -8,6 +8,7 @@
 //! - [`csi`]: the generated CSI protocol and the gRPC services that implement it;
 //! - [`host`]: this machine's devices, filesystems and mounts, and the node's identity;
 //! - [`emulator`]: the embedded cloud (Keystone, Cinder, Nova, metadata) the tests and sandbox use;
+//! - [`sandbox`]: emulator + controller + node in one process, and the `--demo` walkthrough;
 //! - [`server`]: the gRPC endpoint (unix socket or TCP), start-up checks and graceful drain;
 //! - [`wiring`]: builds each mode's services (controller: config, backends, readiness);
 //! - [`telemetry`]: logging, metrics and the redaction of secrets.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod csi;
 pub mod emulator;
 pub mod host;
+pub mod sandbox;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

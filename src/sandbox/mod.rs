@@ -1,0 +1,289 @@
+//! `cinder-evs-csi sandbox`: the emulator, the controller and the node in one process on one
+//! socket, with this host as the emulator's server, so the whole driver runs on one machine.
+//! On exit it removes every mount, attachment, snapshot, volume and loop device it made.
+
+pub mod demo;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use tonic::service::RoutesBuilder;
+
+use crate::cloud::Backend;
+use crate::csi::identity::{IdentityService, service_capability};
+use crate::csi::node::{NodeConfig, NodeService};
+use crate::csi::observe::Observer;
+use crate::csi::pb::controller_server::ControllerServer;
+use crate::csi::pb::identity_server::IdentityServer;
+use crate::csi::pb::node_server::NodeServer;
+use crate::csi::pb::plugin_capability::service::Type as ServiceType;
+use crate::csi::readiness::Readiness;
+use crate::emulator::{EmulatorConfig, EmulatorHandle};
+use crate::host::device::DeviceFinder;
+use crate::host::identity::NodeIdentity;
+use crate::server::{self, Endpoint};
+use crate::telemetry::metrics::Metrics;
+use crate::wiring::ControllerArgs;
+
+/// Flags of the `sandbox` mode.
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
+pub struct SandboxArgs {
+    /// Where the emulator keeps its volumes and the node its mounts; a fresh directory that is
+    /// removed at exit when unset.
+    #[arg(long, env = "SANDBOX_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// How long each cloud state transition takes (creating, attaching, ...).
+    #[arg(long, env = "SANDBOX_LATENCY", default_value = "200ms", value_parser = crate::cli::parse_duration)]
+    pub latency: Duration,
+
+    /// Walk one volume through the life of a PVC, print each step, clean up and exit.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// Why the sandbox failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The emulator did not start.
+    #[error(transparent)]
+    Emulator(#[from] crate::emulator::EmulatorError),
+    /// The controller could not be built.
+    #[error(transparent)]
+    Wiring(#[from] crate::wiring::WiringError),
+    /// The gRPC server failed.
+    #[error(transparent)]
+    Serve(#[from] server::ServeError),
+    /// A file operation failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The demo found something wrong.
+    #[error("demo failed: {0}")]
+    Demo(String),
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SandboxError {
+    let path = path.to_path_buf();
+    move |source| SandboxError::Io { action, path, source }
+}
+
+/// True when this process may set up loop devices and mount.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Runs the sandbox until SIGTERM/SIGINT (or to the end of the demo), then cleans up.
+pub async fn run(
+    endpoint: &Endpoint,
+    driver_name: &str,
+    controller_args: &ControllerArgs,
+    args: &SandboxArgs,
+    metrics: Arc<Metrics>,
+) -> Result<(), SandboxError> {
+    let (state_dir, temporary) = match &args.state_dir {
+        Some(dir) => (dir.clone(), false),
+        None => (std::env::temp_dir().join(format!("cinder-evs-csi-sandbox-{}", std::process::id())), true),
+    };
+    std::fs::create_dir_all(&state_dir).map_err(io("creating", &state_dir))?;
+    let root = is_root();
+    let mut emulator_config = EmulatorConfig::in_dir(state_dir.join("cloud"));
+    emulator_config.metadata_listen = None;
+    emulator_config.latency = args.latency;
+    emulator_config.loop_devices = root;
+    emulator_config.release_loops_on_shutdown = true;
+    let by_id_dir = emulator_config.by_id_dir();
+    let emulator = crate::emulator::start(emulator_config).await?;
+
+    let result =
+        serve(&emulator, &state_dir, &by_id_dir, endpoint, driver_name, controller_args, args, metrics).await;
+
+    emulator.shutdown().await;
+    if temporary && let Err(e) = std::fs::remove_dir_all(&state_dir) {
+        tracing::warn!(dir = %state_dir.display(), error = %e, "could not remove the sandbox directory");
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    emulator: &EmulatorHandle,
+    state_dir: &Path,
+    by_id_dir: &Path,
+    endpoint: &Endpoint,
+    driver_name: &str,
+    controller_args: &ControllerArgs,
+    args: &SandboxArgs,
+    metrics: Arc<Metrics>,
+) -> Result<(), SandboxError> {
+    let creds = emulator.demo();
+    let clouds_yaml = state_dir.join("clouds.yaml");
+    let yaml = format!(
+        "clouds:\n  sandbox:\n    auth:\n      auth_url: {}\n      username: {}\n      password: {}\n      user_domain_name: {}\n      project_name: {}\n      project_domain_name: {}\n    region_name: {}\n",
+        creds.auth_url,
+        creds.username,
+        creds.password,
+        creds.user_domain_name,
+        creds.project_name,
+        creds.project_domain_name,
+        creds.region
+    );
+    write_private(&clouds_yaml, &yaml)?;
+
+    let observer = Observer::new(metrics.clone());
+    let controller = crate::wiring::controller(
+        controller_args,
+        Some(clouds_yaml.clone()),
+        driver_name,
+        metrics,
+        observer.clone(),
+    )?;
+    let backend = controller.default_backend.clone();
+    let readiness = Readiness::new();
+    let probe = crate::wiring::open_when_cloud_answers(backend.clone(), readiness.gate("cloud backend"));
+
+    let node_id = emulator.this_host_server_id().unwrap_or_else(|| "sandbox-node".into());
+    let zone = emulator.cloud().config().availability_zones.first().cloned();
+    let node = NodeConfig {
+        driver_name: driver_name.to_string(),
+        identity: NodeIdentity { node_id: node_id.clone(), zone },
+        max_volumes_per_node: 25,
+        finder: DeviceFinder {
+            search_dirs: vec![by_id_dir.to_path_buf()],
+            sys_root: "/sys".into(),
+            wait: Duration::from_secs(30),
+        },
+    };
+    let capabilities = vec![
+        service_capability(ServiceType::ControllerService),
+        service_capability(ServiceType::VolumeAccessibilityConstraints),
+    ];
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(ControllerServer::new(controller.service));
+    routes.add_service(NodeServer::new(NodeService::new(node, observer.clone())));
+    routes.add_service(IdentityServer::new(IdentityService::new(
+        driver_name.to_string(),
+        capabilities,
+        readiness,
+        observer,
+    )));
+
+    let endpoint = match endpoint {
+        Endpoint::Unix(path) if path == Path::new(crate::cli::DEFAULT_SOCKET) => {
+            Endpoint::Unix(state_dir.join("csi.sock"))
+        }
+        other => other.clone(),
+    };
+    println!("cinder-evs-csi sandbox");
+    println!("  CSI endpoint   {endpoint}   (Identity, Controller, Node)");
+    println!("  cloud          {} (user {}, project {})", creds.auth_url, creds.username, creds.project_name);
+    println!("  this node      {node_id}");
+    println!("  state          {}", state_dir.display());
+    if !is_root() {
+        println!("  note           not root: volumes attach in the cloud only; no loop devices, no mounts");
+    }
+
+    let outcome = if args.demo {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            tokio::select! {
+                () = server::termination_signal() => {}
+                _ = stopped => {}
+            }
+        };
+        let serving = server::serve(&endpoint, routes.routes(), shutdown, Duration::from_secs(10));
+        let work = state_dir.join("kubelet");
+        let demo = async {
+            let result = demo::run(&endpoint, &node_id, &work).await;
+            let _ = stop.send(());
+            result
+        };
+        let (served, demo) = tokio::join!(serving, demo);
+        served.map_err(SandboxError::from).and(demo)
+    } else {
+        server::serve(&endpoint, routes.routes(), server::termination_signal(), Duration::from_secs(10))
+            .await
+            .map_err(SandboxError::from)
+    };
+    probe.abort();
+    println!("cleaning up");
+    clean_up(backend.as_ref(), state_dir).await;
+    outcome
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), SandboxError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io("writing", path))?;
+    file.write_all(text.as_bytes()).map_err(io("writing", path))
+}
+
+/// Removes what the sandbox made: mounts under its directory, then attachments, snapshots
+/// and volumes in the cloud (the emulator's shutdown then releases the loop devices).
+pub async fn clean_up(backend: &dyn Backend, state_dir: &Path) {
+    if let Ok(mounts) = crate::host::mount::mounts() {
+        let mut ours: Vec<PathBuf> =
+            mounts.into_iter().map(|m| m.mount_point).filter(|p| p.starts_with(state_dir)).collect();
+        // Deepest first, so binds come off before the staging mounts under them.
+        ours.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for point in ours {
+            if let Err(e) = crate::host::mount::unmount(&point) {
+                tracing::warn!(path = %point.display(), error = %e, "could not unmount");
+            }
+        }
+    }
+    let wait = Duration::from_secs(60);
+    let mut volumes = Vec::new();
+    let mut marker = None;
+    loop {
+        match backend.list_volumes(Some(500), marker.as_deref()).await {
+            Ok(page) => {
+                volumes.extend(page.items);
+                match page.next {
+                    Some(next) => marker = Some(next),
+                    None => break,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list volumes to clean up");
+                break;
+            }
+        }
+    }
+    for volume in &volumes {
+        for attachment in &volume.attachments {
+            if let Err(e) = backend.detach(&volume.id, &attachment.server_id, wait).await {
+                tracing::warn!(volume = %volume.id, error = %e, "could not detach");
+            }
+        }
+    }
+    if let Ok(page) = backend.list_snapshots(None, None, None).await {
+        for snapshot in page.items {
+            let _ = backend.delete_snapshot(&snapshot.id).await;
+        }
+    }
+    for volume in &volumes {
+        for _ in 0..100 {
+            match backend.delete_volume(&volume.id).await {
+                Ok(()) => break,
+                // Snapshots are still being deleted.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let _ = backend.wait_volume_deleted(&volume.id, wait).await;
+    }
+}
