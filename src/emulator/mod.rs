@@ -16,6 +16,7 @@ pub mod config;
 pub mod counters;
 pub mod errors;
 pub mod faults;
+pub mod huawei;
 pub mod keystone;
 pub mod loopdev;
 pub mod metadata;
@@ -36,7 +37,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{EmulatorConfig, ServerConfig, UserConfig};
+pub use config::{AccessKeyConfig, EmulatorConfig, ServerConfig, UserConfig};
 pub use errors::EmulatorError;
 pub use store::Cloud;
 
@@ -46,6 +47,10 @@ pub const IDENTITY_PREFIX: &str = "/identity";
 pub const VOLUME_PREFIX: &str = "/volume";
 /// Path prefix of Nova.
 pub const COMPUTE_PREFIX: &str = "/compute";
+/// Path prefix of Huawei EVS (`/v2`, `/v2.1` and `/v1/{project_id}/jobs` below it).
+pub const EVS_PREFIX: &str = "/evs";
+/// Path prefix of Huawei ECS (`/v1` below it).
+pub const ECS_PREFIX: &str = "/ecs";
 /// Path prefix of the emulator's admin API.
 pub const ADMIN_PREFIX: &str = "/_emulator";
 
@@ -58,6 +63,7 @@ pub fn api_router(cloud: Cloud) -> Router {
         .merge(keystone::router())
         .merge(cinder::router(cloud.clone()))
         .merge(nova::router(cloud.clone()))
+        .merge(huawei::router(cloud.clone()))
         .merge(admin::router())
         .route_layer(axum::middleware::from_fn_with_state(cloud.clone(), observe::observe))
         .fallback(observe::not_found)
