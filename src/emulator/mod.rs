@@ -219,6 +219,28 @@ impl EmulatorHandle {
         self.credentials("demo").expect("the default config has a demo user")
     }
 
+    /// The Huawei AK/SK pairs of the configured user `name`, as `(access key, secret key)`.
+    pub fn access_keys(&self, name: &str) -> Vec<(String, String)> {
+        self.cloud.read(|w| {
+            let ids: Vec<&String> = w.users.values().filter(|u| u.name == name).map(|u| &u.id).collect();
+            w.access_keys
+                .iter()
+                .filter(|(_, k)| ids.contains(&&k.user_id))
+                .map(|(ak, k)| (ak.clone(), k.secret.clone()))
+                .collect()
+        })
+    }
+
+    /// The Huawei EVS endpoint root (`/v2`, `/v2.1` and `/v1` below it).
+    pub fn evs_url(&self) -> String {
+        format!("{}{EVS_PREFIX}", self.base_url)
+    }
+
+    /// The Huawei ECS endpoint root (`/v1` below it).
+    pub fn ecs_url(&self) -> String {
+        format!("{}{ECS_PREFIX}", self.base_url)
+    }
+
     /// The id of the server that is this host (the first one), if any.
     pub fn this_host_server_id(&self) -> Option<String> {
         self.cloud.read(|w| w.servers.values().find(|s| s.this_host).map(|s| s.id.clone()))
