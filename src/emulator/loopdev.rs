@@ -102,6 +102,6 @@ mod tests {
         let id = "0123abcd-0000-1111-2222-333344445555";
         assert_eq!(link_name_for(id, &metadata), link_name(id));
         metadata.insert("hw:passthrough".into(), "true".into());
-        assert_eq!(link_name_for(id, &metadata), "scsi-36888603000".to_string() + "0123abcd0000111122223333");
+        assert_eq!(link_name_for(id, &metadata), "scsi-368886030000123abcd00001111222233");
     }
 }
