@@ -346,6 +346,8 @@ fn emulator_banner(handle: &crate::emulator::EmulatorHandle) -> String {
         format!("  OS_REGION_NAME={}", handle.region()),
         format!("  volume   {}/volume/v3/<project_id>", handle.base_url()),
         format!("  compute  {}/compute/v2.1", handle.base_url()),
+        format!("  evs      {}/v2/<project_id>  (also /v2.1, /v1/<project_id>/jobs)", handle.evs_url()),
+        format!("  ecs      {}/v1/<project_id>", handle.ecs_url()),
         format!("  admin    {}/_emulator", handle.base_url()),
     ];
     if let Some(url) = handle.metadata_url() {
@@ -362,6 +364,9 @@ fn emulator_banner(handle: &crate::emulator::EmulatorHandle) -> String {
             ));
             if let Some((id, app_name, secret)) = &c.application_credential {
                 lines.push(format!("    application credential {app_name}: id {id} secret {secret}"));
+            }
+            for (ak, sk) in handle.access_keys(name) {
+                lines.push(format!("    Huawei AK/SK: HUAWEICLOUD_SDK_AK={ak} HUAWEICLOUD_SDK_SK={sk}"));
             }
         }
     }

@@ -105,6 +105,15 @@ pub fn apply(world: &mut World, config: &EmulatorConfig) -> Result<(), EmulatorE
     if world.volume_types.is_empty() {
         default_types(world);
     }
+    huawei_types(world);
+    world.access_keys.clear();
+    for key in &config.access_keys {
+        let user = world.users.values().find(|u| u.name == key.user).ok_or_else(|| {
+            EmulatorError::Config(format!("access key {} names unknown user {}", key.access_key, key.user))
+        })?;
+        let record = AccessKey { secret: key.secret_key.clone(), user_id: user.id.clone() };
+        world.access_keys.insert(key.access_key.clone(), record);
+    }
     if world.group_types.is_empty() {
         let id = resource_id();
         world.group_types.insert(
@@ -139,6 +148,45 @@ fn project(world: &mut World, name: &str, domain_id: &str) -> String {
         .projects
         .insert(id.clone(), Project { id: id.clone(), name: name.into(), domain_id: domain_id.into() });
     id
+}
+
+/// The Huawei EVS disk types, added to any world that lacks them (also to state from before
+/// they existed).
+pub const HUAWEI_TYPES: &[(&str, &str)] = &[
+    ("SAS", "High I/O"),
+    ("SSD", "Ultra-high I/O"),
+    ("GPSSD", "General purpose SSD"),
+    ("ESSD", "Extreme SSD"),
+    ("GPSSD2", "General purpose SSD V2 (provisioned IOPS and throughput)"),
+    ("ESSD2", "Extreme SSD V2 (provisioned IOPS)"),
+];
+
+fn huawei_types(world: &mut World) {
+    let zones = world.availability_zones.join(",");
+    for (name, description) in HUAWEI_TYPES {
+        let existing = world.volume_types.values_mut().find(|t| t.name == *name);
+        if let Some(existing) = existing {
+            existing.extra_specs.insert("RESKEY:availability_zones".into(), zones.clone());
+            continue;
+        }
+        let id = resource_id();
+        let extra_specs = [
+            ("volume_backend_name".to_string(), format!("evs-{}", name.to_lowercase())),
+            ("RESKEY:availability_zones".to_string(), zones.clone()),
+        ]
+        .into_iter()
+        .collect();
+        world.volume_types.insert(
+            id.clone(),
+            VolumeType {
+                id,
+                name: name.to_string(),
+                description: Some(description.to_string()),
+                is_public: true,
+                extra_specs,
+            },
+        );
+    }
 }
 
 fn default_types(world: &mut World) {

@@ -49,6 +49,19 @@ pub struct EmulatorConfig {
     /// Detach loop devices and remove links when the emulator shuts down (tests); otherwise
     /// they stay for the next start to adopt.
     pub release_loops_on_shutdown: bool,
+    /// Huawei AK/SK pairs; each belongs to a configured user.
+    pub access_keys: Vec<AccessKeyConfig>,
+}
+
+/// A Huawei AK/SK pair of a configured user.
+#[derive(Clone, Debug)]
+pub struct AccessKeyConfig {
+    /// The user name (its domain's first match).
+    pub user: String,
+    /// The access key (AK).
+    pub access_key: String,
+    /// The secret key (SK).
+    pub secret_key: String,
 }
 
 /// A Keystone user and the project it has roles in.
@@ -128,6 +141,11 @@ impl Default for EmulatorConfig {
             rate_limit: None,
             loop_devices: true,
             release_loops_on_shutdown: false,
+            access_keys: vec![AccessKeyConfig {
+                user: "demo".into(),
+                access_key: "DEMOACCESSKEY0000001".into(),
+                secret_key: "demo-secret-key-for-the-emulator-0001".into(),
+            }],
         }
     }
 }

@@ -13,6 +13,11 @@ pub enum Family {
     Volume,
     /// Nova: the same typed keys as Cinder.
     Compute,
+    /// Huawei EVS: `{"error": {"code": "EVS.xxxx", "message"}}`; gateway errors (401, 429,
+    /// unknown routes) as `{"error_code": "APIGW.xxxx", "error_msg"}`.
+    Evs,
+    /// Huawei ECS: `{"error": {"code": "Ecs.xxxx", "message"}}`, gateway errors as for EVS.
+    Ecs,
     /// The emulator's own admin API and the metadata service.
     Admin,
 }
@@ -26,6 +31,10 @@ impl Family {
             Family::Volume
         } else if path.starts_with(super::COMPUTE_PREFIX) {
             Family::Compute
+        } else if path.starts_with(super::EVS_PREFIX) {
+            Family::Evs
+        } else if path.starts_with(super::ECS_PREFIX) {
+            Family::Ecs
         } else {
             Family::Admin
         }
@@ -43,6 +52,9 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for a `Retry-After` header (413/429/503).
     pub retry_after: Option<u64>,
+    /// The service's own error code (`EVS.1046`, `Ecs.0114`, `APIGW.0301`); a default by
+    /// status when absent.
+    pub code: Option<String>,
 }
 
 /// The result type of every API handler.
@@ -51,7 +63,18 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// An error with the given status and message.
     pub fn new(family: Family, status: StatusCode, message: impl Into<String>) -> Self {
-        Self { family, status, message: message.into(), retry_after: None }
+        Self { family, status, message: message.into(), retry_after: None, code: None }
+    }
+
+    /// An error carrying a Huawei error code.
+    pub fn coded(family: Family, status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self { code: Some(code.to_string()), ..Self::new(family, status, message) }
+    }
+
+    /// Sets the service error code.
+    pub fn with_code(mut self, code: &str) -> Self {
+        self.code = Some(code.to_string());
+        self
     }
 
     /// 400.
@@ -97,6 +120,13 @@ impl ApiError {
 
     /// The JSON body this error is answered with.
     pub fn body(&self) -> serde_json::Value {
+        if matches!(self.family, Family::Evs | Family::Ecs) {
+            let code = self.code.clone().unwrap_or_else(|| huawei_code(self.family, self.status).to_string());
+            if code.starts_with("APIGW") {
+                return json!({"error_code": code, "error_msg": self.message, "request_id": uuid::Uuid::new_v4().simple().to_string()});
+            }
+            return json!({"error": {"code": code, "message": self.message}});
+        }
         let code = self.status.as_u16();
         if self.family == Family::Identity || self.status == StatusCode::UNAUTHORIZED {
             let title = self.status.canonical_reason().unwrap_or("Error");
@@ -111,6 +141,25 @@ impl ApiError {
             inner["retryAfter"] = json!(seconds.to_string());
         }
         json!({ key: inner })
+    }
+}
+
+/// The code a Huawei service answers a status with when no specific one applies.
+fn huawei_code(family: Family, status: StatusCode) -> &'static str {
+    let evs = family == Family::Evs;
+    match status.as_u16() {
+        401 => "APIGW.0301",
+        429 => "APIGW.0308",
+        400 if evs => "EVS.5400",
+        403 if evs => "EVS.5403",
+        404 if evs => "EVS.5404",
+        413 if evs => "EVS.5413",
+        503 if evs => "EVS.5503",
+        _ if evs => "EVS.5500",
+        400 | 413 => "Ecs.0005",
+        403 => "Ecs.0003",
+        404 => "APIGW.0101",
+        _ => "Ecs.0002",
     }
 }
 
@@ -140,7 +189,7 @@ impl IntoResponse for ApiError {
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.status == StatusCode::UNAUTHORIZED && !matches!(self.family, Family::Evs | Family::Ecs) {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Keystone uri=\"/identity\""));

@@ -17,6 +17,19 @@ pub fn link_name(volume_id: &str) -> String {
     format!("virtio-{prefix}")
 }
 
+/// The WWN the emulator gives a disk: a fixed vendor prefix and the first hex digits of its id.
+pub fn wwn(volume_id: &str) -> String {
+    let digits: String = volume_id.chars().filter(char::is_ascii_hexdigit).take(22).collect();
+    format!("6888603000{digits}")
+}
+
+/// The by-id link name of an attached volume: `scsi-3<wwn>` for a SCSI (`hw:passthrough`)
+/// disk, as udev names SCSI disks by their WWN, else the virtio serial name.
+pub fn link_name_for(volume_id: &str, metadata: &crate::emulator::model::Metadata) -> String {
+    let scsi = metadata.get("hw:passthrough").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if scsi { format!("scsi-3{}", wwn(volume_id)) } else { link_name(volume_id) }
+}
+
 /// Attaches `file` to a free loop device and returns the device path.
 pub fn attach(file: &Path) -> io::Result<String> {
     let output = Command::new("losetup").arg("--find").arg("--show").arg(file).output()?;
@@ -47,10 +60,10 @@ pub fn backing_file(device: &str) -> Option<PathBuf> {
     Some(PathBuf::from(text.trim()))
 }
 
-/// Creates (or replaces) the by-id link of a volume pointing at `device`.
-pub fn link(dir: &Path, volume_id: &str, device: &str) -> io::Result<PathBuf> {
+/// Creates (or replaces) the by-id link `name` pointing at `device`.
+pub fn link(dir: &Path, name: &str, device: &str) -> io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
-    let path = dir.join(link_name(volume_id));
+    let path = dir.join(name);
     let _ = std::fs::remove_file(&path);
     std::os::unix::fs::symlink(device, &path)?;
     Ok(path)
@@ -81,5 +94,14 @@ mod tests {
     fn link_names_follow_the_virtio_serial() {
         assert_eq!(link_name("0123456789abcdef0123456789"), "virtio-0123456789abcdef0123");
         assert_eq!(link_name("short"), "virtio-short");
+    }
+
+    #[test]
+    fn scsi_disks_are_linked_by_wwn() {
+        let mut metadata = crate::emulator::model::Metadata::new();
+        let id = "0123abcd-0000-1111-2222-333344445555";
+        assert_eq!(link_name_for(id, &metadata), link_name(id));
+        metadata.insert("hw:passthrough".into(), "true".into());
+        assert_eq!(link_name_for(id, &metadata), "scsi-368886030000123abcd00001111222233");
     }
 }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod counters;
 pub mod errors;
 pub mod faults;
+pub mod huawei;
 pub mod keystone;
 pub mod loopdev;
 pub mod metadata;
@@ -36,7 +37,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{EmulatorConfig, ServerConfig, UserConfig};
+pub use config::{AccessKeyConfig, EmulatorConfig, ServerConfig, UserConfig};
 pub use errors::EmulatorError;
 pub use store::Cloud;
 
@@ -46,6 +47,10 @@ pub const IDENTITY_PREFIX: &str = "/identity";
 pub const VOLUME_PREFIX: &str = "/volume";
 /// Path prefix of Nova.
 pub const COMPUTE_PREFIX: &str = "/compute";
+/// Path prefix of Huawei EVS (`/v2`, `/v2.1` and `/v1/{project_id}/jobs` below it).
+pub const EVS_PREFIX: &str = "/evs";
+/// Path prefix of Huawei ECS (`/v1` below it).
+pub const ECS_PREFIX: &str = "/ecs";
 /// Path prefix of the emulator's admin API.
 pub const ADMIN_PREFIX: &str = "/_emulator";
 
@@ -58,6 +63,7 @@ pub fn api_router(cloud: Cloud) -> Router {
         .merge(keystone::router())
         .merge(cinder::router(cloud.clone()))
         .merge(nova::router(cloud.clone()))
+        .merge(huawei::router(cloud.clone()))
         .merge(admin::router())
         .route_layer(axum::middleware::from_fn_with_state(cloud.clone(), observe::observe))
         .fallback(observe::not_found)
@@ -211,6 +217,28 @@ impl EmulatorHandle {
     /// The default demo user's credentials.
     pub fn demo(&self) -> Credentials {
         self.credentials("demo").expect("the default config has a demo user")
+    }
+
+    /// The Huawei AK/SK pairs of the configured user `name`, as `(access key, secret key)`.
+    pub fn access_keys(&self, name: &str) -> Vec<(String, String)> {
+        self.cloud.read(|w| {
+            let ids: Vec<&String> = w.users.values().filter(|u| u.name == name).map(|u| &u.id).collect();
+            w.access_keys
+                .iter()
+                .filter(|(_, k)| ids.contains(&&k.user_id))
+                .map(|(ak, k)| (ak.clone(), k.secret.clone()))
+                .collect()
+        })
+    }
+
+    /// The Huawei EVS endpoint root (`/v2`, `/v2.1` and `/v1` below it).
+    pub fn evs_url(&self) -> String {
+        format!("{}{EVS_PREFIX}", self.base_url)
+    }
+
+    /// The Huawei ECS endpoint root (`/v1` below it).
+    pub fn ecs_url(&self) -> String {
+        format!("{}{ECS_PREFIX}", self.base_url)
     }
 
     /// The id of the server that is this host (the first one), if any.

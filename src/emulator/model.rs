@@ -392,3 +392,81 @@ pub struct Token {
     /// The audit id.
     pub audit_id: String,
 }
+
+/// A Huawei AK/SK pair: requests signed with it act as its user.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AccessKey {
+    /// The secret key.
+    pub secret: String,
+    /// The owning user.
+    pub user_id: String,
+}
+
+/// What a Huawei job waits for; its status follows the resource's.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobTarget {
+    /// createVolume: the disk becomes available.
+    CreateVolume {
+        /// The disk.
+        volume_id: String,
+    },
+    /// deleteVolume: the disk goes away.
+    DeleteVolume {
+        /// The disk.
+        volume_id: String,
+    },
+    /// extendVolume: the disk reaches the new size.
+    ExtendVolume {
+        /// The disk.
+        volume_id: String,
+        /// The size asked for.
+        new_size: u64,
+    },
+    /// attachVolume: the disk is attached to the server.
+    AttachVolume {
+        /// The disk.
+        volume_id: String,
+        /// The server.
+        server_id: String,
+    },
+    /// detachVolume: the disk is no longer attached to the server.
+    DetachVolume {
+        /// The disk.
+        volume_id: String,
+        /// The server.
+        server_id: String,
+    },
+    /// batchCreateVolume: every sub-job succeeds.
+    Batch,
+}
+
+/// An asynchronous Huawei job (EVS or ECS), as `GET /v1/{project_id}/jobs/{job_id}` shows it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Job {
+    /// The id (32 hex digits).
+    pub id: String,
+    /// The owning project.
+    pub project_id: String,
+    /// `evs` or `ecs`: the service whose job endpoint shows it.
+    pub service: String,
+    /// createVolume, batchCreateVolume, deleteVolume, extendVolume, attachVolume, detachVolume.
+    pub job_type: String,
+    /// INIT, RUNNING, SUCCESS or FAIL.
+    pub status: String,
+    /// What completes it.
+    pub target: JobTarget,
+    /// The `entities` answered (without `sub_jobs`).
+    pub entities: Value,
+    /// Sub-jobs of a batch.
+    #[serde(default)]
+    pub sub_jobs: Vec<Job>,
+    /// When it began (ms).
+    pub begin_ms: u64,
+    /// When it finished (ms).
+    pub end_ms: Option<u64>,
+    /// The error code of a failed job.
+    pub error_code: Option<String>,
+    /// Why it failed.
+    pub fail_reason: Option<String>,
+}

@@ -197,12 +197,12 @@ async fn show_attachment(
     })
 }
 
-/// The next free virtio disk name; `vda` is the root disk.
-fn next_device(w: &World, server_id: &str) -> String {
+/// The next free disk name with `prefix` (`/dev/vd`, `/dev/sd`); index 0 is the root disk.
+pub fn next_device(w: &World, server_id: &str, prefix: &str) -> String {
     let used: Vec<String> = attachments_of(w, server_id).filter_map(|(_, a)| a.device.clone()).collect();
     let mut index = 1usize;
     loop {
-        let name = format!("/dev/vd{}", disk_letters(index));
+        let name = format!("{prefix}{}", disk_letters(index));
         if !used.contains(&name) {
             return name;
         }
@@ -257,7 +257,7 @@ async fn attach(
                 volume.status
             )));
         }
-        let device = next_device(w, &server_id);
+        let device = next_device(w, &server_id, "/dev/vd");
         let attachment = Attachment {
             id: resource_id(),
             server_id: Some(server_id.clone()),

@@ -59,5 +59,10 @@ fn dropped() -> Response {
 /// 404 for unknown paths, shaped like the family the path belongs to.
 pub async fn not_found(uri: Uri) -> Response {
     let family = Family::of_path(uri.path());
-    ApiError::not_found(family, "The resource could not be found.").into_response()
+    let error = ApiError::not_found(family, "The resource could not be found.");
+    // An unknown Huawei route is the gateway's answer, never a "disk not found".
+    match family {
+        Family::Evs | Family::Ecs => error.with_code("APIGW.0101").into_response(),
+        _ => error.into_response(),
+    }
 }

@@ -47,6 +47,12 @@ pub struct World {
     pub default_quotas: BTreeMap<String, i64>,
     /// Availability zones; the first is the default.
     pub availability_zones: Vec<String>,
+    /// Huawei AK/SK pairs by access key.
+    #[serde(default)]
+    pub access_keys: BTreeMap<String, AccessKey>,
+    /// Huawei jobs (EVS and ECS) by id.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, Job>,
 }
 
 /// The resources of one project.
@@ -366,6 +372,7 @@ impl Cloud {
                 changed |= self.complete_group_snapshot(w, &pid, &id);
             }
         }
+        changed |= super::huawei::jobs::settle(w, now);
         changed
     }
 
@@ -410,10 +417,11 @@ impl Cloud {
             (Op::Extend { .. }, true) => volume.status = "error_extending".into(),
             (Op::Attach { attachment_id }, false) => {
                 let file = self.volume_file(id);
+                let name = loopdev::link_name_for(id, &volume.metadata);
                 if let Some(attachment) = volume.attachments.iter_mut().find(|a| a.id == attachment_id) {
                     attachment.status = "attached".into();
                     if attachment.server_id.as_ref().is_some_and(|s| this_host.contains(s)) {
-                        let (device, link) = self.host_attach(id, &file);
+                        let (device, link) = self.host_attach(id, &file, &name);
                         attachment.host_device = device;
                         attachment.by_id_link = link;
                     }
@@ -539,9 +547,14 @@ impl Cloud {
         true
     }
 
-    /// Sets up a loop device and by-id link for a volume attached to this host; returns the
-    /// device and the link, or nothing when loop devices are off or we are not root.
-    pub fn host_attach(&self, volume_id: &str, file: &std::path::Path) -> (Option<String>, Option<String>) {
+    /// Sets up a loop device and the by-id link `link_name` for a volume attached to this host;
+    /// returns the device and the link, or nothing when loop devices are off or we are not root.
+    pub fn host_attach(
+        &self,
+        volume_id: &str,
+        file: &std::path::Path,
+        link_name: &str,
+    ) -> (Option<String>, Option<String>) {
         if !self.shared.config.loop_devices {
             return (None, None);
         }
@@ -559,7 +572,7 @@ impl Cloud {
                 return (None, None);
             }
         };
-        match loopdev::link(&self.shared.config.by_id_dir(), volume_id, &device) {
+        match loopdev::link(&self.shared.config.by_id_dir(), link_name, &device) {
             Ok(link) => {
                 tracing::info!(volume = volume_id, device, link = %link.display(), "emulator: attached to this host");
                 (Some(device), Some(link.display().to_string()))
@@ -594,6 +607,7 @@ impl Cloud {
         for id in volume_ids {
             let file = self.volume_file(&id);
             let Some(volume) = w.volume_mut(&id) else { continue };
+            let name = loopdev::link_name_for(&id, &volume.metadata);
             for attachment in &mut volume.attachments {
                 let on_this_host = attachment.server_id.as_ref().is_some_and(|s| this_host.contains(s));
                 if !on_this_host || attachment.status != "attached" {
@@ -606,13 +620,13 @@ impl Cloud {
                     .is_some_and(|backing| backing == file);
                 if still_there {
                     if let Some(device) = &attachment.host_device
-                        && let Ok(link) = loopdev::link(&self.shared.config.by_id_dir(), &id, device)
+                        && let Ok(link) = loopdev::link(&self.shared.config.by_id_dir(), &name, device)
                     {
                         attachment.by_id_link = Some(link.display().to_string());
                     }
                     continue;
                 }
-                let (device, link) = self.host_attach(&id, &file);
+                let (device, link) = self.host_attach(&id, &file, &name);
                 attachment.host_device = device;
                 attachment.by_id_link = link;
             }

@@ -177,6 +177,7 @@ async fn action(
         let this_host = w.servers.values().filter(|s| s.this_host).map(|s| s.id.clone()).collect::<Vec<_>>();
         let file = cloud.volume_file(&volume.id);
         let volume = w.volume_mut(&volume.id).expect("located");
+        let link_name = crate::emulator::loopdev::link_name_for(&volume.id, &volume.metadata);
         let attachment = volume.attachments.iter_mut().find(|a| a.id == id).expect("located");
         if attachment.connector.is_none() {
             return Err(ApiError::bad_request(
@@ -188,7 +189,7 @@ async fn action(
             attachment.status = "attached".into();
             attachment.attached_at_ms = now_ms();
             if attachment.server_id.as_ref().is_some_and(|s| this_host.contains(s)) {
-                let (device, link) = cloud.host_attach(&volume.id, &file);
+                let (device, link) = cloud.host_attach(&volume.id, &file, &link_name);
                 attachment.host_device = device;
                 attachment.by_id_link = link;
             }

@@ -1,0 +1,40 @@
+//! EVS quotas: `GET /v2/{project_id}/os-quota-sets/{target_project_id}?usage=True`, with the
+//! per-type entries of the Huawei disk types.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::{Ctx, evs};
+use crate::emulator::errors::ApiResult;
+use crate::emulator::store::Cloud;
+
+/// The quota routes.
+pub fn routes() -> Router<Cloud> {
+    Router::new().route("/evs/v2/{project_id}/os-quota-sets/{target_project_id}", get(show))
+}
+
+async fn show(
+    State(cloud): State<Cloud>,
+    Extension(ctx): Extension<Ctx>,
+    Path((_, target)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    if target != ctx.auth.project_id {
+        return Err(evs(StatusCode::FORBIDDEN, "EVS.5403", "Policy check failed."));
+    }
+    cloud.read(|w| {
+        let usage = w.usage(&target);
+        let mut set = serde_json::Map::new();
+        set.insert("id".into(), json!(target));
+        for (resource, used) in &usage {
+            let limit = w.quota_limit(&target, resource);
+            set.insert(resource.clone(), json!({"limit": limit, "in_use": used, "reserved": 0}));
+        }
+        let per_volume = w.quota_limit(&target, "per_volume_gigabytes");
+        set.insert("per_volume_gigabytes".into(), json!({"limit": per_volume, "in_use": 0, "reserved": 0}));
+        Ok(Json(json!({"quota_set": set})))
+    })
+}
