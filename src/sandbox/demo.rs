@@ -19,9 +19,13 @@ use crate::server::Endpoint;
 
 const GIB: i64 = 1 << 30;
 const DATA_BYTES: usize = 4 << 20;
-/// xfs grows online with CAP_SYS_ADMIN alone; ext4's online resize also needs
-/// CAP_SYS_RESOURCE, which some container sandboxes withhold even from root.
-const DEMO_FS: &str = "xfs";
+/// The demo's filesystem: xfs grows online with CAP_SYS_ADMIN alone, while ext4's online
+/// resize also needs CAP_SYS_RESOURCE, which some container sandboxes withhold even from root;
+/// ext4 when xfsprogs is not installed.
+fn demo_fs() -> &'static str {
+    let dirs = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+    if dirs.iter().any(|d| Path::new(d).join("mkfs.xfs").exists()) { "xfs" } else { "ext4" }
+}
 
 fn failed(what: &str) -> impl FnOnce(tonic::Status) -> SandboxError + '_ {
     move |status| SandboxError::Demo(format!("{what}: {:?}: {}", status.code(), status.message()))
@@ -74,7 +78,7 @@ async fn connect(endpoint: &Endpoint) -> Result<Channel, SandboxError> {
 
 fn capability() -> pb::VolumeCapability {
     pb::VolumeCapability {
-        access_type: Some(AccessType::Mount(MountVolume { fs_type: DEMO_FS.into(), ..Default::default() })),
+        access_type: Some(AccessType::Mount(MountVolume { fs_type: demo_fs().into(), ..Default::default() })),
         access_mode: Some(AccessMode { mode: Mode::SingleNodeWriter as i32 }),
     }
 }
@@ -250,7 +254,7 @@ pub async fn run(endpoint: &Endpoint, node_id: &str, work: &Path) -> Result<(), 
     let checksum = sha256_hex(&data);
     let mounted = if node_steps {
         let mounted =
-            step("NodeStageVolume (format xfs) + NodePublishVolume", demo.mount(&volume, context)).await?;
+            step(&format!("NodeStageVolume (format {}) + NodePublishVolume", demo_fs()), demo.mount(&volume, context)).await?;
         step("write 4 MiB of data", async {
             let path = mounted.target.join("data.bin");
             std::fs::write(&path, &data).map_err(super::io("writing", &path))?;
