@@ -15,6 +15,7 @@ use crate::csi::identity::{IdentityService, service_capability};
 use crate::csi::node::{NodeConfig, NodeService};
 use crate::csi::observe::Observer;
 use crate::csi::pb::controller_server::ControllerServer;
+use crate::csi::pb::group_controller_server::GroupControllerServer;
 use crate::csi::pb::identity_server::IdentityServer;
 use crate::csi::pb::node_server::NodeServer;
 use crate::csi::pb::plugin_capability::service::Type as ServiceType;
@@ -395,9 +396,11 @@ async fn routes(cli: &Cli, metrics: Arc<Metrics>) -> Result<(tonic::service::Rou
             gate,
         )));
         keep_alive.0 = Some(controller.config);
-        routes.add_service(ControllerServer::new(controller.service));
+        routes.add_service(ControllerServer::from_arc(controller.service.clone()));
+        routes.add_service(GroupControllerServer::from_arc(controller.service));
         capabilities.push(service_capability(ServiceType::ControllerService));
         capabilities.push(service_capability(ServiceType::VolumeAccessibilityConstraints));
+        capabilities.push(service_capability(ServiceType::GroupControllerService));
     }
     if matches!(cli.command, Command::Node | Command::All) {
         let config = node_config(cli).await?;

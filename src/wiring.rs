@@ -64,8 +64,8 @@ pub enum WiringError {
 /// The running controller: its service and what must stay alive with it.
 #[derive(Debug)]
 pub struct Controller {
-    /// The gRPC service.
-    pub service: ControllerService,
+    /// The Controller and GroupController services' shared state.
+    pub service: Arc<ControllerService>,
     /// The configuration watch (dropping it stops reloads).
     pub config: ConfigWatch,
     /// The default cloud's backend.
@@ -112,7 +112,11 @@ pub fn controller(
     }
     let default_backend = backends[&current.default].clone();
     let clouds = Clouds::new(current.default.clone(), backends);
-    Ok(Controller { service: ControllerService::new(clouds, settings, observer), config, default_backend })
+    Ok(Controller {
+        service: Arc::new(ControllerService::new(clouds, settings, observer)),
+        config,
+        default_backend,
+    })
 }
 
 /// Probes the backend until it answers, then opens the readiness gate.

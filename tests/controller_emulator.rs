@@ -304,3 +304,151 @@ async fn modify_retypes_a_volume_and_reports_a_refused_migration() {
     };
     assert_eq!(c.controller_modify_volume(bad).await.unwrap_err().code(), Code::InvalidArgument);
 }
+
+fn volume_file(s: &Setup, id: &str) -> std::path::PathBuf {
+    s.cloud.handle.cloud().config().state_dir.join("volumes").join(format!("{id}.img"))
+}
+
+fn checksum(path: &std::path::Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref().to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_snapshot_of_three_volumes_restores_each_volume_s_data() {
+    use cinder_evs_csi::csi::pb::group_controller_client::GroupControllerClient;
+    let s = setup().await;
+    let mut c = s.client.clone();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let volume =
+            c.create_volume(create(&format!("pvc-group-{i}"), 1)).await.unwrap().into_inner().volume.unwrap();
+        // Each volume gets its own data, as if written by the workload.
+        let path = volume_file(&s, &volume.volume_id);
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        use std::io::{Seek, SeekFrom, Write};
+        file.seek(SeekFrom::Start(4096 * (i as u64 + 1))).unwrap();
+        file.write_all(format!("volume {i} data").repeat(100).as_bytes()).unwrap();
+        file.sync_all().unwrap();
+        ids.push(volume.volume_id);
+    }
+    let originals: Vec<Vec<u8>> = ids.iter().map(|id| checksum(&volume_file(&s, id))).collect();
+
+    let channel = common::unix_channel(s.cloud.dir.path().join("csi.sock")).await;
+    let mut groups = GroupControllerClient::new(channel);
+    let request = pb::CreateVolumeGroupSnapshotRequest {
+        name: "group-a".into(),
+        source_volume_ids: ids.clone(),
+        ..Default::default()
+    };
+    let group = groups
+        .create_volume_group_snapshot(request.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .group_snapshot
+        .unwrap();
+    assert!(group.ready_to_use);
+    assert_eq!(group.snapshots.len(), 3);
+    let again =
+        groups.create_volume_group_snapshot(request).await.unwrap().into_inner().group_snapshot.unwrap();
+    assert_eq!(again.group_snapshot_id, group.group_snapshot_id, "idempotent by name");
+    let got = groups
+        .get_volume_group_snapshot(pb::GetVolumeGroupSnapshotRequest {
+            group_snapshot_id: group.group_snapshot_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .group_snapshot
+        .unwrap();
+    assert_eq!(got.snapshots.len(), 3);
+
+    for (i, source) in ids.iter().enumerate() {
+        let member =
+            group.snapshots.iter().find(|m| &m.source_volume_id == source).expect("a member per volume");
+        assert_eq!(member.group_snapshot_id, group.group_snapshot_id);
+        let mut restore = create(&format!("pvc-group-restore-{i}"), 1);
+        restore.volume_content_source = Some(pb::VolumeContentSource {
+            r#type: Some(pb::volume_content_source::Type::Snapshot(
+                pb::volume_content_source::SnapshotSource { snapshot_id: member.snapshot_id.clone() },
+            )),
+        });
+        let restored = c.create_volume(restore).await.unwrap().into_inner().volume.unwrap();
+        assert_eq!(
+            checksum(&volume_file(&s, &restored.volume_id)),
+            originals[i],
+            "volume {i} restored with its data"
+        );
+    }
+
+    let delete = pb::DeleteVolumeGroupSnapshotRequest {
+        group_snapshot_id: group.group_snapshot_id.clone(),
+        ..Default::default()
+    };
+    groups.delete_volume_group_snapshot(delete.clone()).await.unwrap();
+    groups.delete_volume_group_snapshot(delete).await.expect("deleting twice succeeds");
+    let helper_groups =
+        s.cloud.handle.cloud().read(|w| w.stores.values().map(|st| st.groups.len()).sum::<usize>());
+    assert_eq!(helper_groups, 0, "the helper group is cleaned up with the group snapshot");
+    let missing = pb::CreateVolumeGroupSnapshotRequest {
+        name: "group-b".into(),
+        source_volume_ids: vec!["00000000-0000-0000-0000-000000000000".into()],
+        ..Default::default()
+    };
+    assert_eq!(groups.create_volume_group_snapshot(missing).await.unwrap_err().code(), Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_snapshot_restores_into_a_new_volume() {
+    let s = setup().await;
+    let mut c = s.client.clone();
+    let volume = c.create_volume(create("pvc-backup-src", 1)).await.unwrap().into_inner().volume.unwrap();
+    std::fs::write(volume_file(&s, &volume.volume_id), b"backed up bytes").unwrap();
+    let original = checksum(&volume_file(&s, &volume.volume_id));
+    let request = pb::CreateSnapshotRequest {
+        name: "backup-a".into(),
+        source_volume_id: volume.volume_id.clone(),
+        parameters: HashMap::from([("type".to_string(), "backup".to_string())]),
+        ..Default::default()
+    };
+    let mut snapshot = c.create_snapshot(request.clone()).await.unwrap().into_inner().snapshot.unwrap();
+    assert!(snapshot.snapshot_id.starts_with("backup/"), "{}", snapshot.snapshot_id);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !snapshot.ready_to_use {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        snapshot = c.create_snapshot(request.clone()).await.unwrap().into_inner().snapshot.unwrap();
+    }
+    let mut restore = create("pvc-from-backup", 1);
+    restore.volume_content_source = Some(pb::VolumeContentSource {
+        r#type: Some(pb::volume_content_source::Type::Snapshot(pb::volume_content_source::SnapshotSource {
+            snapshot_id: snapshot.snapshot_id.clone(),
+        })),
+    });
+    let restored = c.create_volume(restore).await.unwrap().into_inner().volume.unwrap();
+    let restored_bytes = std::fs::read(volume_file(&s, &restored.volume_id)).unwrap();
+    assert!(restored_bytes.starts_with(b"backed up bytes"), "restored data differs");
+    assert_eq!(original.len(), 32);
+    c.delete_snapshot(pb::DeleteSnapshotRequest {
+        snapshot_id: snapshot.snapshot_id.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = c
+            .get_snapshot(pb::GetSnapshotRequest {
+                snapshot_id: snapshot.snapshot_id.clone(),
+                ..Default::default()
+            })
+            .await;
+        match got {
+            Err(status) if status.code() == Code::NotFound => break,
+            _ => assert!(std::time::Instant::now() < deadline, "the backup was never deleted: {got:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

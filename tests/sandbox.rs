@@ -67,7 +67,7 @@ fn the_sandbox_serves_every_service_and_cleans_up_on_sigterm() {
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(caps.capabilities.len(), 2, "controller service and topology: {caps:?}");
+        assert_eq!(caps.capabilities.len(), 3, "controller, group controller and topology: {caps:?}");
         let info = pb::node_client::NodeClient::new(channel.clone())
             .node_get_info(pb::NodeGetInfoRequest {})
             .await

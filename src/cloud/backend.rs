@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use super::error::CloudError;
-use super::types::{Attached, Capacity, Page, Snapshot, SnapshotSpec, Volume, VolumeSpec};
+use super::types::{
+    Attached, Backup, Capacity, GroupSnapshot, Page, Snapshot, SnapshotSpec, Volume, VolumeSpec,
+};
 
 /// Volume, snapshot, attachment and capacity operations of one cloud.
 ///
@@ -68,6 +70,44 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     async fn delete_snapshot(&self, id: &str) -> Result<(), CloudError>;
     /// Waits until the snapshot is available.
     async fn wait_snapshot_ready(&self, id: &str, timeout: Duration) -> Result<Snapshot, CloudError>;
+
+    /// Takes a group snapshot of `volume_ids` named `name` (idempotent by name) and waits
+    /// until it and its member snapshots are available.
+    async fn create_group_snapshot(
+        &self,
+        name: &str,
+        volume_ids: &[String],
+        timeout: Duration,
+    ) -> Result<GroupSnapshot, CloudError> {
+        let _ = (name, volume_ids, timeout);
+        Err(CloudError::Unsupported("group snapshots".into()))
+    }
+    /// A group snapshot with its members; `None` when it does not exist.
+    async fn get_group_snapshot(&self, id: &str) -> Result<Option<GroupSnapshot>, CloudError> {
+        let _ = id;
+        Err(CloudError::Unsupported("group snapshots".into()))
+    }
+    /// Deletes a group snapshot and the helper group it needed; a missing one is success.
+    async fn delete_group_snapshot(&self, id: &str, timeout: Duration) -> Result<(), CloudError> {
+        let _ = (id, timeout);
+        Err(CloudError::Unsupported("group snapshots".into()))
+    }
+
+    /// Starts a backup of a volume named `name` (idempotent by name).
+    async fn create_backup(&self, name: &str, volume_id: &str) -> Result<Backup, CloudError> {
+        let _ = (name, volume_id);
+        Err(CloudError::Unsupported("backups".into()))
+    }
+    /// A backup; `None` when it does not exist.
+    async fn get_backup(&self, id: &str) -> Result<Option<Backup>, CloudError> {
+        let _ = id;
+        Err(CloudError::Unsupported("backups".into()))
+    }
+    /// Starts deleting a backup; a missing one is success.
+    async fn delete_backup(&self, id: &str) -> Result<(), CloudError> {
+        let _ = id;
+        Err(CloudError::Unsupported("backups".into()))
+    }
 
     /// Attaches the volume to the server and waits until it is in use there; attaching to a
     /// server it is already attached to is success.

@@ -216,3 +216,35 @@ pub struct Attached {
     /// The device the cloud reported, as a hint for the node.
     pub device_hint: Option<String>,
 }
+
+/// A consistent snapshot of several volumes, taken at one instant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSnapshot {
+    /// Cloud id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Status (`creating`, `available`, `error`, ...).
+    pub status: SnapshotStatus,
+    /// When it was taken.
+    pub created_at: Option<SystemTime>,
+    /// The member snapshots, one per volume.
+    pub snapshots: Vec<Snapshot>,
+}
+
+/// A backup of a volume (kept apart from the volume's storage).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backup {
+    /// Cloud id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Source volume.
+    pub volume_id: String,
+    /// Size in GiB.
+    pub size_gib: u64,
+    /// Status (`creating`, `available`, `error`, ...).
+    pub status: SnapshotStatus,
+    /// When it was taken.
+    pub created_at: Option<SystemTime>,
+}

@@ -16,6 +16,7 @@ use crate::csi::identity::{IdentityService, service_capability};
 use crate::csi::node::{NodeConfig, NodeService};
 use crate::csi::observe::Observer;
 use crate::csi::pb::controller_server::ControllerServer;
+use crate::csi::pb::group_controller_server::GroupControllerServer;
 use crate::csi::pb::identity_server::IdentityServer;
 use crate::csi::pb::node_server::NodeServer;
 use crate::csi::pb::plugin_capability::service::Type as ServiceType;
@@ -165,9 +166,11 @@ async fn serve(
     let capabilities = vec![
         service_capability(ServiceType::ControllerService),
         service_capability(ServiceType::VolumeAccessibilityConstraints),
+        service_capability(ServiceType::GroupControllerService),
     ];
     let mut routes = RoutesBuilder::default();
-    routes.add_service(ControllerServer::new(controller.service));
+    routes.add_service(ControllerServer::from_arc(controller.service.clone()));
+    routes.add_service(GroupControllerServer::from_arc(controller.service));
     routes.add_service(NodeServer::new(NodeService::new(node, observer.clone())));
     routes.add_service(IdentityServer::new(IdentityService::new(
         driver_name.to_string(),

@@ -11,7 +11,8 @@ use super::nova::Nova;
 use crate::cloud::backend::Backend;
 use crate::cloud::error::CloudError;
 use crate::cloud::types::{
-    Attached, Capacity, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume, VolumeSpec, VolumeStatus,
+    Attached, Backup, Capacity, GroupSnapshot, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume,
+    VolumeSpec, VolumeStatus,
 };
 use crate::cloud::wait::{Check, StatusSource, WaitSettings, Waiter};
 
@@ -131,6 +132,70 @@ impl OpenStackBackend {
             .await?;
         volume.ok_or_else(|| CloudError::NotFound { kind: "volume", id: id.to_string() })
     }
+}
+
+/// The rare resources (groups, group snapshots) polled without a coalescing poller of their own.
+#[derive(Clone, Copy, Debug)]
+enum Polled<'a> {
+    Group(&'a str),
+    GroupSnapshot(&'a str),
+}
+
+fn time_of(value: &serde_json::Value) -> Option<SystemTime> {
+    let text = value.as_str()?;
+    let with_zone =
+        if text.ends_with('Z') || text.contains('+') { text.to_string() } else { format!("{text}Z") };
+    let ts: prost_types::Timestamp = with_zone.parse().ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::new(u64::try_from(ts.seconds).ok()?, ts.nanos.max(0) as u32))
+}
+
+fn backup_of(value: &serde_json::Value) -> Backup {
+    Backup {
+        id: value["id"].as_str().unwrap_or_default().to_string(),
+        name: value["name"].as_str().unwrap_or_default().to_string(),
+        volume_id: value["volume_id"].as_str().unwrap_or_default().to_string(),
+        size_gib: value["size"].as_u64().unwrap_or(0),
+        status: SnapshotStatus::parse(value["status"].as_str().unwrap_or_default()),
+        created_at: time_of(&value["created_at"]),
+    }
+}
+
+impl OpenStackBackend {
+    /// Polls until the resource is `available`; error states and the deadline end the wait.
+    async fn poll_available(
+        &self,
+        what: Polled<'_>,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, CloudError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut interval = Duration::from_millis(25);
+        loop {
+            let (current, kind, id) = match what {
+                Polled::Group(id) => (self.cinder.get_group(id).await?, "group", id),
+                Polled::GroupSnapshot(id) => {
+                    (self.cinder.get_group_snapshot(id).await?, "group snapshot", id)
+                }
+            };
+            let current = current.ok_or_else(|| CloudError::NotFound { kind, id: id.to_string() })?;
+            let status = current["status"].as_str().unwrap_or_default().to_string();
+            if status == "available" {
+                return Ok(current);
+            }
+            if status.starts_with("error") {
+                return Err(CloudError::ErrorState { kind, id: id.to_string(), status, reason: None });
+            }
+            if tokio::time::Instant::now() + interval > deadline {
+                return Err(CloudError::Timeout(format!("{kind} {id} to become available")));
+            }
+            tokio::time::sleep(interval).await;
+            interval = (interval * 3 / 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+/// The name of the helper group of a group snapshot.
+fn helper_group_name(group_snapshot_name: &str) -> String {
+    format!("csi-group-{group_snapshot_name}")
 }
 
 fn is_attached_to(volume: &Volume, server_id: &str) -> bool {
@@ -382,6 +447,136 @@ impl Backend for OpenStackBackend {
             Err(CloudError::NotFound { .. }) => Ok(()),
             other => other.map(|_| ()),
         }
+    }
+
+    async fn create_group_snapshot(
+        &self,
+        name: &str,
+        volume_ids: &[String],
+        timeout: Duration,
+    ) -> Result<GroupSnapshot, CloudError> {
+        let existing = self.cinder.find_group_snapshots(name).await?;
+        let id = match existing.first().and_then(|g| g["id"].as_str()) {
+            Some(id) => id.to_string(),
+            None => {
+                let group_name = helper_group_name(name);
+                let group_id = match self
+                    .cinder
+                    .find_groups(&group_name)
+                    .await?
+                    .first()
+                    .and_then(|g| g["id"].as_str())
+                {
+                    Some(id) => id.to_string(),
+                    None => {
+                        let mut types = Vec::new();
+                        for id in volume_ids {
+                            let v = self
+                                .cinder
+                                .get_volume(id)
+                                .await?
+                                .ok_or(CloudError::NotFound { kind: "volume", id: id.clone() })?;
+                            let t = v.volume_type.unwrap_or_else(|| "__DEFAULT__".into());
+                            if !types.contains(&t) {
+                                types.push(t);
+                            }
+                        }
+                        self.cinder.create_group(&group_name, &types).await?
+                    }
+                };
+                let group = self.poll_available(Polled::Group(&group_id), timeout).await?;
+                let members: Vec<String> = group["volumes"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default();
+                let missing: Vec<String> =
+                    volume_ids.iter().filter(|v| !members.contains(v)).cloned().collect();
+                if !missing.is_empty() {
+                    self.cinder.update_group(&group_id, &missing, &[]).await?;
+                    self.poll_available(Polled::Group(&group_id), timeout).await?;
+                }
+                self.cinder.create_group_snapshot(name, &group_id).await?
+            }
+        };
+        let group_snapshot = self.poll_available(Polled::GroupSnapshot(&id), timeout).await?;
+        Ok(GroupSnapshot {
+            id: id.clone(),
+            name: name.to_string(),
+            status: SnapshotStatus::Available,
+            created_at: time_of(&group_snapshot["created_at"]),
+            snapshots: self.cinder.group_snapshot_members(&id).await?,
+        })
+    }
+
+    async fn get_group_snapshot(&self, id: &str) -> Result<Option<GroupSnapshot>, CloudError> {
+        let Some(g) = self.cinder.get_group_snapshot(id).await? else { return Ok(None) };
+        Ok(Some(GroupSnapshot {
+            id: id.to_string(),
+            name: g["name"].as_str().unwrap_or_default().to_string(),
+            status: SnapshotStatus::parse(g["status"].as_str().unwrap_or_default()),
+            created_at: time_of(&g["created_at"]),
+            snapshots: self.cinder.group_snapshot_members(id).await?,
+        }))
+    }
+
+    async fn delete_group_snapshot(&self, id: &str, timeout: Duration) -> Result<(), CloudError> {
+        let Some(g) = self.cinder.get_group_snapshot(id).await? else { return Ok(()) };
+        let group_id = g["group_id"].as_str().unwrap_or_default().to_string();
+        self.cinder.delete_group_snapshot(id).await?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.cinder.get_group_snapshot(id).await?.is_some() {
+            if tokio::time::Instant::now() > deadline {
+                return Err(CloudError::Timeout(format!("group snapshot {id} to be deleted")));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The helper group goes with its last group snapshot; its volumes stay.
+        if let Some(group) = self.cinder.get_group(&group_id).await? {
+            let still_used = group["group_snapshot_id"].is_string();
+            if !still_used {
+                let members: Vec<String> = group["volumes"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default();
+                if !members.is_empty() {
+                    self.cinder.update_group(&group_id, &[], &members).await?;
+                    self.poll_available(Polled::Group(&group_id), timeout).await?;
+                }
+                self.cinder.delete_group(&group_id).await?;
+                while self.cinder.get_group(&group_id).await?.is_some() {
+                    if tokio::time::Instant::now() > deadline {
+                        return Err(CloudError::Timeout(format!("helper group {group_id} to be deleted")));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_backup(&self, name: &str, volume_id: &str) -> Result<Backup, CloudError> {
+        if let Some(existing) = self.cinder.find_backups(name).await?.first() {
+            return Ok(backup_of(existing));
+        }
+        let created = self.cinder.create_backup(name, volume_id).await?;
+        // The create answer holds only id, name and links; the full view has the rest.
+        let id = created["id"].as_str().unwrap_or_default().to_string();
+        let mut backup = match self.cinder.get_backup(&id).await? {
+            Some(full) => backup_of(&full),
+            None => backup_of(&created),
+        };
+        if backup.volume_id.is_empty() {
+            backup.volume_id = volume_id.to_string();
+        }
+        Ok(backup)
+    }
+
+    async fn get_backup(&self, id: &str) -> Result<Option<Backup>, CloudError> {
+        Ok(self.cinder.get_backup(id).await?.as_ref().map(backup_of))
+    }
+
+    async fn delete_backup(&self, id: &str) -> Result<(), CloudError> {
+        self.cinder.delete_backup(id).await
     }
 
     async fn attached_count(&self, server_id: &str) -> Result<usize, CloudError> {

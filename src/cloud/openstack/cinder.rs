@@ -25,6 +25,8 @@ pub const MAX_MICROVERSION: Microversion = Microversion::new(3, 66);
 pub const IN_USE_EXTEND: Microversion = Microversion::new(3, 42);
 /// `updated_at` comparison filters on volume lists.
 pub const TIME_FILTERS: Microversion = Microversion::new(3, 60);
+/// Generic volume groups and group snapshots.
+pub const GROUPS: Microversion = Microversion::new(3, 14);
 /// Restore into a new volume from a backup via `backup_id`.
 pub const CREATE_FROM_BACKUP: Microversion = Microversion::new(3, 47);
 
@@ -465,6 +467,219 @@ struct SnapshotList {
 }
 
 impl Cinder {
+    async fn require(&self, wanted: Microversion, what: &str) -> Result<(), CloudError> {
+        if self.supports(wanted).await? {
+            Ok(())
+        } else {
+            Err(CloudError::Unsupported(format!("{what} needs Cinder microversion {wanted}")))
+        }
+    }
+
+    /// `GET /groups/detail?name=`: groups with exactly this name.
+    pub async fn find_groups(&self, name: &str) -> Result<Vec<Value>, CloudError> {
+        self.require(GROUPS, "volume groups").await?;
+        let reply = self
+            .send("cinder.group.list", Method::GET, "groups/detail", &[("name", name.to_string())], None)
+            .await?;
+        if !reply.status.is_success() {
+            return Err(fault::to_error(&reply, "group list", ""));
+        }
+        let body: Value = reply.json()?;
+        Ok(body["groups"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|g| g["name"] == name)
+            .collect())
+    }
+
+    /// `GET /groups/{id}`; `None` on 404.
+    pub async fn get_group(&self, id: &str) -> Result<Option<Value>, CloudError> {
+        let reply = self.send("cinder.group.get", Method::GET, &format!("groups/{id}"), &[], None).await?;
+        match reply.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(Some(reply.json::<Value>()?["group"].clone())),
+            _ => Err(fault::to_error(&reply, "group", id)),
+        }
+    }
+
+    /// `POST /groups` of the default group type holding `volume_types`.
+    pub async fn create_group(&self, name: &str, volume_types: &[String]) -> Result<String, CloudError> {
+        self.require(GROUPS, "volume groups").await?;
+        let body = json!({ "group": { "name": name, "group_type": "default_group_type", "volume_types": volume_types,
+            "description": "Helper group of a CSI volume group snapshot (cinder-evs-csi)" } });
+        let reply = self.send("cinder.group.create", Method::POST, "groups", &[], Some(body)).await?;
+        if !reply.status.is_success() {
+            return Err(fault::to_error(&reply, "group", name));
+        }
+        reply.json::<Value>()?["group"]["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| CloudError::Protocol("group create answer without an id".into()))
+    }
+
+    /// `PUT /groups/{id}` adding and removing volumes.
+    pub async fn update_group(&self, id: &str, add: &[String], remove: &[String]) -> Result<(), CloudError> {
+        let mut group = json!({});
+        if !add.is_empty() {
+            group["add_volumes"] = json!(add.join(","));
+        }
+        if !remove.is_empty() {
+            group["remove_volumes"] = json!(remove.join(","));
+        }
+        let reply = self
+            .send(
+                "cinder.group.update",
+                Method::PUT,
+                &format!("groups/{id}"),
+                &[],
+                Some(json!({ "group": group })),
+            )
+            .await?;
+        match reply.status {
+            s if s.is_success() => Ok(()),
+            StatusCode::BAD_REQUEST => Err(CloudError::Conflict(fault::message(&reply))),
+            _ => Err(fault::to_error(&reply, "group", id)),
+        }
+    }
+
+    /// `POST /groups/{id}/action {"delete": {"delete-volumes": false}}`; a missing group is success.
+    pub async fn delete_group(&self, id: &str) -> Result<(), CloudError> {
+        let body = json!({ "delete": { "delete-volumes": false } });
+        let reply = self
+            .send("cinder.group.delete", Method::POST, &format!("groups/{id}/action"), &[], Some(body))
+            .await?;
+        match reply.status {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            StatusCode::BAD_REQUEST => Err(CloudError::Conflict(fault::message(&reply))),
+            _ => Err(fault::to_error(&reply, "group", id)),
+        }
+    }
+
+    /// `GET /group_snapshots/detail`, filtered to exactly `name`.
+    pub async fn find_group_snapshots(&self, name: &str) -> Result<Vec<Value>, CloudError> {
+        self.require(GROUPS, "group snapshots").await?;
+        let reply = self
+            .send(
+                "cinder.group_snapshot.list",
+                Method::GET,
+                "group_snapshots/detail",
+                &[("name", name.to_string())],
+                None,
+            )
+            .await?;
+        if !reply.status.is_success() {
+            return Err(fault::to_error(&reply, "group snapshot list", ""));
+        }
+        let body: Value = reply.json()?;
+        Ok(body["group_snapshots"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|g| g["name"] == name)
+            .collect())
+    }
+
+    /// `GET /group_snapshots/{id}`; `None` on 404.
+    pub async fn get_group_snapshot(&self, id: &str) -> Result<Option<Value>, CloudError> {
+        let reply = self
+            .send("cinder.group_snapshot.get", Method::GET, &format!("group_snapshots/{id}"), &[], None)
+            .await?;
+        match reply.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(Some(reply.json::<Value>()?["group_snapshot"].clone())),
+            _ => Err(fault::to_error(&reply, "group snapshot", id)),
+        }
+    }
+
+    /// `POST /group_snapshots`.
+    pub async fn create_group_snapshot(&self, name: &str, group_id: &str) -> Result<String, CloudError> {
+        let body = json!({ "group_snapshot": { "name": name, "group_id": group_id } });
+        let reply = self
+            .send("cinder.group_snapshot.create", Method::POST, "group_snapshots", &[], Some(body))
+            .await?;
+        match reply.status {
+            s if s.is_success() => reply.json::<Value>()?["group_snapshot"]["id"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| CloudError::Protocol("group snapshot answer without an id".into())),
+            StatusCode::BAD_REQUEST => Err(CloudError::Conflict(fault::message(&reply))),
+            _ => Err(fault::to_error(&reply, "group snapshot", name)),
+        }
+    }
+
+    /// `DELETE /group_snapshots/{id}`; a missing one is success.
+    pub async fn delete_group_snapshot(&self, id: &str) -> Result<(), CloudError> {
+        let reply = self
+            .send("cinder.group_snapshot.delete", Method::DELETE, &format!("group_snapshots/{id}"), &[], None)
+            .await?;
+        match reply.status {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            StatusCode::BAD_REQUEST => Err(CloudError::Conflict(fault::message(&reply))),
+            _ => Err(fault::to_error(&reply, "group snapshot", id)),
+        }
+    }
+
+    /// The member snapshots of a group snapshot.
+    pub async fn group_snapshot_members(&self, id: &str) -> Result<Vec<Snapshot>, CloudError> {
+        let page = self.list_snapshots(&[("group_snapshot_id", id.to_string())]).await?;
+        Ok(page.items)
+    }
+
+    /// `POST /backups` (forced, so attached volumes can be backed up).
+    pub async fn create_backup(&self, name: &str, volume_id: &str) -> Result<Value, CloudError> {
+        let body = json!({ "backup": { "name": name, "volume_id": volume_id, "force": true,
+            "description": "CSI snapshot of type backup (cinder-evs-csi)" } });
+        let reply = self.send("cinder.backup.create", Method::POST, "backups", &[], Some(body)).await?;
+        match reply.status {
+            s if s.is_success() => Ok(reply.json::<Value>()?["backup"].clone()),
+            StatusCode::NOT_FOUND => Err(CloudError::NotFound { kind: "volume", id: volume_id.to_string() }),
+            StatusCode::BAD_REQUEST => Err(CloudError::Conflict(fault::message(&reply))),
+            _ => Err(fault::to_error(&reply, "backup", name)),
+        }
+    }
+
+    /// `GET /backups/detail?name=`: backups with exactly this name.
+    pub async fn find_backups(&self, name: &str) -> Result<Vec<Value>, CloudError> {
+        let reply = self
+            .send("cinder.backup.list", Method::GET, "backups/detail", &[("name", name.to_string())], None)
+            .await?;
+        if !reply.status.is_success() {
+            return Err(fault::to_error(&reply, "backup list", ""));
+        }
+        let body: Value = reply.json()?;
+        Ok(body["backups"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|b| b["name"] == name)
+            .collect())
+    }
+
+    /// `GET /backups/{id}`; `None` on 404.
+    pub async fn get_backup(&self, id: &str) -> Result<Option<Value>, CloudError> {
+        let reply = self.send("cinder.backup.get", Method::GET, &format!("backups/{id}"), &[], None).await?;
+        match reply.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => Ok(Some(reply.json::<Value>()?["backup"].clone())),
+            _ => Err(fault::to_error(&reply, "backup", id)),
+        }
+    }
+
+    /// `DELETE /backups/{id}`; a missing one is success.
+    pub async fn delete_backup(&self, id: &str) -> Result<(), CloudError> {
+        let reply =
+            self.send("cinder.backup.delete", Method::DELETE, &format!("backups/{id}"), &[], None).await?;
+        match reply.status {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
+            StatusCode::BAD_REQUEST => Err(CloudError::Conflict(fault::message(&reply))),
+            _ => Err(fault::to_error(&reply, "backup", id)),
+        }
+    }
+
     /// Volumes among `ids` changed since `since`, from `updated_at` filtered lists.
     async fn changed_volumes(
         &self,

@@ -4,9 +4,10 @@
 
 pub mod capability;
 pub mod clouds;
+mod group;
 mod listing;
 mod publish;
-mod snapshots;
+pub mod snapshots;
 #[cfg(test)]
 mod tests;
 pub mod topology;

@@ -11,9 +11,13 @@ use crate::csi::status::CsiError;
 const GIB: i64 = 1 << 30;
 
 /// VolumeSnapshotClass parameters this driver understands.
-const SNAPSHOT_PARAMETERS: &[&str] = &[FORCE];
+const SNAPSHOT_PARAMETERS: &[&str] = &[FORCE, TYPE];
 /// Allow snapshots of attached volumes (default true: Kubernetes snapshots bound PVCs).
 const FORCE: &str = "force";
+/// `snapshot` (default) or `backup` (a Cinder backup, stored apart from the volume's backend).
+const TYPE: &str = "type";
+/// Snapshot ids of backups carry this prefix, so every later call knows which API to use.
+pub const BACKUP_PREFIX: &str = "backup/";
 
 fn valid_token(token: &str) -> bool {
     !token.is_empty() && token.len() <= 64 && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -42,8 +46,20 @@ impl ControllerService {
             return Err(CsiError::InvalidArgument("source_volume_id is required".into()));
         }
         let mut force = true;
+        let mut backup = false;
         for (key, value) in &request.parameters {
             match key.as_str() {
+                TYPE => {
+                    backup = match value.as_str() {
+                        "snapshot" => false,
+                        "backup" => true,
+                        _ => {
+                            return Err(CsiError::InvalidArgument(format!(
+                                "parameter type: expected snapshot or backup, got {value:?}"
+                            )));
+                        }
+                    }
+                }
                 FORCE => {
                     force = match value.to_ascii_lowercase().as_str() {
                         "true" => true,
@@ -67,6 +83,34 @@ impl ControllerService {
         let handle = self.clouds.parse(&request.source_volume_id)?;
         let (cloud, backend) = self.clouds.backend(Some(&handle.cloud))?;
         let _guard = self.lock(format!("snapshot-name/{}", request.name), "CreateSnapshot", &request).await?;
+        if backup {
+            if backend.get_volume(&handle.id).await?.is_none() {
+                return Err(CsiError::NotFound(format!(
+                    "source volume {} not found",
+                    request.source_volume_id
+                )));
+            }
+            let b = backend.create_backup(&request.name, &handle.id).await?;
+            if b.volume_id != handle.id {
+                return Err(CsiError::AlreadyExists(format!(
+                    "backup {} already exists for another volume",
+                    request.name
+                )));
+            }
+            if let SnapshotStatus::Error(status) = &b.status {
+                return Err(CsiError::Internal(format!("backup {} failed: {status}", b.id)));
+            }
+            return Ok(pb::CreateSnapshotResponse {
+                snapshot: Some(pb::Snapshot {
+                    size_bytes: b.size_gib as i64 * GIB,
+                    snapshot_id: self.clouds.handle(cloud, &format!("{BACKUP_PREFIX}{}", b.id)),
+                    source_volume_id: self.clouds.handle(cloud, &b.volume_id),
+                    creation_time: b.created_at.map(prost_types::Timestamp::from),
+                    ready_to_use: b.status == SnapshotStatus::Available,
+                    group_snapshot_id: String::new(),
+                }),
+            });
+        }
 
         let existing = backend.find_snapshots_by_name(&request.name).await?;
         if let Some(snapshot) = existing.iter().find(|s| !matches!(s.status, SnapshotStatus::Error(_))) {
@@ -122,7 +166,11 @@ impl ControllerService {
         let (_, backend) = self.clouds.backend(Some(&handle.cloud))?;
         let _guard =
             self.lock(format!("snapshot/{}", request.snapshot_id), "DeleteSnapshot", &request).await?;
-        match backend.delete_snapshot(&handle.id).await {
+        let deleted = match handle.id.strip_prefix(BACKUP_PREFIX) {
+            Some(backup) => backend.delete_backup(backup).await,
+            None => backend.delete_snapshot(&handle.id).await,
+        };
+        match deleted {
             Ok(()) => Ok(pb::DeleteSnapshotResponse {}),
             Err(CloudError::Conflict(why)) => Err(CsiError::FailedPrecondition(format!(
                 "snapshot {} cannot be deleted now (volumes may depend on it): {why}",
@@ -203,6 +251,22 @@ impl ControllerService {
         }
         let handle = self.clouds.parse(&request.snapshot_id)?;
         let (cloud, backend) = self.clouds.backend(Some(&handle.cloud))?;
+        if let Some(backup) = handle.id.strip_prefix(BACKUP_PREFIX) {
+            let b = backend
+                .get_backup(backup)
+                .await?
+                .ok_or_else(|| CsiError::NotFound(format!("snapshot {} not found", request.snapshot_id)))?;
+            return Ok(pb::GetSnapshotResponse {
+                snapshot: Some(pb::Snapshot {
+                    size_bytes: b.size_gib as i64 * GIB,
+                    snapshot_id: request.snapshot_id.clone(),
+                    source_volume_id: self.clouds.handle(cloud, &b.volume_id),
+                    creation_time: b.created_at.map(prost_types::Timestamp::from),
+                    ready_to_use: b.status == SnapshotStatus::Available,
+                    group_snapshot_id: String::new(),
+                }),
+            });
+        }
         let snapshot = backend
             .get_snapshot(&handle.id)
             .await?

@@ -1,6 +1,7 @@
 //! CreateVolume and DeleteVolume.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use super::{
     ControllerService, META_CLUSTER_ID, META_PV_NAME, META_PVC_NAME, META_PVC_NAMESPACE, META_VOLUME_NAME,
@@ -52,6 +53,8 @@ impl ControllerService {
         }
 
         let mut grow = false;
+        // Restoring a backup copies the data back: allow time in proportion to its size.
+        let mut restore_time = Duration::ZERO;
         match &source {
             Some(VolumeSource::Snapshot(id)) => {
                 let snapshot = backend
@@ -79,7 +82,16 @@ impl ControllerService {
                 size_gib = self.fit_source(size_gib, volume.size_gib, &request, "volume", id)?;
                 grow = size_gib > volume.size_gib;
             }
-            Some(VolumeSource::Backup(_)) | None => {}
+            Some(VolumeSource::Backup(id)) => {
+                let backup = backend
+                    .get_backup(id)
+                    .await?
+                    .ok_or_else(|| CsiError::NotFound(format!("source backup {id} not found")))?;
+                size_gib = self.fit_source(size_gib, backup.size_gib, &request, "backup", id)?;
+                grow = size_gib > backup.size_gib;
+                restore_time = Duration::from_secs(6) * u32::try_from(size_gib).unwrap_or(u32::MAX);
+            }
+            None => {}
         }
 
         let spec = VolumeSpec {
@@ -93,7 +105,7 @@ impl ControllerService {
             multiattach,
         };
         let created = backend.create_volume(&spec).await?;
-        match backend.wait_volume_ready(&created.id, self.settings.create_timeout).await {
+        match backend.wait_volume_ready(&created.id, self.settings.create_timeout + restore_time).await {
             Ok(volume) => {
                 if multiattach && !volume.multiattach {
                     self.discard(backend.as_ref(), &volume.id).await;
@@ -138,10 +150,10 @@ impl ControllerService {
                 parsed.cloud
             )));
         }
-        Ok(Some(if kind == "snapshot" {
-            VolumeSource::Snapshot(parsed.id)
-        } else {
-            VolumeSource::Volume(parsed.id)
+        Ok(Some(match (kind, parsed.id.strip_prefix(super::snapshots::BACKUP_PREFIX)) {
+            ("snapshot", Some(backup)) => VolumeSource::Backup(backup.to_string()),
+            ("snapshot", None) => VolumeSource::Snapshot(parsed.id),
+            _ => VolumeSource::Volume(parsed.id),
         }))
     }
 
@@ -205,7 +217,9 @@ impl ControllerService {
             .clone()
             .map(VolumeSource::Snapshot)
             .or_else(|| existing.source_volume_id.clone().map(VolumeSource::Volume));
-        if source.is_some() && *source != existing_source {
+        // Cinder does not report a volume's backup source, so only snapshots and clones compare.
+        let comparable = matches!(source, Some(VolumeSource::Snapshot(_) | VolumeSource::Volume(_)));
+        if comparable && *source != existing_source {
             return Err(conflict("a different content source".into()));
         }
         if let Ok(p) = params::parse(&request.parameters)

@@ -1,0 +1,185 @@
+//! The GroupController service: volume group snapshots as Cinder generic groups and group
+//! snapshots, so several volumes are captured at one instant.
+
+use tonic::{Request, Response, Status};
+
+use super::ControllerService;
+use crate::cloud::CloudError;
+use crate::cloud::types::{GroupSnapshot, SnapshotStatus};
+use crate::csi::pb::{self, group_controller_server::GroupController};
+use crate::csi::status::CsiError;
+
+const GIB: i64 = 1 << 30;
+
+impl ControllerService {
+    fn csi_group_snapshot(&self, cloud: &str, group: &GroupSnapshot) -> pb::VolumeGroupSnapshot {
+        let group_snapshot_id = self.clouds.handle(cloud, &group.id);
+        pb::VolumeGroupSnapshot {
+            group_snapshot_id: group_snapshot_id.clone(),
+            snapshots: group
+                .snapshots
+                .iter()
+                .map(|s| pb::Snapshot {
+                    size_bytes: s.size_gib as i64 * GIB,
+                    snapshot_id: self.clouds.handle(cloud, &s.id),
+                    source_volume_id: self.clouds.handle(cloud, &s.volume_id),
+                    creation_time: s.created_at.map(prost_types::Timestamp::from),
+                    ready_to_use: s.status == SnapshotStatus::Available,
+                    group_snapshot_id: group_snapshot_id.clone(),
+                })
+                .collect(),
+            creation_time: group.created_at.map(prost_types::Timestamp::from),
+            ready_to_use: group.status == SnapshotStatus::Available
+                && group.snapshots.iter().all(|s| s.status == SnapshotStatus::Available),
+        }
+    }
+
+    async fn create_group(
+        &self,
+        request: pb::CreateVolumeGroupSnapshotRequest,
+    ) -> Result<pb::CreateVolumeGroupSnapshotResponse, CsiError> {
+        if request.name.is_empty() {
+            return Err(CsiError::InvalidArgument("name is required".into()));
+        }
+        if request.source_volume_ids.is_empty() {
+            return Err(CsiError::InvalidArgument("source_volume_ids must not be empty".into()));
+        }
+        if let Some(key) = request.parameters.keys().find(|k| !k.starts_with("csi.storage.k8s.io/")) {
+            return Err(CsiError::InvalidArgument(format!(
+                "unknown group snapshot parameter {key:?}; this driver takes none"
+            )));
+        }
+        let handles = request
+            .source_volume_ids
+            .iter()
+            .map(|id| self.clouds.parse(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cloud = handles[0].cloud.clone();
+        if handles.iter().any(|h| h.cloud != cloud) {
+            return Err(CsiError::InvalidArgument("a group snapshot's volumes must be in one cloud".into()));
+        }
+        let (cloud, backend) = self.clouds.backend(Some(&cloud))?;
+        let _guard = self
+            .lock(format!("group-snapshot-name/{}", request.name), "CreateVolumeGroupSnapshot", &request)
+            .await?;
+        let ids: Vec<String> = handles.into_iter().map(|h| h.id).collect();
+        for id in &ids {
+            if backend.get_volume(id).await?.is_none() {
+                return Err(CsiError::NotFound(format!("source volume {id} not found")));
+            }
+        }
+        let group = backend.create_group_snapshot(&request.name, &ids, self.settings.create_timeout).await?;
+        let mut members: Vec<&str> = group.snapshots.iter().map(|s| s.volume_id.as_str()).collect();
+        members.sort_unstable();
+        let mut wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
+        wanted.sort_unstable();
+        if members != wanted {
+            return Err(CsiError::AlreadyExists(format!(
+                "group snapshot {} already exists for other volumes ({})",
+                request.name,
+                members.join(", ")
+            )));
+        }
+        Ok(pb::CreateVolumeGroupSnapshotResponse {
+            group_snapshot: Some(self.csi_group_snapshot(cloud, &group)),
+        })
+    }
+
+    async fn delete_group(
+        &self,
+        request: pb::DeleteVolumeGroupSnapshotRequest,
+    ) -> Result<pb::DeleteVolumeGroupSnapshotResponse, CsiError> {
+        if request.group_snapshot_id.is_empty() {
+            return Err(CsiError::InvalidArgument("group_snapshot_id is required".into()));
+        }
+        let handle = match self.clouds.parse(&request.group_snapshot_id) {
+            Ok(h) => h,
+            Err(CsiError::NotFound(_)) => return Ok(pb::DeleteVolumeGroupSnapshotResponse {}),
+            Err(e) => return Err(e),
+        };
+        let (_, backend) = self.clouds.backend(Some(&handle.cloud))?;
+        let _guard = self
+            .lock(
+                format!("group-snapshot/{}", request.group_snapshot_id),
+                "DeleteVolumeGroupSnapshot",
+                &request,
+            )
+            .await?;
+        match backend.delete_group_snapshot(&handle.id, self.settings.create_timeout).await {
+            Ok(()) | Err(CloudError::NotFound { .. }) => Ok(pb::DeleteVolumeGroupSnapshotResponse {}),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get_group(
+        &self,
+        request: pb::GetVolumeGroupSnapshotRequest,
+    ) -> Result<pb::GetVolumeGroupSnapshotResponse, CsiError> {
+        if request.group_snapshot_id.is_empty() {
+            return Err(CsiError::InvalidArgument("group_snapshot_id is required".into()));
+        }
+        let handle = self.clouds.parse(&request.group_snapshot_id)?;
+        let (cloud, backend) = self.clouds.backend(Some(&handle.cloud))?;
+        let group = backend.get_group_snapshot(&handle.id).await?.ok_or_else(|| {
+            CsiError::NotFound(format!("group snapshot {} not found", request.group_snapshot_id))
+        })?;
+        Ok(pb::GetVolumeGroupSnapshotResponse {
+            group_snapshot: Some(self.csi_group_snapshot(cloud, &group)),
+        })
+    }
+}
+
+/// The GroupController service, on the controller's state.
+#[tonic::async_trait]
+impl GroupController for ControllerService {
+    async fn group_controller_get_capabilities(
+        &self,
+        request: Request<pb::GroupControllerGetCapabilitiesRequest>,
+    ) -> Result<Response<pb::GroupControllerGetCapabilitiesResponse>, Status> {
+        use pb::group_controller_service_capability::{Rpc, Type, rpc};
+        self.observer
+            .call("GroupControllerGetCapabilities", request, |_| async {
+                Ok(pb::GroupControllerGetCapabilitiesResponse {
+                    capabilities: vec![pb::GroupControllerServiceCapability {
+                        r#type: Some(Type::Rpc(Rpc {
+                            r#type: rpc::Type::CreateDeleteGetVolumeGroupSnapshot as i32,
+                        })),
+                    }],
+                })
+            })
+            .await
+    }
+
+    async fn create_volume_group_snapshot(
+        &self,
+        request: Request<pb::CreateVolumeGroupSnapshotRequest>,
+    ) -> Result<Response<pb::CreateVolumeGroupSnapshotResponse>, Status> {
+        self.observer
+            .call("CreateVolumeGroupSnapshot", request, |r| async move {
+                self.create_group(r).await.map_err(Status::from)
+            })
+            .await
+    }
+
+    async fn delete_volume_group_snapshot(
+        &self,
+        request: Request<pb::DeleteVolumeGroupSnapshotRequest>,
+    ) -> Result<Response<pb::DeleteVolumeGroupSnapshotResponse>, Status> {
+        self.observer
+            .call("DeleteVolumeGroupSnapshot", request, |r| async move {
+                self.delete_group(r).await.map_err(Status::from)
+            })
+            .await
+    }
+
+    async fn get_volume_group_snapshot(
+        &self,
+        request: Request<pb::GetVolumeGroupSnapshotRequest>,
+    ) -> Result<Response<pb::GetVolumeGroupSnapshotResponse>, Status> {
+        self.observer
+            .call("GetVolumeGroupSnapshot", request, |r| async move {
+                self.get_group(r).await.map_err(Status::from)
+            })
+            .await
+    }
+}
