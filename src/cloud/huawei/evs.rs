@@ -165,8 +165,9 @@ struct OneVolume {
 #[derive(Deserialize)]
 struct VolumeList {
     volumes: Vec<VolumeJson>,
+    // The reference's examples show `null` when there is no further page.
     #[serde(default)]
-    volumes_links: Vec<Link>,
+    volumes_links: Option<Vec<Link>>,
 }
 
 #[derive(Deserialize)]
@@ -178,7 +179,7 @@ struct OneSnapshot {
 struct SnapshotList {
     snapshots: Vec<SnapshotJson>,
     #[serde(default)]
-    snapshots_links: Vec<Link>,
+    snapshots_links: Option<Vec<Link>>,
 }
 
 /// A disk from a `{"volume": ...}` body.
@@ -193,7 +194,7 @@ pub fn volume_page_from_json(body: &[u8]) -> Result<Page<Volume>, CloudError> {
     let page: VolumeList = serde_json::from_slice(body)
         .map_err(|e| CloudError::Protocol(format!("malformed disk list: {e}")))?;
     Ok(Page {
-        next: next_marker(&page.volumes_links),
+        next: next_marker(page.volumes_links.as_deref().unwrap_or_default()),
         items: page.volumes.into_iter().map(Into::into).collect(),
     })
 }
@@ -210,7 +211,7 @@ pub fn snapshot_page_from_json(body: &[u8]) -> Result<Page<Snapshot>, CloudError
     let page: SnapshotList = serde_json::from_slice(body)
         .map_err(|e| CloudError::Protocol(format!("malformed snapshot list: {e}")))?;
     Ok(Page {
-        next: next_marker(&page.snapshots_links),
+        next: next_marker(page.snapshots_links.as_deref().unwrap_or_default()),
         items: page.snapshots.into_iter().map(Into::into).collect(),
     })
 }
@@ -698,6 +699,14 @@ mod tests {
         );
         assert_eq!(v.metadata["hw:passthrough"], "true");
         assert_eq!(v.metadata["readonly"], "false");
+    }
+
+    #[test]
+    fn a_null_links_entry_means_no_further_page() {
+        let page = snapshot_page_from_json(br#"{"snapshots": [], "snapshots_links": null}"#).unwrap();
+        assert_eq!(page.next, None);
+        let page = volume_page_from_json(br#"{"volumes": [], "volumes_links": null}"#).unwrap();
+        assert_eq!(page.next, None);
     }
 
     #[test]
