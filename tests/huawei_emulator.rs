@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cinder_evs_csi::cloud::types::{SnapshotSpec, VolumeSource, VolumeSpec, VolumeStatus};
+use cinder_evs_csi::cloud::types::{Encryption, SnapshotSpec, VolumeSource, VolumeSpec, VolumeStatus};
 use cinder_evs_csi::cloud::{Backend, CloudError};
 use cinder_evs_csi::emulator::errors::Family;
 use cinder_evs_csi::emulator::faults::{TransitionEffect, TransitionRule};
@@ -372,4 +372,48 @@ async fn an_iam_token_from_a_keystone_password_works_too() {
     let id = ready_volume(&b, "pvc-iam", 10).await;
     assert_eq!(b.backend.list_volumes(None, None).await.unwrap().items[0].id, id);
     assert!(count(&cloud.handle, "POST", "auth/tokens") >= 1, "a token was issued");
+}
+
+#[tokio::test]
+async fn provisioned_iops_and_throughput_are_sent_natively() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let mut fast = spec("pvc-fast", 20);
+    fast.volume_type = Some("GPSSD2".into());
+    fast.iops = Some(5000);
+    fast.throughput = Some(250);
+    let created = b.backend.create_volume(&fast).await.unwrap();
+    b.backend.wait_volume_ready(&created.id, WAIT).await.unwrap();
+    let extra = cloud.handle.cloud().read(|w| w.volume(&created.id).unwrap().extra.clone());
+    assert_eq!(extra["iops"], 5000);
+    assert_eq!(extra["throughput"], 250);
+}
+
+#[tokio::test]
+async fn iops_on_a_type_without_provisioned_performance_is_invalid_input() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let mut wrong = spec("pvc-slow", 20);
+    wrong.volume_type = Some("SAS".into());
+    wrong.iops = Some(5000);
+    let err = b.backend.create_volume(&wrong).await.unwrap_err();
+    assert!(matches!(&err, CloudError::InvalidInput(m) if m.contains("iops")), "{err}");
+}
+
+#[tokio::test]
+async fn encryption_and_scsi_become_the_disks_system_metadata() {
+    let cloud = emulator(|_| {}).await;
+    let server = cloud.handle.this_host_server_id().unwrap();
+    let b = aksk(&cloud).await;
+    let key = "0123456789abcdef0123456789abcdef0123";
+    let mut secure = spec("pvc-secure", 10);
+    secure.encryption = Some(Encryption { kms_key_id: Some(key.into()) });
+    secure.scsi = true;
+    let created = b.backend.create_volume(&secure).await.unwrap();
+    let ready = b.backend.wait_volume_ready(&created.id, WAIT).await.unwrap();
+    assert_eq!(ready.metadata["__system__encrypted"], "1");
+    assert_eq!(ready.metadata["__system__cmkid"], key);
+    assert_eq!(ready.metadata["hw:passthrough"], "true");
+    let attached = b.backend.attach(&created.id, &server, WAIT).await.unwrap();
+    assert!(attached.device_hint.as_deref().is_some_and(|d| d.starts_with("/dev/sd")), "{attached:?}");
 }
