@@ -349,3 +349,20 @@ async fn many_concurrent_waits_are_coalesced_into_few_calls() {
     let per_volume = calls as f64 / n as f64;
     assert!(per_volume <= 1.5, "{calls} API calls for {n} volumes ({per_volume:.2} per volume)");
 }
+
+#[tokio::test]
+async fn per_volume_iops_encryption_and_scsi_are_refused_before_asking_cinder() {
+    let cloud = emulator(|_| {}).await;
+    let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
+    b.backend.probe().await.unwrap();
+    let asks = [
+        VolumeSpec { iops: Some(3000), ..spec("pvc-iops", 1) },
+        VolumeSpec { encryption: Some(Default::default()), ..spec("pvc-enc", 1) },
+        VolumeSpec { scsi: true, ..spec("pvc-scsi", 1) },
+    ];
+    for ask in asks {
+        let err = b.backend.create_volume(&ask).await.unwrap_err();
+        assert!(matches!(&err, CloudError::InvalidInput(_)), "{}: {err}", ask.name);
+    }
+    assert_eq!(count(&cloud.handle, "POST", "/volumes"), 0, "nothing reached Cinder");
+}

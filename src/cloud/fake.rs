@@ -28,6 +28,10 @@ pub struct FakeBackend {
     pub creates: AtomicUsize,
     /// Delay of each create, to widen race windows.
     pub create_delay: Mutex<Duration>,
+    /// Every create request, in order.
+    pub specs: Mutex<Vec<VolumeSpec>>,
+    /// Refuse per-volume performance, encryption and SCSI, as Cinder does.
+    pub refuse_per_volume_options: bool,
     next: AtomicUsize,
 }
 
@@ -76,6 +80,10 @@ impl Backend for FakeBackend {
         let delay = *self.create_delay.lock().unwrap();
         tokio::time::sleep(delay).await;
         self.creates.fetch_add(1, Ordering::SeqCst);
+        self.specs.lock().unwrap().push(spec.clone());
+        if self.refuse_per_volume_options {
+            crate::cloud::openstack::cinder::refuse_per_volume_options(spec)?;
+        }
         let mut v = volume(&self.id("vol"), &spec.name, spec.size_gib);
         v.zone = spec.zone.clone().unwrap_or_else(|| "nova".into());
         v.volume_type = spec.volume_type.clone();

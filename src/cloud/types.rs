@@ -113,6 +113,13 @@ pub enum VolumeSource {
     Backup(String),
 }
 
+/// Encryption of a new volume's data at rest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Encryption {
+    /// The KMS key; the cloud's default key when `None`.
+    pub kms_key_id: Option<String>,
+}
+
 /// What to create.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VolumeSpec {
@@ -132,6 +139,14 @@ pub struct VolumeSpec {
     pub description: Option<String>,
     /// Ask for a volume several servers may attach.
     pub multiattach: bool,
+    /// Provisioned IOPS, for clouds that set it per volume.
+    pub iops: Option<u64>,
+    /// Provisioned throughput in MiB/s, for clouds that set it per volume.
+    pub throughput: Option<u64>,
+    /// Encrypt the volume's data.
+    pub encryption: Option<Encryption>,
+    /// Present the volume as a SCSI device (passthrough) instead of virtio-blk.
+    pub scsi: bool,
 }
 
 /// Where a snapshot is in its life.

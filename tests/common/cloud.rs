@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cinder_evs_csi::cloud::http::{HttpClient, HttpSettings};
+use cinder_evs_csi::cloud::huawei::HuaweiBackend;
+use cinder_evs_csi::cloud::huawei::auth::Client as HuaweiClient;
 use cinder_evs_csi::cloud::openstack::OpenStackBackend;
 use cinder_evs_csi::cloud::openstack::keystone::Session;
 use cinder_evs_csi::cloud::retry::Backoff;
@@ -120,4 +122,76 @@ pub fn count(handle: &EmulatorHandle, method: &str, fragment: &str) -> u64 {
         .filter(|(k, _)| k.starts_with(&format!("{method} ")) && k.contains(fragment))
         .map(|(_, v)| v)
         .sum()
+}
+
+/// How a Huawei test cloud authenticates.
+#[derive(Clone, Debug)]
+pub enum HuaweiAuth {
+    /// The demo user's AK/SK pair, with this secret key instead when given.
+    AkSk(Option<String>),
+    /// An IAM token from the Keystone password of the demo user.
+    Password,
+}
+
+/// A clouds.yaml for the demo user of the emulator's Huawei side, its endpoints overridden to
+/// the emulator's `/evs` and `/ecs`.
+pub fn huawei_yaml(handle: &EmulatorHandle, auth: HuaweiAuth, extra: &str) -> String {
+    let creds = handle.demo();
+    let auth_block = match auth {
+        HuaweiAuth::AkSk(secret) => {
+            let (ak, sk) = handle.access_keys("demo").into_iter().next().expect("demo has an AK/SK pair");
+            format!(
+                "    auth_type: aksk\n    auth:\n      access_key: {ak}\n      secret_key: {}\n      project_id: {}\n",
+                secret.unwrap_or(sk),
+                creds.project_id
+            )
+        }
+        HuaweiAuth::Password => format!(
+            "    auth:\n      auth_url: {}\n      username: {}\n      password: {}\n      user_domain_name: {}\n      project_id: {}\n",
+            creds.auth_url, creds.username, creds.password, creds.user_domain_name, creds.project_id
+        ),
+    };
+    format!(
+        "clouds:\n  hw:\n    cloud_type: huawei\n{auth_block}    region_name: {}\n    evs_endpoint_override: {}\n    ecs_endpoint_override: {}\n{extra}",
+        creds.region,
+        handle.evs_url(),
+        handle.ecs_url()
+    )
+}
+
+/// A Huawei backend built from clouds.yaml text, with fast retries.
+pub struct TestHuawei {
+    /// The backend.
+    pub backend: Arc<HuaweiBackend>,
+    /// Keeps the configuration alive.
+    pub config: ConfigWatch,
+    /// Holds the config file.
+    pub dir: tempfile::TempDir,
+}
+
+/// Builds the Huawei backend from clouds.yaml text, the way the controller's wiring does.
+pub fn huawei_backend(yaml: &str) -> TestHuawei {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clouds.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let config = ConfigWatch::start(
+        ConfigSource { path: Some(path), ..Default::default() },
+        Duration::from_millis(50),
+    )
+    .expect("config loads");
+    let settings = HttpSettings {
+        backoff: Backoff {
+            initial: Duration::from_millis(20),
+            factor: 2.0,
+            max: Duration::from_millis(500),
+            max_attempts: 6,
+        },
+        request_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let cloud = config.current().default_cloud().clone();
+    let http = Arc::new(HttpClient::new(&cloud.tls, settings, None).unwrap());
+    let client = Arc::new(HuaweiClient::new(http, config.subscribe(), None).unwrap());
+    let backend = Arc::new(HuaweiBackend::new(client, WaitSettings::default()));
+    TestHuawei { backend, config, dir }
 }

@@ -13,6 +13,8 @@ use super::endpoints::Service;
 use super::fault;
 use super::sign;
 use crate::cloud::error::CloudError;
+#[cfg(test)]
+use crate::cloud::types::Encryption;
 use crate::cloud::types::{
     Capacity, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume, VolumeAttachment, VolumeSource,
     VolumeSpec, VolumeStatus,
@@ -24,10 +26,6 @@ pub const MIN_SIZE_GIB: u64 = 10;
 pub const MAX_SIZE_GIB: u64 = 32768;
 /// Disk type used when the spec names none.
 pub const DEFAULT_TYPE: &str = "GPSSD";
-/// Spec metadata key whose value becomes the provisioned `iops` (GPSSD2, ESSD2), not metadata.
-pub const SPEC_IOPS: &str = "evs:iops";
-/// Spec metadata key whose value becomes the provisioned `throughput` (GPSSD2), not metadata.
-pub const SPEC_THROUGHPUT: &str = "evs:throughput";
 /// EVS metadata: encrypt with KMS ("1").
 pub const META_ENCRYPTED: &str = "__system__encrypted";
 /// EVS metadata: the KMS key id (36 characters).
@@ -165,8 +163,9 @@ struct OneVolume {
 #[derive(Deserialize)]
 struct VolumeList {
     volumes: Vec<VolumeJson>,
+    // The reference's examples show `null` when there is no further page.
     #[serde(default)]
-    volumes_links: Vec<Link>,
+    volumes_links: Option<Vec<Link>>,
 }
 
 #[derive(Deserialize)]
@@ -178,7 +177,7 @@ struct OneSnapshot {
 struct SnapshotList {
     snapshots: Vec<SnapshotJson>,
     #[serde(default)]
-    snapshots_links: Vec<Link>,
+    snapshots_links: Option<Vec<Link>>,
 }
 
 /// A disk from a `{"volume": ...}` body.
@@ -193,7 +192,7 @@ pub fn volume_page_from_json(body: &[u8]) -> Result<Page<Volume>, CloudError> {
     let page: VolumeList = serde_json::from_slice(body)
         .map_err(|e| CloudError::Protocol(format!("malformed disk list: {e}")))?;
     Ok(Page {
-        next: next_marker(&page.volumes_links),
+        next: next_marker(page.volumes_links.as_deref().unwrap_or_default()),
         items: page.volumes.into_iter().map(Into::into).collect(),
     })
 }
@@ -210,19 +209,9 @@ pub fn snapshot_page_from_json(body: &[u8]) -> Result<Page<Snapshot>, CloudError
     let page: SnapshotList = serde_json::from_slice(body)
         .map_err(|e| CloudError::Protocol(format!("malformed snapshot list: {e}")))?;
     Ok(Page {
-        next: next_marker(&page.snapshots_links),
+        next: next_marker(page.snapshots_links.as_deref().unwrap_or_default()),
         items: page.snapshots.into_iter().map(Into::into).collect(),
     })
-}
-
-fn number(metadata: &BTreeMap<String, String>, key: &str) -> Result<Option<u64>, CloudError> {
-    metadata
-        .get(key)
-        .map(|v| {
-            v.parse::<u64>()
-                .map_err(|_| CloudError::InvalidInput(format!("{key} must be a whole number, got {v:?}")))
-        })
-        .transpose()
 }
 
 /// The v2.1 create body for `spec`, after checking what EVS documents as limits.
@@ -242,15 +231,28 @@ pub fn create_body(spec: &VolumeSpec, enterprise_project_id: Option<&str>) -> Re
         return Err(CloudError::InvalidInput(format!("EVS data disks are at most {MAX_SIZE_GIB} GiB")));
     }
     let mut metadata: BTreeMap<String, String> = spec.metadata.clone();
-    let iops = number(&metadata, SPEC_IOPS)?;
-    let throughput = number(&metadata, SPEC_THROUGHPUT)?;
-    metadata.remove(SPEC_IOPS);
-    metadata.remove(SPEC_THROUGHPUT);
-    if let Some(cmk) = metadata.get(META_CMK_ID) {
-        if cmk.len() != 36 {
-            return Err(CloudError::InvalidInput(format!("{META_CMK_ID} must be a 36-character KMS key id")));
+    // EVS reads these from reserved metadata keys; only the typed fields may set them.
+    for key in [META_ENCRYPTED, META_CMK_ID, META_PASSTHROUGH] {
+        metadata.remove(key);
+    }
+    let from_snapshot = matches!(spec.source, Some(VolumeSource::Snapshot(_)));
+    // A disk from a snapshot inherits encryption and bus; EVS refuses them there (EVS.1043).
+    if !from_snapshot {
+        if let Some(encryption) = &spec.encryption {
+            metadata.insert(META_ENCRYPTED.into(), "1".into());
+            if let Some(key) = &encryption.kms_key_id {
+                if key.len() != 36 {
+                    return Err(CloudError::InvalidInput(format!(
+                        "the KMS key id must have 36 characters, got {}",
+                        key.len()
+                    )));
+                }
+                metadata.insert(META_CMK_ID.into(), key.clone());
+            }
         }
-        metadata.insert(META_ENCRYPTED.into(), "1".into());
+        if spec.scsi {
+            metadata.insert(META_PASSTHROUGH.into(), "true".into());
+        }
     }
     let mut volume = json!({
         "name": spec.name,
@@ -266,23 +268,17 @@ pub fn create_body(spec: &VolumeSpec, enterprise_project_id: Option<&str>) -> Re
     if let Some(d) = &spec.description {
         volume["description"] = json!(d);
     }
-    if let Some(iops) = iops {
+    if let Some(iops) = spec.iops {
         volume["iops"] = json!(iops);
     }
-    if let Some(throughput) = throughput {
+    if let Some(throughput) = spec.throughput {
         volume["throughput"] = json!(throughput);
     }
     if let Some(ep) = enterprise_project_id {
         volume["enterprise_project_id"] = json!(ep);
     }
     match &spec.source {
-        Some(VolumeSource::Snapshot(id)) => {
-            // EVS refuses these for disks from snapshots (EVS.1043); they are inherited.
-            for key in [META_ENCRYPTED, META_CMK_ID, META_PASSTHROUGH] {
-                volume["metadata"].as_object_mut().map(|m| m.remove(key));
-            }
-            volume["snapshot_id"] = json!(id);
-        }
+        Some(VolumeSource::Snapshot(id)) => volume["snapshot_id"] = json!(id),
         Some(VolumeSource::Backup(id)) => volume["backup_id"] = json!(id),
         Some(VolumeSource::Volume(_)) => {
             return Err(CloudError::Unsupported(
@@ -701,6 +697,14 @@ mod tests {
     }
 
     #[test]
+    fn a_null_links_entry_means_no_further_page() {
+        let page = snapshot_page_from_json(br#"{"snapshots": [], "snapshots_links": null}"#).unwrap();
+        assert_eq!(page.next, None);
+        let page = volume_page_from_json(br#"{"volumes": [], "volumes_links": null}"#).unwrap();
+        assert_eq!(page.next, None);
+    }
+
+    #[test]
     fn snapshots_map_with_their_time() {
         let body = r#"{"snapshot": {"id": "s1", "name": "snap", "volume_id": "v1", "size": 10, "status": "available",
             "created_at": "2016-02-16T16:54:14.981520", "metadata": {}, "os-extended-snapshot-attributes:progress": "100%"}}"#;
@@ -723,9 +727,9 @@ mod tests {
     fn the_create_body_carries_type_zone_performance_and_enterprise_project() {
         let mut s = spec();
         s.multiattach = true;
-        s.metadata.insert(SPEC_IOPS.into(), "5000".into());
-        s.metadata.insert(SPEC_THROUGHPUT.into(), "200".into());
-        s.metadata.insert(META_PASSTHROUGH.into(), "true".into());
+        s.iops = Some(5000);
+        s.throughput = Some(200);
+        s.scsi = true;
         s.metadata.insert("cinder-evs-csi/cluster-id".into(), "k8s".into());
         let body = create_body(&s, Some("ep-1")).unwrap();
         assert_eq!(
@@ -739,23 +743,42 @@ mod tests {
     }
 
     #[test]
-    fn a_kms_key_turns_encryption_on() {
+    fn encryption_sets_the_system_metadata_with_its_key() {
         let mut s = spec();
-        s.metadata.insert(META_CMK_ID.into(), "0123456789abcdef0123456789abcdef0123".into());
+        s.encryption = Some(Encryption { kms_key_id: None });
         let body = create_body(&s, None).unwrap();
         assert_eq!(body["volume"]["metadata"][META_ENCRYPTED], "1");
-        s.metadata.insert(META_CMK_ID.into(), "short".into());
+        assert!(body["volume"]["metadata"].get(META_CMK_ID).is_none(), "the default key");
+        let key = "0123456789abcdef0123456789abcdef0123";
+        s.encryption = Some(Encryption { kms_key_id: Some(key.into()) });
+        let body = create_body(&s, None).unwrap();
+        assert_eq!(body["volume"]["metadata"][META_CMK_ID], key);
+        s.encryption = Some(Encryption { kms_key_id: Some("short".into()) });
         assert!(matches!(create_body(&s, None), Err(CloudError::InvalidInput(_))));
+    }
+
+    #[test]
+    fn reserved_metadata_keys_are_not_a_back_door() {
+        let mut s = spec();
+        s.metadata.insert(META_ENCRYPTED.into(), "1".into());
+        s.metadata.insert(META_PASSTHROUGH.into(), "true".into());
+        s.metadata.insert("evs:iops".into(), "5000".into());
+        let body = create_body(&s, None).unwrap();
+        assert!(body["volume"]["metadata"].get(META_ENCRYPTED).is_none());
+        assert!(body["volume"]["metadata"].get(META_PASSTHROUGH).is_none());
+        assert!(body["volume"].get("iops").is_none());
     }
 
     #[test]
     fn disks_from_snapshots_leave_inherited_metadata_out() {
         let mut s = spec();
         s.source = Some(VolumeSource::Snapshot("snap-1".into()));
-        s.metadata.insert(META_PASSTHROUGH.into(), "true".into());
+        s.scsi = true;
+        s.encryption = Some(Encryption { kms_key_id: None });
         let body = create_body(&s, None).unwrap();
         assert_eq!(body["volume"]["snapshot_id"], "snap-1");
         assert!(body["volume"]["metadata"].get(META_PASSTHROUGH).is_none());
+        assert!(body["volume"]["metadata"].get(META_ENCRYPTED).is_none());
     }
 
     #[test]
@@ -772,9 +795,6 @@ mod tests {
         ));
         let clone = VolumeSpec { source: Some(VolumeSource::Volume("v0".into())), ..spec() };
         assert!(matches!(create_body(&clone, None), Err(CloudError::Unsupported(_))));
-        let mut bad = spec();
-        bad.metadata.insert(SPEC_IOPS.into(), "lots".into());
-        assert!(matches!(create_body(&bad, None), Err(CloudError::InvalidInput(_))));
     }
 
     #[test]

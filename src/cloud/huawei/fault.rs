@@ -47,11 +47,14 @@ const UNAUTHORIZED: &[&str] = &[
     "EVS.5403",
     "Common.0013",
     "Common.0018",
-    "APIGW.0101",
     "APIGW.0301",
     "APIGW.0303",
     "APIGW.0305",
 ];
+
+/// Codes of the API gateway not knowing the API: a wrong endpoint or region, not a missing
+/// resource and not a refused credential.
+const NO_SUCH_API: &[&str] = &["APIGW.0101", "APIG.0101"];
 
 /// Codes of a temporarily failing service.
 const UNAVAILABLE: &[&str] =
@@ -143,7 +146,11 @@ pub fn error_for_code(code: &str, message: &str, kind: &'static str, id: &str) -
     let code = normalize_code(code);
     let code = code.as_str();
     let message = message.to_string();
-    Some(if SERVER_MISSING.contains(&code) {
+    Some(if NO_SUCH_API.contains(&code) {
+        CloudError::Config(format!(
+            "the endpoint does not serve this API (check the region and endpoint overrides): {message}"
+        ))
+    } else if SERVER_MISSING.contains(&code) {
         CloudError::NotFound { kind: "server", id: id.to_string() }
     } else if NOT_FOUND.contains(&code) {
         CloudError::NotFound { kind, id: id.to_string() }
@@ -229,6 +236,7 @@ mod tests {
             ("EVS.5403", |e| matches!(e, CloudError::Unauthorized(_))),
             ("Common.0013", |e| matches!(e, CloudError::Unauthorized(_))),
             ("APIGW.0301", |e| matches!(e, CloudError::Unauthorized(_))),
+            ("APIGW.0101", |e| matches!(e, CloudError::Config(_))),
             ("EVS.5503", |e| matches!(e, CloudError::Unavailable(_))),
             ("EVS.2093", |e| matches!(e, CloudError::Unsupported(_))),
             ("Ecs.0111", |e| matches!(e, CloudError::NotFound { kind: "server", .. })),

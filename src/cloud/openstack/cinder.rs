@@ -218,6 +218,7 @@ impl Cinder {
 
     /// `POST /volumes`.
     pub async fn create_volume(&self, spec: &VolumeSpec) -> Result<Volume, CloudError> {
+        refuse_per_volume_options(spec)?;
         let mut volume = json!({ "name": spec.name, "size": spec.size_gib, "metadata": spec.metadata });
         if let Some(t) = &spec.volume_type {
             volume["volume_type"] = json!(t);
@@ -716,9 +717,50 @@ fn next_marker(links: &[Link]) -> Option<String> {
     url.query_pairs().find(|(k, _)| k == "marker").map(|(_, v)| v.into_owned())
 }
 
+/// Cinder takes performance, encryption and the disk bus from the volume type (QoS specs,
+/// encryption specs, image properties), never from a single volume; asking per volume would
+/// silently get a volume without them.
+pub fn refuse_per_volume_options(spec: &VolumeSpec) -> Result<(), CloudError> {
+    if spec.iops.is_some() || spec.throughput.is_some() {
+        return Err(CloudError::InvalidInput(
+            "iops/throughput need a Cinder volume type with QoS specs; use the type parameter".into(),
+        ));
+    }
+    if spec.encryption.is_some() {
+        return Err(CloudError::InvalidInput(
+            "encryption needs a Cinder volume type with encryption specs; use the type parameter".into(),
+        ));
+    }
+    if spec.scsi {
+        return Err(CloudError::InvalidInput(
+            "Cinder cannot choose the disk bus per volume (it follows the image's hw_disk_bus); drop scsi"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_volume_performance_encryption_and_scsi_are_refused_with_the_way_out() {
+        let base = VolumeSpec { name: "pvc".into(), size_gib: 1, ..Default::default() };
+        assert_eq!(refuse_per_volume_options(&base), Ok(()));
+        let cases = [
+            (VolumeSpec { iops: Some(3000), ..base.clone() }, "QoS"),
+            (VolumeSpec { throughput: Some(200), ..base.clone() }, "QoS"),
+            (VolumeSpec { encryption: Some(Default::default()), ..base.clone() }, "encryption specs"),
+            (VolumeSpec { scsi: true, ..base.clone() }, "disk bus"),
+        ];
+        for (spec, hint) in cases {
+            match refuse_per_volume_options(&spec) {
+                Err(CloudError::InvalidInput(m)) => assert!(m.contains(hint), "{m}"),
+                other => panic!("{spec:?} gave {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn volume_json_maps_to_the_neutral_volume() {

@@ -76,6 +76,68 @@ async fn create_writes_the_volume_name_and_cluster_id_into_metadata() {
     assert_eq!(metadata[META_PVC_NAMESPACE], "team-a");
 }
 
+fn with_params(name: &str, pairs: &[(&str, &str)]) -> pb::CreateVolumeRequest {
+    let mut request = create_request(name, 10);
+    request.parameters = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    request
+}
+
+#[tokio::test]
+async fn storage_class_performance_encryption_and_scsi_reach_the_cloud_as_typed_fields() {
+    let fake = Arc::new(FakeBackend::default());
+    let key = "0123456789abcdef0123456789abcdef0123";
+    let request = with_params(
+        "pvc-fast",
+        &[
+            ("iops", "5000"),
+            ("throughput", "250"),
+            ("encrypted", "true"),
+            ("kmsKeyId", key),
+            ("scsi", "true"),
+        ],
+    );
+    controller(fake.clone()).create(request).await.unwrap();
+    let spec = fake.specs.lock().unwrap()[0].clone();
+    assert_eq!(spec.iops, Some(5000));
+    assert_eq!(spec.throughput, Some(250));
+    assert_eq!(spec.encryption, Some(crate::cloud::types::Encryption { kms_key_id: Some(key.into()) }));
+    assert!(spec.scsi);
+    assert!(
+        spec.metadata
+            .keys()
+            .all(|k| !k.starts_with("evs:") && !k.starts_with("__system__") && k != "hw:passthrough"),
+        "no magic metadata: {:?}",
+        spec.metadata
+    );
+}
+
+#[tokio::test]
+async fn without_those_parameters_the_spec_asks_for_nothing_special() {
+    let fake = Arc::new(FakeBackend::default());
+    controller(fake.clone()).create(create_request("pvc-plain", 1)).await.unwrap();
+    let spec = fake.specs.lock().unwrap()[0].clone();
+    assert_eq!((spec.iops, spec.throughput, spec.encryption, spec.scsi), (None, None, None, false));
+}
+
+#[tokio::test]
+async fn encryption_without_a_key_asks_for_the_clouds_default_key() {
+    let fake = Arc::new(FakeBackend::default());
+    controller(fake.clone()).create(with_params("pvc-enc", &[("encrypted", "true")])).await.unwrap();
+    let spec = fake.specs.lock().unwrap()[0].clone();
+    assert_eq!(spec.encryption, Some(crate::cloud::types::Encryption { kms_key_id: None }));
+}
+
+#[tokio::test]
+async fn a_cloud_that_cannot_set_iops_per_volume_is_an_invalid_argument_naming_the_type_parameter() {
+    let mut cinder_like = FakeBackend::default();
+    cinder_like.refuse_per_volume_options = true;
+    let fake = Arc::new(cinder_like);
+    let err = controller(fake.clone()).create(with_params("pvc-qos", &[("iops", "3000")])).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.to_string().contains("type parameter"), "{err}");
+    assert!(fake.volumes.lock().unwrap().is_empty(), "nothing was created");
+}
+
 #[tokio::test]
 async fn create_requires_a_name_and_capabilities() {
     let c = controller(Arc::new(FakeBackend::default()));

@@ -7,7 +7,7 @@ use super::{
     ControllerService, META_CLUSTER_ID, META_PV_NAME, META_PVC_NAME, META_PVC_NAMESPACE, META_VOLUME_NAME,
     capability, topology,
 };
-use crate::cloud::types::{Volume, VolumeSource, VolumeSpec, VolumeStatus};
+use crate::cloud::types::{Encryption, Volume, VolumeSource, VolumeSpec, VolumeStatus};
 use crate::cloud::{Backend, CloudError};
 use crate::csi::context;
 use crate::csi::params::{self, VolumeParameters};
@@ -103,6 +103,12 @@ impl ControllerService {
             metadata: self.metadata(name, &parameters),
             description: Some("Created by cinder-evs-csi".into()),
             multiattach,
+            iops: parameters.iops,
+            throughput: parameters.throughput,
+            encryption: parameters
+                .encrypted
+                .then(|| Encryption { kms_key_id: parameters.kms_key_id.clone() }),
+            scsi: parameters.scsi,
         };
         let created = backend.create_volume(&spec).await?;
         match backend.wait_volume_ready(&created.id, self.settings.create_timeout + restore_time).await {

@@ -24,6 +24,7 @@ const F: Family = Family::Ecs;
 pub fn routes() -> Router<Cloud> {
     Router::new()
         .route("/ecs/v1/{project_id}/cloudservers/{server_id}", get(show_server))
+        .route("/ecs/v1/{project_id}/cloudservers/{server_id}/block_device", get(block_devices))
         .route("/ecs/v1/{project_id}/cloudservers/{server_id}/attachvolume", post(attach))
         .route("/ecs/v1/{project_id}/cloudservers/{server_id}/detachvolume/{volume_id}", delete(detach))
 }
@@ -59,6 +60,37 @@ async fn show_server(
             "os-extended-volumes:volumes_attached": volumes, "metadata": {},
             "created": iso_seconds_z(s.created_at_ms), "updated": iso_seconds_z(s.created_at_ms),
         }})))
+    })
+}
+
+/// The most disks one server takes, and how many more it may (`attachableQuantity`).
+const MAX_DISKS_PER_SERVER: usize = 60;
+
+async fn block_devices(
+    State(cloud): State<Cloud>,
+    Extension(ctx): Extension<Ctx>,
+    Path((_, server_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    cloud.read(|w| {
+        find_server(w, &ctx, &server_id)?;
+        let attachments: Vec<Value> = w
+            .stores
+            .values()
+            .flat_map(|st| st.volumes.values())
+            .filter_map(|v| {
+                let a = v.attachments.iter().find(|a| a.server_id.as_deref() == Some(server_id.as_str()))?;
+                Some(json!({
+                    "serverId": server_id, "volumeId": v.id, "id": v.id, "device": a.device, "size": v.size,
+                    "bootIndex": null, "bus": if views::is_scsi(v) { "scsi" } else { "virtio" },
+                    "pciAddress": null,
+                }))
+            })
+            .collect();
+        let free = MAX_DISKS_PER_SERVER.saturating_sub(attachments.len());
+        Ok(Json(json!({
+            "attachableQuantity": {"free_scsi": free, "free_blk": free, "free_disk": free},
+            "volumeAttachments": attachments,
+        })))
     })
 }
 

@@ -1,5 +1,6 @@
-//! EVS snapshots under `/v2/{project_id}/cloudsnapshots`: create, list with filters and
-//! pagination, show, update, delete.
+//! EVS snapshots under `/v2/{project_id}/snapshots` (the path the EVS API reference documents)
+//! and `/v2/{project_id}/cloudsnapshots`: create, list with filters and marker pagination,
+//! show, update, delete.
 
 use axum::Json;
 use axum::Router;
@@ -10,6 +11,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::{Ctx, evs, evs_bad, evs_not_found, json_object, opt_string, views};
+use crate::emulator::EVS_PREFIX;
 use crate::emulator::bootstrap::resource_id;
 use crate::emulator::clock::now_ms;
 use crate::emulator::errors::{ApiResult, Family};
@@ -25,6 +27,9 @@ pub fn routes() -> Router<Cloud> {
         .route("/evs/v2/{project_id}/cloudsnapshots", get(detail).post(create))
         .route("/evs/v2/{project_id}/cloudsnapshots/detail", get(detail))
         .route("/evs/v2/{project_id}/cloudsnapshots/{snapshot_id}", get(show).put(update).delete(delete))
+        .route("/evs/v2/{project_id}/snapshots", get(detail).post(create))
+        .route("/evs/v2/{project_id}/snapshots/detail", get(detail))
+        .route("/evs/v2/{project_id}/snapshots/{snapshot_id}", get(show).put(update).delete(delete))
 }
 
 fn find<'a>(w: &'a World, ctx: &Ctx, id: &str) -> ApiResult<&'a Snapshot> {
@@ -104,7 +109,9 @@ async fn detail(
     Query(query): Query<Vec<(String, String)>>,
 ) -> ApiResult<Json<Value>> {
     let mut limit = 1000usize;
+    let mut limited = false;
     let mut offset = 0usize;
+    let mut marker = None;
     let mut filters = Vec::new();
     for (key, value) in &query {
         match key.as_str() {
@@ -118,7 +125,9 @@ async fn detail(
                     return Err(evs_bad("EVS.2142", "invalid filter limit, can not greater than 1000."));
                 }
                 limit = n as usize;
+                limited = true;
             }
+            "marker" => marker = Some(value.clone()),
             "offset" => {
                 offset = value.parse().map_err(|_| evs_bad("EVS.5400", "offset param must be an integer."))?
             }
@@ -139,8 +148,27 @@ async fn detail(
         });
         all.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| a.id.cmp(&b.id)));
         let count = all.len();
-        let snapshots: Vec<Value> = all.iter().skip(offset).take(limit).map(|s| views::snapshot(s)).collect();
-        Ok(Json(json!({"snapshots": snapshots, "count": count})))
+        let start = match &marker {
+            Some(marker) => {
+                all.iter()
+                    .position(|s| s.id == *marker)
+                    .ok_or_else(|| evs_bad("EVS.1024", "invalid filter marker!"))?
+                    + 1
+            }
+            None => 0,
+        } + offset;
+        let page: Vec<&Snapshot> = all.iter().skip(start).take(limit).copied().collect();
+        let more = all.len() > start + page.len();
+        let snapshots: Vec<Value> = page.iter().map(|s| views::snapshot(s)).collect();
+        // The reference returns the next-page link only when a limit was given and more remain.
+        let links = match page.last() {
+            Some(last) if limited && more => json!([{
+                "href": format!("{}{EVS_PREFIX}/v2/{}/snapshots/detail?limit={limit}&marker={}", cloud.base_url(), ctx.auth.project_id, last.id),
+                "rel": "next",
+            }]),
+            _ => Value::Null,
+        };
+        Ok(Json(json!({"snapshots": snapshots, "count": count, "snapshots_links": links})))
     })
 }
 

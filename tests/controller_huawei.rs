@@ -1,0 +1,104 @@
+//! The controller binary over its unix socket against the emulator's Huawei side, configured as
+//! a Huawei cloud with AK/SK: create, publish to this host's server, unpublish, delete.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cinder_evs_csi::csi::pb;
+use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
+use cinder_evs_csi::csi::pb::identity_client::IdentityClient;
+use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
+use cinder_evs_csi::csi::pb::volume_capability::{AccessMode, AccessType, MountVolume};
+use common::cloud::{HuaweiAuth, count, emulator, huawei_yaml};
+use common::{Driver, unix_channel, wait_for_path};
+use tonic::Code;
+
+const GIB: i64 = 1 << 30;
+
+fn mount_cap() -> pb::VolumeCapability {
+    pb::VolumeCapability {
+        access_type: Some(AccessType::Mount(MountVolume { fs_type: "ext4".into(), ..Default::default() })),
+        access_mode: Some(AccessMode { mode: Mode::SingleNodeWriter as i32 }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huawei_volume_is_created_published_unpublished_and_deleted() {
+    let cloud = emulator(|_| {}).await;
+    let config = cloud.dir.path().join("clouds.yaml");
+    std::fs::write(&config, huawei_yaml(&cloud.handle, HuaweiAuth::AkSk(None), "")).unwrap();
+    let socket = cloud.dir.path().join("csi.sock");
+    let endpoint = format!("unix://{}", socket.display());
+    let driver = Driver::start(&[
+        "controller",
+        "--endpoint",
+        &endpoint,
+        "--cloud-config",
+        config.to_str().unwrap(),
+        "--cluster-id",
+        "test-cluster",
+        "--driver-name",
+        "csi.example.io",
+    ]);
+    wait_for_path(&socket, &driver);
+    let channel = unix_channel(socket).await;
+    let mut identity = IdentityClient::new(channel.clone());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while identity.probe(pb::ProbeRequest {}).await.unwrap().into_inner().ready != Some(true) {
+        assert!(std::time::Instant::now() < deadline, "never ready; log:\n{}", driver.log().join("\n"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let server_id = cloud.handle.this_host_server_id().unwrap();
+    let mut c = ControllerClient::new(channel);
+
+    let request = pb::CreateVolumeRequest {
+        name: "pvc-hw".into(),
+        capacity_range: Some(pb::CapacityRange { required_bytes: 10 * GIB, limit_bytes: 0 }),
+        volume_capabilities: vec![mount_cap()],
+        parameters: HashMap::from([
+            ("type".to_string(), "SSD".to_string()),
+            ("availability".to_string(), "nova".to_string()),
+        ]),
+        ..Default::default()
+    };
+    let volume = c.create_volume(request.clone()).await.unwrap().into_inner().volume.unwrap();
+    assert_eq!(volume.capacity_bytes, 10 * GIB);
+    assert_eq!(count(&cloud.handle, "POST", "/evs/v2.1/"), 1, "created through EVS");
+    assert_eq!(
+        c.create_volume(request).await.unwrap().into_inner().volume.unwrap().volume_id,
+        volume.volume_id,
+        "a repeated create returns the same disk"
+    );
+
+    let publish = pb::ControllerPublishVolumeRequest {
+        volume_id: volume.volume_id.clone(),
+        node_id: server_id.clone(),
+        volume_capability: Some(mount_cap()),
+        ..Default::default()
+    };
+    let context = c.controller_publish_volume(publish.clone()).await.unwrap().into_inner().publish_context;
+    assert_eq!(context["volumeId"], volume.volume_id);
+    assert!(context["devicePath"].starts_with("/dev/vd"), "{context:?}");
+    assert_eq!(count(&cloud.handle, "POST", "attachvolume"), 1, "attached through ECS");
+    assert_eq!(c.controller_publish_volume(publish).await.unwrap().into_inner().publish_context, context);
+
+    let delete = pb::DeleteVolumeRequest { volume_id: volume.volume_id.clone(), ..Default::default() };
+    assert_eq!(c.delete_volume(delete.clone()).await.unwrap_err().code(), Code::FailedPrecondition);
+
+    let unpublish = pb::ControllerUnpublishVolumeRequest {
+        volume_id: volume.volume_id.clone(),
+        node_id: server_id.clone(),
+        ..Default::default()
+    };
+    c.controller_unpublish_volume(unpublish.clone()).await.unwrap();
+    c.controller_unpublish_volume(unpublish).await.expect("unpublish is idempotent");
+    c.delete_volume(delete.clone()).await.unwrap();
+    c.delete_volume(delete).await.expect("deleting a deleted volume succeeds");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while cloud.handle.cloud().read(|w| w.volume(&volume.volume_id).is_some()) {
+        assert!(std::time::Instant::now() < deadline, "the disk never went");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,419 @@
+//! The Huawei backend against the emulator's Huawei side, configured through clouds.yaml as an
+//! operator would: AK/SK and IAM tokens, v2.1 create jobs, listing, expand, delete, snapshots,
+//! ECS attach/detach jobs, quotas, failed jobs and the EVS error codes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cinder_evs_csi::cloud::types::{Encryption, SnapshotSpec, VolumeSource, VolumeSpec, VolumeStatus};
+use cinder_evs_csi::cloud::{Backend, CloudError};
+use cinder_evs_csi::emulator::errors::Family;
+use cinder_evs_csi::emulator::faults::{TransitionEffect, TransitionRule};
+use common::cloud::{HuaweiAuth, TestCloud, TestHuawei, count, emulator, huawei_backend, huawei_yaml};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn spec(name: &str, gib: u64) -> VolumeSpec {
+    VolumeSpec {
+        name: name.into(),
+        size_gib: gib,
+        zone: Some("nova".into()),
+        metadata: BTreeMap::from([("cinder-evs-csi/cluster-id".into(), "k8s".into())]),
+        ..Default::default()
+    }
+}
+
+async fn aksk(cloud: &TestCloud) -> TestHuawei {
+    huawei_backend(&huawei_yaml(&cloud.handle, HuaweiAuth::AkSk(None), ""))
+}
+
+async fn ready_volume(b: &TestHuawei, name: &str, gib: u64) -> String {
+    let created = b.backend.create_volume(&spec(name, gib)).await.unwrap();
+    b.backend.wait_volume_ready(&created.id, WAIT).await.unwrap();
+    created.id
+}
+
+fn fail_once(resource: &str, status: &str) -> TransitionRule {
+    TransitionRule {
+        resource: resource.into(),
+        status: status.into(),
+        id: None,
+        effect: TransitionEffect::Fail,
+        count: Some(1),
+    }
+}
+
+#[tokio::test]
+async fn a_disk_created_through_the_v21_job_becomes_available_and_is_found_by_name() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    b.backend.probe().await.unwrap();
+    let created = b.backend.create_volume(&spec("pvc-a", 10)).await.unwrap();
+    assert_eq!(count(&cloud.handle, "POST", "/evs/v2.1/"), 1, "created through v2.1");
+    let ready = b.backend.wait_volume_ready(&created.id, WAIT).await.unwrap();
+    assert_eq!(ready.status, VolumeStatus::Available);
+    assert_eq!(ready.size_gib, 10);
+    assert_eq!(ready.zone, "nova");
+    assert_eq!(ready.volume_type.as_deref(), Some("GPSSD"), "the default disk type");
+    assert_eq!(ready.metadata["cinder-evs-csi/cluster-id"], "k8s");
+    assert_eq!(b.backend.get_volume(&created.id).await.unwrap().unwrap().id, created.id);
+    let found = b.backend.find_volumes_by_name("pvc-a").await.unwrap();
+    assert_eq!(found.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), vec![created.id.as_str()]);
+}
+
+#[tokio::test]
+async fn the_name_filter_matches_exact_names_only() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    ready_volume(&b, "pvc-ab", 10).await;
+    let exact = ready_volume(&b, "pvc-a", 10).await;
+    let found = b.backend.find_volumes_by_name("pvc-a").await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, exact);
+}
+
+#[tokio::test]
+async fn listing_pages_through_all_disks_oldest_first() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(ready_volume(&b, &format!("pvc-{i}"), 10).await);
+    }
+    let first = b.backend.list_volumes(Some(2), None).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    let marker = first.next.clone().expect("a second page");
+    let second = b.backend.list_volumes(Some(2), Some(&marker)).await.unwrap();
+    assert_eq!(second.next, None);
+    let listed: Vec<String> = first.items.iter().chain(&second.items).map(|v| v.id.clone()).collect();
+    assert_eq!(listed, ids);
+}
+
+#[tokio::test]
+async fn a_missing_disk_is_none_and_deleting_it_is_success() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let missing = "00000000-0000-0000-0000-000000000000";
+    assert_eq!(b.backend.get_volume(missing).await.unwrap(), None);
+    b.backend.delete_volume(missing).await.unwrap();
+    b.backend.wait_volume_deleted(missing, WAIT).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_deleted_disk_is_gone_after_the_wait() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let id = ready_volume(&b, "pvc-del", 10).await;
+    b.backend.delete_volume(&id).await.unwrap();
+    b.backend.wait_volume_deleted(&id, WAIT).await.unwrap();
+    assert_eq!(b.backend.get_volume(&id).await.unwrap(), None);
+    b.backend.delete_volume(&id).await.expect("deleting again is success");
+}
+
+#[tokio::test]
+async fn an_expanded_disk_reaches_its_new_size() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let id = ready_volume(&b, "pvc-grow", 10).await;
+    b.backend.extend_volume(&id, 20).await.unwrap();
+    let grown = b.backend.wait_volume_extended(&id, 20, WAIT).await.unwrap();
+    assert_eq!(grown.size_gib, 20);
+    assert_eq!(grown.status, VolumeStatus::Available);
+}
+
+#[tokio::test]
+async fn snapshots_are_taken_listed_restored_and_deleted() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let source = ready_volume(&b, "pvc-src", 10).await;
+    let taken = b
+        .backend
+        .create_snapshot(&SnapshotSpec {
+            name: "snap-1".into(),
+            volume_id: source.clone(),
+            force: true,
+            metadata: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+    let ready = b.backend.wait_snapshot_ready(&taken.id, WAIT).await.unwrap();
+    assert_eq!(ready.volume_id, source);
+    assert_eq!(ready.size_gib, 10);
+    assert!(ready.created_at.is_some());
+    let listed = b.backend.list_snapshots(Some(&source), None, None).await.unwrap();
+    assert_eq!(listed.items.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec![taken.id.as_str()]);
+    assert_eq!(b.backend.find_snapshots_by_name("snap-1").await.unwrap().len(), 1);
+
+    let mut restore = spec("pvc-restored", 20);
+    restore.source = Some(VolumeSource::Snapshot(taken.id.clone()));
+    let restored = b.backend.create_volume(&restore).await.unwrap();
+    let restored = b.backend.wait_volume_ready(&restored.id, WAIT).await.unwrap();
+    assert_eq!(restored.source_snapshot_id.as_deref(), Some(taken.id.as_str()));
+    assert_eq!(restored.size_gib, 20);
+
+    b.backend.delete_snapshot(&taken.id).await.unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    while b.backend.get_snapshot(&taken.id).await.unwrap().is_some() {
+        assert!(std::time::Instant::now() < deadline, "the snapshot never went");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b.backend.delete_snapshot(&taken.id).await.expect("deleting again is success");
+}
+
+#[tokio::test]
+async fn snapshot_listing_pages_with_a_marker() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let source = ready_volume(&b, "pvc-src", 10).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let s = b
+            .backend
+            .create_snapshot(&SnapshotSpec {
+                name: format!("snap-{i}"),
+                volume_id: source.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        b.backend.wait_snapshot_ready(&s.id, WAIT).await.unwrap();
+        ids.push(s.id);
+    }
+    let first = b.backend.list_snapshots(None, Some(2), None).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    let marker = first.next.clone().expect("a second page");
+    let second = b.backend.list_snapshots(None, Some(2), Some(&marker)).await.unwrap();
+    assert_eq!(second.items.len(), 1);
+    assert_eq!(second.next, None);
+    let mut listed: Vec<String> = first.items.iter().chain(&second.items).map(|s| s.id.clone()).collect();
+    listed.sort();
+    ids.sort();
+    assert_eq!(listed, ids);
+}
+
+#[tokio::test]
+async fn attach_and_detach_through_ecs_jobs_are_idempotent() {
+    let cloud = emulator(|_| {}).await;
+    let server = cloud.handle.this_host_server_id().unwrap();
+    let b = aksk(&cloud).await;
+    let id = ready_volume(&b, "pvc-attach", 10).await;
+    let attached = b.backend.attach(&id, &server, WAIT).await.unwrap();
+    assert!(attached.device_hint.as_deref().is_some_and(|d| d.starts_with("/dev/")), "{attached:?}");
+    assert!(count(&cloud.handle, "GET", "/ecs/v1/") >= 1, "the ECS job was followed");
+    assert_eq!(b.backend.attach(&id, &server, WAIT).await.unwrap(), attached, "attaching again is success");
+    assert_eq!(count(&cloud.handle, "POST", "attachvolume"), 1, "no second attach request");
+    assert_eq!(b.backend.attached_count(&server).await.unwrap(), 1);
+    b.backend.detach(&id, &server, WAIT).await.unwrap();
+    b.backend.detach(&id, &server, WAIT).await.expect("detaching again is success");
+    assert_eq!(count(&cloud.handle, "DELETE", "detachvolume"), 1, "no second detach request");
+    let after = b.backend.get_volume(&id).await.unwrap().unwrap();
+    assert_eq!(after.status, VolumeStatus::Available);
+    assert!(after.attachments.is_empty());
+    assert_eq!(b.backend.attached_count(&server).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn detaching_from_a_deleted_server_is_success() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let server = cloud.add_server("doomed", &cloud.handle.demo().project_id).await;
+    let id = ready_volume(&b, "pvc-orphan", 10).await;
+    b.backend.attach(&id, &server, WAIT).await.unwrap();
+    // The server vanishes with the disk still showing its attachment.
+    cloud
+        .handle
+        .cloud()
+        .write(Family::Ecs, |w| {
+            w.servers.remove(&server);
+            Ok(())
+        })
+        .unwrap();
+    b.backend.detach(&id, &server, WAIT).await.expect("a deleted server holds no disks");
+    b.backend.detach(&id, "no-such-server", WAIT).await.expect("a missing server holds no disks");
+}
+
+#[tokio::test]
+async fn attaching_to_a_missing_server_is_not_found() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let id = ready_volume(&b, "pvc-nowhere", 10).await;
+    let err = b.backend.attach(&id, "no-such-server", WAIT).await.unwrap_err();
+    assert!(matches!(err, CloudError::NotFound { kind: "server", .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_failed_attach_job_ends_in_the_jobs_error() {
+    let cloud = emulator(|_| {}).await;
+    let server = cloud.handle.this_host_server_id().unwrap();
+    let b = aksk(&cloud).await;
+    let id = ready_volume(&b, "pvc-attach-fails", 10).await;
+    cloud.handle.cloud().faults().add_transition(fail_once("volume", "attaching"));
+    let err = b.backend.attach(&id, &server, WAIT).await.unwrap_err();
+    assert!(
+        matches!(&err, CloudError::ErrorState { kind: "volume", status, reason: Some(r), .. }
+            if status == "FAIL" && r.contains("attachVolume")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_disk_that_fails_to_create_ends_the_wait_with_its_error_state() {
+    let cloud = emulator(|_| {}).await;
+    cloud.handle.cloud().faults().add_transition(fail_once("volume", "creating"));
+    let b = aksk(&cloud).await;
+    let created = b.backend.create_volume(&spec("pvc-err", 10)).await.unwrap();
+    let err = b.backend.wait_volume_ready(&created.id, WAIT).await.unwrap_err();
+    assert!(matches!(&err, CloudError::ErrorState { status, .. } if status == "error"), "{err}");
+}
+
+#[tokio::test]
+async fn a_failed_expansion_ends_the_wait_with_its_error_state() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let id = ready_volume(&b, "pvc-grow-fails", 10).await;
+    cloud.handle.cloud().faults().add_transition(fail_once("volume", "extending"));
+    b.backend.extend_volume(&id, 20).await.unwrap();
+    let err = b.backend.wait_volume_extended(&id, 20, WAIT).await.unwrap_err();
+    assert!(matches!(&err, CloudError::ErrorState { status, .. } if status.starts_with("error")), "{err}");
+}
+
+#[tokio::test]
+async fn deleting_an_attached_disk_is_a_conflict() {
+    let cloud = emulator(|_| {}).await;
+    let server = cloud.handle.this_host_server_id().unwrap();
+    let b = aksk(&cloud).await;
+    let id = ready_volume(&b, "pvc-busy", 10).await;
+    b.backend.attach(&id, &server, WAIT).await.unwrap();
+    let err = b.backend.delete_volume(&id).await.unwrap_err();
+    assert!(matches!(&err, CloudError::Conflict(m) if m.contains("EVS.1046")), "{err}");
+}
+
+#[tokio::test]
+async fn exceeding_the_quota_is_quota_exceeded() {
+    let cloud = emulator(|c| {
+        c.default_quotas.insert("gigabytes".into(), 15);
+    })
+    .await;
+    let b = aksk(&cloud).await;
+    ready_volume(&b, "pvc-fits", 10).await;
+    let err = b.backend.create_volume(&spec("pvc-too-much", 10)).await.unwrap_err();
+    assert!(matches!(&err, CloudError::QuotaExceeded(m) if m.contains("EVS.1042")), "{err}");
+    let id = b.backend.find_volumes_by_name("pvc-fits").await.unwrap()[0].id.clone();
+    let err = b.backend.extend_volume(&id, 20).await.unwrap_err();
+    assert!(matches!(err, CloudError::QuotaExceeded(_)), "{err}");
+}
+
+#[tokio::test]
+async fn parameters_evs_refuses_are_invalid_input() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let mut unknown_type = spec("pvc-type", 10);
+    unknown_type.volume_type = Some("NOPE".into());
+    let err = b.backend.create_volume(&unknown_type).await.unwrap_err();
+    assert!(matches!(&err, CloudError::InvalidInput(m) if m.contains("EVS.1020")), "{err}");
+    let mut unknown_zone = spec("pvc-zone", 10);
+    unknown_zone.zone = Some("nowhere".into());
+    let err = b.backend.create_volume(&unknown_zone).await.unwrap_err();
+    assert!(matches!(&err, CloudError::InvalidInput(m) if m.contains("EVS.1036")), "{err}");
+}
+
+#[tokio::test]
+async fn operations_on_missing_disks_are_not_found() {
+    let cloud = emulator(|_| {}).await;
+    let server = cloud.handle.this_host_server_id().unwrap();
+    let b = aksk(&cloud).await;
+    let missing = "00000000-0000-0000-0000-000000000000";
+    let err = b.backend.extend_volume(missing, 20).await.unwrap_err();
+    assert!(matches!(err, CloudError::NotFound { kind: "volume", .. }), "{err}");
+    let err = b.backend.attach(missing, &server, WAIT).await.unwrap_err();
+    assert!(matches!(err, CloudError::NotFound { kind: "volume", .. }), "{err}");
+    assert_eq!(b.backend.get_snapshot(missing).await.unwrap(), None);
+    let err = b
+        .backend
+        .create_snapshot(&SnapshotSpec { name: "s".into(), volume_id: missing.into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CloudError::NotFound { kind: "volume", .. }), "{err}");
+}
+
+#[tokio::test]
+async fn capacity_comes_from_the_evs_quota_usage() {
+    let cloud = emulator(|c| {
+        c.default_quotas.insert("gigabytes".into(), 50);
+    })
+    .await;
+    let b = aksk(&cloud).await;
+    assert_eq!(b.backend.capacity(None).await.unwrap().available_gib, Some(50));
+    ready_volume(&b, "pvc-q", 20).await;
+    assert_eq!(b.backend.capacity(None).await.unwrap().available_gib, Some(30));
+    assert_eq!(b.backend.capacity(Some("GPSSD")).await.unwrap().available_gib, Some(30));
+}
+
+#[tokio::test]
+async fn a_wrong_secret_key_is_unauthorized_and_no_key_is_in_the_error() {
+    let cloud = emulator(|_| {}).await;
+    let (ak, sk) = cloud.handle.access_keys("demo").into_iter().next().unwrap();
+    let wrong = "wrong-secret-key-value-000000000000";
+    let b = huawei_backend(&huawei_yaml(&cloud.handle, HuaweiAuth::AkSk(Some(wrong.into())), ""));
+    let err = b.backend.probe().await.unwrap_err();
+    assert!(matches!(err, CloudError::Unauthorized(_)), "{err}");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains(wrong) && !text.contains(&sk), "a secret leaked: {text}");
+    assert!(!text.contains(&ak), "the access key leaked: {text}");
+}
+
+#[tokio::test]
+async fn an_iam_token_from_a_keystone_password_works_too() {
+    let cloud = emulator(|_| {}).await;
+    let b = huawei_backend(&huawei_yaml(&cloud.handle, HuaweiAuth::Password, ""));
+    b.backend.probe().await.unwrap();
+    let id = ready_volume(&b, "pvc-iam", 10).await;
+    assert_eq!(b.backend.list_volumes(None, None).await.unwrap().items[0].id, id);
+    assert!(count(&cloud.handle, "POST", "auth/tokens") >= 1, "a token was issued");
+}
+
+#[tokio::test]
+async fn provisioned_iops_and_throughput_are_sent_natively() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let mut fast = spec("pvc-fast", 20);
+    fast.volume_type = Some("GPSSD2".into());
+    fast.iops = Some(5000);
+    fast.throughput = Some(250);
+    let created = b.backend.create_volume(&fast).await.unwrap();
+    b.backend.wait_volume_ready(&created.id, WAIT).await.unwrap();
+    let extra = cloud.handle.cloud().read(|w| w.volume(&created.id).unwrap().extra.clone());
+    assert_eq!(extra["iops"], 5000);
+    assert_eq!(extra["throughput"], 250);
+}
+
+#[tokio::test]
+async fn iops_on_a_type_without_provisioned_performance_is_invalid_input() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let mut wrong = spec("pvc-slow", 20);
+    wrong.volume_type = Some("SAS".into());
+    wrong.iops = Some(5000);
+    let err = b.backend.create_volume(&wrong).await.unwrap_err();
+    assert!(matches!(&err, CloudError::InvalidInput(m) if m.contains("iops")), "{err}");
+}
+
+#[tokio::test]
+async fn encryption_and_scsi_become_the_disks_system_metadata() {
+    let cloud = emulator(|_| {}).await;
+    let server = cloud.handle.this_host_server_id().unwrap();
+    let b = aksk(&cloud).await;
+    let key = "0123456789abcdef0123456789abcdef0123";
+    let mut secure = spec("pvc-secure", 10);
+    secure.encryption = Some(Encryption { kms_key_id: Some(key.into()) });
+    secure.scsi = true;
+    let created = b.backend.create_volume(&secure).await.unwrap();
+    let ready = b.backend.wait_volume_ready(&created.id, WAIT).await.unwrap();
+    assert_eq!(ready.metadata["__system__encrypted"], "1");
+    assert_eq!(ready.metadata["__system__cmkid"], key);
+    assert_eq!(ready.metadata["hw:passthrough"], "true");
+    let attached = b.backend.attach(&created.id, &server, WAIT).await.unwrap();
+    assert!(attached.device_hint.as_deref().is_some_and(|d| d.starts_with("/dev/sd")), "{attached:?}");
+}
