@@ -72,7 +72,7 @@ async fn the_binary_takes_id_and_zone_from_the_kubernetes_node_object() {
     assert_eq!(info.accessible_topology.unwrap().segments["topology.kubernetes.io/zone"], "az-k8s");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_object_without_provider_id_passes_on_to_the_next_source() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = kubernetes_api(
@@ -141,7 +141,7 @@ async fn without_node_id_the_binary_takes_id_and_zone_from_the_metadata_service(
     drop(driver);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_config_drive_answers_when_it_comes_first() {
     if !root_or_skip("the_config_drive_answers_when_it_comes_first") {
         return;
@@ -166,7 +166,7 @@ async fn the_config_drive_answers_when_it_comes_first() {
     assert!(leftovers.is_empty(), "the config drive is unmounted after reading: {leftovers:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metadata_service_answers_when_it_comes_first() {
     if !root_or_skip("the_metadata_service_answers_when_it_comes_first") {
         return;
@@ -184,7 +184,7 @@ async fn the_metadata_service_answers_when_it_comes_first() {
     assert_eq!(identity::resolve(&config).await.unwrap().node_id, "from-metadata");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_later_source_answers_when_an_earlier_one_fails() {
     let url = metadata_service(r#"{"uuid": "from-metadata", "availability_zone": "az-md"}"#).await;
     let config = IdentityConfig {
@@ -198,7 +198,7 @@ async fn a_later_source_answers_when_an_earlier_one_fails() {
     assert_eq!(identity, NodeIdentity { node_id: "from-metadata".into(), zone: Some("az-md".into()) });
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_explicit_zone_overrides_the_one_the_metadata_reports() {
     let url = metadata_service(r#"{"uuid": "s1", "availability_zone": "az-md"}"#).await;
     let config = IdentityConfig {
