@@ -95,8 +95,11 @@ fn every_image_is_pinned_to_a_tag_other_than_latest() {
     }
 }
 
-/// What each sidecar documents it needs: (apiGroup, resource, verbs).
-fn sidecar_needs() -> BTreeMap<&'static str, Vec<(&'static str, &'static str, &'static [&'static str])>> {
+/// One permission: (apiGroup, resource, verbs).
+type Need = (&'static str, &'static str, &'static [&'static str]);
+
+/// What each sidecar documents it needs, by the role that grants it.
+fn sidecar_needs() -> BTreeMap<&'static str, Vec<Need>> {
     const WATCH: &[&str] = &["get", "list", "watch"];
     BTreeMap::from([
         (
