@@ -151,6 +151,31 @@ pub enum Command {
     /// Run the emulator, the controller and the node in one process on one socket, with this
     /// host as the cloud's server (`--demo`: walk one volume through its life and exit).
     Sandbox(crate::sandbox::SandboxArgs),
+    /// The node plugin's preStop hook: while this Node is cordoned, wait until no
+    /// VolumeAttachment of this driver names it (needs --kube-node-name).
+    DrainWait(DrainWaitArgs),
+    /// List the cloud volumes, snapshots and attachments of this --cluster-id that no
+    /// Kubernetes object references any more; remove them with --delete.
+    Gc(GcArgs),
+}
+
+/// Flags of `drain-wait`.
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
+pub struct DrainWaitArgs {
+    /// Give up after this long (keep it below the pod's terminationGracePeriodSeconds).
+    #[arg(long, env = "CSI_DRAIN_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Pause between two listings of VolumeAttachments.
+    #[arg(long, env = "CSI_DRAIN_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub interval: Duration,
+}
+
+/// Flags of `gc`.
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
+pub struct GcArgs {
+    /// Remove what is found; without it, only print the table (dry run).
+    #[arg(long)]
+    pub delete: bool,
 }
 
 /// Flags of the `emulator` mode.
@@ -223,6 +248,12 @@ pub enum CliError {
     /// The sandbox failed.
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),
+    /// `drain-wait` failed or timed out.
+    #[error(transparent)]
+    Drain(#[from] crate::k8s::drain::DrainError),
+    /// `gc` could not finish.
+    #[error(transparent)]
+    Gc(#[from] crate::k8s::gc::GcError),
 }
 
 fn parse_driver_name(name: &str) -> Result<String, String> {
@@ -277,8 +308,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         "starting cinder-evs-csi"
     );
 
-    if let Command::Emulator(args) = &cli.command {
-        return run_emulator(args).await;
+    match &cli.command {
+        Command::Emulator(args) => return run_emulator(args).await,
+        Command::DrainWait(args) => return run_drain_wait(&cli, args).await,
+        Command::Gc(args) => return run_gc(&cli, args).await,
+        _ => {}
     }
 
     let metrics = Metrics::new();
@@ -312,6 +346,58 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 
 /// What must live as long as the server: the config watch and the readiness probe task.
 type KeepAlive = (Option<crate::config::watch::ConfigWatch>, Option<AbortOnDrop>);
+
+/// How long one Kubernetes API request may take in `drain-wait` and `gc`.
+const KUBE_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs the preStop wait for this node's attachments.
+async fn run_drain_wait(cli: &Cli, args: &DrainWaitArgs) -> Result<(), CliError> {
+    let node_name =
+        cli.node.kube_node_name.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
+            CliError::Config("drain-wait needs --kube-node-name (CSI_KUBE_NODE_NAME)".into())
+        })?;
+    let client = crate::k8s::client(cli.node.kubeconfig.as_deref(), KUBE_REQUEST_TIMEOUT)
+        .await
+        .map_err(crate::k8s::drain::DrainError::from)?;
+    let settings = crate::k8s::drain::DrainSettings {
+        node_name,
+        driver_name: cli.common.driver_name.clone(),
+        timeout: args.timeout,
+        interval: args.interval,
+    };
+    let outcome = crate::k8s::drain::wait(&client, &settings).await?;
+    tracing::info!(?outcome, "drain-wait done");
+    Ok(())
+}
+
+/// Runs the garbage collector against the default cloud and prints its table on stdout.
+async fn run_gc(cli: &Cli, args: &GcArgs) -> Result<(), CliError> {
+    let common = &cli.common;
+    let metrics = Metrics::new();
+    let controller = crate::wiring::controller(
+        &common.controller,
+        common.cloud_config.clone(),
+        &common.driver_name,
+        metrics.clone(),
+        Observer::new(metrics),
+    )?;
+    let client = crate::k8s::client(cli.node.kubeconfig.as_deref(), KUBE_REQUEST_TIMEOUT)
+        .await
+        .map_err(crate::k8s::gc::GcError::from)?;
+    let settings = crate::k8s::gc::GcSettings {
+        cluster_id: common.controller.cluster_id.clone(),
+        driver_name: common.driver_name.clone(),
+        delete: args.delete,
+        detach_timeout: common.controller.attach_timeout,
+    };
+    let findings = crate::k8s::gc::run(&client, controller.default_backend.as_ref(), &settings).await?;
+    print!("{}", crate::k8s::gc::table(&findings));
+    let failed = findings.iter().filter(|f| matches!(f.action, crate::k8s::gc::Action::Failed(_))).count();
+    if failed > 0 {
+        return Err(CliError::Config(format!("{failed} removal(s) failed; see the table")));
+    }
+    Ok(())
+}
 
 /// Runs the cloud emulator until SIGTERM/SIGINT, after printing its endpoints and credentials.
 async fn run_emulator(args: &EmulatorArgs) -> Result<(), CliError> {
@@ -496,6 +582,17 @@ mod tests {
         assert_eq!(args.seed, 9);
         assert_eq!(args.listen, "127.0.0.1:8780".parse().unwrap());
         assert_eq!(args.latency, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn drain_wait_and_gc_parse_with_safe_defaults() {
+        let cli = Cli::try_parse_from(["cinder-evs-csi", "drain-wait", "--kube-node-name", "w1"]).unwrap();
+        let Command::DrainWait(args) = cli.command else { panic!("not drain-wait") };
+        assert_eq!(args.timeout, Duration::from_secs(300));
+        assert_eq!(cli.node.kube_node_name.as_deref(), Some("w1"));
+        let cli = Cli::try_parse_from(["cinder-evs-csi", "gc", "--cluster-id", "c1"]).unwrap();
+        assert_eq!(cli.command, Command::Gc(GcArgs { delete: false }));
+        assert_eq!(cli.common.controller.cluster_id, "c1");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`config`]: cloud configuration (clouds.yaml, `OS_*`, cloud.conf), resolved and watched;
 //! - [`csi`]: the generated CSI protocol and the gRPC services that implement it;
 //! - [`host`]: this machine's devices, filesystems and mounts, and the node's identity;
+//! - [`k8s`]: the driver's own Kubernetes calls: the node's drain wait and the garbage collector;
 //! - [`emulator`]: the embedded cloud (Keystone, Cinder, Nova, metadata) the tests and sandbox use;
 //! - [`sandbox`]: emulator + controller + node in one process, and the `--demo` walkthrough;
 //! - [`server`]: the gRPC endpoint (unix socket or TCP), start-up checks and graceful drain;
@@ -19,6 +20,7 @@ pub mod config;
 pub mod csi;
 pub mod emulator;
 pub mod host;
+pub mod k8s;
 pub mod sandbox;
 pub mod server;
 pub mod telemetry;

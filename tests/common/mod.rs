@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
 pub mod cloud;
+pub mod fake_kube;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
