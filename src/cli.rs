@@ -151,6 +151,9 @@ pub enum Command {
     /// Run the emulator, the controller and the node in one process on one socket, with this
     /// host as the cloud's server (`--demo`: walk one volume through its life and exit).
     Sandbox(crate::sandbox::SandboxArgs),
+    /// Adopt an existing cloud volume (or backend storage, with --source-name/--host) as a
+    /// static PersistentVolume and print its manifest.
+    Import(crate::import::ImportArgs),
     /// The node plugin's preStop hook: while this Node is cordoned, wait until no
     /// VolumeAttachment of this driver names it (needs --kube-node-name).
     DrainWait(DrainWaitArgs),
@@ -331,6 +334,21 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         None => None,
     };
+
+    if let Command::Import(args) = &cli.command {
+        let controller = crate::wiring::controller(
+            &common.controller,
+            common.cloud_config.clone(),
+            &common.driver_name,
+            metrics.clone(),
+            Observer::new(metrics),
+        )?;
+        let manifest = crate::import::run(controller.default_backend.as_ref(), &common.driver_name, args)
+            .await
+            .map_err(|e| CliError::Config(format!("import: {e}")))?;
+        print!("{manifest}");
+        return Ok(());
+    }
 
     if let Command::Sandbox(args) = &cli.command {
         return crate::sandbox::run(&common.endpoint, &common.driver_name, &common.controller, args, metrics)

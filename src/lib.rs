@@ -10,6 +10,7 @@
 //! - [`k8s`]: the driver's own Kubernetes calls: the node's drain wait and the garbage collector;
 //! - [`emulator`]: the embedded cloud (Keystone, Cinder, Nova, metadata) the tests and sandbox use;
 //! - [`sandbox`]: emulator + controller + node in one process, and the `--demo` walkthrough;
+//! - [`import`]: adopt existing cloud volumes as static PersistentVolumes;
 //! - [`server`]: the gRPC endpoint (unix socket or TCP), start-up checks and graceful drain;
 //! - [`wiring`]: builds each mode's services (controller: config, backends, readiness);
 //! - [`telemetry`]: logging, metrics and the redaction of secrets.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod csi;
 pub mod emulator;
 pub mod host;
+pub mod import;
 pub mod k8s;
 pub mod sandbox;
 pub mod server;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::error::CloudError;
 use super::types::{
-    Attached, Backup, Capacity, GroupSnapshot, Page, Snapshot, SnapshotSpec, Volume, VolumeSpec,
+    Attached, Backup, Capacity, GroupSnapshot, ManageSpec, Page, Snapshot, SnapshotSpec, Volume, VolumeSpec,
 };
 
 /// Volume, snapshot, attachment and capacity operations of one cloud.
@@ -107,6 +107,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     async fn delete_backup(&self, id: &str) -> Result<(), CloudError> {
         let _ = id;
         Err(CloudError::Unsupported("backups".into()))
+    }
+
+    /// Brings existing backend storage under the cloud's management as a new volume.
+    async fn manage_volume(&self, spec: &ManageSpec) -> Result<Volume, CloudError> {
+        let _ = spec;
+        Err(CloudError::Unsupported("managing existing storage".into()))
     }
 
     /// Attaches the volume to the server and waits until it is in use there; attaching to a

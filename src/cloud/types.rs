@@ -263,3 +263,27 @@ pub struct Backup {
     /// When it was taken.
     pub created_at: Option<SystemTime>,
 }
+
+/// Existing backend storage to bring under the cloud's management (Cinder `os-volume-manage`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManageSpec {
+    /// The storage backend host (`host@backend#pool`).
+    pub host: String,
+    /// The backend's name of the storage (`source-name`), or its id (`source-id`).
+    pub reference: ManageRef,
+    /// Name of the new volume.
+    pub name: String,
+    /// Volume type.
+    pub volume_type: Option<String>,
+    /// Availability zone.
+    pub zone: Option<String>,
+}
+
+/// How the backend names the storage to manage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ManageRef {
+    /// `source-name`.
+    Name(String),
+    /// `source-id`.
+    Id(String),
+}

@@ -579,6 +579,10 @@ impl Backend for OpenStackBackend {
         self.cinder.delete_backup(id).await
     }
 
+    async fn manage_volume(&self, spec: &crate::cloud::types::ManageSpec) -> Result<Volume, CloudError> {
+        self.cinder.manage_volume(spec).await
+    }
+
     async fn attached_count(&self, server_id: &str) -> Result<usize, CloudError> {
         self.nova.attachment_count(server_id).await
     }

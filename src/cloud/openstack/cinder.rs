@@ -629,6 +629,35 @@ impl Cinder {
         Ok(page.items)
     }
 
+    /// `POST /os-volume-manage` (an admin API by default policy).
+    pub async fn manage_volume(&self, spec: &crate::cloud::types::ManageSpec) -> Result<Volume, CloudError> {
+        use crate::cloud::types::ManageRef;
+        let reference = match &spec.reference {
+            ManageRef::Name(n) => json!({ "source-name": n }),
+            ManageRef::Id(i) => json!({ "source-id": i }),
+        };
+        let mut volume = json!({ "host": spec.host, "ref": reference, "name": spec.name });
+        if let Some(t) = &spec.volume_type {
+            volume["volume_type"] = json!(t);
+        }
+        if let Some(z) = &spec.zone {
+            volume["availability_zone"] = json!(z);
+        }
+        let reply = self
+            .send(
+                "cinder.volume.manage",
+                Method::POST,
+                "os-volume-manage",
+                &[],
+                Some(json!({ "volume": volume })),
+            )
+            .await?;
+        if !reply.status.is_success() {
+            return Err(fault::to_error(&reply, "storage", &spec.name));
+        }
+        Ok(reply.json::<OneVolume>()?.volume.into())
+    }
+
     /// `POST /backups` (forced, so attached volumes can be backed up).
     pub async fn create_backup(&self, name: &str, volume_id: &str) -> Result<Value, CloudError> {
         let body = json!({ "backup": { "name": name, "volume_id": volume_id, "force": true,
