@@ -504,3 +504,14 @@ async fn snapshots_are_idempotent_by_name_and_need_an_existing_source() {
         .await
         .expect("deleting a deleted snapshot succeeds");
 }
+
+#[tokio::test]
+async fn capacity_reports_the_cloud_quota_in_bytes() {
+    let c = controller(Arc::new(FakeBackend::default()));
+    let capacity = c.capacity_rpc(pb::GetCapacityRequest::default()).await.unwrap();
+    assert_eq!(capacity.available_capacity, 1000 * GIB);
+    assert_eq!(capacity.minimum_volume_size, Some(GIB));
+    let mut typo = pb::GetCapacityRequest::default();
+    typo.parameters.insert("tpye".into(), "x".into());
+    assert_eq!(code(c.capacity_rpc(typo).await), Code::InvalidArgument);
+}
