@@ -417,3 +417,33 @@ async fn encryption_and_scsi_become_the_disks_system_metadata() {
     let attached = b.backend.attach(&created.id, &server, WAIT).await.unwrap();
     assert!(attached.device_hint.as_deref().is_some_and(|d| d.starts_with("/dev/sd")), "{attached:?}");
 }
+
+#[tokio::test]
+async fn the_qos_of_a_gpssd2_disk_changes_through_a_job() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let mut fast = spec("pvc-qos", 20);
+    fast.volume_type = Some("GPSSD2".into());
+    fast.iops = Some(3000);
+    fast.throughput = Some(125);
+    let created = b.backend.create_volume(&fast).await.unwrap();
+    b.backend.wait_volume_ready(&created.id, WAIT).await.unwrap();
+    b.backend.modify_performance(&created.id, Some(8000), Some(300), WAIT).await.unwrap();
+    let extra = cloud.handle.cloud().read(|w| w.volume(&created.id).unwrap().extra.clone());
+    assert_eq!(extra["iops"], 8000);
+    assert_eq!(extra["throughput"], 300);
+    let err = b.backend.modify_performance(&created.id, Some(8000), None, WAIT).await.unwrap_err();
+    assert!(matches!(err, CloudError::InvalidInput(_)), "GPSSD2 needs both values: {err}");
+}
+
+#[tokio::test]
+async fn the_qos_of_other_disk_types_cannot_change() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let mut plain = spec("pvc-plain", 20);
+    plain.volume_type = Some("SAS".into());
+    let created = b.backend.create_volume(&plain).await.unwrap();
+    b.backend.wait_volume_ready(&created.id, WAIT).await.unwrap();
+    let err = b.backend.modify_performance(&created.id, Some(5000), None, WAIT).await.unwrap_err();
+    assert!(matches!(err, CloudError::InvalidInput(_)), "{err}");
+}

@@ -109,6 +109,20 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Err(CloudError::Unsupported("backups".into()))
     }
 
+    /// Changes a volume's provisioned IOPS and/or throughput (MiB/s) and waits for it.
+    async fn modify_performance(
+        &self,
+        id: &str,
+        iops: Option<u64>,
+        throughput: Option<u64>,
+        timeout: Duration,
+    ) -> Result<(), CloudError> {
+        let _ = (id, iops, throughput, timeout);
+        Err(CloudError::Unsupported(
+            "changing IOPS or throughput per volume; change the volume type instead".into(),
+        ))
+    }
+
     /// Brings existing backend storage under the cloud's management as a new volume.
     async fn manage_volume(&self, spec: &ManageSpec) -> Result<Volume, CloudError> {
         let _ = spec;

@@ -423,6 +423,11 @@ pub enum JobTarget {
         /// The size asked for.
         new_size: u64,
     },
+    /// modifyVolumeQos: the disk's new IOPS and throughput are in force.
+    ModifyQos {
+        /// The disk.
+        volume_id: String,
+    },
     /// attachVolume: the disk is attached to the server.
     AttachVolume {
         /// The disk.

@@ -232,6 +232,19 @@ impl Backend for HuaweiBackend {
         .await
     }
 
+    async fn modify_performance(
+        &self,
+        id: &str,
+        iops: Option<u64>,
+        throughput: Option<u64>,
+        timeout: Duration,
+    ) -> Result<(), CloudError> {
+        if let Some(job_id) = self.evs.modify_qos(id, iops, throughput).await? {
+            self.evs_jobs.finish(&job_id, "volume", id, timeout).await?;
+        }
+        Ok(())
+    }
+
     async fn retype_volume(&self, id: &str, _volume_type: &str) -> Result<(), CloudError> {
         // EVS documents no retype; changing a disk's performance is a separate QoS API.
         Err(CloudError::Unsupported(format!("EVS cannot change the type of disk {id}")))

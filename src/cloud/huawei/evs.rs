@@ -505,6 +505,35 @@ impl Evs {
         Ok(body["job_id"].as_str().map(String::from))
     }
 
+    /// `PUT /v5/{project_id}/cloudvolumes/{id}/qos`: new IOPS and/or throughput (GPSSD2, ESSD2).
+    pub async fn modify_qos(
+        &self,
+        id: &str,
+        iops: Option<u64>,
+        throughput: Option<u64>,
+    ) -> Result<Option<String>, CloudError> {
+        let mut qos = json!({});
+        if let Some(i) = iops {
+            qos["iops"] = json!(i);
+        }
+        if let Some(t) = throughput {
+            qos["throughput"] = json!(t);
+        }
+        let request = Request::new(
+            "evs.volume.modify_qos",
+            Service::Evs,
+            Method::PUT,
+            format!("v5/{PROJECT}/cloudvolumes/{id}/qos"),
+        )
+        .json(json!({ "qos_modify": qos }));
+        let reply = self.send(request).await?;
+        if !reply.status.is_success() {
+            return Err(fault::to_error(&reply, "volume", id));
+        }
+        let body: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+        Ok(body["job_id"].as_str().map(String::from))
+    }
+
     /// `POST /v2/{project_id}/cloudvolumes/{id}/tags/action` with `create`.
     pub async fn add_tags(&self, id: &str, tags: &[(String, String)]) -> Result<(), CloudError> {
         if tags.is_empty() {

@@ -328,14 +328,24 @@ impl ControllerService {
             return Err(CsiError::InvalidArgument("mutable_parameters must not be empty".into()));
         }
         let mut new_type = None;
+        let (mut iops, mut throughput) = (None, None);
+        let positive = |key: &str, value: &str| {
+            value.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                CsiError::InvalidArgument(format!(
+                    "mutable parameter {key}: expected a positive integer, got {value:?}"
+                ))
+            })
+        };
         for (key, value) in &request.mutable_parameters {
             match key.as_str() {
                 crate::csi::params::TYPE if !value.trim().is_empty() => {
                     new_type = Some(value.trim().to_string())
                 }
+                crate::csi::params::IOPS => iops = Some(positive(key, value)?),
+                crate::csi::params::THROUGHPUT => throughput = Some(positive(key, value)?),
                 other => {
                     return Err(CsiError::InvalidArgument(format!(
-                        "mutable parameter {other:?} is not supported here; valid mutable parameters are: type"
+                        "mutable parameter {other:?} is not supported; valid mutable parameters are: type, iops, throughput"
                     )));
                 }
             }
@@ -348,6 +358,9 @@ impl ControllerService {
             .get_volume(&handle.id)
             .await?
             .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
+        if iops.is_some() || throughput.is_some() {
+            backend.modify_performance(&handle.id, iops, throughput, self.settings.create_timeout).await?;
+        }
         if let Some(new_type) = new_type
             && volume.volume_type.as_deref() != Some(new_type.as_str())
         {

@@ -515,3 +515,20 @@ async fn capacity_reports_the_cloud_quota_in_bytes() {
     typo.parameters.insert("tpye".into(), "x".into());
     assert_eq!(code(c.capacity_rpc(typo).await), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn modify_validates_performance_parameters_and_forwards_them() {
+    let fake = Arc::new(FakeBackend::default());
+    fake.insert_volume(volume("v1", "pvc", 1));
+    let c = controller(fake);
+    let modify = |pairs: &[(&str, &str)]| pb::ControllerModifyVolumeRequest {
+        volume_id: "v1".into(),
+        mutable_parameters: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Default::default()
+    };
+    assert_eq!(code(c.modify_rpc(modify(&[("iops", "-5")])).await), Code::InvalidArgument);
+    assert_eq!(code(c.modify_rpc(modify(&[("colour", "red")])).await), Code::InvalidArgument);
+    // The fake cloud, like Cinder, cannot change IOPS per volume.
+    assert_eq!(code(c.modify_rpc(modify(&[("iops", "5000")])).await), Code::FailedPrecondition);
+    c.modify_rpc(modify(&[("type", "gold")])).await.unwrap();
+}

@@ -36,6 +36,7 @@ pub fn routes() -> Router<Cloud> {
         .route("/evs/v2/{project_id}/cloudvolumes/{volume_id}", get(show).put(update).delete(delete))
         .route("/evs/v2/{project_id}/cloudvolumes/{volume_id}/action", post(action))
         .route("/evs/v2.1/{project_id}/cloudvolumes/{volume_id}/action", post(action))
+        .route("/evs/v5/{project_id}/cloudvolumes/{volume_id}/qos", axum::routing::put(modify_qos))
 }
 
 /// A disk of the caller's project, or 404 EVS.5404.
@@ -660,5 +661,47 @@ async fn action(
         let job_id = job.id.clone();
         w.jobs.insert(job_id.clone(), job);
         Ok(Json(json!({"job_id": job_id})))
+    })
+}
+
+/// `PUT /v5/{project_id}/cloudvolumes/{volume_id}/qos`: GPSSD2 disks change IOPS and
+/// throughput (both required), ESSD2 disks IOPS only; the disk must be available or in-use.
+async fn modify_qos(
+    State(cloud): State<Cloud>,
+    Extension(ctx): Extension<Ctx>,
+    Path((_, id)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let top = json_object(&body, F)?;
+    let qos = top.get("qos_modify").and_then(Value::as_object).cloned();
+    let qos = qos.ok_or_else(|| evs_bad("EVS.5400", "Malformed request body."))?;
+    let iops = opt_int(&qos, "iops")?;
+    let throughput = opt_int(&qos, "throughput")?;
+    cloud.write(F, |w| {
+        let volume = find(w, &ctx, &id)?.clone();
+        if !["available", "in-use"].contains(&volume.status.as_str()) {
+            return Err(evs_bad("EVS.1031", "invalid resources status!"));
+        }
+        let type_name = views::type_name(w, &volume);
+        if type_name == "GPSSD2" && (iops.is_none() || throughput.is_none()) {
+            return Err(evs_bad("EVS.5400", "GPSSD2 disks need both iops and throughput."));
+        }
+        if iops.is_none() && throughput.is_none() {
+            return Err(evs_bad("EVS.5400", "qos_modify needs iops or throughput."));
+        }
+        let settings = performance(&type_name, iops, throughput)?;
+        if settings.is_empty() {
+            return Err(evs_bad("EVS.5400", format!("the QoS of {type_name} disks cannot be changed.")));
+        }
+        let v = w.store_mut(&volume.project_id).volumes.get_mut(&id).expect("found above");
+        for (key, value) in settings {
+            v.extra.insert(key, json!(value));
+        }
+        v.updated_at_ms = Some(now_ms());
+        let target = JobTarget::ModifyQos { volume_id: id.clone() };
+        let job = new_job(&volume.project_id, "evs", "modifyVolumeQos", target, json!({"volume_id": id}));
+        let job_id = job.id.clone();
+        w.jobs.insert(job_id.clone(), job);
+        Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id}))))
     })
 }

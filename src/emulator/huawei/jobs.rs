@@ -122,6 +122,10 @@ fn outcome(w: &World, target: &JobTarget) -> Outcome {
             Some(v) if v.size >= *new_size => (SUCCESS, None),
             Some(_) => fail("EVS.2026", "volume is error_extending!"),
         },
+        JobTarget::ModifyQos { volume_id } => match w.volume(volume_id) {
+            None => fail("EVS.5404", "the volume went away while its QoS changed"),
+            Some(_) => (SUCCESS, None),
+        },
         JobTarget::AttachVolume { volume_id, server_id } => {
             let Some(volume) = w.volume(volume_id) else {
                 return fail("Ecs.0111", "the volume went away while attaching");
