@@ -11,6 +11,7 @@ pub mod openstack;
 pub mod retry;
 pub mod types;
 pub mod wait;
+pub mod waits;
 
 pub use backend::Backend;
 pub use error::CloudError;

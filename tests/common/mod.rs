@@ -114,16 +114,28 @@ pub fn wait_for_path(path: &Path, driver: &Driver) {
     }
 }
 
-/// A gRPC channel over a unix socket.
+/// A gRPC channel over a unix socket; retried for a while, since a loaded machine may take
+/// a moment between the socket appearing and the server answering its handshake.
 pub async fn unix_channel(path: PathBuf) -> Channel {
-    Endpoint::try_from("http://[::]:50051")
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
-        }))
-        .await
-        .expect("connect over unix socket")
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let path = path.clone();
+        let attempt =
+            Endpoint::try_from("http://[::]:50051")
+                .unwrap()
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let path = path.clone();
+                    async move {
+                        Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+                    }
+                }))
+                .await;
+        match attempt {
+            Ok(channel) => return channel,
+            Err(e) if Instant::now() > deadline => panic!("connect over unix socket: {e:?}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 /// A fresh temporary directory and the `unix://` endpoint of a socket inside it.

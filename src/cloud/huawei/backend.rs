@@ -13,7 +13,7 @@ use super::jobs::{Job, Jobs};
 use crate::cloud::backend::Backend;
 use crate::cloud::error::CloudError;
 use crate::cloud::types::{
-    Attached, Capacity, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume, VolumeSpec, VolumeStatus,
+    Attached, Capacity, Page, Snapshot, SnapshotSpec, Volume, VolumeSpec, VolumeStatus,
 };
 use crate::cloud::wait::{Check, StatusSource, WaitSettings, Waiter};
 
@@ -107,24 +107,7 @@ impl HuaweiBackend {
         what: &str,
         accept: impl Fn(&Volume) -> bool + Send,
     ) -> Result<Volume, CloudError> {
-        let volume = self
-            .volumes
-            .wait(
-                id,
-                None,
-                |v| match v {
-                    None => Check::Fail(CloudError::NotFound { kind: "volume", id: id.to_string() }),
-                    Some(v) if accept(v) => Check::Done,
-                    Some(Volume { status: VolumeStatus::Error(status), .. }) => {
-                        Check::Fail(volume_error(id, status))
-                    }
-                    Some(_) => Check::Continue,
-                },
-                timeout,
-                what,
-            )
-            .await?;
-        volume.ok_or_else(|| CloudError::NotFound { kind: "volume", id: id.to_string() })
+        crate::cloud::waits::volume_until(&self.volumes, id, None, timeout, what, accept).await
     }
 
     /// Waits for a job until it names a disk (or finishes); returns the disk id.
@@ -325,29 +308,7 @@ impl Backend for HuaweiBackend {
     }
 
     async fn wait_snapshot_ready(&self, id: &str, timeout: Duration) -> Result<Snapshot, CloudError> {
-        let snapshot = self
-            .snapshots
-            .wait(
-                id,
-                None,
-                |s| match s {
-                    None => Check::Fail(CloudError::NotFound { kind: "snapshot", id: id.to_string() }),
-                    Some(Snapshot { status: SnapshotStatus::Available, .. }) => Check::Done,
-                    Some(Snapshot { status: SnapshotStatus::Error(status), .. }) => {
-                        Check::Fail(CloudError::ErrorState {
-                            kind: "snapshot",
-                            id: id.to_string(),
-                            status: status.clone(),
-                            reason: None,
-                        })
-                    }
-                    Some(_) => Check::Continue,
-                },
-                timeout,
-                &format!("snapshot {id} to become available"),
-            )
-            .await?;
-        snapshot.ok_or_else(|| CloudError::NotFound { kind: "snapshot", id: id.to_string() })
+        crate::cloud::waits::snapshot_ready(&self.snapshots, id, timeout).await
     }
 
     async fn attach(

@@ -108,29 +108,7 @@ impl OpenStackBackend {
         what: &str,
         accept: impl Fn(&Volume) -> bool + Send,
     ) -> Result<Volume, CloudError> {
-        let volume = self
-            .volumes
-            .wait(
-                id,
-                self.seed(id),
-                |v| match v {
-                    None => Check::Fail(CloudError::NotFound { kind: "volume", id: id.to_string() }),
-                    Some(v) if accept(v) => Check::Done,
-                    Some(Volume { status: VolumeStatus::Error(status), .. }) => {
-                        Check::Fail(CloudError::ErrorState {
-                            kind: "volume",
-                            id: id.to_string(),
-                            status: status.clone(),
-                            reason: None,
-                        })
-                    }
-                    Some(_) => Check::Continue,
-                },
-                timeout,
-                what,
-            )
-            .await?;
-        volume.ok_or_else(|| CloudError::NotFound { kind: "volume", id: id.to_string() })
+        crate::cloud::waits::volume_until(&self.volumes, id, self.seed(id), timeout, what, accept).await
     }
 }
 
@@ -369,29 +347,7 @@ impl Backend for OpenStackBackend {
     }
 
     async fn wait_snapshot_ready(&self, id: &str, timeout: Duration) -> Result<Snapshot, CloudError> {
-        let snapshot = self
-            .snapshots
-            .wait(
-                id,
-                None,
-                |s| match s {
-                    None => Check::Fail(CloudError::NotFound { kind: "snapshot", id: id.to_string() }),
-                    Some(Snapshot { status: SnapshotStatus::Available, .. }) => Check::Done,
-                    Some(Snapshot { status: SnapshotStatus::Error(status), .. }) => {
-                        Check::Fail(CloudError::ErrorState {
-                            kind: "snapshot",
-                            id: id.to_string(),
-                            status: status.clone(),
-                            reason: None,
-                        })
-                    }
-                    Some(_) => Check::Continue,
-                },
-                timeout,
-                &format!("snapshot {id} to become available"),
-            )
-            .await?;
-        snapshot.ok_or_else(|| CloudError::NotFound { kind: "snapshot", id: id.to_string() })
+        crate::cloud::waits::snapshot_ready(&self.snapshots, id, timeout).await
     }
 
     async fn attach(
