@@ -45,6 +45,12 @@ impl Sandbox {
         let state = dir.path().join("sandbox");
         let driver = Driver::start(&["sandbox", "--latency", "20ms", "--state-dir", state.to_str().unwrap()]);
         wait_for_path(&state.join("csi.sock"), &driver);
+        // The socket file appears at bind(), a moment before listen(): wait until it accepts.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::UnixStream::connect(state.join("csi.sock")).await.is_err() {
+            assert!(Instant::now() < deadline, "socket never accepted; log:\n{}", driver.log().join("\n"));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let channel = unix_channel(state.join("csi.sock")).await;
         let mut identity = IdentityClient::new(channel.clone());
         let deadline = Instant::now() + Duration::from_secs(20);
