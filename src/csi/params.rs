@@ -154,9 +154,11 @@ pub fn size_gib(range: Option<&super::pb::CapacityRange>, default_gib: u64) -> R
             "required_bytes {required} exceeds limit_bytes {limit}"
         )));
     }
-    let gib = if required > 0 { (required + GIB - 1) / GIB } else { default_gib as i64 };
-    let gib = if limit > 0 && gib * GIB > limit { limit / GIB } else { gib };
-    if gib < 1 || (required > 0 && gib * GIB < required) {
+    // In i128: rounding a required size near i64::MAX up to whole GiB must not overflow.
+    let (required, limit, unit) = (i128::from(required), i128::from(limit), i128::from(GIB));
+    let gib = if required > 0 { (required + unit - 1) / unit } else { i128::from(default_gib) };
+    let gib = if limit > 0 && gib * unit > limit { limit / unit } else { gib };
+    if gib < 1 || (required > 0 && gib * unit < required) || gib * unit > i128::from(i64::MAX) {
         return Err(CsiError::OutOfRange(format!(
             "no whole GiB size fits between required_bytes {required} and limit_bytes {limit}"
         )));
@@ -168,6 +170,14 @@ pub fn size_gib(range: Option<&super::pb::CapacityRange>, default_gib: u64) -> R
 mod tests {
     use super::*;
     use crate::csi::pb::CapacityRange;
+
+    #[test]
+    fn a_required_size_near_the_largest_integer_is_out_of_range_not_a_panic() {
+        let range = CapacityRange { required_bytes: i64::MAX, limit_bytes: i64::MAX };
+        assert_eq!(size_gib(Some(&range), 1).unwrap_err().code(), tonic::Code::OutOfRange);
+        let range = CapacityRange { required_bytes: i64::MAX, limit_bytes: 0 };
+        assert_eq!(size_gib(Some(&range), 1).unwrap_err().code(), tonic::Code::OutOfRange);
+    }
 
     fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

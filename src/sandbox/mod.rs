@@ -276,7 +276,13 @@ pub async fn clean_up(backend: &dyn Backend, state_dir: &Path) {
     }
     if let Ok(page) = backend.list_snapshots(None, None, None).await {
         for snapshot in page.items {
-            let _ = backend.delete_snapshot(&snapshot.id).await;
+            for _ in 0..100 {
+                match backend.delete_snapshot(&snapshot.id).await {
+                    Ok(()) => break,
+                    // A snapshot still being taken cannot be deleted yet.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
         }
     }
     for volume in &volumes {

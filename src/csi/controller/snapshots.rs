@@ -172,10 +172,21 @@ impl ControllerService {
         };
         match deleted {
             Ok(()) => Ok(pb::DeleteSnapshotResponse {}),
-            Err(CloudError::Conflict(why)) => Err(CsiError::FailedPrecondition(format!(
-                "snapshot {} cannot be deleted now (volumes may depend on it): {why}",
-                request.snapshot_id
-            ))),
+            Err(CloudError::Conflict(why)) => {
+                // The cloud refuses to delete a snapshot that is already being deleted; for the
+                // CO that is a repeated DeleteSnapshot, which the spec makes idempotent.
+                let status = match handle.id.strip_prefix(BACKUP_PREFIX) {
+                    Some(backup) => backend.get_backup(backup).await?.map(|b| b.status),
+                    None => backend.get_snapshot(&handle.id).await?.map(|s| s.status),
+                };
+                if matches!(status, None | Some(SnapshotStatus::Deleting)) {
+                    return Ok(pb::DeleteSnapshotResponse {});
+                }
+                Err(CsiError::FailedPrecondition(format!(
+                    "snapshot {} cannot be deleted now (volumes may depend on it): {why}",
+                    request.snapshot_id
+                )))
+            }
             Err(e) => Err(e.into()),
         }
     }
