@@ -25,16 +25,27 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(|cloud| clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""), &[], |_| {}).await
+}
+
+/// A controller on its own emulator, configured by `make_yaml`, with extra flags and an
+/// emulator `tweak`.
+async fn setup_with(
+    make_yaml: impl FnOnce(&TestCloud) -> String,
+    extra_args: &[&str],
+    tweak: impl FnOnce(&mut cinder_evs_csi::emulator::EmulatorConfig),
+) -> Setup {
     let cloud = emulator(|c| {
         c.default_quotas.insert("volumes".into(), -1);
         c.default_quotas.insert("gigabytes".into(), -1);
+        tweak(c);
     })
     .await;
     let config = cloud.dir.path().join("clouds.yaml");
-    std::fs::write(&config, clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, "")).unwrap();
+    std::fs::write(&config, make_yaml(&cloud)).unwrap();
     let socket = cloud.dir.path().join("csi.sock");
     let endpoint = format!("unix://{}", socket.display());
-    let driver = Driver::start(&[
+    let mut args = vec![
         "controller",
         "--endpoint",
         &endpoint,
@@ -44,7 +55,9 @@ async fn setup() -> Setup {
         "test-cluster",
         "--driver-name",
         "csi.example.io",
-    ]);
+    ];
+    args.extend_from_slice(extra_args);
+    let driver = Driver::start(&args);
     wait_for_path(&socket, &driver);
     let channel = unix_channel(socket).await;
     let mut identity = IdentityClient::new(channel.clone());
@@ -451,4 +464,155 @@ async fn a_backup_snapshot_restores_into_a_new_volume() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+fn publish_request(volume_id: &str, node_id: &str) -> pb::ControllerPublishVolumeRequest {
+    pb::ControllerPublishVolumeRequest {
+        volume_id: volume_id.into(),
+        node_id: node_id.into(),
+        volume_capability: Some(mount_cap()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_stuck_attaching_is_detached_so_the_retry_starts_clean() {
+    use cinder_evs_csi::emulator::faults::{TransitionEffect, TransitionRule};
+    let s = setup_with(
+        |c| clouds_yaml(&c.handle.demo(), Auth::PasswordByName, ""),
+        &["--attach-timeout", "1s"],
+        |_| {},
+    )
+    .await;
+    let mut c = s.client.clone();
+    let volume = c.create_volume(create("pvc-stuck", 1)).await.unwrap().into_inner().volume.unwrap();
+    s.cloud.handle.cloud().faults().add_transition(TransitionRule {
+        resource: "volume".into(),
+        status: "attaching".into(),
+        id: None,
+        effect: TransitionEffect::Stuck,
+        count: None,
+    });
+    let err =
+        c.controller_publish_volume(publish_request(&volume.volume_id, &s.server_id)).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{}", err.message());
+    s.cloud.handle.cloud().faults().set_transitions(Vec::new());
+    let context =
+        c.controller_publish_volume(publish_request(&volume.volume_id, &s.server_id)).await.unwrap();
+    assert_eq!(context.into_inner().publish_context["volumeId"], volume.volume_id);
+    let attachments = s.cloud.handle.cloud().read(|w| w.volume(&volume.volume_id).unwrap().attachments.len());
+    assert_eq!(attachments, 1, "one attachment, not a leftover plus a new one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_past_the_node_attach_limit_is_resource_exhausted() {
+    let s = setup_with(
+        |c| {
+            clouds_yaml(
+                &c.handle.demo(),
+                Auth::PasswordByName,
+                "    block_storage:\n      node_volume_attach_limit: 1\n",
+            )
+        },
+        &[],
+        |_| {},
+    )
+    .await;
+    let mut c = s.client.clone();
+    let first = c.create_volume(create("pvc-limit-1", 1)).await.unwrap().into_inner().volume.unwrap();
+    let second = c.create_volume(create("pvc-limit-2", 1)).await.unwrap().into_inner().volume.unwrap();
+    c.controller_publish_volume(publish_request(&first.volume_id, &s.server_id)).await.unwrap();
+    let err =
+        c.controller_publish_volume(publish_request(&second.volume_id, &s.server_id)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_class_can_pick_another_configured_cloud() {
+    let s = setup_with(
+        |c| {
+            let demo = clouds_yaml(&c.handle.demo(), Auth::PasswordByName, "");
+            let admin = clouds_yaml(&c.handle.admin(), Auth::PasswordByName, "");
+            format!("{demo}{}", admin.replacen("clouds:\n  test:", "  other:", 1))
+        },
+        &["--cloud", "test"],
+        |_| {},
+    )
+    .await;
+    let mut c = s.client.clone();
+    let mut request = create("pvc-other", 1);
+    request.parameters.insert("cloud".into(), "other".into());
+    let volume = c.create_volume(request).await.unwrap().into_inner().volume.unwrap();
+    let (prefix, id) = volume.volume_id.split_once(':').expect("a non-default cloud's volume id names it");
+    assert_eq!(prefix, "other");
+    let admin_project = s.cloud.handle.admin().project_id;
+    let owner = s.cloud.handle.cloud().read(|w| w.volume(id).unwrap().project_id.clone());
+    assert_eq!(owner, admin_project, "created with the other cloud's credentials");
+    c.delete_volume(pb::DeleteVolumeRequest { volume_id: volume.volume_id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    let mut unknown = create("pvc-nowhere", 1);
+    unknown.parameters.insert("cloud".into(), "nowhere".into());
+    assert_eq!(c.create_volume(unknown).await.unwrap_err().code(), Code::InvalidArgument);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignoring_the_volume_zone_reports_the_compute_zone_asked_for() {
+    let s = setup_with(
+        |c| {
+            clouds_yaml(
+                &c.handle.demo(),
+                Auth::PasswordByName,
+                "    block_storage:\n      ignore_volume_az: true\n",
+            )
+        },
+        &[],
+        |_| {},
+    )
+    .await;
+    let mut c = s.client.clone();
+    let mut request = create("pvc-az", 1);
+    request.accessibility_requirements = Some(pb::TopologyRequirement {
+        requisite: vec![pb::Topology {
+            segments: HashMap::from([(
+                "topology.kubernetes.io/zone".to_string(),
+                "compute-az-1".to_string(),
+            )]),
+        }],
+        preferred: vec![],
+    });
+    let volume = c.create_volume(request).await.unwrap().into_inner().volume.unwrap();
+    assert_eq!(volume.accessible_topology[0].segments["topology.kubernetes.io/zone"], "compute-az-1");
+    let zone =
+        s.cloud.handle.cloud().read(|w| w.volume(&volume.volume_id).unwrap().availability_zone.clone());
+    assert_eq!(zone, "nova", "the cloud chose its own volume zone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_different_operation_on_a_busy_volume_is_aborted() {
+    use cinder_evs_csi::emulator::faults::{TransitionEffect, TransitionRule};
+    let s = setup_with(
+        |c| clouds_yaml(&c.handle.demo(), Auth::PasswordByName, ""),
+        &["--attach-timeout", "2s"],
+        |_| {},
+    )
+    .await;
+    let mut c = s.client.clone();
+    let volume = c.create_volume(create("pvc-busy", 1)).await.unwrap().into_inner().volume.unwrap();
+    s.cloud.handle.cloud().faults().add_transition(TransitionRule {
+        resource: "volume".into(),
+        status: "attaching".into(),
+        id: None,
+        effect: TransitionEffect::Stuck,
+        count: None,
+    });
+    let mut publisher = s.client.clone();
+    let request = publish_request(&volume.volume_id, &s.server_id);
+    let publish = tokio::spawn(async move { publisher.controller_publish_volume(request).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let delete = pb::DeleteVolumeRequest { volume_id: volume.volume_id.clone(), ..Default::default() };
+    let err = c.delete_volume(delete).await.unwrap_err();
+    assert_eq!(err.code(), Code::Aborted, "{}", err.message());
+    assert!(err.message().contains("ControllerPublishVolume"), "{}", err.message());
+    let _ = publish.await;
 }

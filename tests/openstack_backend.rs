@@ -366,3 +366,55 @@ async fn per_volume_iops_encryption_and_scsi_are_refused_before_asking_cinder() 
     }
     assert_eq!(count(&cloud.handle, "POST", "/volumes"), 0, "nothing reached Cinder");
 }
+
+#[tokio::test]
+async fn an_over_limit_413_with_retry_after_is_retried_once_the_limit_allows() {
+    let cloud = emulator(|_| {}).await;
+    let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
+    b.backend.probe().await.unwrap();
+    cloud.handle.cloud().faults().add_rule(fault(
+        "POST",
+        "/volume/v3/{project_id}/volumes",
+        FaultAction::Error { status: 413, retry_after: Some(1), message: Some("rate limited".into()) },
+        1,
+    ));
+    b.backend
+        .create_volume(&spec("pvc-413", 1))
+        .await
+        .expect("413 with Retry-After is a rate limit, not a quota");
+    assert_eq!(count(&cloud.handle, "POST", "/volumes"), 2);
+}
+
+fn fail_transition(status: &str) -> TransitionRule {
+    TransitionRule {
+        resource: "volume".into(),
+        status: status.into(),
+        id: None,
+        effect: TransitionEffect::Fail,
+        count: Some(1),
+    }
+}
+
+#[tokio::test]
+async fn a_failed_extension_ends_the_wait_with_error_extending() {
+    let cloud = emulator(|_| {}).await;
+    let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
+    let volume = b.backend.create_volume(&spec("pvc-ext", 1)).await.unwrap();
+    b.backend.wait_volume_ready(&volume.id, WAIT).await.unwrap();
+    cloud.handle.cloud().faults().add_transition(fail_transition("extending"));
+    b.backend.extend_volume(&volume.id, 2).await.unwrap();
+    let err = b.backend.wait_volume_extended(&volume.id, 2, WAIT).await.unwrap_err();
+    assert!(matches!(&err, CloudError::ErrorState { status, .. } if status == "error_extending"), "{err}");
+}
+
+#[tokio::test]
+async fn a_failed_deletion_ends_the_wait_with_error_deleting() {
+    let cloud = emulator(|_| {}).await;
+    let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
+    let volume = b.backend.create_volume(&spec("pvc-del", 1)).await.unwrap();
+    b.backend.wait_volume_ready(&volume.id, WAIT).await.unwrap();
+    cloud.handle.cloud().faults().add_transition(fail_transition("deleting"));
+    b.backend.delete_volume(&volume.id).await.unwrap();
+    let err = b.backend.wait_volume_deleted(&volume.id, WAIT).await.unwrap_err();
+    assert!(matches!(&err, CloudError::ErrorState { status, .. } if status == "error_deleting"), "{err}");
+}
