@@ -616,3 +616,25 @@ async fn a_different_operation_on_a_busy_volume_is_aborted() {
     assert!(err.message().contains("ControllerPublishVolume"), "{}", err.message());
     let _ = publish.await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_wait_for_delete_the_volume_is_gone_when_delete_returns() {
+    let s = setup_with(
+        |c| clouds_yaml(&c.handle.demo(), Auth::PasswordByName, ""),
+        &["--wait-for-delete"],
+        |c| {
+            c.transition_latency.insert("volume.deleting".into(), Duration::from_millis(300));
+        },
+    )
+    .await;
+    let mut c = s.client.clone();
+    let volume = c.create_volume(create("pvc-wait-delete", 1)).await.unwrap().into_inner().volume.unwrap();
+    c.delete_volume(pb::DeleteVolumeRequest { volume_id: volume.volume_id.clone(), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(
+        volumes_named(&s.cloud, "pvc-wait-delete"),
+        0,
+        "the cloud finished deleting before the answer"
+    );
+}
