@@ -54,8 +54,14 @@ pub async fn run(dir: &Path, rows: &mut Vec<Row>) {
     let idle = driver.rss();
     rows.push(memory_row("Controller RSS, idle", idle, 20 * MIB));
     let server_id = cloud.this_host_server_id().expect("the emulator has this host's server");
-    let mut bench =
-        Bench { cloud, driver, client: ControllerClient::new(channel), server_id, operations: 0, next_name: 0 };
+    let mut bench = Bench {
+        cloud,
+        driver,
+        client: ControllerClient::new(channel),
+        server_id,
+        operations: 0,
+        next_name: 0,
+    };
 
     for (latency_ms, samples) in [(200, 10), (1000, 6), (5000, 3)] {
         rows.push(bench.create_latency(latency_ms, samples).await);
@@ -135,7 +141,13 @@ fn clouds_yaml_text(cloud: &EmulatorHandle) -> String {
     let c = cloud.demo();
     format!(
         "clouds:\n  bench:\n    auth:\n      auth_url: {}\n      username: {}\n      password: {}\n      user_domain_name: {}\n      project_name: {}\n      project_domain_name: {}\n    region_name: {}\n",
-        c.auth_url, c.username, c.password, c.user_domain_name, c.project_name, c.project_domain_name, c.region
+        c.auth_url,
+        c.username,
+        c.password,
+        c.user_domain_name,
+        c.project_name,
+        c.project_domain_name,
+        c.region
     )
 }
 
@@ -327,8 +339,11 @@ impl Bench {
 
     fn keystone_row(&self, before: &BTreeMap<String, u64>) -> Row {
         let calls = delta(before, &counters(&self.cloud));
-        let auths: u64 =
-            calls.iter().filter(|(k, _)| k.starts_with("POST ") && k.contains("auth/tokens")).map(|(_, v)| v).sum();
+        let auths: u64 = calls
+            .iter()
+            .filter(|(k, _)| k.starts_with("POST ") && k.contains("auth/tokens"))
+            .map(|(_, v)| v)
+            .sum();
         let per_thousand = auths as f64 * 1000.0 / self.operations as f64;
         Row {
             name: "Keystone auth requests per 1000 operations".into(),
@@ -337,7 +352,10 @@ impl Bench {
             ratio: format!("{per_thousand:.2}"),
             target: "≤ 1.00".into(),
             verdict: Verdict::of(per_thousand <= 1.0),
-            note: format!("{auths} auth request(s) over {} CSI operations, start-up included", self.operations),
+            note: format!(
+                "{auths} auth request(s) over {} CSI operations, start-up included",
+                self.operations
+            ),
         }
     }
 }

@@ -65,15 +65,17 @@ pub async fn run(dir: &Path, rows: &mut Vec<Row>) {
         let mount_point = dir.join(format!("direct-{i}"));
         std::fs::create_dir_all(&mount_point).unwrap();
         let started = Instant::now();
-        run("mkfs.ext4", &["-q", plain.device.to_str().unwrap()]);
-        run("mount", &["-t", "ext4", plain.device.to_str().unwrap(), mount_point.to_str().unwrap()]);
+        tool("mkfs.ext4", &["-q", plain.device.to_str().unwrap()]);
+        tool("mount", &["-t", "ext4", plain.device.to_str().unwrap(), mount_point.to_str().unwrap()]);
         direct.push(started.elapsed());
-        run("umount", &[mount_point.to_str().unwrap()]);
+        tool("umount", &[mount_point.to_str().unwrap()]);
     }
     let (stage, baseline) = (median(&mut staged), median(&mut direct));
     let ratio = stage.as_secs_f64() / baseline.as_secs_f64();
     rows.push(Row {
-        name: format!("NodeStageVolume (ext4, fresh 10 GiB loop device) vs mkfs + mount (median of {STAGE_SAMPLES})"),
+        name: format!(
+            "NodeStageVolume (ext4, fresh 10 GiB loop device) vs mkfs + mount (median of {STAGE_SAMPLES})"
+        ),
         measured: time(stage),
         compared_to: time(baseline),
         ratio: format!("{ratio:.3}"),
@@ -131,7 +133,7 @@ impl LoopVolume {
         let id = uuid::Uuid::new_v4().to_string();
         let file = dir.join(format!("{id}.img"));
         std::fs::File::create(&file).unwrap().set_len(10 * GIB).unwrap();
-        let device = run("losetup", &["--find", "--show", file.to_str().unwrap()]).trim().to_string();
+        let device = tool("losetup", &["--find", "--show", file.to_str().unwrap()]).trim().to_string();
         Self { id, file, device: PathBuf::from(device) }
     }
 
@@ -149,7 +151,7 @@ impl Drop for LoopVolume {
     }
 }
 
-fn run(program: &str, args: &[&str]) -> String {
+fn tool(program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("running {program}: {e}"));
     assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()

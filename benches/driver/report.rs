@@ -118,7 +118,9 @@ pub fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+        .find_map(|l| {
+            l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
         .unwrap_or_else(|| "?".into());
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!(
@@ -160,4 +162,3 @@ pub fn write_docs(path: &Path, results: &str) -> std::io::Result<()> {
     }
     std::fs::write(path, text)
 }
-

@@ -253,8 +253,11 @@ pub async fn run(endpoint: &Endpoint, node_id: &str, work: &Path) -> Result<(), 
     let data = pattern(DATA_BYTES);
     let checksum = sha256_hex(&data);
     let mounted = if node_steps {
-        let mounted =
-            step(&format!("NodeStageVolume (format {}) + NodePublishVolume", demo_fs()), demo.mount(&volume, context)).await?;
+        let mounted = step(
+            &format!("NodeStageVolume (format {}) + NodePublishVolume", demo_fs()),
+            demo.mount(&volume, context),
+        )
+        .await?;
         step("write 4 MiB of data", async {
             let path = mounted.target.join("data.bin");
             std::fs::write(&path, &data).map_err(super::io("writing", &path))?;
