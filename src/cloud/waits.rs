@@ -1,11 +1,29 @@
 //! The waits every backend needs, over the shared wait engine: a volume until a condition
 //! holds (failing on `error*` states and disappearance), and a snapshot until available.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use super::error::CloudError;
 use super::types::{Snapshot, SnapshotStatus, Volume, VolumeStatus};
 use super::wait::{Check, StatusSource, Waiter};
+
+/// The current state of each id, one GET each: the poll of resources a cloud cannot list by
+/// change, shared by every backend's status sources.
+pub async fn fetch_each<'a, T, F, Fut>(
+    ids: &'a [String],
+    get: F,
+) -> Result<HashMap<String, Option<T>>, CloudError>
+where
+    F: Fn(&'a str) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, CloudError>>,
+{
+    let mut out = HashMap::with_capacity(ids.len());
+    for id in ids {
+        out.insert(id.clone(), get(id).await?);
+    }
+    Ok(out)
+}
 
 fn gone(kind: &'static str, id: &str) -> CloudError {
     CloudError::NotFound { kind, id: id.to_string() }

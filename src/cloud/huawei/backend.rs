@@ -36,11 +36,7 @@ impl StatusSource for VolumeStates {
         if ids.len() > 2 {
             return self.0.volumes_by_id(ids).await;
         }
-        let mut out = HashMap::new();
-        for id in ids {
-            out.insert(id.clone(), self.0.get_volume(id).await?);
-        }
-        Ok(out)
+        crate::cloud::waits::fetch_each(ids, |id| self.0.get_volume(id)).await
     }
 }
 
@@ -57,11 +53,7 @@ impl StatusSource for SnapshotStates {
         _individually: &[String],
         _since: SystemTime,
     ) -> Result<HashMap<String, Option<Snapshot>>, CloudError> {
-        let mut out = HashMap::new();
-        for id in ids {
-            out.insert(id.clone(), self.0.get_snapshot(id).await?);
-        }
-        Ok(out)
+        crate::cloud::waits::fetch_each(ids, |id| self.0.get_snapshot(id)).await
     }
 }
 
