@@ -14,10 +14,11 @@ use crate::cloud::huawei::auth::Client as HuaweiClient;
 use crate::cloud::openstack::OpenStackBackend;
 use crate::cloud::openstack::keystone::Session;
 use crate::cloud::retry::Backoff;
+use crate::cloud::types::Owner;
 use crate::cloud::wait::WaitSettings;
 use crate::config::watch::ConfigWatch;
 use crate::config::{CloudKind, ConfigSource};
-use crate::csi::controller::{Clouds, ControllerService, ControllerSettings};
+use crate::csi::controller::{Clouds, ControllerService, ControllerSettings, META_CLUSTER_ID};
 use crate::csi::observe::Observer;
 use crate::csi::readiness::Gate;
 use crate::telemetry::metrics::Metrics;
@@ -90,8 +91,9 @@ pub fn controller(
                 let http =
                     Arc::new(HttpClient::new(&cloud.tls, HttpSettings::default(), Some(metrics.clone()))?);
                 let session = Arc::new(Session::new(http, config.subscribe(), Some(name))?);
-                backends
-                    .insert(name.clone(), Arc::new(OpenStackBackend::new(session, WaitSettings::default())));
+                let owner = Owner { key: META_CLUSTER_ID.to_string(), value: args.cluster_id.clone() };
+                let backend = OpenStackBackend::new(session, WaitSettings::default(), Some(owner));
+                backends.insert(name.clone(), Arc::new(backend));
             }
             CloudKind::Huawei => {
                 let http =

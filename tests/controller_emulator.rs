@@ -145,6 +145,33 @@ async fn fifty_concurrent_identical_creates_make_exactly_one_cloud_volume() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_distinct_creates_shares_its_name_lookups() {
+    use cinder_evs_csi::emulator::faults::{FaultAction, FaultRule};
+    let s = setup().await;
+    // A slow list makes sure the burst arrives while the first lookup is still out.
+    s.cloud.handle.cloud().faults().add_rule(FaultRule {
+        method: Some("GET".into()),
+        route: Some("/volume/v3/{project_id}/volumes/detail".into()),
+        action: FaultAction::Slow { delay_ms: 300 },
+        rate: 1.0,
+        count: None,
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let mut client = s.client.clone();
+        tasks.spawn(async move { client.create_volume(create(&format!("pvc-burst-{i}"), 1)).await });
+    }
+    for result in tasks.join_all().await {
+        result.expect("every create succeeds");
+    }
+    for i in 0..40 {
+        assert_eq!(volumes_named(&s.cloud, &format!("pvc-burst-{i}")), 1, "pvc-burst-{i}");
+    }
+    let lists = count(&s.cloud.handle, "GET", "{project_id}/volumes/detail");
+    assert!(lists < 20, "40 creates took {lists} volume listings (lookups and polls together)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn volume_lifecycle_create_publish_unpublish_delete() {
     let s = setup().await;
     let mut c = s.client.clone();

@@ -24,14 +24,21 @@ async fn main() {
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut rows = Vec::new();
-    controller::run(dir.path(), &mut rows).await;
-    controller::remove_state_dir();
-    node::run(dir.path(), &mut rows).await;
+    // `BENCH_ONLY=controller` or `BENCH_ONLY=node` runs one half (for profiling a row);
+    // docs/benchmarks.md is only rewritten from a full run.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only != "node" {
+        controller::run(dir.path(), &mut rows).await;
+        controller::remove_state_dir();
+    }
+    if only != "controller" {
+        node::run(dir.path(), &mut rows).await;
+    }
 
     let table = report::table(&rows);
     let machine = report::machine();
     println!("\n{table}\n{machine}\nbenchmark took {:.0} s", started.elapsed().as_secs_f64());
-    if std::env::var_os("BENCH_WRITE_DOCS").is_some_and(|v| v != "0") {
+    if only.is_empty() && std::env::var_os("BENCH_WRITE_DOCS").is_some_and(|v| v != "0") {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/benchmarks.md");
         let results = format!("{table}\nMachine:\n\n{machine}");
         report::write_docs(&path, &results).expect("write docs/benchmarks.md");

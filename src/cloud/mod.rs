@@ -7,6 +7,7 @@ pub mod error;
 pub mod fake;
 pub mod http;
 pub mod huawei;
+pub mod lookup;
 pub mod openstack;
 pub mod retry;
 pub mod types;

@@ -75,6 +75,15 @@ pub struct VolumeAttachment {
     pub device: Option<String>,
 }
 
+/// The metadata pair that marks the volumes one cluster's driver created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// Metadata key.
+    pub key: String,
+    /// Metadata value.
+    pub value: String,
+}
+
 /// A volume.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Volume {

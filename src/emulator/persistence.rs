@@ -24,12 +24,17 @@ pub fn load(dir: &Path) -> Result<Option<World>, EmulatorError> {
         .map_err(|e| EmulatorError::State { path: path.display().to_string(), message: e.to_string() })
 }
 
-/// Saves the world so that a crash leaves either the old or the new file, never a torn one.
-pub fn save(dir: &Path, world: &World) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec(world).map_err(std::io::Error::other)?;
+/// The world as the bytes `write` saves.
+pub fn encode(world: &World) -> std::io::Result<Vec<u8>> {
+    serde_json::to_vec(world).map_err(std::io::Error::other)
+}
+
+/// Saves an encoded world so that a crash leaves either the old or the new file, never a torn
+/// one.
+pub fn write(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let temp = dir.join(format!("{STATE_FILE}.tmp"));
     let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&temp)?;
-    file.write_all(&bytes)?;
+    file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
     std::fs::rename(&temp, dir.join(STATE_FILE))?;

@@ -69,7 +69,12 @@ impl DeviceFinder {
     /// Finds and verifies the device of `volume_id`, waiting up to `self.wait` for it to
     /// appear.
     pub async fn find(&self, volume_id: &str, hints: &Hints) -> Result<PathBuf> {
-        // Subscribe before the first scan so that an attach in between is not missed.
+        // The device is almost always there already (publish, a repeated stage): look once
+        // before paying for an event subscription.
+        if let Some(device) = self.find_now(volume_id, hints)? {
+            return Ok(device);
+        }
+        // Subscribe before the next scan so that an attach in between is not missed.
         let events = match Uevents::subscribe() {
             Ok(events) => Some(events),
             Err(e) => {

@@ -123,9 +123,19 @@ pub fn mounts() -> Result<Vec<MountEntry>> {
 
 /// The topmost mount at `path`, if `path` is a mount point.
 pub fn mount_at(path: &Path) -> Result<Option<MountEntry>> {
-    // A corrupted mount cannot be canonicalized; the path as given is then the best key.
-    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    Ok(mounts()?.into_iter().rev().find(|m| m.mount_point == canonical || m.mount_point == path))
+    let [found] = mounts_at([path])?;
+    Ok(found)
+}
+
+/// The topmost mount at each of `paths`, from one read of the mount table (which the kernel
+/// renders anew on every read, at a cost that grows with the number of mounts on the node).
+pub fn mounts_at<const N: usize>(paths: [&Path; N]) -> Result<[Option<MountEntry>; N]> {
+    let table = mounts()?;
+    Ok(paths.map(|path| {
+        // A corrupted mount cannot be canonicalized; the path as given is then the best key.
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        table.iter().rev().find(|m| m.mount_point == canonical || m.mount_point == path).cloned()
+    }))
 }
 
 /// What a path looks like before it is used or cleaned up.

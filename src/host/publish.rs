@@ -59,15 +59,15 @@ pub async fn publish(finder: &DeviceFinder, request: &PublishRequest<'_>) -> Res
         }
         Access::Filesystem { mount_options, .. } => {
             let staging = request.staging_path;
-            let staged =
-                mount::mount_at(staging)?.filter(|m| m.is_of_device(device.rdev)).ok_or_else(|| {
-                    Error::Conflict(format!(
-                        "volume {} is not staged at {}; stage it first",
-                        request.volume_id,
-                        staging.display()
-                    ))
-                })?;
-            if let Some(existing) = mount::mount_at(target)? {
+            let [staged, published] = mount::mounts_at([staging, target])?;
+            let staged = staged.filter(|m| m.is_of_device(device.rdev)).ok_or_else(|| {
+                Error::Conflict(format!(
+                    "volume {} is not staged at {}; stage it first",
+                    request.volume_id,
+                    staging.display()
+                ))
+            })?;
+            if let Some(existing) = published {
                 let same = existing.is_of_device(device.rdev) && existing.is_readonly() == request.readonly;
                 return already_published(target, same, &existing);
             }

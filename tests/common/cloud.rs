@@ -108,7 +108,7 @@ pub fn backend(yaml: &str) -> TestBackend {
     let cloud = config.current().default_cloud().clone();
     let http = Arc::new(HttpClient::new(&cloud.tls, settings, Some(metrics.clone())).unwrap());
     let session = Arc::new(Session::new(http, config.subscribe(), None).unwrap());
-    let backend = Arc::new(OpenStackBackend::new(session, WaitSettings::default()));
+    let backend = Arc::new(OpenStackBackend::new(session, WaitSettings::default(), None));
     TestBackend { backend, config, metrics, dir }
 }
 

@@ -10,8 +10,9 @@ use super::keystone::Session;
 use super::nova::Nova;
 use crate::cloud::backend::Backend;
 use crate::cloud::error::CloudError;
+use crate::cloud::lookup::{NameLookups, NameSource};
 use crate::cloud::types::{
-    Attached, Backup, Capacity, GroupSnapshot, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume,
+    Attached, Backup, Capacity, GroupSnapshot, Owner, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume,
     VolumeSpec, VolumeStatus,
 };
 use crate::cloud::wait::{Check, StatusSource, WaitSettings, Waiter};
@@ -53,6 +54,35 @@ impl StatusSource for SnapshotStates {
     }
 }
 
+/// Looks volume names up in Cinder: one `?name=` query each, or one listing of the volumes
+/// carrying the owner's metadata for a burst of names.
+#[derive(Debug)]
+struct VolumeNames {
+    cinder: Arc<Cinder>,
+    owner: Option<Owner>,
+}
+
+#[async_trait::async_trait]
+impl NameSource for VolumeNames {
+    async fn by_name(&self, name: &str) -> Result<Vec<Volume>, CloudError> {
+        let page = self.cinder.list_volumes(&[("name", name.to_string())]).await?;
+        // The name filter may match loosely on some clouds; only exact names count.
+        Ok(page.items.into_iter().filter(|v| v.name == name).collect())
+    }
+
+    async fn owned_page(
+        &self,
+        marker: Option<&str>,
+    ) -> Option<Result<(Vec<Volume>, Option<String>), CloudError>> {
+        let owner = self.owner.as_ref()?;
+        let mut query = vec![("metadata", serde_json::json!({ &owner.key: &owner.value }).to_string())];
+        if let Some(marker) = marker {
+            query.push(("marker", marker.to_string()));
+        }
+        Some(self.cinder.list_volumes(&query).await.map(|page| (page.items, page.next)))
+    }
+}
+
 /// An OpenStack cloud.
 #[derive(Debug)]
 pub struct OpenStackBackend {
@@ -63,13 +93,16 @@ pub struct OpenStackBackend {
     nova: Nova,
     volumes: Waiter<VolumeStates>,
     snapshots: Waiter<SnapshotStates>,
+    names: NameLookups,
 }
 
 impl OpenStackBackend {
     /// A backend on a Keystone session; must be created inside the runtime (it starts pollers).
-    pub fn new(session: Arc<Session>, waits: WaitSettings) -> Self {
+    /// Volumes tagged with `owner` are the ones a burst of name lookups may find by listing.
+    pub fn new(session: Arc<Session>, waits: WaitSettings, owner: Option<Owner>) -> Self {
         let cinder = Arc::new(Cinder::new(session.clone()));
         Self {
+            names: NameLookups::new(VolumeNames { cinder: cinder.clone(), owner }),
             seeds: std::sync::Mutex::new(HashMap::new()),
             nova: Nova::new(session.clone()),
             volumes: Waiter::new(VolumeStates(cinder.clone()), waits.clone()),
@@ -195,9 +228,7 @@ impl Backend for OpenStackBackend {
     }
 
     async fn find_volumes_by_name(&self, name: &str) -> Result<Vec<Volume>, CloudError> {
-        let page = self.cinder.list_volumes(&[("name", name.to_string())]).await?;
-        // The name filter may match loosely on some clouds; only exact names count.
-        let found: Vec<Volume> = page.items.into_iter().filter(|v| v.name == name).collect();
+        let found = self.names.find(name).await?;
         found.iter().for_each(|v| self.remember(v));
         Ok(found)
     }
