@@ -217,3 +217,12 @@ async fn every_answered_create_of_a_concurrent_burst_is_already_on_disk() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_in_memory_emulator_writes_no_state_file() {
+    let cloud = TestCloud::start_with(|c| c.persist = false).await;
+    let s = cloud.login("demo").await;
+    let id = cloud.available_volume(&s, 1).await;
+    assert!(!id.is_empty());
+    assert!(!cloud.dir.path().join("state.json").exists(), "state.json was written");
+}

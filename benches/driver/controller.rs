@@ -34,6 +34,7 @@ struct Bench {
 /// Runs every controller row, appending to `rows`.
 pub async fn run(dir: &Path, rows: &mut Vec<Row>) {
     let mut config = EmulatorConfig::in_dir(state_dir(dir));
+    config.persist = false;
     config.metadata_listen = None;
     config.loop_devices = false;
     config.release_loops_on_shutdown = true;
@@ -119,8 +120,8 @@ pub fn memory_row(name: &str, bytes: u64, limit: u64) -> Row {
     }
 }
 
-/// The emulator's state: on tmpfs when there is one, since it fsyncs its state file on every
-/// change and the disk under it is not what is being measured.
+/// The emulator's volume files: on tmpfs when there is one, since the disk under them is not
+/// what is being measured (nor is the state file, which this emulator does not write).
 fn state_dir(dir: &Path) -> std::path::PathBuf {
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {

@@ -49,6 +49,9 @@ pub struct EmulatorConfig {
     /// Detach loop devices and remove links when the emulator shuts down (tests); otherwise
     /// they stay for the next start to adopt.
     pub release_loops_on_shutdown: bool,
+    /// Save the world to `state.json` (default). Off, the state lives only in memory, as for
+    /// the benchmark, where saving would charge the emulator's own work to the driver.
+    pub persist: bool,
     /// Huawei AK/SK pairs; each belongs to a configured user.
     pub access_keys: Vec<AccessKeyConfig>,
 }
@@ -141,6 +144,7 @@ impl Default for EmulatorConfig {
             rate_limit: None,
             loop_devices: true,
             release_loops_on_shutdown: false,
+            persist: true,
             access_keys: vec![AccessKeyConfig {
                 user: "demo".into(),
                 access_key: "DEMOACCESSKEY0000001".into(),

@@ -358,6 +358,9 @@ impl Cloud {
     /// after it already finished, otherwise saves the world as it is now (covering every change
     /// so far). Never call it with the world lock held.
     fn flush(&self, change: u64) -> std::io::Result<()> {
+        if !self.shared.config.persist {
+            return Ok(());
+        }
         let mut saved = self.shared.saved.lock().unwrap_or_else(|e| e.into_inner());
         if *saved >= change {
             return Ok(());
