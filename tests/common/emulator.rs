@@ -49,7 +49,9 @@ impl TestCloud {
         let mut config = EmulatorConfig::in_dir(dir.path());
         config.release_loops_on_shutdown = true;
         tweak(&mut config);
+        super::secrets::register_config(&config);
         let handle = emulator::start(config).await.expect("start emulator");
+        super::secrets::watch_tokens(handle.cloud());
         Self { handle, dir, http: reqwest::Client::new() }
     }
 
@@ -60,6 +62,7 @@ impl TestCloud {
         let mut config = EmulatorConfig::in_dir(dir.path());
         config.release_loops_on_shutdown = true;
         let handle = emulator::start(config).await.expect("restart emulator");
+        super::secrets::watch_tokens(handle.cloud());
         Self { handle, dir, http }
     }
 
