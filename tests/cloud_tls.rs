@@ -40,7 +40,10 @@ fn pki(dir: &Path, names: &[&str]) -> Pki {
     };
     Pki {
         ca: write("ca.pem", ca.pem()),
-        server: TlsFiles { cert: write("server.pem", cert.pem()), key: write("server.key", key.serialize_pem()) },
+        server: TlsFiles {
+            cert: write("server.pem", cert.pem()),
+            key: write("server.key", key.serialize_pem()),
+        },
     }
 }
 
@@ -112,7 +115,8 @@ fn controller(cloud: &TestCloud, dir: &Path, extra: &str) -> (Driver, PathBuf) {
     std::fs::write(&config, clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, extra)).unwrap();
     let socket = dir.join("csi.sock");
     let endpoint = format!("unix://{}", socket.display());
-    let driver = Driver::start(&["controller", "--endpoint", &endpoint, "--cloud-config", config.to_str().unwrap()]);
+    let driver =
+        Driver::start(&["controller", "--endpoint", &endpoint, "--cloud-config", config.to_str().unwrap()]);
     wait_for_path(&socket, &driver);
     (driver, socket)
 }
