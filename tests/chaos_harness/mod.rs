@@ -63,7 +63,7 @@ impl Rng {
 pub struct Settings {
     /// `CHAOS_SEED` (default: random, printed).
     pub seed: u64,
-    /// `CHAOS_OPS`: operations in all lanes together (default 400).
+    /// `CHAOS_OPS`: operations in all lanes together (default 600).
     pub ops: usize,
     /// `CHAOS_LANES`: concurrent lanes, each owning its volumes (default 4).
     pub lanes: usize,
@@ -90,7 +90,7 @@ impl Settings {
         };
         Self {
             seed,
-            ops: number("CHAOS_OPS", 400) as usize,
+            ops: number("CHAOS_OPS", 600) as usize,
             lanes: number("CHAOS_LANES", 4).max(1) as usize,
             topology,
             kill_every: Duration::from_millis(number("CHAOS_KILL_EVERY_MS", 2500).max(2)),
@@ -223,6 +223,7 @@ pub async fn run(settings: Settings) -> Summary {
         }
         tally.verified_slots += lane.tally.verified_slots;
         tally.restores_verified += lane.tally.restores_verified;
+        tally.restored_slots += lane.tally.restored_slots;
     }
     let summary = Summary {
         kills: fleet.kills.load(Ordering::Relaxed),

@@ -22,6 +22,8 @@ const MAX_VOLUMES: usize = 6;
 /// Volumes a lane keeps attached at most (each attached volume is a loop device).
 const MAX_ATTACHED: usize = 3;
 const MAX_GIB: i64 = 3;
+/// Snapshots a lane keeps at most.
+const MAX_SNAPSHOTS: usize = 6;
 /// The volume types a modify switches between (same backend: retyped in place, even in use).
 pub const TYPES: [&str; 2] = ["__DEFAULT__", "lvmdriver-1"];
 
@@ -59,6 +61,8 @@ pub struct Tally {
     pub ops: BTreeMap<&'static str, u64>,
     pub verified_slots: u64,
     pub restores_verified: u64,
+    /// Slots read back from volumes restored from snapshots.
+    pub restored_slots: u64,
 }
 
 /// One lane of the workload and its model.
@@ -146,7 +150,7 @@ impl Lane {
         if self.volumes.len() < MAX_VOLUMES {
             choices.push(("create", None, 4));
             if !self.snapshots.is_empty() {
-                choices.push(("restore", None, 3));
+                choices.push(("restore", None, 4));
             }
         }
         for (i, v) in self.volumes.iter().enumerate() {
@@ -175,15 +179,22 @@ impl Lane {
             if v.gib < MAX_GIB && online_or_offline && growable && !v.node_expansion_pending {
                 choices.push(("expand", Some(i), 1));
             }
-            choices.extend([("snapshot", Some(i), 1), ("modify", Some(i), 1)]);
+            // Snapshots of volumes holding data are what restores can check.
+            let snapshot_weight = match (self.snapshots.len() < MAX_SNAPSHOTS, v.contents.is_empty()) {
+                (false, _) => 0,
+                (true, true) => 1,
+                (true, false) => 3,
+            };
+            choices.extend([("snapshot", Some(i), snapshot_weight), ("modify", Some(i), 1)]);
         }
         if !self.snapshots.is_empty() {
-            choices.push(("delete-snapshot", None, 1));
+            choices.push(("delete-snapshot", None, 2));
         }
         let total: u64 = choices.iter().map(|c| c.2).sum();
         let mut draw = self.rng.below(total);
         let (op, index, _) = *choices
             .iter()
+            .filter(|c| c.2 > 0)
             .find(|c| {
                 let hit = draw < c.2;
                 draw = draw.saturating_sub(c.2);
@@ -194,7 +205,14 @@ impl Lane {
         match (op, index) {
             ("create", _) => self.create(None).await,
             ("restore", _) => {
-                let s = self.rng.below(self.snapshots.len() as u64) as usize;
+                // Snapshots that hold data are the ones a restore can check: prefer them.
+                let with_data: Vec<usize> =
+                    (0..self.snapshots.len()).filter(|s| !self.snapshots[*s].contents.is_empty()).collect();
+                let s = if with_data.is_empty() {
+                    self.rng.below(self.snapshots.len() as u64) as usize
+                } else {
+                    with_data[self.rng.below(with_data.len() as u64) as usize]
+                };
                 self.create(Some(s)).await
             }
             ("delete-snapshot", _) => {
@@ -272,6 +290,7 @@ impl Lane {
             self.bring_up(i).await;
             self.verify(i, "restore from snapshot").await;
             self.tally.restores_verified += 1;
+            self.tally.restored_slots += self.volumes[i].contents.len() as u64;
         }
     }
 
