@@ -145,7 +145,8 @@ impl Lane {
 
     async fn step(&mut self) {
         let attached = self.volumes.iter().filter(|v| v.publish_context.is_some()).count();
-        // (operation, volume, weight): writes dominate, so snapshots and restores carry data.
+        // (operation, volume, weight): writes are the most common step, so snapshots and
+        // restores carry data, while volumes still go through their whole life often.
         let mut choices: Vec<(&'static str, Option<usize>, u64)> = Vec::new();
         if self.volumes.len() < MAX_VOLUMES {
             choices.push(("create", None, 4));
@@ -158,19 +159,19 @@ impl Lane {
             match (v.publish_context.is_some(), v.staged, v.published) {
                 (false, _, _) => {
                     if !has_snapshots {
-                        choices.push(("delete", Some(i), 1));
+                        choices.push(("delete", Some(i), 2));
                     }
                     if attached < MAX_ATTACHED {
                         choices.push(("attach", Some(i), 3));
                     }
                 }
-                (true, false, _) => choices.extend([("stage", Some(i), 4), ("detach", Some(i), 1)]),
-                (true, true, false) => choices.extend([("publish", Some(i), 4), ("unstage", Some(i), 1)]),
+                (true, false, _) => choices.extend([("stage", Some(i), 4), ("detach", Some(i), 2)]),
+                (true, true, false) => choices.extend([("publish", Some(i), 4), ("unstage", Some(i), 2)]),
                 (true, true, true) => {
                     choices.extend([
-                        ("write", Some(i), 8),
+                        ("write", Some(i), 5),
                         ("verify", Some(i), 2),
-                        ("unpublish", Some(i), 1),
+                        ("unpublish", Some(i), 2),
                     ]);
                 }
             }

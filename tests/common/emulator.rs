@@ -354,7 +354,7 @@ impl TestCloud {
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
         let date = sdk_date(now + signing.skew_seconds);
-        let host = self.handle.base_url().trim_start_matches("http://").to_string();
+        let host = self.handle.base_url().split_once("://").map_or("", |(_, h)| h).to_string();
         let names = signing.signed_headers.clone().unwrap_or(vec!["host", "x-sdk-date"]);
         let headers: Vec<(&str, String)> = names
             .iter()

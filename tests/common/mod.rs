@@ -61,11 +61,6 @@ impl Driver {
         Self { child, log, stdout, readers: vec![log_reader, stdout_reader] }
     }
 
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Every stdout line so far.
     pub fn stdout(&self) -> Vec<String> {
         self.stdout.lock().unwrap().clone()
