@@ -209,6 +209,12 @@ pub struct EmulatorArgs {
     /// Host name to put in catalog URLs (default: the listen address).
     #[arg(long, env = "EMULATOR_PUBLIC_HOST")]
     pub public_host: Option<String>,
+    /// PEM certificate chain to serve the API listener over HTTPS with (with --tls-key).
+    #[arg(long, env = "EMULATOR_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "EMULATOR_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// A listen address, or none (`off`).
@@ -428,6 +434,11 @@ async fn run_emulator(args: &EmulatorArgs) -> Result<(), CliError> {
         public_host: args.public_host.clone(),
         latency: args.latency,
         seed: args.seed,
+        tls: args
+            .tls_cert
+            .clone()
+            .zip(args.tls_key.clone())
+            .map(|(cert, key)| crate::emulator::https::TlsFiles { cert, key }),
         ..EmulatorConfig::default()
     };
     if let Some(id) = &args.server_id {

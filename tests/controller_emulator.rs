@@ -35,6 +35,7 @@ async fn setup_with(
     extra_args: &[&str],
     tweak: impl FnOnce(&mut cinder_evs_csi::emulator::EmulatorConfig),
 ) -> Setup {
+    common::secrets::register("the CSI secret in CreateVolume", "never-logged-secret");
     let cloud = emulator(|c| {
         c.default_quotas.insert("volumes".into(), -1);
         c.default_quotas.insert("gigabytes".into(), -1);

@@ -107,17 +107,17 @@ async fn the_binary_drain_wait_exits_zero_once_the_node_is_drained() {
         vec![attachments(vec![attachment("va-1", "worker-1", DRIVER)]), attachments(vec![])],
     );
     let kubeconfig = kube.kubeconfig.to_str().unwrap().to_string();
-    let status = tokio::task::spawn_blocking(move || {
+    let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(common::BIN)
             .args(["drain-wait", "--kube-node-name", "worker-1", "--kubeconfig", &kubeconfig])
             .args(["--interval", "20ms", "--timeout", "60s"])
             .env_remove("CSI_DRIVER_NAME")
-            .stderr(std::process::Stdio::null())
-            .status()
+            .output()
             .unwrap()
     })
     .await
     .unwrap();
-    assert!(status.success());
+    common::secrets::assert_clean("drain-wait", "stderr", &String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success());
     assert_eq!(kube.hits(ATTACHMENTS_PATH), 2);
 }

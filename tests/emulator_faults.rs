@@ -74,6 +74,24 @@ async fn dropped_connections_fail_the_request() {
 }
 
 #[tokio::test]
+async fn a_lost_response_fails_the_request_but_the_change_is_made() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let rule = json!({"method": "POST", "route": "/volume/v3/{project_id}/volumes", "action": {"kind": "drop_response"}, "count": 1});
+    cloud.admin(Method::POST, "/faults", Some(rule)).await;
+    let url = format!("{}/volumes", s.volume);
+    let body = json!({"volume": {"size": 1, "name": "made-but-unanswered"}});
+    let result = async {
+        let response = cloud.http.post(&url).header("X-Auth-Token", &s.token).json(&body).send().await?;
+        response.bytes().await
+    }
+    .await;
+    assert!(result.is_err(), "the unanswered request completed: {result:?}");
+    let list = cloud.cinder(&s, Method::GET, "/volumes?name=made-but-unanswered", None, "3.0").await;
+    assert_eq!(list.body["volumes"].as_array().map(Vec::len), Some(1), "{:?}", list.body);
+}
+
+#[tokio::test]
 async fn fault_randomness_is_repeatable_with_a_seed() {
     async fn run(seed: u64) -> Vec<u16> {
         let cloud = TestCloud::start_with(|c| c.seed = seed).await;

@@ -15,6 +15,8 @@ fn import(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
         .env_remove("OS_CLOUD")
         .output()
         .unwrap();
+    common::secrets::assert_clean("import", "stdout", &String::from_utf8_lossy(&output.stdout));
+    common::secrets::assert_clean("import", "stderr", &String::from_utf8_lossy(&output.stderr));
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into(),

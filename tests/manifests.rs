@@ -1,6 +1,7 @@
 //! The Kubernetes manifests: `kubectl kustomize deploy` renders objects that are well formed,
 //! pin their images, grant each sidecar what it documents it needs (and no wildcard), keep the
-//! controller ready for failover and the node plugin privileged only where mounting needs it;
+//! controller ready for failover and running as a non-root user without privilege, and the
+//! node plugin privileged only where mounting needs it;
 //! and the Helm chart (which CI cannot render: no helm) uses the same images and arguments,
 //! compared textually with its values.yaml and templates.
 
@@ -370,4 +371,116 @@ fn the_chart_and_the_kustomize_manifests_pass_the_same_arguments() {
             }
         }
     }
+}
+
+/// Why a rendered workload's pod could run as root, if it could.
+fn root_allowed(workload: &Value) -> Vec<String> {
+    let pod = s(workload, &["spec", "template", "spec"]);
+    let mut why = Vec::new();
+    let context = &pod["securityContext"];
+    if context["runAsNonRoot"].as_bool() != Some(true) {
+        why.push(format!("pod securityContext.runAsNonRoot is {:?}", context["runAsNonRoot"]));
+    }
+    match context["runAsUser"].as_u64() {
+        Some(uid) if uid != 0 => {}
+        other => why.push(format!("pod securityContext.runAsUser is {other:?}")),
+    }
+    for container in pod["containers"].as_sequence().into_iter().flatten() {
+        let name = text(&container["name"]);
+        let c = &container["securityContext"];
+        if c["runAsUser"].as_u64() == Some(0) || c["runAsNonRoot"].as_bool() == Some(false) {
+            why.push(format!("container {name} overrides the pod to run as root"));
+        }
+        if c["privileged"].as_bool() == Some(true) || c["allowPrivilegeEscalation"].as_bool() != Some(false) {
+            why.push(format!("container {name} may gain privileges"));
+        }
+    }
+    why
+}
+
+#[test]
+fn the_controller_pod_runs_as_a_non_root_user_without_privilege() {
+    let Some(objects) = render("deploy", "the_controller_pod_runs_as_a_non_root_user_without_privilege")
+    else {
+        return;
+    };
+    let controller = find(&objects, "Deployment", "cinder-evs-csi-controller");
+    assert_eq!(root_allowed(controller), Vec::<String>::new());
+}
+
+/// The `key: value` lines of the block opened by `header` at exactly `indent` spaces in a
+/// chart template, with `{{ .Values.a.b }}` values looked up in values.yaml.
+fn template_block(template: &str, header: &str, indent: usize) -> BTreeMap<String, String> {
+    let values: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(CHART).join("values.yaml"))
+            .unwrap(),
+    )
+    .unwrap();
+    let opening = format!("{}{header}", " ".repeat(indent));
+    let mut lines = template.lines().skip_while(|l| l.trim_end() != opening).skip(1);
+    let mut block = BTreeMap::new();
+    for line in lines.by_ref() {
+        let depth = line.len() - line.trim_start().len();
+        if line.trim().is_empty() {
+            continue;
+        }
+        if depth <= indent {
+            break;
+        }
+        if let Some((key, value)) = line.trim().split_once(':')
+            && depth == indent + 2
+        {
+            let value = value.trim();
+            let value = match value.strip_prefix("{{ .Values.").and_then(|v| v.strip_suffix(" }}")) {
+                Some(path) => {
+                    let found = path.split('.').fold(&values, |v, k| &v[k]);
+                    serde_yaml_ng::to_string(found).unwrap().trim().to_string()
+                }
+                None => value.to_string(),
+            };
+            block.insert(key.to_string(), value);
+        }
+    }
+    block
+}
+
+#[test]
+fn the_chart_runs_the_controller_pod_as_a_non_root_user_without_privilege() {
+    let template = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(CHART).join("templates/controller.yaml"),
+    )
+    .unwrap();
+    let pod = template_block(&template, "securityContext:", 6);
+    assert_eq!(pod.get("runAsNonRoot").map(String::as_str), Some("true"), "pod securityContext: {pod:?}");
+    let uid: u64 = pod.get("runAsUser").and_then(|u| u.parse().ok()).expect("a numeric runAsUser");
+    assert_ne!(uid, 0, "the controller runs as root");
+    for line in template.lines().map(str::trim) {
+        assert!(
+            !matches!(
+                line,
+                "runAsUser: 0"
+                    | "runAsNonRoot: false"
+                    | "privileged: true"
+                    | "allowPrivilegeEscalation: true"
+            ),
+            "a controller container is allowed root or privilege: {line}"
+        );
+    }
+    // Every container (one `image:` each) takes the shared container context, which forbids
+    // escalation and drops every capability.
+    let helpers = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(CHART).join("templates/_helpers.tpl"),
+    )
+    .unwrap();
+    let shared =
+        helpers.split("define \"cinder-evs-csi.sidecarSecurity\"").nth(1).expect("the shared context");
+    let shared = &shared[..shared.find("{{- end }}").unwrap()];
+    assert!(
+        shared.contains("allowPrivilegeEscalation: false") && shared.contains("drop: [\"ALL\"]"),
+        "{shared}"
+    );
+    let images = template.lines().filter(|l| l.trim_start().starts_with("image:")).count();
+    let with_context =
+        template.matches("securityContext: {{- include \"cinder-evs-csi.sidecarSecurity\"").count();
+    assert_eq!(with_context, images, "a controller container lacks the shared security context");
 }

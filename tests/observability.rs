@@ -14,6 +14,9 @@ use nix::sys::signal::Signal;
 const SECRET_VALUES: &[&str] = &["hunter2-csi-secret", "AKIDEXAMPLE0000001", "tok-5ecr3t-in-context"];
 
 fn stage_request_with_secrets() -> pb::NodeStageVolumeRequest {
+    for value in SECRET_VALUES {
+        common::secrets::register("a CSI secret in NodeStageVolume", value);
+    }
     pb::NodeStageVolumeRequest {
         volume_id: "vol-1234".into(),
         staging_target_path: "/var/lib/kubelet/plugins/staging/vol-1234".into(),

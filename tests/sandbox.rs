@@ -37,6 +37,8 @@ fn the_demo_walks_a_volume_through_its_life_and_leaves_nothing_behind() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
+    common::secrets::assert_clean("sandbox --demo", "stdout", &stdout);
+    common::secrets::assert_clean("sandbox --demo", "stderr", &stderr);
     assert!(output.status.success(), "sandbox --demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("data read back after restore matches"), "{stdout}");
     assert!(stdout.contains("data read back after expansion matches"), "{stdout}");

@@ -54,6 +54,9 @@ pub struct EmulatorConfig {
     pub persist: bool,
     /// Huawei AK/SK pairs; each belongs to a configured user.
     pub access_keys: Vec<AccessKeyConfig>,
+    /// Serve the API listener over HTTPS with this certificate and key (the metadata
+    /// service stays plain HTTP, as on a real cloud).
+    pub tls: Option<super::https::TlsFiles>,
 }
 
 /// A Huawei AK/SK pair of a configured user.
@@ -150,6 +153,7 @@ impl Default for EmulatorConfig {
                 access_key: "DEMOACCESSKEY0000001".into(),
                 secret_key: "demo-secret-key-for-the-emulator-0001".into(),
             }],
+            tls: None,
         }
     }
 }

@@ -48,6 +48,9 @@ pub enum FaultAction {
     },
     /// Close the connection after the headers, before the body completes.
     Drop,
+    /// Serve the request, then close the connection instead of answering: the change is made
+    /// but the client never learns of it (a lost response).
+    DropResponse,
     /// Delay the request, then serve it normally.
     Slow {
         /// The delay in milliseconds.
@@ -121,6 +124,8 @@ pub enum Verdict {
     },
     /// Drop the connection.
     Drop,
+    /// Serve the request, then drop the connection.
+    DropResponse,
 }
 
 /// The mutable fault state of a running emulator.
@@ -195,6 +200,7 @@ impl Faults {
                 message: message.clone().unwrap_or_else(|| default_message(*status)),
             },
             FaultAction::Drop => Verdict::Drop,
+            FaultAction::DropResponse => Verdict::DropResponse,
             FaultAction::Slow { delay_ms } => Verdict::Delay(*delay_ms),
         }
     }

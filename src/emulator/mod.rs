@@ -16,6 +16,7 @@ pub mod config;
 pub mod counters;
 pub mod errors;
 pub mod faults;
+pub mod https;
 pub mod huawei;
 pub mod keystone;
 pub mod loopdev;
@@ -76,7 +77,8 @@ pub async fn start(config: EmulatorConfig) -> Result<EmulatorHandle, EmulatorErr
         .await
         .map_err(|source| EmulatorError::Bind { address: config.listen, source })?;
     let local = listener.local_addr().map_err(|e| EmulatorError::io("reading the bound address", e))?;
-    let base_url = url_for(local, config.public_host.as_deref());
+    let base_url = url_for(config.tls.is_some(), local, config.public_host.as_deref());
+    let acceptor = config.tls.as_ref().map(https::acceptor).transpose()?;
     let metadata_listener = match config.metadata_listen {
         Some(address) => {
             Some(TcpListener::bind(address).await.map_err(|source| EmulatorError::Bind { address, source })?)
@@ -85,6 +87,7 @@ pub async fn start(config: EmulatorConfig) -> Result<EmulatorHandle, EmulatorErr
     };
     let metadata_url = match &metadata_listener {
         Some(l) => Some(url_for(
+            false,
             l.local_addr().map_err(|e| EmulatorError::io("reading the bound address", e))?,
             config.public_host.as_deref(),
         )),
@@ -100,7 +103,14 @@ pub async fn start(config: EmulatorConfig) -> Result<EmulatorHandle, EmulatorErr
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
     let app = api_router(cloud.clone());
-    tasks.push(tokio::spawn(serve(listener, app, stopped.clone())));
+    match acceptor {
+        Some(acceptor) => {
+            let listener = https::TlsListener::new(listener, acceptor)
+                .map_err(|e| EmulatorError::io("reading the bound address", e))?;
+            tasks.push(tokio::spawn(serve(listener, app, stopped.clone())));
+        }
+        None => tasks.push(tokio::spawn(serve(listener, app, stopped.clone()))),
+    }
     if let Some(listener) = metadata_listener {
         tasks.push(tokio::spawn(serve(listener, metadata::router(cloud.clone()), stopped.clone())));
     }
@@ -109,17 +119,22 @@ pub async fn start(config: EmulatorConfig) -> Result<EmulatorHandle, EmulatorErr
     Ok(EmulatorHandle { base_url, metadata_url, cloud, stop, tasks, release })
 }
 
-fn url_for(address: SocketAddr, host: Option<&str>) -> String {
+fn url_for(https: bool, address: SocketAddr, host: Option<&str>) -> String {
     let host = match host {
         Some(host) => host.to_string(),
         None if address.ip().is_unspecified() => "127.0.0.1".to_string(),
         None if address.is_ipv6() => format!("[{}]", address.ip()),
         None => address.ip().to_string(),
     };
-    format!("http://{host}:{}", address.port())
+    let scheme = if https { "https" } else { "http" };
+    format!("{scheme}://{host}:{}", address.port())
 }
 
-async fn serve(listener: TcpListener, app: Router, mut stopped: watch::Receiver<bool>) {
+async fn serve<L>(listener: L, app: Router, mut stopped: watch::Receiver<bool>)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let shutdown = async move {
         while !*stopped.borrow_and_update() {
             if stopped.changed().await.is_err() {
@@ -160,7 +175,7 @@ pub struct EmulatorHandle {
 }
 
 impl EmulatorHandle {
-    /// `http://host:port` of the API listener.
+    /// `http://host:port` (`https://` when serving TLS) of the API listener.
     pub fn base_url(&self) -> &str {
         &self.base_url
     }

@@ -44,6 +44,11 @@ pub async fn observe(
             tracing::debug!(%method, %template, "emulator: injected dropped connection");
             dropped()
         }
+        Verdict::DropResponse => {
+            let served = next.run(request).await;
+            tracing::debug!(%method, %template, status = %served.status(), "emulator: injected lost response");
+            dropped()
+        }
     }
 }
 

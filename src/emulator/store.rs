@@ -186,6 +186,17 @@ pub struct Cloud {
     shared: Arc<Shared>,
 }
 
+/// A handle on the cloud that does not keep it alive, for observers that may outlive it.
+#[derive(Clone)]
+pub struct WeakCloud(std::sync::Weak<Shared>);
+
+impl WeakCloud {
+    /// The cloud, while anything else still holds it.
+    pub fn upgrade(&self) -> Option<Cloud> {
+        self.0.upgrade().map(|shared| Cloud { shared })
+    }
+}
+
 struct Shared {
     world: Mutex<World>,
     config: EmulatorConfig,
@@ -240,6 +251,11 @@ impl Cloud {
         };
         cloud.flush(change).map_err(|e| EmulatorError::io("saving state", e))?;
         Ok(cloud)
+    }
+
+    /// A handle that does not keep the cloud alive.
+    pub fn downgrade(&self) -> WeakCloud {
+        WeakCloud(Arc::downgrade(&self.shared))
     }
 
     fn lock(&self) -> MutexGuard<'_, World> {

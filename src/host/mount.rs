@@ -68,15 +68,16 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
 }
 
 fn parse_line(line: &str) -> Option<MountEntry> {
-    let (before, after) = line.split_once(" - ")?;
-    let mut fields = before.split(' ');
+    // Fields are positional up to the options; the optional fields then run to a lone "-".
+    // (Splitting at the first " - " would cut a line whose root is itself "-".)
+    let mut fields = line.split(' ');
     let id = fields.next()?.parse().ok()?;
     let parent = fields.next()?.parse().ok()?;
     let (major, minor) = fields.next()?.split_once(':')?;
     let root = unescape(fields.next()?);
     let mount_point = PathBuf::from(unescape(fields.next()?));
     let options = fields.next()?.split(',').map(str::to_string).collect();
-    let mut tail = after.split(' ');
+    let mut tail = fields.skip_while(|f| *f != "-").skip(1);
     let fs_type = unescape(tail.next()?);
     let source = unescape(tail.next()?);
     let super_options = tail.next().unwrap_or("").split(',').map(str::to_string).collect();
@@ -283,6 +284,15 @@ this line is not mountinfo
         assert!(mounts[2].is_readonly());
         assert_eq!(mounts[3].root, "/loop4");
         assert_eq!(mounts[3].super_options, vec!["rw", "size=100k"]);
+    }
+
+    #[test]
+    fn a_mount_whose_root_is_a_lone_dash_is_not_cut_at_its_root() {
+        let mounts = parse_mountinfo("40 29 0:50 - /mnt/odd rw,relatime shared:3 - tmpfs none rw\n");
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].root, "-");
+        assert_eq!(mounts[0].mount_point, PathBuf::from("/mnt/odd"));
+        assert_eq!((mounts[0].fs_type.as_str(), mounts[0].source.as_str()), ("tmpfs", "none"));
     }
 
     #[test]

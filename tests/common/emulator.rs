@@ -49,7 +49,9 @@ impl TestCloud {
         let mut config = EmulatorConfig::in_dir(dir.path());
         config.release_loops_on_shutdown = true;
         tweak(&mut config);
+        super::secrets::register_config(&config);
         let handle = emulator::start(config).await.expect("start emulator");
+        super::secrets::watch_tokens(handle.cloud());
         Self { handle, dir, http: reqwest::Client::new() }
     }
 
@@ -60,6 +62,7 @@ impl TestCloud {
         let mut config = EmulatorConfig::in_dir(dir.path());
         config.release_loops_on_shutdown = true;
         let handle = emulator::start(config).await.expect("restart emulator");
+        super::secrets::watch_tokens(handle.cloud());
         Self { handle, dir, http }
     }
 
@@ -351,7 +354,7 @@ impl TestCloud {
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
         let date = sdk_date(now + signing.skew_seconds);
-        let host = self.handle.base_url().trim_start_matches("http://").to_string();
+        let host = self.handle.base_url().split_once("://").map_or("", |(_, h)| h).to_string();
         let names = signing.signed_headers.clone().unwrap_or(vec!["host", "x-sdk-date"]);
         let headers: Vec<(&str, String)> = names
             .iter()

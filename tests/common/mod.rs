@@ -5,6 +5,7 @@
 
 pub mod cloud;
 pub mod fake_kube;
+pub mod secrets;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,32 +21,56 @@ use tonic::transport::{Channel, Endpoint, Uri};
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_cinder-evs-csi");
 
-/// A running driver process whose stderr (the log) is collected line by line.
+/// A running driver process whose stderr (the log) and stdout are collected line by line.
+/// Dropping it kills the process and fails the test if either output holds a secret value
+/// (see [`secrets`]).
 pub struct Driver {
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
+    stdout: Arc<Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Collects the lines of `stream` into a shared list on a thread of its own.
+fn collect_lines(
+    stream: impl std::io::Read + Send + 'static,
+) -> (Arc<Mutex<Vec<String>>>, std::thread::JoinHandle<()>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (lines, reader)
 }
 
 impl Driver {
     /// Starts the binary with `args`; no `CSI_*` variable of the caller leaks in.
     pub fn start(args: &[&str]) -> Self {
         let mut command = Command::new(BIN);
-        command.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (key, _) in std::env::vars() {
             if key.starts_with("CSI_") || key.starts_with("OS_") {
                 command.env_remove(key);
             }
         }
         let mut child = command.spawn().expect("spawn cinder-evs-csi");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        Self { child, log }
+        let (log, log_reader) = collect_lines(child.stderr.take().unwrap());
+        let (stdout, stdout_reader) = collect_lines(child.stdout.take().unwrap());
+        Self { child, log, stdout, readers: vec![log_reader, stdout_reader] }
+    }
+
+    /// Every stdout line so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// The secret values found in the output so far.
+    pub fn secret_leaks(&self) -> Vec<secrets::Leak> {
+        let mut leaks = secrets::scan("stderr", &self.log());
+        leaks.extend(secrets::scan("stdout", &self.stdout()));
+        leaks
     }
 
     /// Every log line so far.
@@ -97,6 +122,19 @@ impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Read to the end of both outputs, unless a grandchild still holds a pipe open.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if let Some(message) = secrets::report(&format!("driver {:?}", self.child.id()), &self.secret_leaks())
+        {
+            if std::thread::panicking() {
+                eprintln!("{message}");
+            } else {
+                panic!("{message}");
+            }
+        }
     }
 }
 
