@@ -418,3 +418,50 @@ async fn a_failed_deletion_ends_the_wait_with_error_deleting() {
     let err = b.backend.wait_volume_deleted(&volume.id, WAIT).await.unwrap_err();
     assert!(matches!(&err, CloudError::ErrorState { status, .. } if status == "error_deleting"), "{err}");
 }
+
+/// Demo delegates its `member` role to admin; returns the trust id.
+async fn demo_trusts_admin(cloud: &common::emulator::TestCloud) -> String {
+    let demo = cloud.login("demo").await;
+    let body = serde_json::json!({"trust": {
+        "trustor_user_id": cloud.handle.demo().user_id, "trustee_user_id": cloud.handle.admin().user_id,
+        "project_id": demo.project_id, "roles": [{"name": "member"}]}});
+    let url = cloud.url("/identity/v3/OS-TRUST/trusts");
+    let reply = cloud.send(reqwest::Method::POST, &url, Some(&demo.token), Some(body), &[]).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    reply.body["trust"]["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn trust_auth_creates_volumes_in_the_trustors_project() {
+    let cloud = emulator(|_| {}).await;
+    let trust = demo_trusts_admin(&cloud).await;
+    let admin = cloud.handle.admin();
+    let yaml = format!(
+        "clouds:\n  test:\n    auth:\n      auth_url: {}\n      username: admin\n      password: {}\n      user_domain_name: Default\n      trust_id: {trust}\n    region_name: {}\n",
+        admin.auth_url, admin.password, admin.region
+    );
+    let b = backend(&yaml);
+    let created = b.backend.create_volume(&spec("trusted", 1)).await.unwrap();
+    b.backend.wait_volume_ready(&created.id, WAIT).await.unwrap();
+    let demo = cloud.login("demo").await;
+    let reply =
+        cloud.cinder(&demo, reqwest::Method::GET, &format!("/volumes/{}", created.id), None, "3.0").await;
+    assert_eq!(reply.status, 200, "the volume is in demo's project: {:?}", reply.body);
+}
+
+#[tokio::test]
+async fn domain_scoped_auth_gets_a_token_but_no_volume_service() {
+    let cloud = emulator(|_| {}).await;
+    let admin = cloud.handle.admin();
+    let yaml = format!(
+        "clouds:\n  test:\n    auth:\n      auth_url: {}\n      username: admin\n      password: {}\n      user_domain_name: Default\n      domain_name: Default\n    region_name: {}\n",
+        admin.auth_url, admin.password, admin.region
+    );
+    let b = backend(&yaml);
+    b.backend.session().token().await.expect("a domain-scoped token");
+    let error = b.backend.probe().await.unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("block-storage") || text.contains("volume"), "{text}");
+    assert!(!text.contains(&admin.password), "{text}");
+    assert_eq!(count(&cloud.handle, "POST", "auth/tokens"), 1, "no re-auth loop");
+}

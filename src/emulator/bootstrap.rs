@@ -43,6 +43,7 @@ pub fn apply(world: &mut World, config: &EmulatorConfig) -> Result<(), EmulatorE
                         password: String::new(),
                         default_project_id: None,
                         roles: Default::default(),
+                        domain_roles: Default::default(),
                     },
                 );
                 id
@@ -52,6 +53,10 @@ pub fn apply(world: &mut World, config: &EmulatorConfig) -> Result<(), EmulatorE
         record.password = user.password.clone();
         record.default_project_id = Some(project_id.clone());
         record.roles.insert(project_id.clone(), user.roles.clone());
+        // As devstack does for its admin: the project admin also administers the domain.
+        if user.roles.iter().any(|r| r == "admin") {
+            record.domain_roles.insert(domain_id.clone(), vec!["admin".into()]);
+        }
         if let Some((name, secret)) = &user.app_credential {
             let existing =
                 world.app_credentials.values_mut().find(|c| c.user_id == user_id && &c.name == name);

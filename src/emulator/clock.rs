@@ -50,6 +50,13 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Milliseconds since the epoch of an ISO 8601 time (`Z` assumed when no zone is given).
+pub fn parse_iso_ms(text: &str) -> Option<u64> {
+    let zoned = if text.ends_with('Z') || text.contains('+') { text.to_string() } else { format!("{text}Z") };
+    let ts: prost_types::Timestamp = zoned.parse().ok()?;
+    Some(u64::try_from(ts.seconds).ok()? * 1000 + ts.nanos.max(0) as u64 / 1_000_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

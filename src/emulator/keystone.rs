@@ -1,30 +1,33 @@
-//! Keystone v3: token issue (password by names or ids, application credential, token),
-//! validation and revocation, version discovery, and the token check every other API uses.
+//! Keystone v3: token issue (password by names or ids, application credential, token; project,
+//! domain and trust scope), trusts (OS-TRUST), validation and revocation, version discovery,
+//! and the token check every other API uses.
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Path;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
 use super::bootstrap::keystone_id;
 use super::clock::{iso_z, now_ms};
 use super::errors::{ApiError, ApiResult, Family};
-use super::model::Token;
+use super::model::{Token, Trust};
 use super::store::{Cloud, World};
 use super::{COMPUTE_PREFIX, IDENTITY_PREFIX, VOLUME_PREFIX};
 
 const UNAUTHORIZED: &str = "The request you have made requires authentication.";
 
-/// Who a request acts as, from a valid project-scoped token.
+/// Who a request acts as, from a valid project- or domain-scoped token.
 #[derive(Clone, Debug)]
 pub struct Auth {
     /// The user id.
     pub user_id: String,
-    /// The scoped project id.
+    /// The scoped project id; empty for a domain-scoped token, which no project URL matches
+    /// (Cinder then answers "Malformed request url", as the real one does).
     pub project_id: String,
     /// Role names in that project.
     pub roles: Vec<String>,
@@ -46,7 +49,15 @@ pub fn authenticate(cloud: &Cloud, headers: &HeaderMap) -> ApiResult<Auth> {
     cloud.read(|w| {
         let record = w.tokens.get(token).filter(|t| t.expires_at_ms > now_ms());
         let record = record.ok_or_else(|| ApiError::unauthorized(UNAUTHORIZED))?;
-        let project_id = record.project_id.clone().ok_or_else(|| ApiError::unauthorized(UNAUTHORIZED))?;
+        // Deleting a trust revokes the tokens issued through it.
+        if record.trust_id.as_ref().is_some_and(|t| !w.trusts.contains_key(t)) {
+            return Err(ApiError::unauthorized(UNAUTHORIZED));
+        }
+        let project_id = match (&record.project_id, &record.domain_id) {
+            (Some(project), _) => project.clone(),
+            (None, Some(_)) => String::new(),
+            (None, None) => return Err(ApiError::unauthorized(UNAUTHORIZED)),
+        };
         Ok(Auth { user_id: record.user_id.clone(), project_id, roles: record.roles.clone() })
     })
 }
@@ -59,6 +70,8 @@ pub fn router() -> Router<Cloud> {
         .route("/identity/v3", get(version))
         .route("/identity/v3/", get(version))
         .route("/identity/v3/auth/tokens", get(validate).head(check).post(issue).delete(revoke))
+        .route("/identity/v3/OS-TRUST/trusts", post(create_trust))
+        .route("/identity/v3/OS-TRUST/trusts/{trust_id}", delete(delete_trust))
 }
 
 fn version_doc(cloud: &Cloud) -> Value {
@@ -144,7 +157,7 @@ async fn issue(
     let ttl = cloud.config().token_ttl.as_millis() as u64;
     let now = now_ms();
     let (token_id, token) = cloud.write(Family::Identity, |w| {
-        let (user_id, project_id, app_credential_id, expires_cap) = match method.as_str() {
+        let (user_id, scoped, app_credential_id, expires_cap) = match method.as_str() {
             "password" => {
                 let user = field(field(identity, "password", "identity")?, "user", "password")?;
                 let user_id = find_user(w, user).ok_or_else(|| ApiError::unauthorized(UNAUTHORIZED))?;
@@ -152,8 +165,8 @@ async fn issue(
                 if w.users[&user_id].password != password {
                     return Err(ApiError::unauthorized(UNAUTHORIZED));
                 }
-                let project_id = scoped_project(w, scope, &user_id)?;
-                (user_id, project_id, None, None)
+                let scoped = resolve_scope(w, scope, &user_id, now)?;
+                (user_id, scoped, None, None)
             }
             "application_credential" => {
                 let credential = field(identity, "application_credential", "identity")?;
@@ -174,12 +187,8 @@ async fn issue(
                     .filter(|c| Some(c.secret.as_str()) == text(credential, "secret"))
                     .filter(|c| c.expires_at_ms.is_none_or(|e| e > now))
                     .ok_or_else(|| ApiError::unauthorized(UNAUTHORIZED))?;
-                (
-                    found.user_id.clone(),
-                    Some(found.project_id.clone()),
-                    Some(found.id.clone()),
-                    found.expires_at_ms,
-                )
+                let scoped = Scoped { project_id: Some(found.project_id.clone()), ..Scoped::default() };
+                (found.user_id.clone(), scoped, Some(found.id.clone()), found.expires_at_ms)
             }
             "token" => {
                 let id = text(field(identity, "token", "identity")?, "id").unwrap_or_default();
@@ -189,12 +198,16 @@ async fn issue(
                     .filter(|t| t.expires_at_ms > now)
                     .cloned()
                     .ok_or_else(|| ApiError::unauthorized(UNAUTHORIZED))?;
-                let project_id = match scope {
-                    Some(_) => scoped_project(w, scope, &old.user_id)?,
-                    None => old.project_id.clone(),
+                let scoped = match scope {
+                    Some(_) => resolve_scope(w, scope, &old.user_id, now)?,
+                    None => Scoped {
+                        project_id: old.project_id.clone(),
+                        domain_id: old.domain_id.clone(),
+                        trust: old.trust_id.as_ref().and_then(|t| w.trusts.get(t)).cloned(),
+                    },
                 };
                 // A token made from a token never outlives the original.
-                (old.user_id, project_id, old.app_credential_id, Some(old.expires_at_ms))
+                (old.user_id, scoped, old.app_credential_id, Some(old.expires_at_ms))
             }
             other => {
                 return Err(ApiError::unauthorized(format!(
@@ -202,13 +215,27 @@ async fn issue(
                 )));
             }
         };
-        let roles = match &project_id {
-            Some(p) => w.users[&user_id].roles.get(p).cloned().unwrap_or_default(),
-            None => Vec::new(),
+        let user = &w.users[&user_id];
+        let roles = match (&scoped.trust, &scoped.project_id, &scoped.domain_id) {
+            (Some(trust), _, _) => trust.roles.clone(),
+            (None, Some(p), _) => user.roles.get(p).cloned().unwrap_or_default(),
+            (None, None, Some(d)) => user.domain_roles.get(d).cloned().unwrap_or_default(),
+            (None, None, None) => Vec::new(),
+        };
+        // An impersonating trust's tokens act as the trustor.
+        let user_id = match &scoped.trust {
+            Some(trust) if trust.impersonation => trust.trustor_user_id.clone(),
+            _ => user_id,
+        };
+        let expires_cap = match scoped.trust.as_ref().and_then(|t| t.expires_at_ms) {
+            Some(trust_end) => Some(expires_cap.map_or(trust_end, |cap| cap.min(trust_end))),
+            None => expires_cap,
         };
         let token = Token {
             user_id,
-            project_id,
+            project_id: scoped.project_id,
+            domain_id: scoped.domain_id,
+            trust_id: scoped.trust.map(|t| t.id),
             roles,
             methods: methods.clone(),
             issued_at_ms: now,
@@ -229,19 +256,146 @@ async fn issue(
     Ok(response)
 }
 
-/// The project a password or token auth is scoped to; the user must hold a role there.
-fn scoped_project(w: &World, scope: Option<&Value>, user_id: &str) -> ApiResult<Option<String>> {
+/// What a token is scoped to.
+#[derive(Default)]
+struct Scoped {
+    project_id: Option<String>,
+    domain_id: Option<String>,
+    trust: Option<Trust>,
+}
+
+/// The scope a password or token auth asks for; the user must hold a role there, or be the
+/// trustee of a live trust.
+fn resolve_scope(w: &World, scope: Option<&Value>, user_id: &str, now: u64) -> ApiResult<Scoped> {
     let Some(scope) = scope else {
-        return Ok(None);
+        return Ok(Scoped::default());
     };
-    let project =
-        scope.get("project").ok_or_else(|| bad_request("Only project scope is emulated (scope.project)."))?;
-    let project_id = find_project(w, project).ok_or_else(|| ApiError::unauthorized(UNAUTHORIZED))?;
-    let has_role = w.users[user_id].roles.get(&project_id).is_some_and(|r| !r.is_empty());
-    if !has_role {
-        return Err(ApiError::unauthorized(format!("User {user_id} has no access to project {project_id}")));
+    if let Some(project) = scope.get("project") {
+        let project_id = find_project(w, project).ok_or_else(|| ApiError::unauthorized(UNAUTHORIZED))?;
+        let has_role = w.users[user_id].roles.get(&project_id).is_some_and(|r| !r.is_empty());
+        if !has_role {
+            return Err(ApiError::unauthorized(format!(
+                "User {user_id} has no access to project {project_id}"
+            )));
+        }
+        return Ok(Scoped { project_id: Some(project_id), ..Scoped::default() });
     }
-    Ok(Some(project_id))
+    if let Some(domain) = scope.get("domain") {
+        let domain_id = find_domain(w, domain).ok_or_else(|| ApiError::unauthorized(UNAUTHORIZED))?;
+        let has_role = w.users[user_id].domain_roles.get(&domain_id).is_some_and(|r| !r.is_empty());
+        if !has_role {
+            return Err(ApiError::unauthorized(format!(
+                "User {user_id} has no access to domain {domain_id}"
+            )));
+        }
+        return Ok(Scoped { domain_id: Some(domain_id), ..Scoped::default() });
+    }
+    if let Some(trust) = scope.get("OS-TRUST:trust") {
+        let id = text(trust, "id").unwrap_or_default();
+        let trust =
+            w.trusts.get(id).filter(|t| t.expires_at_ms.is_none_or(|e| e > now)).ok_or_else(|| {
+                ApiError::not_found(Family::Identity, format!("Could not find trust: {id}."))
+            })?;
+        if trust.trustee_user_id != user_id {
+            return Err(ApiError::forbidden(Family::Identity, "User is not a trustee."));
+        }
+        return Ok(Scoped {
+            project_id: Some(trust.project_id.clone()),
+            trust: Some(trust.clone()),
+            ..Scoped::default()
+        });
+    }
+    Err(bad_request("Invalid input for field 'scope': a project, domain or OS-TRUST:trust is required."))
+}
+
+/// The token of the caller, if valid.
+fn caller(w: &World, headers: &HeaderMap) -> ApiResult<Token> {
+    let token = headers.get("x-auth-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    w.tokens
+        .get(token)
+        .filter(|t| t.expires_at_ms > now_ms())
+        .cloned()
+        .ok_or_else(|| ApiError::unauthorized(UNAUTHORIZED))
+}
+
+/// `POST /v3/OS-TRUST/trusts`: the caller (the trustor) delegates roles it holds in a project.
+async fn create_trust(State(cloud): State<Cloud>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let body: Value =
+        serde_json::from_slice(&body).map_err(|_| bad_request("Malformed JSON in request body."))?;
+    let trust = field(&body, "trust", "request")?;
+    let required = |name: &str| {
+        text(trust, name)
+            .map(str::to_string)
+            .ok_or_else(|| bad_request(format!("Invalid input for field '{name}': a string is required.")))
+    };
+    let (trustor, trustee, project_id) =
+        (required("trustor_user_id")?, required("trustee_user_id")?, required("project_id")?);
+    let roles: Vec<String> = trust
+        .get("roles")
+        .and_then(Value::as_array)
+        .map(|roles| roles.iter().filter_map(|r| text(r, "name").map(str::to_string)).collect())
+        .unwrap_or_default();
+    let impersonation = trust.get("impersonation").and_then(Value::as_bool).unwrap_or(false);
+    let expires_at_ms = match text(trust, "expires_at") {
+        Some(at) => Some(super::clock::parse_iso_ms(at).ok_or_else(|| bad_request("Invalid expires_at."))?),
+        None => None,
+    };
+    let trust = cloud.write(Family::Identity, |w| {
+        let caller = caller(w, &headers)?;
+        if caller.user_id != trustor {
+            return Err(ApiError::forbidden(
+                Family::Identity,
+                "The authenticated user should match the trustor.",
+            ));
+        }
+        if !w.users.contains_key(&trustee) {
+            return Err(ApiError::not_found(Family::Identity, format!("Could not find user: {trustee}.")));
+        }
+        let held = w.users[&trustor].roles.get(&project_id).cloned().unwrap_or_default();
+        if let Some(missing) = roles.iter().find(|r| !held.contains(r)) {
+            return Err(ApiError::forbidden(
+                Family::Identity,
+                format!("The trustor does not hold the role {missing} in project {project_id}."),
+            ));
+        }
+        let trust = Trust {
+            id: keystone_id(),
+            trustor_user_id: trustor.clone(),
+            trustee_user_id: trustee.clone(),
+            project_id: project_id.clone(),
+            roles: roles.clone(),
+            impersonation,
+            expires_at_ms,
+        };
+        w.trusts.insert(trust.id.clone(), trust.clone());
+        Ok(trust)
+    })?;
+    let body = json!({"trust": {
+        "id": trust.id, "trustor_user_id": trust.trustor_user_id, "trustee_user_id": trust.trustee_user_id,
+        "project_id": trust.project_id, "impersonation": trust.impersonation,
+        "roles": trust.roles.iter().map(|r| json!({"id": stable_id(r), "name": r})).collect::<Vec<_>>(),
+        "expires_at": trust.expires_at_ms.map(iso_z),
+    }});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `DELETE /v3/OS-TRUST/trusts/{id}`: the trustor ends the trust; its tokens stop working.
+async fn delete_trust(
+    State(cloud): State<Cloud>,
+    Path(trust_id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    cloud.write(Family::Identity, |w| {
+        let caller = caller(w, &headers)?;
+        let trust = w.trusts.get(&trust_id).ok_or_else(|| {
+            ApiError::not_found(Family::Identity, format!("Could not find trust: {trust_id}."))
+        })?;
+        if trust.trustor_user_id != caller.user_id {
+            return Err(ApiError::forbidden(Family::Identity, "Only the trustor may delete a trust."));
+        }
+        w.trusts.remove(&trust_id);
+        Ok(StatusCode::NO_CONTENT)
+    })
 }
 
 fn stable_id(seed: &str) -> String {
@@ -271,6 +425,18 @@ fn token_body(cloud: &Cloud, w: &World, token: &Token, with_catalog: bool) -> Va
         if with_catalog {
             body["catalog"] = catalog(cloud, &project.id);
         }
+    } else if let Some(domain_id) = &token.domain_id {
+        body["domain"] = domain(domain_id);
+        body["roles"] = token.roles.iter().map(|r| json!({"id": stable_id(r), "name": r})).collect();
+        if with_catalog {
+            body["catalog"] = catalog(cloud, "");
+        }
+    }
+    if let Some(trust) = token.trust_id.as_ref().and_then(|t| w.trusts.get(t)) {
+        body["OS-TRUST:trust"] = json!({
+            "id": trust.id, "impersonation": trust.impersonation,
+            "trustee_user": {"id": trust.trustee_user_id}, "trustor_user": {"id": trust.trustor_user_id},
+        });
     }
     if let Some(credential) = token.app_credential_id.as_ref().and_then(|c| w.app_credentials.get(c)) {
         body["application_credential"] =
@@ -281,20 +447,23 @@ fn token_body(cloud: &Cloud, w: &World, token: &Token, with_catalog: bool) -> Va
 
 /// The service catalog for a project: identity, block storage (as `block-storage` and
 /// `volumev3`), compute, and the Huawei EVS/ECS placeholders, each with three interfaces.
+/// Without a project (domain scope) the services whose URL needs one are left out, as
+/// Keystone does.
 pub fn catalog(cloud: &Cloud, project_id: &str) -> Value {
     let base = cloud.base_url();
     let region = cloud.config().region.clone();
     let services = [
-        ("identity", "keystone", format!("{base}{IDENTITY_PREFIX}")),
-        ("block-storage", "cinder", format!("{base}{VOLUME_PREFIX}/v3/{project_id}")),
-        ("volumev3", "cinderv3", format!("{base}{VOLUME_PREFIX}/v3/{project_id}")),
-        ("compute", "nova", format!("{base}{COMPUTE_PREFIX}/v2.1")),
-        ("evs", "evs", format!("{base}/evs/v2/{project_id}")),
-        ("ecs", "ecs", format!("{base}/ecs/v1/{project_id}")),
+        ("identity", "keystone", format!("{base}{IDENTITY_PREFIX}"), false),
+        ("block-storage", "cinder", format!("{base}{VOLUME_PREFIX}/v3/{project_id}"), true),
+        ("volumev3", "cinderv3", format!("{base}{VOLUME_PREFIX}/v3/{project_id}"), true),
+        ("compute", "nova", format!("{base}{COMPUTE_PREFIX}/v2.1"), false),
+        ("evs", "evs", format!("{base}/evs/v2/{project_id}"), true),
+        ("ecs", "ecs", format!("{base}/ecs/v1/{project_id}"), true),
     ];
     services
         .iter()
-        .map(|(kind, name, url)| {
+        .filter(|(_, _, _, needs_project)| !(*needs_project && project_id.is_empty()))
+        .map(|(kind, name, url, _)| {
             let endpoints: Vec<Value> = ["public", "internal", "admin"]
                 .iter()
                 .map(|interface| {

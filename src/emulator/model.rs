@@ -353,6 +353,28 @@ pub struct User {
     pub default_project_id: Option<String>,
     /// Role names by project id.
     pub roles: BTreeMap<String, Vec<String>>,
+    /// Role names by domain id (domain-scoped tokens).
+    #[serde(default)]
+    pub domain_roles: BTreeMap<String, Vec<String>>,
+}
+
+/// A Keystone trust (OS-TRUST): the trustee may act in the trustor's project with these roles.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Trust {
+    /// The id.
+    pub id: String,
+    /// Who delegates.
+    pub trustor_user_id: String,
+    /// Who may act.
+    pub trustee_user_id: String,
+    /// The project the trust is for.
+    pub project_id: String,
+    /// The delegated role names.
+    pub roles: Vec<String>,
+    /// Whether tokens act as the trustor (true) or the trustee.
+    pub impersonation: bool,
+    /// When it expires (ms), if ever.
+    pub expires_at_ms: Option<u64>,
 }
 
 /// A Keystone application credential (bound to one user and project).
@@ -391,6 +413,12 @@ pub struct Token {
     pub app_credential_id: Option<String>,
     /// The audit id.
     pub audit_id: String,
+    /// The scoped domain (domain-scoped tokens).
+    #[serde(default)]
+    pub domain_id: Option<String>,
+    /// The trust the token was issued through.
+    #[serde(default)]
+    pub trust_id: Option<String>,
 }
 
 /// A Huawei AK/SK pair: requests signed with it act as its user.

@@ -59,6 +59,9 @@ pub fn router(cloud: Cloud) -> Router<Cloud> {
 
 async fn guard(State(cloud): State<Cloud>, mut request: Request, next: Next) -> Response {
     let auth = match keystone::authenticate(&cloud, request.headers()) {
+        Ok(auth) if auth.project_id.is_empty() => {
+            return ApiError::forbidden(F, "Compute needs a project-scoped token.").into_response();
+        }
         Ok(auth) => auth,
         Err(e) => return e.into_response(),
     };

@@ -38,6 +38,9 @@ pub struct World {
     pub app_credentials: BTreeMap<String, AppCredential>,
     /// Issued tokens by token id.
     pub tokens: BTreeMap<String, Token>,
+    /// Trusts by id.
+    #[serde(default)]
+    pub trusts: BTreeMap<String, Trust>,
     /// One resource store per project id, shared by every API view.
     pub stores: BTreeMap<String, ProjectStore>,
     /// Volume types by id.
