@@ -447,3 +447,28 @@ async fn the_qos_of_other_disk_types_cannot_change() {
     let err = b.backend.modify_performance(&created.id, Some(5000), None, WAIT).await.unwrap_err();
     assert!(matches!(err, CloudError::InvalidInput(_)), "{err}");
 }
+
+#[tokio::test]
+async fn without_volume_ids_in_the_answer_the_disk_id_comes_from_the_finished_job() {
+    let cloud = emulator(|c| c.evs_ids_from_jobs_only = true).await;
+    let b = aksk(&cloud).await;
+    let created = b.backend.create_volume(&spec("pvc-from-job", 10)).await.unwrap();
+    assert!(count(&cloud.handle, "GET", "/jobs/") >= 1, "the job was read");
+    let ready = b.backend.wait_volume_ready(&created.id, WAIT).await.unwrap();
+    assert_eq!(ready.name, "pvc-from-job");
+}
+
+#[tokio::test]
+async fn a_create_job_that_fails_before_naming_its_disk_is_the_jobs_error() {
+    let cloud = emulator(|c| c.evs_ids_from_jobs_only = true).await;
+    cloud.handle.cloud().faults().add_transition(fail_once("volume", "creating"));
+    let b = aksk(&cloud).await;
+    let err = b.backend.create_volume(&spec("pvc-job-fails", 10)).await.unwrap_err();
+    assert!(
+        matches!(&err, CloudError::Conflict(m) if m.contains("createVolume") && m.contains("EVS.2024")),
+        "the job's own code and reason: {err:?}"
+    );
+    // The failed disk stays findable by name, so the retried CreateVolume can clean it up.
+    let found = b.backend.find_volumes_by_name("pvc-job-fails").await.unwrap();
+    assert!(matches!(found.as_slice(), [v] if matches!(v.status, VolumeStatus::Error(_))), "{found:?}");
+}

@@ -52,6 +52,10 @@ pub struct EmulatorConfig {
     /// Save the world to `state.json` (default). Off, the state lives only in memory, as for
     /// the benchmark, where saving would charge the emulator's own work to the driver.
     pub persist: bool,
+    /// Answer EVS v2.1 creates with the job id alone, the job's entities naming the disk only
+    /// once it is created: EVS documents `volume_ids` as not always present, and a client must
+    /// then read the id from the finished job.
+    pub evs_ids_from_jobs_only: bool,
     /// Huawei AK/SK pairs; each belongs to a configured user.
     pub access_keys: Vec<AccessKeyConfig>,
     /// Serve the API listener over HTTPS with this certificate and key (the metadata
@@ -148,6 +152,7 @@ impl Default for EmulatorConfig {
             loop_devices: true,
             release_loops_on_shutdown: false,
             persist: true,
+            evs_ids_from_jobs_only: false,
             access_keys: vec![AccessKeyConfig {
                 user: "demo".into(),
                 access_key: "DEMOACCESSKEY0000001".into(),

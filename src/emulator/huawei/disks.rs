@@ -130,6 +130,9 @@ async fn create_v21(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     let (job_id, volume_ids) = create(&cloud, &ctx, &body)?;
+    if cloud.config().evs_ids_from_jobs_only {
+        return Ok(Json(json!({"job_id": job_id})));
+    }
     Ok(Json(json!({"job_id": job_id, "volume_ids": volume_ids})))
 }
 
@@ -318,7 +321,10 @@ fn create(cloud: &Cloud, ctx: &Ctx, body: &Bytes) -> ApiResult<(String, Vec<Stri
                 extra: extra.iter().map(|(k, v)| (k.clone(), json!(v))).collect(),
             };
             w.store_mut(&project_id).volumes.insert(id.clone(), volume);
-            let entities = json!({"volume_id": id, "name": disk_name, "size": size, "volume_type": volume_type.name});
+            let mut entities = json!({"name": disk_name, "size": size, "volume_type": volume_type.name});
+            if !cloud.config().evs_ids_from_jobs_only {
+                entities["volume_id"] = json!(id);
+            }
             sub_jobs.push(new_job(&project_id, "evs", "createVolume", JobTarget::CreateVolume { volume_id: id.clone() }, entities));
             ids.push(id);
         }

@@ -87,6 +87,12 @@ fn advance(w: &World, job: &mut Job, now: u64) -> bool {
     if status == SUCCESS || status == FAIL {
         job.end_ms.get_or_insert(now);
     }
+    // A created disk is named by its job (at once, unless ids come from finished jobs only).
+    if let JobTarget::CreateVolume { volume_id } = &job.target
+        && status == SUCCESS
+    {
+        job.entities["volume_id"] = json!(volume_id);
+    }
     if let Some((code, reason)) = failure {
         job.error_code = Some(code);
         job.fail_reason = Some(reason);
