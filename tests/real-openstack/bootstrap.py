@@ -112,6 +112,17 @@ def cinder(state):
             sys.exit(f"cinder services not up after 180 s: have {sorted(up)}, want {sorted(wanted)}")
         time.sleep(0.5)
 
+    # A service reported up may not have told the scheduler its pools yet; volumes asked for
+    # before then fail with "No valid backend".
+    while True:
+        _, _, reply = call("GET", f"{base}/scheduler-stats/get_pools?detail=True", admin)
+        backends = {p.get("capabilities", {}).get("volume_backend_name") for p in reply.get("pools", [])}
+        if {"fake", "nfs"} <= backends:
+            break
+        if time.time() > deadline:
+            sys.exit(f"the scheduler knows the pools of {sorted(b for b in backends if b)} only after 180 s")
+        time.sleep(0.5)
+
     def volume_type(name, backend, public=True):
         body = {"volume_type": {"name": name, "os-volume-type-access:is_public": public,
                                 "extra_specs": {"volume_backend_name": backend}}}

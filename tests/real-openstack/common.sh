@@ -11,26 +11,38 @@ KEYSTONE_PORT=5000
 CINDER_PORT=8776
 # Listening ports the tier owns, all on 127.0.0.1; up.sh refuses to start over anything else.
 PORTS="3306 4369 5672 25672 $KEYSTONE_PORT $CINDER_PORT"
-# Stopped in this order: API users first, the broker and the database last.
-SERVICES="cinder-api cinder-scheduler cinder-volume cinder-backup keystone mariadb rabbitmq epmd"
+# Every process up.sh starts; down.sh stops the OpenStack services first, then the database,
+# the broker and its epmd.
+OPENSTACK="cinder-api cinder-scheduler cinder-volume cinder-backup keystone"
+SERVICES="$OPENSTACK mariadb rabbitmq epmd"
 
 T0=${T0:-$(date +%s)}
 say() { printf '[%4ss] %s\n' "$(($(date +%s) - T0))" "$*"; }
 
-# Stops the process recorded in $RUN/$1.pid (TERM, then KILL after 20 s) and forgets it.
-stop_pid() {
-  local file=$RUN/$1.pid pid
-  [ -f "$file" ] || return 0
-  pid=$(cat "$file")
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 80); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    if kill -0 "$pid" 2>/dev/null; then
-      say "$1 (pid $pid) ignored TERM; killing it"
-      kill -KILL "$pid" 2>/dev/null || true
+# Stops the processes recorded in $RUN/<name>.pid for each name given, all at once: TERM, then
+# KILL for any still alive after 20 s. Forgets them.
+stop_pids() {
+  local name pid pids=""
+  for name in "$@"; do
+    [ -f "$RUN/$name.pid" ] || continue
+    pid=$(cat "$RUN/$name.pid")
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids="$pids $pid"
     fi
-  fi
-  rm -f "$file"
+    rm -f "$RUN/$name.pid"
+  done
+  for _ in $(seq 1 80); do
+    local left=""
+    for pid in $pids; do kill -0 "$pid" 2>/dev/null && left="$left $pid"; done
+    pids=$left
+    [ -z "$pids" ] && return 0
+    sleep 0.25
+  done
+  for pid in $pids; do
+    say "pid $pid ignored TERM; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  done
 }
 
 # True when the process recorded for $1 is alive.

@@ -13,23 +13,25 @@ done
 [ -d "$RUN" ] || { [ -n "$purge" ] && rm -rf "$STATE_DIR"; exit 0; }
 
 rm -f "$RUN/up"
-for s in $SERVICES; do
-  if [ "$s" = rabbitmq ] && alive rabbitmq; then
-    # A clean broker stop; the pid below is the fallback.
-    ( . "$STATE_DIR/rabbitmq/env.sh" && timeout 30 /usr/lib/rabbitmq/bin/rabbitmqctl -q shutdown ) >/dev/null 2>&1
-  fi
-  was_alive=""; alive "$s" && was_alive=1
-  stop_pid "$s"
-  [ -z "$was_alive" ] || [ -n "$quiet" ] || say "stopped $s"
-done
+running=""
+for s in $SERVICES; do alive "$s" && running="$running $s"; done
+# shellcheck disable=SC2086
+stop_pids $OPENSTACK
+stop_pids mariadb
+if alive rabbitmq; then
+  # A clean broker stop; the pid is the fallback.
+  ( . "$STATE_DIR/rabbitmq/env.sh" && timeout 30 /usr/lib/rabbitmq/bin/rabbitmqctl -q shutdown ) >/dev/null 2>&1
+fi
+stop_pids rabbitmq
+stop_pids epmd
+[ -z "$running" ] || [ -n "$quiet" ] || say "stopped$running"
 # Children that outlived their parent (service workers) still name the state directory.
-for dir in /proc/[0-9]*; do
-  pid=${dir#/proc/}
-  [ "$pid" = $$ ] && continue
-  if tr '\0' ' ' < "$dir/cmdline" 2>/dev/null | grep -q -- "$STATE_DIR/"; then
-    echo "down.sh: killing leftover pid $pid: $(tr '\0' ' ' < "$dir/cmdline" | cut -c1-120)" >&2
-    kill -KILL "$pid" 2>/dev/null
-  fi
+for file in $(grep -lsF -- "$STATE_DIR/" /proc/[0-9]*/cmdline); do
+  pid=${file#/proc/}; pid=${pid%/cmdline}
+  # The grep itself matched, and is gone.
+  kill -0 "$pid" 2>/dev/null || continue
+  echo "down.sh: killing leftover pid $pid: $( { tr '\0' ' ' < "$file"; } 2>/dev/null | cut -c1-120)" >&2
+  kill -KILL "$pid" 2>/dev/null
 done
 if [ -f "$RUN/bindmount" ]; then
   mnt=$(cat "$RUN/bindmount")
