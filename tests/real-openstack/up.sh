@@ -33,8 +33,12 @@ for port in $PORTS; do
 done
 
 on_failure() {
-  local code=$?
-  echo "up.sh: FAILED (exit $code); the logs:" >&2
+  local code=$? line=${BASH_LINENO[0]} command=$BASH_COMMAND
+  # A failing command substitution reports in its parent, once.
+  [ "$BASHPID" = "$$" ] || exit "$code"
+  trap - ERR
+  echo "up.sh: FAILED (exit $code) at line $line: $command" >&2
+  echo "up.sh: the logs:" >&2
   for f in "$LOGS"/*; do
     [ -s "$f" ] || continue
     echo "----- $f (last 40 lines)" >&2
