@@ -501,3 +501,27 @@ async fn only_admins_may_filter_snapshots_by_group_snapshot() {
     let admin = cloud.login("admin").await;
     assert_eq!(cloud.cinder(&admin, Method::GET, path, None, "3.50").await.status, 200);
 }
+
+#[tokio::test]
+async fn a_migration_refused_for_a_snapshot_with_metadata_leaves_the_volume_retyping_as_cinder_29_does() {
+    let cloud = TestCloud::start_with(|c| c.latency = Duration::from_millis(20)).await;
+    let s = cloud.login("demo").await;
+    let id = cloud.available_volume(&s, 1).await;
+    let body = json!({"snapshot": {"volume_id": id, "name": "pin", "metadata": {"owner": "csi"}}});
+    let snapshot = cloud.cinder(&s, Method::POST, "/snapshots", Some(body), "3.50").await;
+    let snapshot_id = snapshot.body["snapshot"]["id"].as_str().unwrap().to_string();
+    cloud.wait_status(&s, &format!("/snapshots/{snapshot_id}"), "snapshot", "available").await;
+
+    let never = json!({"os-retype": {"new_type": "fast", "migration_policy": "never"}});
+    assert_eq!(action(&cloud, &s, &id, never, "3.50").await.status, 202);
+    let v = cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "available").await;
+    assert_eq!(v["volume_type"], "__DEFAULT__", "`never` is refused cleanly");
+
+    let on_demand = json!({"os-retype": {"new_type": "fast", "migration_policy": "on-demand"}});
+    assert_eq!(action(&cloud, &s, &id, on_demand, "3.50").await.status, 202);
+    // Many transition latencies later it has still not come back.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v = cloud.cinder(&s, Method::GET, &format!("/volumes/{id}"), None, "3.50").await;
+    assert_eq!(v.body["volume"]["status"], "retyping");
+    assert_eq!(v.body["volume"]["volume_type"], "__DEFAULT__");
+}
