@@ -443,3 +443,85 @@ async fn availability_zones_are_listed() {
     let reply = cloud.cinder(&s, Method::GET, "/os-availability-zone", None, "3.0").await;
     assert_eq!(reply.body["availabilityZoneInfo"][0]["zoneName"], "nova");
 }
+
+// The three below pin behaviour of real Cinder 29 found by the real-OpenStack tier
+// (tests/real-openstack/), which the emulator once answered differently.
+
+#[tokio::test]
+async fn the_default_group_type_is_the_configured_one_not_one_called_default() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let default = cloud.cinder(&s, Method::GET, "/group_types/default", None, "3.11").await;
+    assert_eq!(default.status, 200, "{:?}", default.body);
+    assert_eq!(default.body["group_type"]["name"], "default_group_type");
+    let by_id = format!("/group_types/{}", default.body["group_type"]["id"].as_str().unwrap());
+    assert_eq!(cloud.cinder(&s, Method::GET, &by_id, None, "3.11").await.body, default.body);
+}
+
+#[tokio::test]
+async fn a_group_lists_its_volumes_only_when_asked_from_3_25() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let body =
+        json!({"group": {"name": "g", "group_type": "default_group_type", "volume_types": ["__DEFAULT__"]}});
+    let g = cloud.cinder(&s, Method::POST, "/groups", Some(body), "3.25").await;
+    let gid = g.body["group"]["id"].as_str().unwrap().to_string();
+    cloud.wait_status(&s, &format!("/groups/{gid}"), "group", "available").await;
+    let volume = cloud
+        .cinder(&s, Method::POST, "/volumes", Some(json!({"volume": {"size": 1, "group_id": gid}})), "3.25")
+        .await;
+    let vid = volume.body["volume"]["id"].as_str().unwrap().to_string();
+    cloud.wait_status(&s, &format!("/volumes/{vid}"), "volume", "available").await;
+
+    let plain = cloud.cinder(&s, Method::GET, &format!("/groups/{gid}"), None, "3.25").await;
+    assert!(plain.body["group"].get("volumes").is_none(), "{:?}", plain.body);
+    let asked = cloud.cinder(&s, Method::GET, &format!("/groups/{gid}?list_volume=True"), None, "3.25").await;
+    assert_eq!(asked.body["group"]["volumes"], json!([vid]));
+    let listed = cloud.cinder(&s, Method::GET, "/groups/detail?list_volume=True&name=g", None, "3.50").await;
+    assert_eq!(listed.status, 200, "list_volume is no filter: {:?}", listed.body);
+    assert_eq!(listed.body["groups"][0]["volumes"], json!([vid]));
+    let too_early =
+        cloud.cinder(&s, Method::GET, &format!("/groups/{gid}?list_volume=True"), None, "3.24").await;
+    assert!(too_early.body["group"].get("volumes").is_none(), "{:?}", too_early.body);
+}
+
+#[tokio::test]
+async fn only_admins_may_filter_snapshots_by_group_snapshot() {
+    let cloud = TestCloud::start().await;
+    let demo = cloud.login("demo").await;
+    let path = "/snapshots/detail?group_snapshot_id=00000000-0000-0000-0000-000000000000";
+    let refused = cloud.cinder(&demo, Method::GET, path, None, "3.50").await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        refused.body["badRequest"]["message"],
+        "Invalid filters group_snapshot_id are found in query options."
+    );
+    let by_volume = cloud.cinder(&demo, Method::GET, "/snapshots/detail?volume_id=x", None, "3.50").await;
+    assert_eq!(by_volume.status, 200, "volume_id is a user filter: {:?}", by_volume.body);
+    let admin = cloud.login("admin").await;
+    assert_eq!(cloud.cinder(&admin, Method::GET, path, None, "3.50").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_migration_refused_for_a_snapshot_with_metadata_leaves_the_volume_retyping_as_cinder_29_does() {
+    let cloud = TestCloud::start_with(|c| c.latency = Duration::from_millis(20)).await;
+    let s = cloud.login("demo").await;
+    let id = cloud.available_volume(&s, 1).await;
+    let body = json!({"snapshot": {"volume_id": id, "name": "pin", "metadata": {"owner": "csi"}}});
+    let snapshot = cloud.cinder(&s, Method::POST, "/snapshots", Some(body), "3.50").await;
+    let snapshot_id = snapshot.body["snapshot"]["id"].as_str().unwrap().to_string();
+    cloud.wait_status(&s, &format!("/snapshots/{snapshot_id}"), "snapshot", "available").await;
+
+    let never = json!({"os-retype": {"new_type": "fast", "migration_policy": "never"}});
+    assert_eq!(action(&cloud, &s, &id, never, "3.50").await.status, 202);
+    let v = cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "available").await;
+    assert_eq!(v["volume_type"], "__DEFAULT__", "`never` is refused cleanly");
+
+    let on_demand = json!({"os-retype": {"new_type": "fast", "migration_policy": "on-demand"}});
+    assert_eq!(action(&cloud, &s, &id, on_demand, "3.50").await.status, 202);
+    // Many transition latencies later it has still not come back.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v = cloud.cinder(&s, Method::GET, &format!("/volumes/{id}"), None, "3.50").await;
+    assert_eq!(v.body["volume"]["status"], "retyping");
+    assert_eq!(v.body["volume"]["volume_type"], "__DEFAULT__");
+}

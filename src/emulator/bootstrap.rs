@@ -125,7 +125,7 @@ pub fn apply(world: &mut World, config: &EmulatorConfig) -> Result<(), EmulatorE
             id.clone(),
             GroupType {
                 id,
-                name: "default_group_type".into(),
+                name: super::cinder::groups::DEFAULT_GROUP_TYPE.into(),
                 description: Some("Default group type".into()),
                 is_public: true,
                 group_specs: Default::default(),

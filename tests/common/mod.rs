@@ -6,6 +6,7 @@
 pub mod cloud;
 pub mod fake_kube;
 pub mod secrets;
+pub mod target;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

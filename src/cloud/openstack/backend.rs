@@ -274,7 +274,14 @@ impl Backend for OpenStackBackend {
     }
 
     async fn retype_volume(&self, id: &str, volume_type: &str) -> Result<(), CloudError> {
-        self.cinder.retype_volume(id, volume_type).await
+        // Cinder refuses to migrate a volume with snapshots anyway, and Cinder 29 refusing an
+        // `on-demand` retype for that reason leaves the volume in `retyping` for good when a
+        // snapshot carries metadata, as ours do (its error path fails to save the volume).
+        // `never` gets the same refusal cleanly: the volume returns to its status at its old
+        // type, which the wait reports as refused.
+        let query = [("volume_id", id.to_string()), ("limit", "1".to_string())];
+        let has_snapshots = !self.cinder.list_snapshots(&query).await?.items.is_empty();
+        self.cinder.retype_volume(id, volume_type, !has_snapshots).await
     }
 
     async fn wait_volume_retyped(

@@ -249,13 +249,19 @@ impl Cinder {
             .send("cinder.volume.create", Method::POST, "volumes", &[], Some(json!({ "volume": volume })))
             .await?;
         if reply.status != StatusCode::ACCEPTED && reply.status != StatusCode::OK {
-            let source_kind = match &spec.source {
-                Some(VolumeSource::Snapshot(_)) => "snapshot",
-                Some(VolumeSource::Volume(_)) => "volume",
-                Some(VolumeSource::Backup(_)) => "backup",
-                None => "volume",
+            // Cinder answers 404 both for a missing source and for an unknown volume type;
+            // the latter is a bad parameter, not a missing object.
+            let message = fault::message(&reply);
+            if reply.status == StatusCode::NOT_FOUND && message.starts_with("Volume type") {
+                return Err(CloudError::InvalidInput(message));
+            }
+            let (source_kind, source_id) = match &spec.source {
+                Some(VolumeSource::Snapshot(id)) => ("snapshot", id.as_str()),
+                Some(VolumeSource::Volume(id)) => ("volume", id.as_str()),
+                Some(VolumeSource::Backup(id)) => ("backup", id.as_str()),
+                None => ("volume", spec.name.as_str()),
             };
-            return Err(fault::to_error(&reply, source_kind, ""));
+            return Err(fault::to_error(&reply, source_kind, source_id));
         }
         Ok(reply.json::<OneVolume>()?.volume.into())
     }
@@ -300,12 +306,13 @@ impl Cinder {
         self.action("cinder.volume.extend", id, json!({ "os-extend": { "new_size": size_gib } })).await
     }
 
-    /// `os-retype` with `migration_policy=on-demand`.
-    pub async fn retype_volume(&self, id: &str, volume_type: &str) -> Result<(), CloudError> {
+    /// `os-retype`, allowing a migration (`on-demand`) or not (`never`).
+    pub async fn retype_volume(&self, id: &str, volume_type: &str, migrate: bool) -> Result<(), CloudError> {
+        let policy = if migrate { "on-demand" } else { "never" };
         self.action(
             "cinder.volume.retype",
             id,
-            json!({ "os-retype": { "new_type": volume_type, "migration_policy": "on-demand" } }),
+            json!({ "os-retype": { "new_type": volume_type, "migration_policy": policy } }),
         )
         .await
     }
@@ -480,7 +487,13 @@ impl Cinder {
     pub async fn find_groups(&self, name: &str) -> Result<Vec<Value>, CloudError> {
         self.require(GROUPS, "volume groups").await?;
         let reply = self
-            .send("cinder.group.list", Method::GET, "groups/detail", &[("name", name.to_string())], None)
+            .send(
+                "cinder.group.list",
+                Method::GET,
+                "groups/detail",
+                &[("name", name.to_string()), ("list_volume", "True".into())],
+                None,
+            )
             .await?;
         if !reply.status.is_success() {
             return Err(fault::to_error(&reply, "group list", ""));
@@ -497,7 +510,9 @@ impl Cinder {
 
     /// `GET /groups/{id}`; `None` on 404.
     pub async fn get_group(&self, id: &str) -> Result<Option<Value>, CloudError> {
-        let reply = self.send("cinder.group.get", Method::GET, &format!("groups/{id}"), &[], None).await?;
+        // Cinder lists a group's volumes only when asked to (3.25).
+        let query = [("list_volume", "True".to_string())];
+        let reply = self.send("cinder.group.get", Method::GET, &format!("groups/{id}"), &query, None).await?;
         match reply.status {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => Ok(Some(reply.json::<Value>()?["group"].clone())),
@@ -505,10 +520,29 @@ impl Cinder {
         }
     }
 
+    /// `GET /group_types/default`: the id of the group type the operator made the default
+    /// (cinder.conf `default_group_type`); clouds name it as they like.
+    async fn default_group_type(&self) -> Result<String, CloudError> {
+        let reply =
+            self.send("cinder.group_type.default", Method::GET, "group_types/default", &[], None).await?;
+        match reply.status {
+            s if s.is_success() => reply.json::<Value>()?["group_type"]["id"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| CloudError::Protocol("default group type answer without an id".into())),
+            StatusCode::NOT_FOUND => Err(CloudError::Unsupported(
+                "volume group snapshots need a default group type, and the cloud has none (Cinder's default_group_type option)"
+                    .into(),
+            )),
+            _ => Err(fault::to_error(&reply, "group type", "default")),
+        }
+    }
+
     /// `POST /groups` of the default group type holding `volume_types`.
     pub async fn create_group(&self, name: &str, volume_types: &[String]) -> Result<String, CloudError> {
         self.require(GROUPS, "volume groups").await?;
-        let body = json!({ "group": { "name": name, "group_type": "default_group_type", "volume_types": volume_types,
+        let group_type = self.default_group_type().await?;
+        let body = json!({ "group": { "name": name, "group_type": group_type, "volume_types": volume_types,
             "description": "Helper group of a CSI volume group snapshot (cinder-evs-csi)" } });
         let reply = self.send("cinder.group.create", Method::POST, "groups", &[], Some(body)).await?;
         if !reply.status.is_success() {
@@ -623,10 +657,36 @@ impl Cinder {
         }
     }
 
-    /// The member snapshots of a group snapshot.
+    /// The member snapshots of a group snapshot: the snapshots of the group's volumes that
+    /// name it. (Cinder lets only admins filter snapshots by `group_snapshot_id`.)
     pub async fn group_snapshot_members(&self, id: &str) -> Result<Vec<Snapshot>, CloudError> {
-        let page = self.list_snapshots(&[("group_snapshot_id", id.to_string())]).await?;
-        Ok(page.items)
+        let Some(group_snapshot) = self.get_group_snapshot(id).await? else { return Ok(Vec::new()) };
+        let group_id = group_snapshot["group_id"].as_str().unwrap_or_default();
+        let Some(group) = self.get_group(group_id).await? else { return Ok(Vec::new()) };
+        let mut members = Vec::new();
+        for volume in group["volumes"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            let reply = self
+                .send(
+                    "cinder.snapshot.list",
+                    Method::GET,
+                    "snapshots/detail",
+                    &[("volume_id", volume.to_string())],
+                    None,
+                )
+                .await?;
+            if !reply.status.is_success() {
+                return Err(fault::to_error(&reply, "snapshot list", ""));
+            }
+            let body: Value = reply.json()?;
+            for snapshot in body["snapshots"].as_array().into_iter().flatten() {
+                if snapshot["group_snapshot_id"] == id {
+                    let parsed: SnapshotJson = serde_json::from_value(snapshot.clone())
+                        .map_err(|e| CloudError::Protocol(format!("snapshot: {e}")))?;
+                    members.push(parsed.into());
+                }
+            }
+        }
+        Ok(members)
     }
 
     /// `POST /os-volume-manage` (an admin API by default policy).

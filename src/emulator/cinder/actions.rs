@@ -158,8 +158,17 @@ fn retype(cloud: &Cloud, ctx: &Ctx, id: &str, args: &Map<String, Value>) -> ApiR
             return Err(invalid_volume("Retyping an in-use volume between a multiattach and a non-multiattach type is not supported."));
         }
         let needs_migration = target.backend().unwrap_or("lvmdriver-1") != current.backend().unwrap_or("lvmdriver-1");
-        let has_snapshots = w.stores.get(&volume.project_id).is_some_and(|s| s.snapshots.values().any(|s| s.volume_id == id));
+        let snapshots: Vec<_> = w.stores.get(&volume.project_id).map(|s| s.snapshots.values().filter(|s| s.volume_id == id).collect()).unwrap_or_default();
+        let has_snapshots = !snapshots.is_empty();
         let allowed = !needs_migration || (policy == "on-demand" && !has_snapshots && volume.status == "available");
+        // Cinder 29 refusing an on-demand migration because of snapshots fails to save the
+        // volume when a snapshot carries metadata: the volume stays `retyping` for good.
+        if needs_migration && policy == "on-demand" && snapshots.iter().any(|s| !s.metadata.is_empty()) {
+            let volume = find_mut(w, ctx, id)?;
+            volume.status = "retyping".into();
+            volume.updated_at_ms = Some(now_ms());
+            return Ok(accepted());
+        }
         if allowed {
             check_quota(w, &volume.project_id, &[
                 (format!("volumes_{}", target.name), 1),

@@ -64,10 +64,20 @@ async fn group_type(
 ) -> ApiResult<Json<Value>> {
     gate(&ctx, 11)?;
     cloud.read(|w| {
-        let t = find_group_type(w, &id).ok_or_else(|| not_found("Group type", &id))?;
+        // As in Cinder, `default` is the group type named by the default_group_type option
+        // (here the bootstrapped one), not a type called "default".
+        let t = if id == "default" {
+            find_group_type(w, DEFAULT_GROUP_TYPE)
+                .ok_or_else(|| ApiError::not_found(F, "Default group type can not be found."))?
+        } else {
+            find_group_type(w, &id).ok_or_else(|| not_found("Group type", &id))?
+        };
         Ok(Json(json!({"group_type": group_type_view(t)})))
     })
 }
+
+/// The name of the group type `GET /group_types/default` answers with.
+pub const DEFAULT_GROUP_TYPE: &str = "default_group_type";
 
 fn find_group_type<'a>(w: &'a World, name_or_id: &str) -> Option<&'a GroupType> {
     w.group_types.get(name_or_id).or_else(|| w.group_types.values().find(|t| t.name == name_or_id))
@@ -169,11 +179,14 @@ async fn groups_listing(
     detailed: bool,
 ) -> ApiResult<Json<Value>> {
     gate(&ctx, 13)?;
-    let params = super::list::parse(&ctx, &query, &["name", "status"], SORT_KEYS)?;
+    let list_volume = list_volume(&ctx, &query);
+    // `list_volume` shapes the view; it is no filter.
+    let filters: Vec<_> = query.iter().filter(|(k, _)| k != "list_volume").cloned().collect();
+    let params = super::list::parse(&ctx, &filters, &["name", "status"], SORT_KEYS)?;
     let items = cloud.read(|w| {
         w.stores
             .get(&ctx.auth.project_id)
-            .map(|s| s.groups.values().map(|g| views::group(&cloud, w, g)).collect())
+            .map(|s| s.groups.values().map(|g| views::group(&cloud, w, g, list_volume)).collect())
             .unwrap_or_default()
     });
     let page = super::list::apply(items, &params, "group")?;
@@ -199,19 +212,27 @@ async fn list_groups_detail(
     groups_listing(cloud, ctx, query, "groups/detail", true).await
 }
 
+/// Whether a group view lists its volumes: `list_volume=True` from 3.25 on.
+fn list_volume(ctx: &Ctx, query: &[(String, String)]) -> bool {
+    ctx.version.at_least(3, 25)
+        && query.iter().any(|(k, v)| k == "list_volume" && super::parse_bool(&json!(v)) == Some(true))
+}
+
 async fn show_group(
     State(cloud): State<Cloud>,
     Extension(ctx): Extension<Ctx>,
     Path((_, id)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> ApiResult<Json<Value>> {
     gate(&ctx, 13)?;
+    let list_volume = list_volume(&ctx, &query);
     cloud.read(|w| {
         let group = w
             .stores
             .get(&ctx.auth.project_id)
             .and_then(|s| s.groups.get(&id))
             .ok_or_else(|| not_found("Group", &id))?;
-        Ok(Json(json!({"group": views::group(&cloud, w, group)})))
+        Ok(Json(json!({"group": views::group(&cloud, w, group, list_volume)})))
     })
 }
 

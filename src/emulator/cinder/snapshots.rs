@@ -22,7 +22,19 @@ use crate::emulator::sparse;
 use crate::emulator::store::{Cloud, World};
 
 const F: Family = Family::Volume;
-const FILTERS: &[&str] = &["name", "status", "volume_id", "metadata", "project_id", "group_snapshot_id"];
+/// Filters anyone may use: Cinder's default resource_filters.json for snapshots.
+const FILTERS: &[&str] = &["name", "status", "volume_id", "metadata", "availability_zone", "consumes_quota"];
+/// Cinder lets admins filter by any field; these are the ones the emulator can apply.
+const ADMIN_FILTERS: &[&str] = &[
+    "name",
+    "status",
+    "volume_id",
+    "metadata",
+    "availability_zone",
+    "consumes_quota",
+    "project_id",
+    "group_snapshot_id",
+];
 const SORT_KEYS: &[&str] = &["id", "name", "status", "size", "created_at", "updated_at", "volume_id"];
 
 /// The snapshot routes.
@@ -147,7 +159,8 @@ async fn listing(
     path: &str,
     detailed: bool,
 ) -> ApiResult<Json<Value>> {
-    let params = super::list::parse(&ctx, &query, FILTERS, SORT_KEYS)?;
+    let filters = if ctx.auth.is_admin() { ADMIN_FILTERS } else { FILTERS };
+    let params = super::list::parse(&ctx, &query, filters, SORT_KEYS)?;
     let items = cloud.read(|w| {
         w.stores
             .iter()

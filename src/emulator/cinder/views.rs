@@ -192,13 +192,14 @@ pub fn backup(cloud: &Cloud, b: &Backup) -> Value {
 }
 
 /// A group's view.
-pub fn group(cloud: &Cloud, w: &World, g: &Group) -> Value {
+/// A group's view; its volume ids only when asked for (`list_volume=True`, 3.25), as in Cinder.
+pub fn group(cloud: &Cloud, w: &World, g: &Group, list_volume: bool) -> Value {
     let volumes: Vec<&String> = w
         .stores
         .get(&g.project_id)
         .map(|s| s.volumes.values().filter(|v| v.group_id.as_deref() == Some(&g.id)).map(|v| &v.id).collect())
         .unwrap_or_default();
-    json!({
+    let mut view = json!({
         "id": g.id,
         "name": g.name,
         "description": g.description,
@@ -206,13 +207,16 @@ pub fn group(cloud: &Cloud, w: &World, g: &Group) -> Value {
         "availability_zone": g.availability_zone,
         "group_type": g.group_type_id,
         "volume_types": g.volume_type_ids,
-        "volumes": volumes,
         "group_snapshot_id": null,
         "source_group_id": null,
         "created_at": iso(g.created_at_ms),
         "project_id": g.project_id,
         "links": links(cloud, &g.project_id, "groups", &g.id),
-    })
+    });
+    if list_volume {
+        view["volumes"] = json!(volumes);
+    }
+    view
 }
 
 /// A group snapshot's view.
