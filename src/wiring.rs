@@ -99,7 +99,9 @@ pub fn controller(
                 let http =
                     Arc::new(HttpClient::new(&cloud.tls, HttpSettings::default(), Some(metrics.clone()))?);
                 let client = Arc::new(HuaweiClient::new(http, config.subscribe(), Some(name))?);
-                backends.insert(name.clone(), Arc::new(HuaweiBackend::new(client, WaitSettings::default())));
+                let owner = Owner { key: META_CLUSTER_ID.to_string(), value: args.cluster_id.clone() };
+                let backend = HuaweiBackend::new(client, WaitSettings::default(), Some(owner));
+                backends.insert(name.clone(), Arc::new(backend));
             }
         }
     }

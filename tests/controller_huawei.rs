@@ -24,9 +24,10 @@ fn mount_cap() -> pb::VolumeCapability {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_huawei_volume_is_created_published_unpublished_and_deleted() {
-    let cloud = emulator(|_| {}).await;
+/// A controller on the emulator's Huawei side, ready.
+async fn controller(
+    cloud: &common::emulator::TestCloud,
+) -> (Driver, ControllerClient<tonic::transport::Channel>) {
     let config = cloud.dir.path().join("clouds.yaml");
     std::fs::write(&config, huawei_yaml(&cloud.handle, HuaweiAuth::AkSk(None), "")).unwrap();
     let socket = cloud.dir.path().join("csi.sock");
@@ -50,8 +51,14 @@ async fn a_huawei_volume_is_created_published_unpublished_and_deleted() {
         assert!(std::time::Instant::now() < deadline, "never ready; log:\n{}", driver.log().join("\n"));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    (driver, ControllerClient::new(channel))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huawei_volume_is_created_published_unpublished_and_deleted() {
+    let cloud = emulator(|_| {}).await;
+    let (_driver, mut c) = controller(&cloud).await;
     let server_id = cloud.handle.this_host_server_id().unwrap();
-    let mut c = ControllerClient::new(channel);
 
     let request = pb::CreateVolumeRequest {
         name: "pvc-hw".into(),
@@ -101,4 +108,43 @@ async fn a_huawei_volume_is_created_published_unpublished_and_deleted() {
         assert!(std::time::Instant::now() < deadline, "the disk never went");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_distinct_creates_shares_its_disk_name_lookups() {
+    use cinder_evs_csi::emulator::faults::{FaultAction, FaultRule};
+    let cloud = emulator(|c| {
+        c.default_quotas.insert("volumes".into(), -1);
+        c.default_quotas.insert("gigabytes".into(), -1);
+    })
+    .await;
+    let (_driver, c) = controller(&cloud).await;
+    // A slow list makes sure the burst arrives while the first lookup is still out.
+    cloud.handle.cloud().faults().add_rule(FaultRule {
+        method: Some("GET".into()),
+        route: Some("/evs/v2/{project_id}/cloudvolumes/detail".into()),
+        action: FaultAction::Slow { delay_ms: 300 },
+        rate: 1.0,
+        count: None,
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let mut c = c.clone();
+        tasks.spawn(async move {
+            let request = pb::CreateVolumeRequest {
+                name: format!("pvc-hw-burst-{i}"),
+                capacity_range: Some(pb::CapacityRange { required_bytes: 10 * GIB, limit_bytes: 0 }),
+                volume_capabilities: vec![mount_cap()],
+                parameters: HashMap::from([("availability".to_string(), "nova".to_string())]),
+                ..Default::default()
+            };
+            c.create_volume(request).await
+        });
+    }
+    for result in tasks.join_all().await {
+        result.expect("every create succeeds");
+    }
+    assert_eq!(count(&cloud.handle, "POST", "/evs/v2.1/"), 20, "one disk each");
+    let lists = count(&cloud.handle, "GET", "cloudvolumes/detail");
+    assert!(lists < 10, "20 creates took {lists} disk listings");
 }

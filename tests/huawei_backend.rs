@@ -45,7 +45,7 @@ async fn backend_with_key(cloud: &Shared, secret_key: &str) -> HuaweiBackend {
     let (_tx, rx) = tokio::sync::watch::channel(Arc::new(clouds));
     let http = Arc::new(HttpClient::new(&Tls::default(), HttpSettings::default(), None).unwrap());
     let client = Arc::new(Client::new(http, rx, None).unwrap());
-    HuaweiBackend::new(client, WaitSettings::default())
+    HuaweiBackend::new(client, WaitSettings::default(), None)
 }
 
 async fn backend(cloud: &Shared) -> HuaweiBackend {

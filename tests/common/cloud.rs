@@ -192,6 +192,6 @@ pub fn huawei_backend(yaml: &str) -> TestHuawei {
     let cloud = config.current().default_cloud().clone();
     let http = Arc::new(HttpClient::new(&cloud.tls, settings, None).unwrap());
     let client = Arc::new(HuaweiClient::new(http, config.subscribe(), None).unwrap());
-    let backend = Arc::new(HuaweiBackend::new(client, WaitSettings::default()));
+    let backend = Arc::new(HuaweiBackend::new(client, WaitSettings::default(), None));
     TestHuawei { backend, config, dir }
 }

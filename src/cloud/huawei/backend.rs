@@ -12,8 +12,9 @@ use super::evs::{self, Evs};
 use super::jobs::{Job, Jobs};
 use crate::cloud::backend::Backend;
 use crate::cloud::error::CloudError;
+use crate::cloud::lookup::{NameLookups, NameSource};
 use crate::cloud::types::{
-    Attached, Capacity, Page, Snapshot, SnapshotSpec, Volume, VolumeSpec, VolumeStatus,
+    Attached, Capacity, Owner, Page, Snapshot, SnapshotSpec, Volume, VolumeSpec, VolumeStatus,
 };
 use crate::cloud::wait::{Check, StatusSource, WaitSettings, Waiter};
 
@@ -57,6 +58,31 @@ impl StatusSource for SnapshotStates {
     }
 }
 
+/// Looks disk names up in EVS: a `?name=` query each, or, for a burst of names, one listing
+/// of the disks carrying the owner's metadata. Metadata rather than tags: a disk gets its
+/// metadata in the create request itself, its tags only in a second call that may fail.
+#[derive(Debug)]
+struct DiskNames {
+    evs: Arc<Evs>,
+    owner: Option<Owner>,
+}
+
+#[async_trait::async_trait]
+impl NameSource for DiskNames {
+    async fn by_name(&self, name: &str) -> Result<Vec<Volume>, CloudError> {
+        self.evs.volumes_named(name).await
+    }
+
+    async fn owned_page(
+        &self,
+        marker: Option<&str>,
+    ) -> Option<Result<(Vec<Volume>, Option<String>), CloudError>> {
+        let owner = self.owner.as_ref()?;
+        let page = self.evs.page_volumes_with_metadata(&owner.key, &owner.value, marker).await;
+        Some(page.map(|page| (page.items, page.next)))
+    }
+}
+
 /// A Huawei Cloud.
 #[derive(Debug)]
 pub struct HuaweiBackend {
@@ -67,6 +93,7 @@ pub struct HuaweiBackend {
     ecs_jobs: Jobs,
     volumes: Waiter<VolumeStates>,
     snapshots: Waiter<SnapshotStates>,
+    names: NameLookups,
 }
 
 fn is_attached_to(volume: &Volume, server_id: &str) -> bool {
@@ -79,9 +106,11 @@ fn volume_error(id: &str, status: &str) -> CloudError {
 
 impl HuaweiBackend {
     /// A backend on a client; must be created inside the runtime (it starts pollers).
-    pub fn new(client: Arc<Client>, waits: WaitSettings) -> Self {
+    /// Disks with `owner` in their metadata are the ones a burst of name lookups may list.
+    pub fn new(client: Arc<Client>, waits: WaitSettings, owner: Option<Owner>) -> Self {
         let evs = Arc::new(Evs::new(client.clone()));
         Self {
+            names: NameLookups::new(DiskNames { evs: evs.clone(), owner }),
             ecs: Ecs::new(client.clone()),
             evs_jobs: Jobs::new(client.clone(), Service::Evs, waits.clone()),
             ecs_jobs: Jobs::new(client.clone(), Service::Ecs, waits.clone()),
@@ -181,7 +210,7 @@ impl Backend for HuaweiBackend {
     }
 
     async fn find_volumes_by_name(&self, name: &str) -> Result<Vec<Volume>, CloudError> {
-        self.evs.volumes_named(name).await
+        self.names.find(name).await
     }
 
     async fn list_volumes(

@@ -429,6 +429,22 @@ impl Evs {
         self.list_volumes(query).await
     }
 
+    /// One page (up to 1000) of the disks whose metadata holds `key: value`, oldest first.
+    pub async fn page_volumes_with_metadata(
+        &self,
+        key: &str,
+        value: &str,
+        marker: Option<&str>,
+    ) -> Result<Page<Volume>, CloudError> {
+        let mut query = vec![
+            ("metadata".to_string(), json!({ key: value }).to_string()),
+            ("sort_key".into(), "created_at".into()),
+            ("sort_dir".into(), "asc".into()),
+        ];
+        page_query(&mut query, Some(1000), marker);
+        self.list_volumes(query).await
+    }
+
     /// Disks named exactly `name`, across pages.
     pub async fn volumes_named(&self, name: &str) -> Result<Vec<Volume>, CloudError> {
         let mut found = Vec::new();
