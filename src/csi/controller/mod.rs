@@ -50,7 +50,9 @@ pub struct ControllerSettings {
     pub attach_timeout: Duration,
     /// When set, DeleteVolume waits this long for the delete to finish.
     pub delete_timeout: Option<Duration>,
-    /// Attachments allowed per node (0: unlimited).
+    /// Attachments allowed per node (0: unlimited). Off unless configured: each node reports
+    /// its own limit (25 on virtio-blk, 59 on SCSI) in NodeGetInfo, which the scheduler
+    /// enforces, and one number here could not fit both kinds of node.
     pub max_volumes_per_node: u32,
     /// Do not pin volumes to the topology zone (compute and volume zones differ).
     pub ignore_volume_az: bool,
@@ -66,7 +68,7 @@ impl ControllerSettings {
             create_timeout: Duration::from_secs(300),
             attach_timeout: Duration::from_secs(180),
             delete_timeout: None,
-            max_volumes_per_node: 26,
+            max_volumes_per_node: 0,
             ignore_volume_az: false,
         }
     }

@@ -355,6 +355,21 @@ async fn publish_past_the_node_limit_is_resource_exhausted() {
 }
 
 #[tokio::test]
+async fn without_a_configured_limit_the_node_s_own_limit_is_left_to_the_scheduler() {
+    let fake = Arc::new(FakeBackend::with_servers(&["node-1"]));
+    let backend: Arc<dyn crate::cloud::Backend> = fake.clone();
+    let clouds = Clouds::new("default".into(), BTreeMap::from([("default".to_string(), backend)]));
+    let settings = ControllerSettings::new("csi.example.io".into(), "cluster-a".into());
+    let c = ControllerService::new(clouds, settings, Observer::new(Metrics::new()));
+    // More than a virtio-blk node takes (25), as a SCSI node (59) does.
+    for i in 0..30 {
+        let id = format!("v{i}");
+        fake.insert_volume(volume(&id, &id, 1));
+        c.publish(publish_request(&id, "node-1")).await.unwrap_or_else(|e| panic!("publish {i}: {e:?}"));
+    }
+}
+
+#[tokio::test]
 async fn a_single_attach_volume_cannot_be_published_to_a_second_node() {
     let fake = Arc::new(FakeBackend::with_servers(&["node-1", "node-2"]));
     fake.insert_volume(volume("v1", "pvc", 1));
