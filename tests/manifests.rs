@@ -149,6 +149,15 @@ fn sidecar_needs() -> BTreeMap<&'static str, Vec<Need>> {
                     &["get", "list", "watch", "update", "patch"][..],
                 ),
                 ("snapshot.storage.k8s.io", "volumesnapshotcontents/status", &["update", "patch"][..]),
+                // Group snapshots (behind the sidecar's CSIVolumeGroupSnapshot gate).
+                ("snapshot.storage.k8s.io", "volumesnapshotcontents", &["create"][..]),
+                ("groupsnapshot.storage.k8s.io", "volumegroupsnapshotclasses", WATCH),
+                (
+                    "groupsnapshot.storage.k8s.io",
+                    "volumegroupsnapshotcontents",
+                    &["get", "list", "watch", "update", "patch"][..],
+                ),
+                ("groupsnapshot.storage.k8s.io", "volumegroupsnapshotcontents/status", &["update", "patch"][..]),
             ],
         ),
         (
