@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
-use cinder_evs_csi::csi::pb::identity_client::IdentityClient;
 use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
 use cinder_evs_csi::csi::pb::volume_capability::{AccessMode, AccessType, MountVolume};
+use common::Driver;
 use common::cloud::{Auth, TestCloud, clouds_yaml, count, emulator};
-use common::{Driver, unix_channel, wait_for_path};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -46,29 +45,8 @@ async fn setup_with(
     .await;
     let config = cloud.dir.path().join("clouds.yaml");
     std::fs::write(&config, make_yaml(&cloud)).unwrap();
-    let socket = cloud.dir.path().join("csi.sock");
-    let endpoint = format!("unix://{}", socket.display());
-    let mut args = vec![
-        "controller",
-        "--endpoint",
-        &endpoint,
-        "--cloud-config",
-        config.to_str().unwrap(),
-        "--cluster-id",
-        "test-cluster",
-        "--driver-name",
-        "csi.example.io",
-    ];
-    args.extend_from_slice(extra_args);
-    let driver = Driver::start(&args);
-    wait_for_path(&socket, &driver);
-    let channel = unix_channel(socket).await;
-    let mut identity = IdentityClient::new(channel.clone());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while identity.probe(pb::ProbeRequest {}).await.unwrap().into_inner().ready != Some(true) {
-        assert!(std::time::Instant::now() < deadline, "never ready; log:\n{}", driver.log().join("\n"));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (driver, channel) =
+        common::start_controller(cloud.dir.path(), &config, extra_args, Duration::from_secs(20)).await;
     let server_id = cloud.handle.this_host_server_id().unwrap();
     Setup { cloud, _driver: driver, client: ControllerClient::new(channel), server_id }
 }

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
-use cinder_evs_csi::csi::pb::identity_client::IdentityClient;
 use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
 use cinder_evs_csi::csi::pb::volume_capability::{AccessMode, AccessType, MountVolume};
+use common::Driver;
 use common::cloud::{HuaweiAuth, count, emulator, huawei_yaml};
-use common::{Driver, unix_channel, wait_for_path};
 use tonic::Code;
 
 const GIB: i64 = 1 << 30;
@@ -30,27 +29,8 @@ async fn controller(
 ) -> (Driver, ControllerClient<tonic::transport::Channel>) {
     let config = cloud.dir.path().join("clouds.yaml");
     std::fs::write(&config, huawei_yaml(&cloud.handle, HuaweiAuth::AkSk(None), "")).unwrap();
-    let socket = cloud.dir.path().join("csi.sock");
-    let endpoint = format!("unix://{}", socket.display());
-    let driver = Driver::start(&[
-        "controller",
-        "--endpoint",
-        &endpoint,
-        "--cloud-config",
-        config.to_str().unwrap(),
-        "--cluster-id",
-        "test-cluster",
-        "--driver-name",
-        "csi.example.io",
-    ]);
-    wait_for_path(&socket, &driver);
-    let channel = unix_channel(socket).await;
-    let mut identity = IdentityClient::new(channel.clone());
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while identity.probe(pb::ProbeRequest {}).await.unwrap().into_inner().ready != Some(true) {
-        assert!(std::time::Instant::now() < deadline, "never ready; log:\n{}", driver.log().join("\n"));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (driver, channel) =
+        common::start_controller(cloud.dir.path(), &config, &[], Duration::from_secs(20)).await;
     (driver, ControllerClient::new(channel))
 }
 

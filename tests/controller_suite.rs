@@ -13,12 +13,11 @@ use std::time::{Duration, Instant};
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
 use cinder_evs_csi::csi::pb::group_controller_client::GroupControllerClient;
-use cinder_evs_csi::csi::pb::identity_client::IdentityClient;
 use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
 use cinder_evs_csi::csi::pb::volume_capability::{AccessMode, AccessType, MountVolume};
+use common::Driver;
 use common::cloud::{Auth, clouds_yaml, count};
 use common::target::Target;
-use common::{Driver, unix_channel, wait_for_path};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -38,27 +37,8 @@ async fn setup() -> Suite {
     let target = Target::new().await;
     let config = target.dir().join("clouds.yaml");
     std::fs::write(&config, clouds_yaml(&target.user, Auth::PasswordByName, "")).unwrap();
-    let socket = target.dir().join("csi.sock");
-    let endpoint = format!("unix://{}", socket.display());
-    let driver = Driver::start(&[
-        "controller",
-        "--endpoint",
-        &endpoint,
-        "--cloud-config",
-        config.to_str().unwrap(),
-        "--cluster-id",
-        "test-cluster",
-        "--driver-name",
-        "csi.example.io",
-    ]);
-    wait_for_path(&socket, &driver);
-    let channel = unix_channel(socket).await;
-    let mut identity = IdentityClient::new(channel.clone());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while identity.probe(pb::ProbeRequest {}).await.unwrap().into_inner().ready != Some(true) {
-        assert!(Instant::now() < deadline, "never ready; log:\n{}", driver.log().join("\n"));
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (driver, channel) =
+        common::start_controller(target.dir(), &config, &[], Duration::from_secs(60)).await;
     Suite {
         target,
         driver,

@@ -157,7 +157,11 @@ fn sidecar_needs() -> BTreeMap<&'static str, Vec<Need>> {
                     "volumegroupsnapshotcontents",
                     &["get", "list", "watch", "update", "patch"][..],
                 ),
-                ("groupsnapshot.storage.k8s.io", "volumegroupsnapshotcontents/status", &["update", "patch"][..]),
+                (
+                    "groupsnapshot.storage.k8s.io",
+                    "volumegroupsnapshotcontents/status",
+                    &["update", "patch"][..],
+                ),
             ],
         ),
         (

@@ -185,3 +185,40 @@ pub fn temp_socket() -> (tempfile::TempDir, PathBuf, String) {
     (dir, path, endpoint)
 }
 pub mod emulator;
+
+/// Starts `controller` on the clouds.yaml at `config` (cluster `test-cluster`, driver
+/// `csi.example.io`, socket in `dir`) with `extra` flags, and waits until its Probe answers
+/// ready.
+pub async fn start_controller(
+    dir: &Path,
+    config: &Path,
+    extra: &[&str],
+    ready_within: Duration,
+) -> (Driver, Channel) {
+    use cinder_evs_csi::csi::pb;
+    use cinder_evs_csi::csi::pb::identity_client::IdentityClient;
+    let socket = dir.join("csi.sock");
+    let endpoint = format!("unix://{}", socket.display());
+    let mut args = vec![
+        "controller",
+        "--endpoint",
+        &endpoint,
+        "--cloud-config",
+        config.to_str().unwrap(),
+        "--cluster-id",
+        "test-cluster",
+        "--driver-name",
+        "csi.example.io",
+    ];
+    args.extend_from_slice(extra);
+    let driver = Driver::start(&args);
+    wait_for_path(&socket, &driver);
+    let channel = unix_channel(socket).await;
+    let mut identity = IdentityClient::new(channel.clone());
+    let deadline = Instant::now() + ready_within;
+    while identity.probe(pb::ProbeRequest {}).await.unwrap().into_inner().ready != Some(true) {
+        assert!(Instant::now() < deadline, "never ready; log:\n{}", driver.log().join("\n"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (driver, channel)
+}
