@@ -459,8 +459,9 @@ async fn attach_and_detach_run_ecs_jobs_and_guard_the_disk() {
     let reply = cloud.huawei(&key, Method::DELETE, &detach, &[], None).await;
     let job = cloud.wait_job(&key, "ecs", &pid, reply.body["job_id"].as_str().unwrap()).await;
     assert_eq!(job["status"], "SUCCESS");
+    // ECS's table: Ecs.0111, "Disk %s is not in the attachment list for ECS %s".
     let again = cloud.huawei(&key, Method::DELETE, &detach, &[], None).await;
-    assert_eq!((again.status, code(&again)), (400, "Ecs.0000".to_string()));
+    assert_eq!((again.status, code(&again)), (400, "Ecs.0111".to_string()));
     let gone =
         cloud.huawei(&key, Method::DELETE, &evs(&cloud, &format!("/cloudvolumes/{id}")), &[], None).await;
     let job = cloud.wait_job(&key, "evs", &pid, gone.body["job_id"].as_str().unwrap()).await;

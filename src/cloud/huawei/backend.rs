@@ -349,6 +349,9 @@ impl Backend for HuaweiBackend {
                 Ok(Submitted::ServerMissing) => {
                     Err(CloudError::NotFound { kind: "server", id: server_id.into() })
                 }
+                Ok(Submitted::NotAttached) => {
+                    Err(CloudError::Protocol("ECS answered an attach with \"not attached\"".into()))
+                }
                 Ok(submitted) => self.finish_ecs(submitted, volume_id, timeout).await,
                 Err(fault) => Err(fault.to_error("volume", volume_id)),
             };
@@ -381,8 +384,9 @@ impl Backend for HuaweiBackend {
         }
         if volume.status != VolumeStatus::Detaching {
             let outcome = match self.ecs.detach(server_id, volume_id).await? {
-                // A deleted server holds no disks; its VolumeAttachment may be released.
-                Ok(Submitted::ServerMissing) => return Ok(()),
+                // A deleted server holds no disks; its VolumeAttachment may be released. ECS
+                // is the authority on what a server holds, even while EVS still lists it.
+                Ok(Submitted::ServerMissing | Submitted::NotAttached) => return Ok(()),
                 Ok(submitted) => self.finish_ecs(submitted, volume_id, timeout).await,
                 Err(fault) => Err(fault.to_error("volume", volume_id)),
             };

@@ -19,6 +19,8 @@ pub enum Submitted {
     Accepted,
     /// The server does not exist.
     ServerMissing,
+    /// The disk is not attached to the server (a detach with nothing to do).
+    NotAttached,
 }
 
 /// The attach request for `volume_id` on `server_id`.
@@ -76,6 +78,9 @@ impl Ecs {
         let fault = fault::parse(&reply);
         if fault.server_missing() {
             return Ok(Ok(Submitted::ServerMissing));
+        }
+        if fault.not_attached() {
+            return Ok(Ok(Submitted::NotAttached));
         }
         tracing::debug!(volume_id, server_id, error = %fault.describe(), operation = request.operation, "ECS refused");
         Ok(Err(fault))

@@ -20,8 +20,13 @@ pub struct Fault {
     pub message: String,
 }
 
-/// Codes meaning the server (ECS) does not exist.
-pub const SERVER_MISSING: &[&str] = &["Ecs.0111", "Ecs.0114", "Ecs.0614"];
+/// Codes meaning the server (ECS) does not exist (ECS error table: `Ecs.0114`, 404, "ECS [%s]
+/// could not be found"; `Ecs.0614`, the ECS does not exist).
+pub const SERVER_MISSING: &[&str] = &["Ecs.0114", "Ecs.0614"];
+
+/// Codes meaning the disk is not attached to the server (`Ecs.0111`, 400, "Disk %s is not in
+/// the attachment list for ECS %s"): a detach that has nothing left to do.
+pub const NOT_ATTACHED: &[&str] = &["Ecs.0111"];
 
 /// Codes meaning the disk, snapshot or job does not exist.
 const NOT_FOUND: &[&str] = &["EVS.5404", "Common.0011"];
@@ -109,6 +114,11 @@ impl Fault {
     /// True when the code says the server does not exist.
     pub fn server_missing(&self) -> bool {
         self.code.as_deref().is_some_and(|c| SERVER_MISSING.contains(&c))
+    }
+
+    /// True when the code says the disk is not attached to the server.
+    pub fn not_attached(&self) -> bool {
+        self.code.as_deref().is_some_and(|c| NOT_ATTACHED.contains(&c))
     }
 
     /// `code: message`, or the message alone.
@@ -239,7 +249,7 @@ mod tests {
             ("APIGW.0101", |e| matches!(e, CloudError::Config(_))),
             ("EVS.5503", |e| matches!(e, CloudError::Unavailable(_))),
             ("EVS.2093", |e| matches!(e, CloudError::Unsupported(_))),
-            ("Ecs.0111", |e| matches!(e, CloudError::NotFound { kind: "server", .. })),
+            ("Ecs.0114", |e| matches!(e, CloudError::NotFound { kind: "server", .. })),
             ("Ecs.0614", |e| matches!(e, CloudError::NotFound { kind: "server", .. })),
         ];
         for (code, check) in cases {
@@ -247,6 +257,20 @@ mod tests {
             assert!(check(&error), "{code} mapped to {error:?}");
         }
         assert_eq!(error_for_code("XYZ.1", "m", "volume", "v1"), None);
+    }
+
+    #[test]
+    fn ecs_0111_is_a_disk_not_attached_not_a_missing_server() {
+        let fault = Fault {
+            status: StatusCode::BAD_REQUEST,
+            code: Some("Ecs.0111".into()),
+            message: "Disk d is not in the attachment list for ECS s.".into(),
+        };
+        assert!(fault.not_attached());
+        assert!(!fault.server_missing());
+        let missing =
+            Fault { status: StatusCode::NOT_FOUND, code: Some("Ecs.0114".into()), message: String::new() };
+        assert!(missing.server_missing() && !missing.not_attached());
     }
 
     #[test]

@@ -33,11 +33,12 @@ fn find_server<'a>(w: &'a World, ctx: &Ctx, id: &str) -> ApiResult<&'a Server> {
     w.servers
         .get(id)
         .filter(|s| s.project_id == ctx.auth.project_id)
-        .ok_or_else(|| ecs(StatusCode::NOT_FOUND, "Ecs.0114", format!("Instance[{id}] could not be found.")))
+        .ok_or_else(|| ecs(StatusCode::NOT_FOUND, "Ecs.0114", format!("ECS [{id}] could not be found.")))
 }
 
 fn volume_missing(id: &str) -> ApiError {
-    ecs(StatusCode::NOT_FOUND, "Ecs.0111", format!("Volume[{id}] could not be found."))
+    // The ECS error table has no code of its own for a missing disk; the generic request error.
+    ecs(StatusCode::BAD_REQUEST, "Ecs.0000", format!("Volume[{id}] could not be found."))
 }
 
 async fn show_server(
@@ -199,8 +200,8 @@ async fn detach(
             .ok_or_else(|| {
                 ecs(
                     StatusCode::BAD_REQUEST,
-                    "Ecs.0000",
-                    format!("Volume[{volume_id}] is not attached to instance[{server_id}]."),
+                    "Ecs.0111",
+                    format!("Disk {volume_id} is not in the attachment list for ECS {server_id}."),
                 )
             })?;
         if volume.status != "in-use" || attachment.status != "attached" {

@@ -134,7 +134,7 @@ fn outcome(w: &World, target: &JobTarget) -> Outcome {
         },
         JobTarget::AttachVolume { volume_id, server_id } => {
             let Some(volume) = w.volume(volume_id) else {
-                return fail("Ecs.0111", "the volume went away while attaching");
+                return fail("Ecs.0205", "Failed to call the Nova API to attach the disk: it went away");
             };
             match volume.attachments.iter().find(|a| a.server_id.as_deref() == Some(server_id.as_str())) {
                 Some(a) if a.status == "attached" => (SUCCESS, None),
