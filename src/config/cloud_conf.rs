@@ -145,14 +145,18 @@ fn lookup(table: &[(&str, &'static str)], key: &str) -> Option<&'static str> {
     table.iter().find(|(k, _)| *k == key).map(|(_, c)| *c)
 }
 
-/// `Global` or `Global "name"`.
+/// `Global` or `Global "name"`. Errors never quote the line: a mangled header may hold the
+/// text of a setting (a password) that lost its line break.
 fn parse_header(header: &str) -> Result<(String, Option<String>), String> {
     let header = header.trim();
-    match header.split_once(char::is_whitespace) {
-        None => Ok((header.to_ascii_lowercase(), None)),
-        Some((name, rest)) => {
+    let (name, rest) = header.split_once(char::is_whitespace).unwrap_or((header, ""));
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err("malformed section header: a name of letters, digits, '-' or '_' is expected".into());
+    }
+    match rest.trim() {
+        "" => Ok((name.to_ascii_lowercase(), None)),
+        rest => {
             let sub = rest
-                .trim()
                 .strip_prefix('"')
                 .and_then(|r| r.strip_suffix('"'))
                 .ok_or_else(|| format!("subsection of [{name}] must be quoted"))?;
@@ -213,6 +217,16 @@ mod tests {
         assert_eq!(parse_value(" plain value # comment").unwrap(), "plain value");
         assert_eq!(parse_value(r#""p#ss;word \"x\"" ; c"#).unwrap(), "p#ss;word \"x\"");
         assert!(parse_value("\"open").is_err());
+    }
+
+    #[test]
+    fn a_mangled_header_is_refused_without_quoting_what_it_holds() {
+        let error =
+            parse("[BlockStorage]password=s3cret [Global \"]\n", "cloud.conf").unwrap_err().to_string();
+        assert!(error.starts_with("cloud.conf:1"), "{error}");
+        assert!(!error.contains("s3cret") && !error.contains("password"), "{error}");
+        let error = parse("[Global east]\n", "cloud.conf").unwrap_err().to_string();
+        assert!(error.contains("must be quoted"), "{error}");
     }
 
     #[test]
