@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -61,19 +60,19 @@ impl NameLookups {
 
 async fn serve<S: NameSource>(source: Arc<S>, mut queue: mpsc::UnboundedReceiver<(String, Reply)>) {
     // What the last owner listing found: how many pages the next one will take.
-    let owned = AtomicUsize::new(0);
+    let mut owned = 0usize;
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         while let Ok(more) = queue.try_recv() {
             batch.push(more);
         }
-        let pages = owned.load(Ordering::Relaxed).div_ceil(PAGE_SIZE).max(1);
+        let pages = owned.div_ceil(PAGE_SIZE).max(1);
         if batch.len() >= pages * NAMES_PER_PAGE
             && let Some(listing) = list_owned(source.as_ref()).await
         {
             match listing {
                 Ok(volumes) => {
-                    owned.store(volumes.len(), Ordering::Relaxed);
+                    owned = volumes.len();
                     answer_from(volumes, batch);
                     continue;
                 }

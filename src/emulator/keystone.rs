@@ -42,13 +42,8 @@ impl Auth {
 
 /// Validates `X-Auth-Token`: 401 (Keystone-shaped) when missing, unknown, expired or unscoped.
 pub fn authenticate(cloud: &Cloud, headers: &HeaderMap) -> ApiResult<Auth> {
-    let token = headers
-        .get("x-auth-token")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::unauthorized(UNAUTHORIZED))?;
     cloud.read(|w| {
-        let record = w.tokens.get(token).filter(|t| t.expires_at_ms > now_ms());
-        let record = record.ok_or_else(|| ApiError::unauthorized(UNAUTHORIZED))?;
+        let record = caller(w, headers)?;
         // Deleting a trust revokes the tokens issued through it.
         if record.trust_id.as_ref().is_some_and(|t| !w.trusts.contains_key(t)) {
             return Err(ApiError::unauthorized(UNAUTHORIZED));
@@ -308,13 +303,12 @@ fn resolve_scope(w: &World, scope: Option<&Value>, user_id: &str, now: u64) -> A
     Err(bad_request("Invalid input for field 'scope': a project, domain or OS-TRUST:trust is required."))
 }
 
-/// The token of the caller, if valid.
-fn caller(w: &World, headers: &HeaderMap) -> ApiResult<Token> {
+/// The caller's token (`X-Auth-Token`), if it is known and unexpired.
+fn caller<'w>(w: &'w World, headers: &HeaderMap) -> ApiResult<&'w Token> {
     let token = headers.get("x-auth-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
     w.tokens
         .get(token)
         .filter(|t| t.expires_at_ms > now_ms())
-        .cloned()
         .ok_or_else(|| ApiError::unauthorized(UNAUTHORIZED))
 }
 
@@ -479,15 +473,11 @@ pub fn catalog(cloud: &Cloud, project_id: &str) -> Value {
 }
 
 fn subject(cloud: &Cloud, headers: &HeaderMap) -> ApiResult<(String, Token)> {
-    let caller = headers.get("x-auth-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let subject =
         headers.get("x-subject-token").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     cloud.read(|w| {
-        let now = now_ms();
-        if w.tokens.get(caller).is_none_or(|t| t.expires_at_ms <= now) {
-            return Err(ApiError::unauthorized(UNAUTHORIZED));
-        }
-        let token = w.tokens.get(&subject).filter(|t| t.expires_at_ms > now).cloned();
+        caller(w, headers)?;
+        let token = w.tokens.get(&subject).filter(|t| t.expires_at_ms > now_ms()).cloned();
         let token = token.ok_or_else(|| {
             ApiError::not_found(
                 Family::Identity,

@@ -7,9 +7,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
 use nix::sys::signal::Signal;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 use tonic::{Code, Response, Status};
 
 use super::Rng;
@@ -157,25 +156,7 @@ pub async fn killer(
 
 /// A fresh connection to `socket`, waiting (up to a guard) for a restarted driver to bind it.
 async fn connect(socket: &Path) -> Channel {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let path = socket.to_path_buf();
-        let attempt =
-            Endpoint::try_from("http://[::]:50051")
-                .unwrap()
-                .connect_with_connector(tower::service_fn(move |_: Uri| {
-                    let path = path.clone();
-                    async move {
-                        Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
-                    }
-                }))
-                .await;
-        match attempt {
-            Ok(channel) => return channel,
-            Err(e) => assert!(Instant::now() < deadline, "{} never accepted: {e:?}", socket.display()),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::common::unix_channel_within(socket, Duration::from_secs(60)).await
 }
 
 /// Codes the workload retries, as the sidecars do: the driver died or was busy, the cloud

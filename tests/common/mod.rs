@@ -156,22 +156,27 @@ pub fn wait_for_path(path: &Path, driver: &Driver) {
 /// A gRPC channel over a unix socket; retried for a while, since a loaded machine may take
 /// a moment between the socket appearing and the server answering its handshake.
 pub async fn unix_channel(path: PathBuf) -> Channel {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    unix_channel_within(&path, Duration::from_secs(20)).await
+}
+
+/// A gRPC channel over the unix socket at `path`, retried until `patience` has passed (a
+/// restarted driver may take a while to bind it again).
+pub async fn unix_channel_within(path: &Path, patience: Duration) -> Channel {
+    let deadline = Instant::now() + patience;
     loop {
-        let path = path.clone();
-        let attempt =
-            Endpoint::try_from("http://[::]:50051")
-                .unwrap()
-                .connect_with_connector(tower::service_fn(move |_: Uri| {
-                    let path = path.clone();
-                    async move {
-                        Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
-                    }
-                }))
-                .await;
+        let socket = path.to_path_buf();
+        let attempt = Endpoint::try_from("http://[::]:50051")
+            .unwrap()
+            .connect_with_connector(tower::service_fn(move |_: Uri| {
+                let socket = socket.clone();
+                async move {
+                    Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(socket).await?))
+                }
+            }))
+            .await;
         match attempt {
             Ok(channel) => return channel,
-            Err(e) if Instant::now() > deadline => panic!("connect over unix socket: {e:?}"),
+            Err(e) if Instant::now() > deadline => panic!("{} never accepted: {e:?}", path.display()),
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }

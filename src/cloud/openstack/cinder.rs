@@ -486,26 +486,8 @@ impl Cinder {
     /// `GET /groups/detail?name=`: groups with exactly this name.
     pub async fn find_groups(&self, name: &str) -> Result<Vec<Value>, CloudError> {
         self.require(GROUPS, "volume groups").await?;
-        let reply = self
-            .send(
-                "cinder.group.list",
-                Method::GET,
-                "groups/detail",
-                &[("name", name.to_string()), ("list_volume", "True".into())],
-                None,
-            )
-            .await?;
-        if !reply.status.is_success() {
-            return Err(fault::to_error(&reply, "group list", ""));
-        }
-        let body: Value = reply.json()?;
-        Ok(body["groups"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|g| g["name"] == name)
-            .collect())
+        let query = [("name", name.to_string()), ("list_volume", "True".into())];
+        self.list_named("cinder.group.list", "groups", "group list", &query, name).await
     }
 
     /// `GET /groups/{id}`; `None` on 404.
@@ -595,26 +577,14 @@ impl Cinder {
     /// `GET /group_snapshots/detail`, filtered to exactly `name`.
     pub async fn find_group_snapshots(&self, name: &str) -> Result<Vec<Value>, CloudError> {
         self.require(GROUPS, "group snapshots").await?;
-        let reply = self
-            .send(
-                "cinder.group_snapshot.list",
-                Method::GET,
-                "group_snapshots/detail",
-                &[("name", name.to_string())],
-                None,
-            )
-            .await?;
-        if !reply.status.is_success() {
-            return Err(fault::to_error(&reply, "group snapshot list", ""));
-        }
-        let body: Value = reply.json()?;
-        Ok(body["group_snapshots"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|g| g["name"] == name)
-            .collect())
+        self.list_named(
+            "cinder.group_snapshot.list",
+            "group_snapshots",
+            "group snapshot list",
+            &[("name", name.to_string())],
+            name,
+        )
+        .await
     }
 
     /// `GET /group_snapshots/{id}`; `None` on 404.
@@ -733,20 +703,30 @@ impl Cinder {
 
     /// `GET /backups/detail?name=`: backups with exactly this name.
     pub async fn find_backups(&self, name: &str) -> Result<Vec<Value>, CloudError> {
-        let reply = self
-            .send("cinder.backup.list", Method::GET, "backups/detail", &[("name", name.to_string())], None)
-            .await?;
+        self.list_named("cinder.backup.list", "backups", "backup list", &[("name", name.to_string())], name)
+            .await
+    }
+
+    /// `GET /{collection}/detail` with `query`, keeping the items named exactly `name` (the
+    /// name filter may match loosely on some clouds); `kind` names the list in errors.
+    async fn list_named(
+        &self,
+        operation: &'static str,
+        collection: &str,
+        kind: &'static str,
+        query: &[(&str, String)],
+        name: &str,
+    ) -> Result<Vec<Value>, CloudError> {
+        let reply = self.send(operation, Method::GET, &format!("{collection}/detail"), query, None).await?;
         if !reply.status.is_success() {
-            return Err(fault::to_error(&reply, "backup list", ""));
+            return Err(fault::to_error(&reply, kind, ""));
         }
-        let body: Value = reply.json()?;
-        Ok(body["backups"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|b| b["name"] == name)
-            .collect())
+        let mut body: Value = reply.json()?;
+        let items = match body[collection].take() {
+            Value::Array(items) => items,
+            _ => Vec::new(),
+        };
+        Ok(items.into_iter().filter(|item| item["name"] == name).collect())
     }
 
     /// `GET /backups/{id}`; `None` on 404.
