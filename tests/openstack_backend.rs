@@ -465,3 +465,62 @@ async fn domain_scoped_auth_gets_a_token_but_no_volume_service() {
     assert!(!text.contains(&admin.password), "{text}");
     assert_eq!(count(&cloud.handle, "POST", "auth/tokens"), 1, "no re-auth loop");
 }
+
+const SHOW_VOLUME: &str = "/volume/v3/{project_id}/volumes/{volume_id}";
+
+#[tokio::test]
+async fn truncated_or_mistyped_json_fails_the_one_call_cleanly() {
+    let cloud = emulator(|_| {}).await;
+    let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
+    let id = b.backend.create_volume(&spec("hostile", 1)).await.unwrap().id;
+    b.backend.wait_volume_ready(&id, WAIT).await.unwrap();
+    let faults = cloud.handle.cloud().faults();
+    for body in
+        [r#"{"volume": {"id": "x", "size": "#, r#"{"volume": {"id": 7, "size": "big", "status": []}}"#]
+    {
+        faults.add_rule(fault("GET", SHOW_VOLUME, FaultAction::Body { status: 200, body: body.into() }, 1));
+        let error = b.backend.get_volume(&id).await.unwrap_err();
+        assert!(matches!(error, CloudError::Protocol(_)), "{body}: {error:?}");
+        let again = b.backend.get_volume(&id).await.unwrap().expect("the next call is unaffected");
+        assert_eq!(again.id, id);
+    }
+}
+
+#[tokio::test]
+async fn a_body_past_the_size_limit_fails_the_one_call_cleanly() {
+    let cloud = emulator(|_| {}).await;
+    let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
+    let id = b.backend.create_volume(&spec("huge", 1)).await.unwrap().id;
+    b.backend.wait_volume_ready(&id, WAIT).await.unwrap();
+    // 17 MiB of valid JSON: over the 16 MiB the transport accepts, on every retry.
+    let huge = format!(r#"{{"volume": {{"id": "{id}", "name": "{}"}}}}"#, "x".repeat(17 << 20));
+    let attempts = 6;
+    cloud.handle.cloud().faults().add_rule(fault(
+        "GET",
+        SHOW_VOLUME,
+        FaultAction::Body { status: 200, body: huge },
+        attempts,
+    ));
+    let error = b.backend.get_volume(&id).await.unwrap_err();
+    assert!(!error.to_string().contains("xxxx"), "none of the body is quoted: {error}");
+    assert_eq!(b.backend.get_volume(&id).await.unwrap().unwrap().id, id, "the next call is unaffected");
+}
+
+#[tokio::test]
+async fn a_slow_loris_body_is_abandoned_at_the_request_timeout_and_retried() {
+    let cloud = emulator(|_| {}).await;
+    let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
+    let id = b.backend.create_volume(&spec("loris", 1)).await.unwrap().id;
+    b.backend.wait_volume_ready(&id, WAIT).await.unwrap();
+    let before = count(&cloud.handle, "GET", "volumes/{volume_id}");
+    // One byte a second: the body would take over a minute, the transport gives up at 5 s.
+    cloud.handle.cloud().faults().add_rule(fault(
+        "GET",
+        SHOW_VOLUME,
+        FaultAction::Trickle { delay_ms: 1000 },
+        1,
+    ));
+    let volume = b.backend.get_volume(&id).await.unwrap().expect("the retry is answered");
+    assert_eq!(volume.id, id);
+    assert_eq!(count(&cloud.handle, "GET", "volumes/{volume_id}") - before, 2, "one abandoned, one answered");
+}

@@ -56,6 +56,19 @@ pub enum FaultAction {
         /// The delay in milliseconds.
         delay_ms: u64,
     },
+    /// Answer with this status and this raw body instead (truncated or mistyped JSON, a huge
+    /// body): a hostile or broken server.
+    Body {
+        /// The HTTP status.
+        status: u16,
+        /// The body, sent as `application/json` whatever it holds.
+        body: String,
+    },
+    /// Answer 200 at once, then send the body one byte every `delay_ms` (a slow loris).
+    Trickle {
+        /// The pause between bytes in milliseconds.
+        delay_ms: u64,
+    },
 }
 
 /// A token-bucket request rate limit over all API requests.
@@ -126,6 +139,15 @@ pub enum Verdict {
     Drop,
     /// Serve the request, then drop the connection.
     DropResponse,
+    /// Answer with a raw body.
+    Body {
+        /// The status.
+        status: u16,
+        /// The body.
+        body: String,
+    },
+    /// Answer with a body that trickles in.
+    Trickle(u64),
 }
 
 /// The mutable fault state of a running emulator.
@@ -202,6 +224,8 @@ impl Faults {
             FaultAction::Drop => Verdict::Drop,
             FaultAction::DropResponse => Verdict::DropResponse,
             FaultAction::Slow { delay_ms } => Verdict::Delay(*delay_ms),
+            FaultAction::Body { status, body } => Verdict::Body { status: *status, body: body.clone() },
+            FaultAction::Trickle { delay_ms } => Verdict::Trickle(*delay_ms),
         }
     }
 

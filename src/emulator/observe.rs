@@ -49,7 +49,33 @@ pub async fn observe(
             tracing::debug!(%method, %template, status = %served.status(), "emulator: injected lost response");
             dropped()
         }
+        Verdict::Body { status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            tracing::debug!(%method, %template, %status, bytes = body.len(), "emulator: injected raw body");
+            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Verdict::Trickle(delay_ms) => {
+            tracing::debug!(%method, %template, delay_ms, "emulator: injected slow loris body");
+            trickle(Duration::from_millis(delay_ms))
+        }
     }
+}
+
+/// A 200 whose JSON body arrives one byte per `pause`; it gives up once the client has gone.
+fn trickle(pause: Duration) -> Response {
+    const BODY: &[u8] = br#"{"volume": {"id": "trickled", "name": "................................"}}"#;
+    let (bytes, stream) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    tokio::spawn(async move {
+        for byte in BODY {
+            if bytes.send(Ok(Bytes::copy_from_slice(&[*byte]))).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(pause).await;
+        }
+    });
+    let mut response = Response::new(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(stream)));
+    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    response
 }
 
 /// A response whose body fails after the headers: hyper then closes the connection, so the
