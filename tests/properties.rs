@@ -4,11 +4,17 @@
 
 use std::collections::HashMap;
 
+use cinder_evs_csi::cloud::CloudError;
 use cinder_evs_csi::cloud::http::Reply;
+use cinder_evs_csi::cloud::huawei::evs;
 use cinder_evs_csi::cloud::openstack::fault;
 use cinder_evs_csi::config::{cloud_conf, clouds_yaml, env};
 use cinder_evs_csi::csi::pb::CapacityRange;
 use cinder_evs_csi::csi::{params, validate};
+use cinder_evs_csi::host::Error as HostError;
+use cinder_evs_csi::host::format::{
+    BLOCK_SIZE_KEY, BYTES_PER_INODE_KEY, EXT4_FEATURES_KEY, INODE_SIZE_KEY, MkfsOptions,
+};
 use cinder_evs_csi::host::mount::parse_mountinfo;
 use cinder_evs_csi::server::Endpoint;
 use proptest::prelude::*;
@@ -194,6 +200,31 @@ proptest! {
         let body = serde_json::json!({"badRequest": {"message": message, "code": 400}}).to_string();
         let reply = Reply { status: reqwest::StatusCode::BAD_REQUEST, headers: Default::default(), body: body.into_bytes() };
         prop_assert_eq!(fault::message(&reply), message);
+    }
+
+    #[test]
+    fn volume_context_mkfs_options_are_parsed_or_refused_as_invalid_argument(
+        key in prop_oneof![Just(BLOCK_SIZE_KEY), Just(INODE_SIZE_KEY), Just(BYTES_PER_INODE_KEY), Just(EXT4_FEATURES_KEY), Just("other")],
+        value in text_from(&["1024", "4096", "0", "-1", "99999999999999999999", "x", "^", "has_journal", ",", " ", ";", "$(", "\n"]),
+    ) {
+        let context = HashMap::from([(key.to_string(), value.clone())]);
+        match MkfsOptions::from_context(&context) {
+            Ok(_) => {}
+            Err(HostError::InvalidArgument(message)) => prop_assert!(message.contains(key), "{}", message),
+            Err(other) => prop_assert!(false, "{key}={value:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn evs_disk_bodies_parse_or_fail_as_a_protocol_error(text in text_from(&[
+        "{", "}", "[", "]", ",", ":", "\"volumes\"", "\"volume\"", "\"id\"", "\"size\"", "\"status\"",
+        "\"attachments\"", "\"metadata\"", "\"x\"", "1", "-1", "null", "true", "1e999",
+    ])) {
+        for parsed in [evs::volume_page_from_json(text.as_bytes()).map(drop), evs::volume_from_json(text.as_bytes()).map(drop)] {
+            if let Err(e) = parsed {
+                prop_assert!(matches!(e, CloudError::Protocol(_)), "{:?}: {:?}", text, e);
+            }
+        }
     }
 
     #[test]

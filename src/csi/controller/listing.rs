@@ -129,6 +129,30 @@ impl ControllerService {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #[test]
+        fn any_starting_token_lists_or_is_aborted(token in ".{0,80}") {
+            let fake = std::sync::Arc::new(crate::cloud::fake::FakeBackend::default());
+            let backend: std::sync::Arc<dyn crate::cloud::Backend> = fake;
+            let clouds = super::super::Clouds::new(
+                "default".into(),
+                std::collections::BTreeMap::from([("default".to_string(), backend)]),
+            );
+            let settings = super::super::ControllerSettings::new("csi.example.io".into(), "c".into());
+            let service = ControllerService::new(
+                clouds,
+                settings,
+                crate::csi::observe::Observer::new(crate::telemetry::metrics::Metrics::new()),
+            );
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let request = pb::ListVolumesRequest { starting_token: token.clone(), ..Default::default() };
+            match runtime.block_on(service.list(request)) {
+                Ok(_) => proptest::prop_assert!(token.is_empty() || valid_token(&token)),
+                Err(e) => proptest::prop_assert_eq!(e.code(), tonic::Code::Aborted, "{:?}", e),
+            }
+        }
+    }
+
     #[test]
     fn page_tokens_must_look_like_cloud_ids() {
         assert!(valid_token("3f1c9b5e-0c55-4c1e-9f5a-6c2d1a0b9e77"));
