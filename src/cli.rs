@@ -368,8 +368,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     Ok(())
 }
 
-/// What must live as long as the server: the config watch and the readiness probe task.
-type KeepAlive = (Option<crate::config::watch::ConfigWatch>, Option<AbortOnDrop>);
+/// What must live as long as the server: the config watch and the background tasks (readiness
+/// probe, tag repair).
+type KeepAlive = (Option<crate::config::watch::ConfigWatch>, Vec<AbortOnDrop>);
 
 /// How long one Kubernetes API request may take in `drain-wait` and `gc`.
 const KUBE_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -496,7 +497,7 @@ async fn routes(cli: &Cli, metrics: Arc<Metrics>) -> Result<(tonic::service::Rou
     let readiness = Readiness::new();
     let mut routes = RoutesBuilder::default();
     let mut capabilities = Vec::new();
-    let mut keep_alive: KeepAlive = (None, None);
+    let mut keep_alive: KeepAlive = (None, Vec::new());
     if matches!(cli.command, Command::Controller | Command::All) {
         let controller = crate::wiring::controller(
             &common.controller,
@@ -506,10 +507,13 @@ async fn routes(cli: &Cli, metrics: Arc<Metrics>) -> Result<(tonic::service::Rou
             observer.clone(),
         )?;
         let gate = readiness.gate("cloud backend");
-        keep_alive.1 = Some(AbortOnDrop(crate::wiring::open_when_cloud_answers(
+        keep_alive.1.push(AbortOnDrop(crate::wiring::open_when_cloud_answers(
             controller.default_backend.clone(),
             gate,
         )));
+        let repair =
+            crate::wiring::repair_tags_every(controller.backends, common.controller.tag_repair_interval);
+        keep_alive.1.extend(repair.map(AbortOnDrop));
         keep_alive.0 = Some(controller.config);
         routes.add_service(ControllerServer::from_arc(controller.service.clone()));
         routes.add_service(GroupControllerServer::from_arc(controller.service));
@@ -599,6 +603,15 @@ mod tests {
         assert_eq!(cli.common.driver_name, DEFAULT_DRIVER_NAME);
         assert_eq!(cli.common.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(cli.common.node_id.as_deref(), Some("srv-1"));
+    }
+
+    #[test]
+    fn tag_repair_runs_every_ten_minutes_unless_turned_off() {
+        let cli = Cli::try_parse_from(["cinder-evs-csi", "controller"]).unwrap();
+        assert_eq!(cli.common.controller.tag_repair_interval, Duration::from_secs(600));
+        let cli =
+            Cli::try_parse_from(["cinder-evs-csi", "controller", "--tag-repair-interval", "0"]).unwrap();
+        assert_eq!(cli.common.controller.tag_repair_interval, Duration::ZERO);
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub struct ControllerArgs {
     /// How often the cloud configuration file is checked for changes.
     #[arg(long, global = true, env = "CSI_CONFIG_RELOAD_INTERVAL", default_value = "10s", value_parser = crate::cli::parse_duration)]
     pub config_reload_interval: Duration,
+
+    /// How often the cluster's disks are checked for tags a failed call left off (EVS); 0: never.
+    #[arg(long, global = true, env = "CSI_TAG_REPAIR_INTERVAL", default_value = "10m", value_parser = crate::cli::parse_duration)]
+    pub tag_repair_interval: Duration,
 }
 
 /// Why the controller could not be set up.
@@ -71,6 +75,8 @@ pub struct Controller {
     pub config: ConfigWatch,
     /// The default cloud's backend.
     pub default_backend: Arc<dyn Backend>,
+    /// Every cloud's backend, the default among them.
+    pub backends: Vec<Arc<dyn Backend>>,
 }
 
 /// Loads the configuration and builds a backend for every cloud.
@@ -115,12 +121,46 @@ pub fn controller(
         settings.max_volumes_per_node = limit;
     }
     let default_backend = backends[&current.default].clone();
+    let all = backends.values().cloned().collect();
     let clouds = Clouds::new(current.default.clone(), backends);
     Ok(Controller {
         service: Arc::new(ControllerService::new(clouds, settings, observer)),
         config,
         default_backend,
+        backends: all,
     })
+}
+
+/// Repairs the backends' tags every `interval`, the first time one interval after the start;
+/// `None` when the interval is zero.
+pub fn repair_tags_every(
+    backends: Vec<Arc<dyn Backend>>,
+    interval: Duration,
+) -> Option<tokio::task::JoinHandle<()>> {
+    if interval.is_zero() {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            for backend in &backends {
+                match backend.repair_tags().await {
+                    Ok(report) if report.repaired > 0 || report.failed > 0 => tracing::info!(
+                        checked = report.checked,
+                        repaired = report.repaired,
+                        failed = report.failed,
+                        "tag repair"
+                    ),
+                    Ok(report) => tracing::debug!(checked = report.checked, "tag repair: nothing missing"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "tag repair could not list the disks; next pass retries")
+                    }
+                }
+            }
+        }
+    }))
 }
 
 /// Probes the backend until it answers, then opens the readiness gate.

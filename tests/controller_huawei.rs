@@ -27,10 +27,18 @@ fn mount_cap() -> pb::VolumeCapability {
 async fn controller(
     cloud: &common::emulator::TestCloud,
 ) -> (Driver, ControllerClient<tonic::transport::Channel>) {
+    controller_with(cloud, &[]).await
+}
+
+/// [`controller`] with extra flags.
+async fn controller_with(
+    cloud: &common::emulator::TestCloud,
+    extra: &[&str],
+) -> (Driver, ControllerClient<tonic::transport::Channel>) {
     let config = cloud.dir.path().join("clouds.yaml");
     std::fs::write(&config, huawei_yaml(&cloud.handle, HuaweiAuth::AkSk(None), "")).unwrap();
     let (driver, channel) =
-        common::start_controller(cloud.dir.path(), &config, &[], Duration::from_secs(20)).await;
+        common::start_controller(cloud.dir.path(), &config, extra, Duration::from_secs(20)).await;
     (driver, ControllerClient::new(channel))
 }
 
@@ -127,4 +135,39 @@ async fn a_burst_of_distinct_creates_shares_its_disk_name_lookups() {
     assert_eq!(count(&cloud.handle, "POST", "/evs/v2.1/"), 20, "one disk each");
     let lists = count(&cloud.handle, "GET", "cloudvolumes/detail");
     assert!(lists < 10, "20 creates took {lists} disk listings");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_repairs_the_tags_a_failed_call_left_off() {
+    use cinder_evs_csi::emulator::faults::{FaultAction, FaultRule};
+    let cloud = emulator(|_| {}).await;
+    cloud.handle.cloud().faults().add_rule(FaultRule {
+        method: Some("POST".into()),
+        route: Some("/evs/v2/{project_id}/cloudvolumes/{volume_id}/tags/action".into()),
+        action: FaultAction::Error { status: 400, retry_after: None, message: None },
+        rate: 1.0,
+        count: Some(1),
+    });
+    let (_driver, mut c) = controller_with(&cloud, &["--tag-repair-interval", "300ms"]).await;
+    let request = pb::CreateVolumeRequest {
+        name: "pvc-hw-tags".into(),
+        capacity_range: Some(pb::CapacityRange { required_bytes: 10 * GIB, limit_bytes: 0 }),
+        volume_capabilities: vec![mount_cap()],
+        parameters: HashMap::from([("availability".to_string(), "nova".to_string())]),
+        ..Default::default()
+    };
+    let volume = c.create_volume(request).await.unwrap().into_inner().volume.unwrap();
+
+    let path = format!("/evs/v2/{}/cloudvolumes/{}/tags", cloud.handle.demo().project_id, volume.volume_id);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = cloud.huawei(&cloud.demo_key(), reqwest::Method::GET, &path, &[], None).await;
+        let tags = reply.body["tags"].as_array().cloned().unwrap_or_default();
+        if tags.iter().any(|t| t["key"] == "cinder-evs-csi_cluster-id" && t["value"] == "test-cluster") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the disk was never tagged: {:?}", reply.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(count(&cloud.handle, "POST", "resource_instances/action") >= 1, "found through the tag query");
 }

@@ -299,6 +299,35 @@ async fn tags_are_added_listed_queried_and_removed() {
 }
 
 #[tokio::test]
+async fn a_tag_query_pages_by_offset_and_needs_its_tag_list() {
+    let cloud = TestCloud::start().await;
+    let key = cloud.demo_key();
+    let ids = create_disks(&cloud, &key, json!({"volume": {"availability_zone": "nova", "volume_type": "SSD", "size": 10, "name": "d", "count": 3}})).await;
+    for id in &ids {
+        let tag = json!({"action": "create", "tags": [{"key": "cluster", "value": "c1"}]});
+        let action = evs(&cloud, &format!("/cloudvolumes/{id}/tags/action"));
+        assert_eq!(cloud.huawei(&key, Method::POST, &action, &[], Some(tag)).await.status, 204);
+    }
+    let path = evs(&cloud, "/cloudvolumes/resource_instances/action");
+    let page = |offset: u64| json!({"action": "filter", "tags": [{"key": "cluster", "values": []}], "limit": 2, "offset": offset});
+    let first = cloud.huawei(&key, Method::POST, &path, &[], Some(page(0))).await;
+    let second = cloud.huawei(&key, Method::POST, &path, &[], Some(page(2))).await;
+    assert_eq!((first.body["total_count"].clone(), second.body["total_count"].clone()), (json!(3), json!(3)));
+    let mut seen: Vec<String> = [&first, &second]
+        .iter()
+        .flat_map(|r| r.body["resources"].as_array().unwrap().clone())
+        .map(|r| r["resource_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(seen.len(), 3, "2 on the first page, 1 on the second");
+    seen.sort();
+    let mut ids = ids.clone();
+    ids.sort();
+    assert_eq!(seen, ids);
+    let untagged = cloud.huawei(&key, Method::POST, &path, &[], Some(json!({"action": "filter"}))).await;
+    assert_eq!((untagged.status, code(&untagged)), (400, "EVS.5400".to_string()));
+}
+
+#[tokio::test]
 async fn expanding_runs_a_job_and_refuses_a_smaller_size_or_a_busy_disk() {
     let cloud = TestCloud::start().await;
     let key = cloud.demo_key();

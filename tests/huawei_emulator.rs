@@ -1,17 +1,23 @@
 //! The Huawei backend against the emulator's Huawei side, configured through clouds.yaml as an
 //! operator would: AK/SK and IAM tokens, v2.1 create jobs, listing, expand, delete, snapshots,
-//! ECS attach/detach jobs, quotas, failed jobs and the EVS error codes.
+//! ECS attach/detach jobs, quotas, failed jobs, the EVS error codes, tags and their repair.
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cinder_evs_csi::cloud::types::{Encryption, SnapshotSpec, VolumeSource, VolumeSpec, VolumeStatus};
+use cinder_evs_csi::cloud::huawei::tags::Tags;
+use cinder_evs_csi::cloud::types::{
+    Encryption, Owner, SnapshotSpec, TagRepair, VolumeSource, VolumeSpec, VolumeStatus,
+};
 use cinder_evs_csi::cloud::{Backend, CloudError};
 use cinder_evs_csi::emulator::errors::Family;
-use cinder_evs_csi::emulator::faults::{TransitionEffect, TransitionRule};
-use common::cloud::{HuaweiAuth, TestCloud, TestHuawei, count, emulator, huawei_backend, huawei_yaml};
+use cinder_evs_csi::emulator::faults::{FaultAction, FaultRule, TransitionEffect, TransitionRule};
+use common::cloud::{
+    HuaweiAuth, TestCloud, TestHuawei, count, emulator, huawei_backend, huawei_yaml, owned_huawei_backend,
+};
+use reqwest::Method;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -471,4 +477,314 @@ async fn a_create_job_that_fails_before_naming_its_disk_is_the_jobs_error() {
     // The failed disk stays findable by name, so the retried CreateVolume can clean it up.
     let found = b.backend.find_volumes_by_name("pvc-job-fails").await.unwrap();
     assert!(matches!(found.as_slice(), [v] if matches!(v.status, VolumeStatus::Error(_))), "{found:?}");
+}
+
+const CLUSTER_KEY: &str = "cinder-evs-csi/cluster-id";
+
+fn owned(cloud: &TestCloud, cluster: &str) -> TestHuawei {
+    let owner = Owner { key: CLUSTER_KEY.into(), value: cluster.into() };
+    owned_huawei_backend(&huawei_yaml(&cloud.handle, HuaweiAuth::AkSk(None), ""), Some(owner))
+}
+
+fn pvc_spec(name: &str, cluster: &str) -> VolumeSpec {
+    VolumeSpec {
+        metadata: BTreeMap::from([
+            (CLUSTER_KEY.into(), cluster.into()),
+            ("cinder-evs-csi/pvc-name".into(), name.into()),
+        ]),
+        ..spec(name, 10)
+    }
+}
+
+/// The next `count` POSTs to `route` are answered with `status`.
+fn fail_posts(cloud: &TestCloud, route: &str, status: u16, count: u64) {
+    cloud.handle.cloud().faults().add_rule(FaultRule {
+        method: Some("POST".into()),
+        route: Some(route.into()),
+        action: FaultAction::Error { status, retry_after: None, message: None },
+        rate: 1.0,
+        count: Some(count),
+    });
+}
+
+/// The next `count` tag calls fail with a 400, which is not retried.
+fn refuse_tagging(cloud: &TestCloud, count: u64) {
+    fail_posts(cloud, "/evs/v2/{project_id}/cloudvolumes/{volume_id}/tags/action", 400, count);
+}
+
+/// The disk's tags as EVS shows them.
+async fn tags_of(cloud: &TestCloud, id: &str) -> BTreeMap<String, String> {
+    let path = format!("/evs/v2/{}/cloudvolumes/{id}/tags", cloud.handle.demo().project_id);
+    let reply = cloud.huawei(&cloud.demo_key(), Method::GET, &path, &[], None).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    reply.body["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["key"].as_str().unwrap().to_string(), t["value"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+async fn ready(b: &TestHuawei, spec: &VolumeSpec) -> String {
+    let created = b.backend.create_volume(spec).await.unwrap();
+    b.backend.wait_volume_ready(&created.id, WAIT).await.unwrap();
+    created.id
+}
+
+#[tokio::test]
+async fn a_new_disk_is_tagged_with_its_cluster_and_claim() {
+    let cloud = emulator(|_| {}).await;
+    let b = owned(&cloud, "prod");
+    let id = ready(&b, &pvc_spec("pvc-tagged", "prod")).await;
+    assert_eq!(
+        tags_of(&cloud, &id).await,
+        BTreeMap::from([
+            ("cinder-evs-csi_cluster-id".to_string(), "prod".to_string()),
+            ("cinder-evs-csi_pvc-name".to_string(), "pvc-tagged".to_string()),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_disk_whose_tagging_failed_gets_its_tags_from_the_repair() {
+    let cloud = emulator(|_| {}).await;
+    let b = owned(&cloud, "prod");
+    refuse_tagging(&cloud, 1);
+    let id = ready(&b, &pvc_spec("pvc-untagged", "prod")).await;
+    assert!(tags_of(&cloud, &id).await.is_empty(), "the create's tag call failed");
+
+    let report = b.backend.repair_tags().await.unwrap();
+    assert_eq!(report, TagRepair { checked: 1, repaired: 1, failed: 0 });
+    let tags = tags_of(&cloud, &id).await;
+    assert_eq!(tags.get("cinder-evs-csi_cluster-id").map(String::as_str), Some("prod"));
+    assert_eq!(tags.get("cinder-evs-csi_pvc-name").map(String::as_str), Some("pvc-untagged"));
+}
+
+#[tokio::test]
+async fn a_repair_with_nothing_missing_sends_no_tag_calls() {
+    let cloud = emulator(|_| {}).await;
+    let b = owned(&cloud, "prod");
+    ready(&b, &pvc_spec("pvc-a", "prod")).await;
+    ready(&b, &pvc_spec("pvc-b", "prod")).await;
+    let tag_calls = count(&cloud.handle, "POST", "/tags/action");
+
+    let report = b.backend.repair_tags().await.unwrap();
+    assert_eq!(report, TagRepair { checked: 2, repaired: 0, failed: 0 });
+    assert_eq!(count(&cloud.handle, "POST", "/tags/action"), tag_calls, "no tag call");
+    assert_eq!(count(&cloud.handle, "POST", "resource_instances/action"), 1, "one tag query");
+}
+
+#[tokio::test]
+async fn a_tag_removed_by_hand_is_added_again_and_other_tags_are_kept() {
+    let cloud = emulator(|_| {}).await;
+    let b = owned(&cloud, "prod");
+    let id = ready(&b, &pvc_spec("pvc-edited", "prod")).await;
+    let action = format!("/evs/v2/{}/cloudvolumes/{id}/tags/action", cloud.handle.demo().project_id);
+    let edit = serde_json::json!({"action": "delete", "tags": [{"key": "cinder-evs-csi_pvc-name"}]});
+    let key = cloud.demo_key();
+    assert_eq!(cloud.huawei(&key, Method::POST, &action, &[], Some(edit)).await.status, 204);
+    let own = serde_json::json!({"action": "create", "tags": [{"key": "team", "value": "db"}]});
+    assert_eq!(cloud.huawei(&key, Method::POST, &action, &[], Some(own)).await.status, 204);
+
+    let report = b.backend.repair_tags().await.unwrap();
+    assert_eq!(report.repaired, 1);
+    let tags = tags_of(&cloud, &id).await;
+    assert_eq!(tags.get("cinder-evs-csi_pvc-name").map(String::as_str), Some("pvc-edited"));
+    assert_eq!(tags.get("team").map(String::as_str), Some("db"), "the user's own tag stays");
+}
+
+#[tokio::test]
+async fn the_repair_leaves_other_clusters_disks_alone() {
+    let cloud = emulator(|_| {}).await;
+    let b = owned(&cloud, "prod");
+    refuse_tagging(&cloud, 1);
+    let theirs = ready(&b, &pvc_spec("pvc-theirs", "staging")).await;
+
+    let report = b.backend.repair_tags().await.unwrap();
+    assert_eq!(report, TagRepair::default(), "nothing of this cluster to check");
+    assert!(tags_of(&cloud, &theirs).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_repair_is_counted_and_the_next_pass_retries() {
+    let cloud = emulator(|_| {}).await;
+    let b = owned(&cloud, "prod");
+    refuse_tagging(&cloud, 2);
+    let id = ready(&b, &pvc_spec("pvc-stubborn", "prod")).await;
+
+    assert_eq!(b.backend.repair_tags().await.unwrap(), TagRepair { checked: 1, repaired: 0, failed: 1 });
+    assert!(tags_of(&cloud, &id).await.is_empty());
+    assert_eq!(b.backend.repair_tags().await.unwrap(), TagRepair { checked: 1, repaired: 1, failed: 0 });
+    assert!(!tags_of(&cloud, &id).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_tag_query_pages_through_every_tagged_disk() {
+    let cloud = emulator(|_| {}).await;
+    let b = owned(&cloud, "prod");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(ready(&b, &pvc_spec(&format!("pvc-page-{i}"), "prod")).await);
+    }
+    ready(&b, &pvc_spec("pvc-elsewhere", "staging")).await;
+
+    let found =
+        Tags::new(b.client.clone()).disks_tagged("cinder-evs-csi_cluster-id", "prod", 2).await.unwrap();
+    let mut found_ids: Vec<String> = found.iter().map(|d| d.id.clone()).collect();
+    found_ids.sort();
+    ids.sort();
+    assert_eq!(found_ids, ids, "every disk of the cluster, none of another");
+    assert_eq!(count(&cloud.handle, "POST", "resource_instances/action"), 3, "pages of 2, 2 and 1");
+    assert!(found.iter().all(|d| d.tags.contains_key("cinder-evs-csi_pvc-name")), "with their tags");
+}
+
+#[tokio::test]
+async fn a_server_error_on_the_tag_query_is_retried_because_it_only_reads() {
+    let cloud = emulator(|_| {}).await;
+    let b = owned(&cloud, "prod");
+    ready(&b, &pvc_spec("pvc-retry", "prod")).await;
+    fail_posts(&cloud, "/evs/v2/{project_id}/cloudvolumes/resource_instances/action", 500, 1);
+    let found =
+        Tags::new(b.client.clone()).disks_tagged("cinder-evs-csi_cluster-id", "prod", 10).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(count(&cloud.handle, "POST", "resource_instances/action"), 2, "the 500, then the answer");
+}
+
+/// A temporary AK/SK and security token of the demo user, issued by the emulator's IAM.
+async fn temporary_key(cloud: &TestCloud) -> (String, String, String) {
+    let session = cloud.login("demo").await;
+    let body = serde_json::json!({"auth": {"identity": {"methods": ["token"], "token": {"duration_seconds": "900"}}}});
+    let url = cloud.url("/identity/v3.0/OS-CREDENTIAL/securitytokens");
+    let reply = cloud.send(Method::POST, &url, Some(&session.token), Some(body), &[]).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    let field = |name: &str| reply.body["credential"][name].as_str().unwrap().to_string();
+    assert!(field("expires_at").ends_with('Z'));
+    (field("access"), field("secret"), field("securitytoken"))
+}
+
+fn temporary(
+    cloud: &TestCloud,
+    access_key: &str,
+    secret_key: &str,
+    security_token: Option<&str>,
+) -> TestHuawei {
+    let auth = HuaweiAuth::Temporary {
+        access_key: access_key.into(),
+        secret_key: secret_key.into(),
+        security_token: security_token.map(str::to_string),
+    };
+    huawei_backend(&huawei_yaml(&cloud.handle, auth, ""))
+}
+
+#[tokio::test]
+async fn a_temporary_key_works_with_its_security_token() {
+    let cloud = emulator(|_| {}).await;
+    let (ak, sk, token) = temporary_key(&cloud).await;
+    let b = temporary(&cloud, &ak, &sk, Some(&token));
+    let id = ready(&b, &spec("pvc-temporary", 10)).await;
+    assert_eq!(b.backend.get_volume(&id).await.unwrap().unwrap().name, "pvc-temporary");
+}
+
+#[tokio::test]
+async fn a_temporary_key_without_or_with_a_wrong_security_token_is_unauthorized() {
+    let cloud = emulator(|_| {}).await;
+    let (ak, sk, token) = temporary_key(&cloud).await;
+    for sent in [None, Some("not-the-token")] {
+        let b = temporary(&cloud, &ak, &sk, sent);
+        let err = b.backend.create_volume(&spec("pvc-no-token", 10)).await.unwrap_err();
+        assert!(matches!(&err, CloudError::Unauthorized(m) if m.contains("security token")), "{err}");
+        assert!(!err.to_string().contains(&sk) && !err.to_string().contains(&token), "no secret in {err}");
+    }
+    let with_token = temporary(&cloud, &ak, &sk, Some(&token));
+    assert!(
+        with_token.backend.find_volumes_by_name("pvc-no-token").await.unwrap().is_empty(),
+        "no disk made"
+    );
+}
+
+#[tokio::test]
+async fn an_expired_temporary_key_is_unauthorized() {
+    let cloud = emulator(|_| {}).await;
+    let (ak, sk, token) = temporary_key(&cloud).await;
+    cloud
+        .handle
+        .cloud()
+        .write(Family::Identity, |w| {
+            w.access_keys.get_mut(&ak).unwrap().expires_at_ms = Some(1);
+            Ok(())
+        })
+        .unwrap();
+    let b = temporary(&cloud, &ak, &sk, Some(&token));
+    let err = b.backend.get_volume("any").await.unwrap_err();
+    assert!(matches!(&err, CloudError::Unauthorized(m) if m.contains("expired")), "{err}");
+}
+
+#[tokio::test]
+async fn temporary_keys_need_a_live_token_and_a_validity_of_15_minutes_to_a_day() {
+    let cloud = emulator(|_| {}).await;
+    let url = cloud.url("/identity/v3.0/OS-CREDENTIAL/securitytokens");
+    let body = |seconds: u64| serde_json::json!({"auth": {"identity": {"methods": ["token"], "token": {"duration_seconds": seconds}}}});
+    let no_token = cloud.send(Method::POST, &url, None, Some(body(900)), &[]).await;
+    assert_eq!(no_token.status, 401);
+    let bogus = cloud.send(Method::POST, &url, Some("bogus"), Some(body(900)), &[]).await;
+    assert_eq!(bogus.status, 401);
+    let session = cloud.login("demo").await;
+    for seconds in [899, 86_401] {
+        let reply = cloud.send(Method::POST, &url, Some(&session.token), Some(body(seconds)), &[]).await;
+        assert_eq!(reply.status, 400, "{seconds} s");
+    }
+    let day = cloud.send(Method::POST, &url, Some(&session.token), Some(body(86_400)), &[]).await;
+    assert_eq!(day.status, 201);
+}
+
+#[tokio::test]
+async fn disks_are_created_in_the_configured_enterprise_project() {
+    let cloud = emulator(|_| {}).await;
+    let yaml = huawei_yaml(&cloud.handle, HuaweiAuth::AkSk(None), "    enterprise_project_id: ep-team-a\n");
+    let b = huawei_backend(&yaml);
+    let id = ready(&b, &spec("pvc-in-ep", 10)).await;
+    let key = cloud.demo_key();
+    let project = cloud.handle.demo().project_id;
+    let shown =
+        cloud.huawei(&key, Method::GET, &format!("/evs/v2/{project}/cloudvolumes/{id}"), &[], None).await;
+    assert_eq!(shown.body["volume"]["enterprise_project_id"], "ep-team-a");
+    let list = format!("/evs/v2/{project}/cloudvolumes/detail");
+    let in_ep = cloud.huawei(&key, Method::GET, &list, &[("enterprise_project_id", "ep-team-a")], None).await;
+    assert_eq!(in_ep.body["volumes"].as_array().unwrap().len(), 1);
+    let default = cloud.huawei(&key, Method::GET, &list, &[("enterprise_project_id", "0")], None).await;
+    assert!(default.body["volumes"].as_array().unwrap().is_empty(), "not in the default enterprise project");
+}
+
+#[tokio::test]
+async fn a_shareable_disk_attaches_to_two_servers() {
+    let cloud = emulator(|_| {}).await;
+    let this_host = cloud.handle.this_host_server_id().unwrap();
+    let other = cloud.add_server("worker-2", &cloud.handle.demo().project_id).await;
+    let b = aksk(&cloud).await;
+    let id = ready(&b, &VolumeSpec { multiattach: true, ..spec("pvc-shared", 10) }).await;
+    b.backend.attach(&id, &this_host, WAIT).await.unwrap();
+    b.backend.attach(&id, &other, WAIT).await.unwrap();
+    let disk = b.backend.get_volume(&id).await.unwrap().unwrap();
+    assert!(disk.multiattach);
+    let mut servers: Vec<&str> = disk.attachments.iter().map(|a| a.server_id.as_str()).collect();
+    servers.sort();
+    let mut expected = vec![this_host.as_str(), other.as_str()];
+    expected.sort();
+    assert_eq!(servers, expected);
+    b.backend.detach(&id, &other, WAIT).await.unwrap();
+    b.backend.detach(&id, &this_host, WAIT).await.unwrap();
+    assert!(b.backend.get_volume(&id).await.unwrap().unwrap().attachments.is_empty());
+}
+
+#[tokio::test]
+async fn a_plain_disk_cannot_attach_to_a_second_server() {
+    let cloud = emulator(|_| {}).await;
+    let this_host = cloud.handle.this_host_server_id().unwrap();
+    let other = cloud.add_server("worker-2", &cloud.handle.demo().project_id).await;
+    let b = aksk(&cloud).await;
+    let id = ready_volume(&b, "pvc-single", 10).await;
+    b.backend.attach(&id, &this_host, WAIT).await.unwrap();
+    let err = b.backend.attach(&id, &other, WAIT).await.unwrap_err();
+    // ECS refuses it; the controller checks the attachments first and answers FailedPrecondition.
+    assert!(matches!(&err, CloudError::InvalidInput(m) if m.contains("in-use")), "{err:?}");
 }

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use super::error::CloudError;
 use super::types::{
-    Attached, Backup, Capacity, GroupSnapshot, ManageSpec, Page, Snapshot, SnapshotSpec, Volume, VolumeSpec,
+    Attached, Backup, Capacity, GroupSnapshot, ManageSpec, Page, Snapshot, SnapshotSpec, TagRepair, Volume,
+    VolumeSpec,
 };
 
 /// Volume, snapshot, attachment and capacity operations of one cloud.
@@ -146,4 +147,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// GiB that may still be allocated (optionally for one volume type).
     async fn capacity(&self, volume_type: Option<&str>) -> Result<Capacity, CloudError>;
+
+    /// Adds the labels that a cloud takes only after the create, and that failed then, to the
+    /// cluster's volumes (EVS tags). Clouds that take everything in the create have none.
+    async fn repair_tags(&self) -> Result<TagRepair, CloudError> {
+        Ok(TagRepair::default())
+    }
 }

@@ -59,12 +59,22 @@ pub struct Call {
     pub headers: HeaderMap,
     /// JSON body.
     pub body: Option<Vec<u8>>,
+    /// Whether sending it twice does no harm, so a failure that may have reached the server
+    /// can be retried (true for GET, PUT, DELETE; a POST that only reads can opt in).
+    pub repeatable: bool,
 }
 
 impl Call {
     /// A call without body or extra headers.
     pub fn new(operation: &'static str, method: Method, url: Url) -> Self {
-        Self { operation, method, url, headers: HeaderMap::new(), body: None }
+        let repeatable = retry::is_idempotent(&method);
+        Self { operation, method, url, headers: HeaderMap::new(), body: None, repeatable }
+    }
+
+    /// Marks a call that is safe to send twice although its method is not (a POST query).
+    pub fn repeatable(mut self) -> Self {
+        self.repeatable = true;
+        self
     }
 
     /// Adds a JSON body.
@@ -203,7 +213,8 @@ impl HttpClient {
                     );
                     let wait_hint = retry::retry_after(reply.header("retry-after"));
                     if last
-                        || retry::verdict(&call.method, reply.status, wait_hint.is_some()) == Verdict::Accept
+                        || retry::verdict(call.repeatable, reply.status, wait_hint.is_some())
+                            == Verdict::Accept
                     {
                         return Ok(reply);
                     }
@@ -221,7 +232,7 @@ impl HttpClient {
                 Err(error) => {
                     self.observe(call, "error", elapsed);
                     // A refused connection never reached the server; a reset or timeout may have.
-                    let safe = error.is_connect() || retry::is_idempotent(&call.method);
+                    let safe = error.is_connect() || call.repeatable;
                     let message = describe(&error);
                     if last || !safe {
                         return Err(CloudError::Unavailable(format!(

@@ -58,13 +58,14 @@ pub fn is_idempotent(method: &Method) -> bool {
 }
 
 /// Statuses that say the request was not processed, so even a POST may be repeated:
-/// rate limiting (429, and 413 when the server gives `Retry-After`) and 503.
-pub fn verdict(method: &Method, status: StatusCode, has_retry_after: bool) -> Verdict {
+/// rate limiting (429, and 413 when the server gives `Retry-After`) and 503. Other server
+/// errors are retried only for `repeatable` requests.
+pub fn verdict(repeatable: bool, status: StatusCode, has_retry_after: bool) -> Verdict {
     let not_processed = status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::SERVICE_UNAVAILABLE
         || (status == StatusCode::PAYLOAD_TOO_LARGE && has_retry_after);
     let maybe_processed = matches!(status.as_u16(), 500 | 502 | 504);
-    if not_processed || (maybe_processed && is_idempotent(method)) { Verdict::Retry } else { Verdict::Accept }
+    if not_processed || (maybe_processed && repeatable) { Verdict::Retry } else { Verdict::Accept }
 }
 
 /// `Retry-After` as seconds (the form OpenStack services send); HTTP dates fall back to backoff.
@@ -96,26 +97,35 @@ mod tests {
     }
 
     #[test]
-    fn rate_limits_and_503_are_retried_for_every_method() {
-        for method in [Method::GET, Method::POST, Method::DELETE] {
-            assert_eq!(verdict(&method, StatusCode::TOO_MANY_REQUESTS, false), Verdict::Retry);
-            assert_eq!(verdict(&method, StatusCode::SERVICE_UNAVAILABLE, false), Verdict::Retry);
-            assert_eq!(verdict(&method, StatusCode::PAYLOAD_TOO_LARGE, true), Verdict::Retry);
+    fn rate_limits_and_503_are_retried_even_when_not_repeatable() {
+        for repeatable in [true, false] {
+            assert_eq!(verdict(repeatable, StatusCode::TOO_MANY_REQUESTS, false), Verdict::Retry);
+            assert_eq!(verdict(repeatable, StatusCode::SERVICE_UNAVAILABLE, false), Verdict::Retry);
+            assert_eq!(verdict(repeatable, StatusCode::PAYLOAD_TOO_LARGE, true), Verdict::Retry);
         }
     }
 
     #[test]
-    fn a_500_is_retried_only_for_idempotent_methods() {
-        assert_eq!(verdict(&Method::GET, StatusCode::INTERNAL_SERVER_ERROR, false), Verdict::Retry);
-        assert_eq!(verdict(&Method::DELETE, StatusCode::BAD_GATEWAY, false), Verdict::Retry);
-        assert_eq!(verdict(&Method::POST, StatusCode::INTERNAL_SERVER_ERROR, false), Verdict::Accept);
+    fn a_500_is_retried_only_for_repeatable_requests() {
+        assert_eq!(verdict(true, StatusCode::INTERNAL_SERVER_ERROR, false), Verdict::Retry);
+        assert_eq!(verdict(true, StatusCode::BAD_GATEWAY, false), Verdict::Retry);
+        assert_eq!(verdict(false, StatusCode::INTERNAL_SERVER_ERROR, false), Verdict::Accept);
+    }
+
+    #[test]
+    fn only_reading_and_replacing_methods_are_repeatable_by_default() {
+        for method in [Method::GET, Method::HEAD, Method::PUT, Method::DELETE] {
+            assert!(is_idempotent(&method), "{method}");
+        }
+        assert!(!is_idempotent(&Method::POST));
+        assert!(!is_idempotent(&Method::PATCH));
     }
 
     #[test]
     fn quota_413_without_retry_after_and_client_errors_are_final() {
-        assert_eq!(verdict(&Method::POST, StatusCode::PAYLOAD_TOO_LARGE, false), Verdict::Accept);
-        assert_eq!(verdict(&Method::GET, StatusCode::NOT_FOUND, false), Verdict::Accept);
-        assert_eq!(verdict(&Method::GET, StatusCode::CONFLICT, false), Verdict::Accept);
+        assert_eq!(verdict(false, StatusCode::PAYLOAD_TOO_LARGE, false), Verdict::Accept);
+        assert_eq!(verdict(true, StatusCode::NOT_FOUND, false), Verdict::Accept);
+        assert_eq!(verdict(true, StatusCode::CONFLICT, false), Verdict::Accept);
     }
 
     #[test]

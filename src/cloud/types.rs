@@ -84,6 +84,17 @@ pub struct Owner {
     pub value: String,
 }
 
+/// What one pass of [`crate::cloud::Backend::repair_tags`] found and did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TagRepair {
+    /// The cluster's settled volumes looked at.
+    pub checked: usize,
+    /// Volumes whose missing tags were added.
+    pub repaired: usize,
+    /// Volumes whose tags could not be added (the cloud refused; retried next pass).
+    pub failed: usize,
+}
+
 /// A volume.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Volume {

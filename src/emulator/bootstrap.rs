@@ -116,7 +116,12 @@ pub fn apply(world: &mut World, config: &EmulatorConfig) -> Result<(), EmulatorE
         let user = world.users.values().find(|u| u.name == key.user).ok_or_else(|| {
             EmulatorError::Config(format!("access key {} names unknown user {}", key.access_key, key.user))
         })?;
-        let record = AccessKey { secret: key.secret_key.clone(), user_id: user.id.clone() };
+        let record = AccessKey {
+            secret: key.secret_key.clone(),
+            user_id: user.id.clone(),
+            security_token: None,
+            expires_at_ms: None,
+        };
         world.access_keys.insert(key.access_key.clone(), record);
     }
     if world.group_types.is_empty() {

@@ -306,10 +306,15 @@ fn resolve_scope(w: &World, scope: Option<&Value>, user_id: &str, now: u64) -> A
 /// The caller's token (`X-Auth-Token`), if it is known and unexpired.
 fn caller<'w>(w: &'w World, headers: &HeaderMap) -> ApiResult<&'w Token> {
     let token = headers.get("x-auth-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    live_token(w, token).ok_or_else(|| ApiError::unauthorized(UNAUTHORIZED))
+}
+
+/// The token with this id, unless it has expired or its trust is gone.
+pub fn live_token<'w>(w: &'w World, id: &str) -> Option<&'w Token> {
     w.tokens
-        .get(token)
+        .get(id)
         .filter(|t| t.expires_at_ms > now_ms())
-        .ok_or_else(|| ApiError::unauthorized(UNAUTHORIZED))
+        .filter(|t| t.trust_id.as_ref().is_none_or(|trust| w.trusts.contains_key(trust)))
 }
 
 /// `POST /v3/OS-TRUST/trusts`: the caller (the trustor) delegates roles it holds in a project.

@@ -18,6 +18,7 @@ pub mod errors;
 pub mod faults;
 pub mod https;
 pub mod huawei;
+pub mod iam;
 pub mod keystone;
 pub mod loopdev;
 pub mod metadata;
@@ -62,6 +63,7 @@ const TICK: Duration = Duration::from_millis(100);
 pub fn api_router(cloud: Cloud) -> Router {
     Router::new()
         .merge(keystone::router())
+        .merge(iam::router())
         .merge(cinder::router(cloud.clone()))
         .merge(nova::router(cloud.clone()))
         .merge(huawei::router(cloud.clone()))

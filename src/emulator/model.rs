@@ -428,6 +428,12 @@ pub struct AccessKey {
     pub secret: String,
     /// The owning user.
     pub user_id: String,
+    /// A temporary key's security token, which every request must carry.
+    #[serde(default)]
+    pub security_token: Option<String>,
+    /// When a temporary key stops working (ms).
+    #[serde(default)]
+    pub expires_at_ms: Option<u64>,
 }
 
 /// What a Huawei job waits for; its status follows the resource's.

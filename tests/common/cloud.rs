@@ -10,6 +10,7 @@ use cinder_evs_csi::cloud::huawei::auth::Client as HuaweiClient;
 use cinder_evs_csi::cloud::openstack::OpenStackBackend;
 use cinder_evs_csi::cloud::openstack::keystone::Session;
 use cinder_evs_csi::cloud::retry::Backoff;
+use cinder_evs_csi::cloud::types::Owner;
 use cinder_evs_csi::cloud::wait::WaitSettings;
 use cinder_evs_csi::config::ConfigSource;
 use cinder_evs_csi::config::watch::ConfigWatch;
@@ -131,6 +132,15 @@ pub enum HuaweiAuth {
     AkSk(Option<String>),
     /// An IAM token from the Keystone password of the demo user.
     Password,
+    /// A temporary AK/SK of the demo user, with its security token when given.
+    Temporary {
+        /// The temporary access key.
+        access_key: String,
+        /// Its secret key.
+        secret_key: String,
+        /// The security token to send.
+        security_token: Option<String>,
+    },
 }
 
 /// A clouds.yaml for the demo user of the emulator's Huawei side, its endpoints overridden to
@@ -146,6 +156,11 @@ pub fn huawei_yaml(handle: &EmulatorHandle, auth: HuaweiAuth, extra: &str) -> St
                 creds.project_id
             )
         }
+        HuaweiAuth::Temporary { access_key, secret_key, security_token } => format!(
+            "    auth_type: aksk\n    auth:\n      access_key: {access_key}\n      secret_key: {secret_key}\n{}      project_id: {}\n",
+            security_token.map(|t| format!("      security_token: {t}\n")).unwrap_or_default(),
+            creds.project_id
+        ),
         HuaweiAuth::Password => format!(
             "    auth:\n      auth_url: {}\n      username: {}\n      password: {}\n      user_domain_name: {}\n      project_id: {}\n",
             creds.auth_url, creds.username, creds.password, creds.user_domain_name, creds.project_id
@@ -163,6 +178,8 @@ pub fn huawei_yaml(handle: &EmulatorHandle, auth: HuaweiAuth, extra: &str) -> St
 pub struct TestHuawei {
     /// The backend.
     pub backend: Arc<HuaweiBackend>,
+    /// The signed-request client under it.
+    pub client: Arc<HuaweiClient>,
     /// Keeps the configuration alive.
     pub config: ConfigWatch,
     /// Holds the config file.
@@ -171,6 +188,11 @@ pub struct TestHuawei {
 
 /// Builds the Huawei backend from clouds.yaml text, the way the controller's wiring does.
 pub fn huawei_backend(yaml: &str) -> TestHuawei {
+    owned_huawei_backend(yaml, None)
+}
+
+/// [`huawei_backend`] for a cluster: disks with `owner` in their metadata are its own.
+pub fn owned_huawei_backend(yaml: &str, owner: Option<Owner>) -> TestHuawei {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("clouds.yaml");
     std::fs::write(&path, yaml).unwrap();
@@ -192,6 +214,6 @@ pub fn huawei_backend(yaml: &str) -> TestHuawei {
     let cloud = config.current().default_cloud().clone();
     let http = Arc::new(HttpClient::new(&cloud.tls, settings, None).unwrap());
     let client = Arc::new(HuaweiClient::new(http, config.subscribe(), None).unwrap());
-    let backend = Arc::new(HuaweiBackend::new(client, WaitSettings::default(), None));
-    TestHuawei { backend, config, dir }
+    let backend = Arc::new(HuaweiBackend::new(client.clone(), WaitSettings::default(), owner));
+    TestHuawei { backend, client, config, dir }
 }

@@ -3,8 +3,8 @@
 //! Every `Driver` scans its stderr and stdout when it is dropped and fails the test that ran
 //! it when a registered value shows up. Registered are: the emulator's default passwords,
 //! application credential secrets and Huawei secret keys (what `sandbox` uses too), those of
-//! every emulator a test starts, the tokens those emulators issue, and whatever a test
-//! registers itself (CSI secrets in requests).
+//! every emulator a test starts, the tokens and temporary keys those emulators issue, and
+//! whatever a test registers itself (CSI secrets in requests).
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
@@ -73,6 +73,16 @@ pub fn known() -> Vec<(String, String)> {
     for cloud in registry.clouds.iter().filter_map(WeakCloud::upgrade) {
         let tokens: Vec<String> = cloud.read(|w| w.tokens.keys().cloned().collect());
         all.extend(tokens.into_iter().map(|t| ("a Keystone token".to_string(), t)));
+        let temporary: Vec<(String, String)> = cloud.read(|w| {
+            w.access_keys
+                .values()
+                .filter_map(|k| Some((k.secret.clone(), k.security_token.clone()?)))
+                .collect()
+        });
+        for (secret, token) in temporary {
+            all.push(("a temporary secret key".to_string(), secret));
+            all.push(("a security token".to_string(), token));
+        }
     }
     all
 }

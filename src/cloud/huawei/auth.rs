@@ -37,6 +37,8 @@ pub struct Request {
     pub body: Option<Value>,
     /// Extra headers.
     pub headers: Vec<(&'static str, String)>,
+    /// A POST that is safe to send twice (a query, an overwrite): retried like a GET.
+    pub repeatable: bool,
 }
 
 impl Request {
@@ -50,7 +52,14 @@ impl Request {
             query: Vec::new(),
             body: None,
             headers: Vec::new(),
+            repeatable: false,
         }
+    }
+
+    /// Marks a POST that is safe to send twice.
+    pub fn repeatable(mut self) -> Self {
+        self.repeatable = true;
+        self
     }
 
     /// Adds a query pair.
@@ -81,6 +90,9 @@ impl Request {
         }
         for (name, value) in &self.headers {
             call = call.header(name, value);
+        }
+        if self.repeatable {
+            call = call.repeatable();
         }
         Ok(call)
     }

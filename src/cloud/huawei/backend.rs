@@ -1,7 +1,7 @@
 //! The Huawei Cloud implementation of [`Backend`]: EVS for disks and snapshots, ECS for
 //! attachments, jobs and disk states followed through the wait engine.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -10,16 +10,20 @@ use super::ecs::{Ecs, Submitted};
 use super::endpoints::Service;
 use super::evs::{self, Evs};
 use super::jobs::{Job, Jobs};
+use super::tags::{self, Tags};
 use crate::cloud::backend::Backend;
 use crate::cloud::error::CloudError;
 use crate::cloud::lookup::{NameLookups, NameSource};
 use crate::cloud::types::{
-    Attached, Capacity, Owner, Page, Snapshot, SnapshotSpec, Volume, VolumeSpec, VolumeStatus,
+    Attached, Capacity, Owner, Page, Snapshot, SnapshotSpec, TagRepair, Volume, VolumeSpec, VolumeStatus,
 };
 use crate::cloud::wait::{Check, StatusSource, WaitSettings, Waiter};
 
 /// How long `create_volume` waits for the create job to name its disk.
 const CREATE_ACCEPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Bound on the pages of one listing of the cluster's disks (a million disks).
+const MAX_LISTING_PAGES: usize = 1000;
 
 /// Polls EVS disks for the wait engine: one `ids` query for many, single GETs for few.
 #[derive(Debug)]
@@ -88,6 +92,8 @@ impl NameSource for DiskNames {
 pub struct HuaweiBackend {
     client: Arc<Client>,
     evs: Arc<Evs>,
+    tags: Tags,
+    owner: Option<Owner>,
     ecs: Ecs,
     evs_jobs: Jobs,
     ecs_jobs: Jobs,
@@ -106,11 +112,14 @@ fn volume_error(id: &str, status: &str) -> CloudError {
 
 impl HuaweiBackend {
     /// A backend on a client; must be created inside the runtime (it starts pollers).
-    /// Disks with `owner` in their metadata are the ones a burst of name lookups may list.
+    /// Disks with `owner` in their metadata are the ones a burst of name lookups may list and
+    /// the tag repair looks after.
     pub fn new(client: Arc<Client>, waits: WaitSettings, owner: Option<Owner>) -> Self {
         let evs = Arc::new(Evs::new(client.clone()));
         Self {
-            names: NameLookups::new(DiskNames { evs: evs.clone(), owner }),
+            names: NameLookups::new(DiskNames { evs: evs.clone(), owner: owner.clone() }),
+            owner,
+            tags: Tags::new(client.clone()),
             ecs: Ecs::new(client.clone()),
             evs_jobs: Jobs::new(client.clone(), Service::Evs, waits.clone()),
             ecs_jobs: Jobs::new(client.clone(), Service::Ecs, waits.clone()),
@@ -181,9 +190,10 @@ impl Backend for HuaweiBackend {
                 return Err(CloudError::Protocol("EVS accepted a create without job or disk id".into()));
             }
         };
-        let tags = evs::tags_for(&spec.metadata);
-        if let Err(e) = self.evs.add_tags(&id, &tags).await {
-            // Tags help people find the disk; the disk itself is fine without them.
+        let tags = tags::tags_for(&spec.metadata, self.owner.as_ref().map(|o| o.key.as_str()));
+        if let Err(e) = self.tags.add(&id, &tags).await {
+            // Tags help people find the disk; the disk itself is fine without them, and the
+            // next tag repair adds them.
             tracing::warn!(volume_id = %id, error = %e, "could not tag the new disk");
         }
         match self.evs.get_volume(&id).await? {
@@ -420,5 +430,55 @@ impl Backend for HuaweiBackend {
 
     async fn capacity(&self, volume_type: Option<&str>) -> Result<Capacity, CloudError> {
         self.evs.capacity(volume_type).await
+    }
+
+    /// One tag query for the disks carrying the owner tag, then the owned disks by metadata:
+    /// a settled disk whose tags are absent or differ from its metadata gets them added.
+    async fn repair_tags(&self) -> Result<TagRepair, CloudError> {
+        let Some(owner) = &self.owner else { return Ok(TagRepair::default()) };
+        let (key, value) = tags::tag_for(&owner.key, &owner.value);
+        let tagged: HashMap<String, BTreeMap<String, String>> = self
+            .tags
+            .disks_tagged(&key, &value, tags::MAX_QUERY_PAGE)
+            .await?
+            .into_iter()
+            .map(|disk| (disk.id, disk.tags))
+            .collect();
+        let untagged = BTreeMap::new();
+        let mut report = TagRepair::default();
+        let mut marker: Option<String> = None;
+        for _ in 0..MAX_LISTING_PAGES {
+            let page =
+                self.evs.page_volumes_with_metadata(&owner.key, &owner.value, marker.as_deref()).await?;
+            // A disk in a transition may refuse tags; the next pass sees it settled.
+            let settled = page
+                .items
+                .iter()
+                .filter(|v| matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse));
+            for disk in settled {
+                report.checked += 1;
+                let expected = tags::tags_for(&disk.metadata, Some(&owner.key));
+                let missing = tags::missing_tags(&expected, tagged.get(&disk.id).unwrap_or(&untagged));
+                if missing.is_empty() {
+                    continue;
+                }
+                match self.tags.add(&disk.id, &missing).await {
+                    Ok(()) => {
+                        report.repaired += 1;
+                        tracing::info!(volume_id = %disk.id, tags = missing.len(), "added the disk's missing tags");
+                    }
+                    Err(CloudError::NotFound { .. }) => {}
+                    Err(e) => {
+                        report.failed += 1;
+                        tracing::warn!(volume_id = %disk.id, error = %e, "could not add the disk's missing tags");
+                    }
+                }
+            }
+            match page.next {
+                Some(next) => marker = Some(next),
+                None => return Ok(report),
+            }
+        }
+        Err(CloudError::Protocol(format!("the disk listing did not end after {MAX_LISTING_PAGES} pages")))
     }
 }

@@ -1,5 +1,5 @@
 //! EVS: disks through the native `cloudvolumes` API (v2.1 for create and expand, job based),
-//! snapshots and quotas through its Cinder-compatible v2 API, tags through the batch tag API.
+//! snapshots and quotas through its Cinder-compatible v2 API. Tags are in [`super::tags`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -32,8 +32,6 @@ pub const META_ENCRYPTED: &str = "__system__encrypted";
 pub const META_CMK_ID: &str = "__system__cmkid";
 /// EVS metadata: SCSI passthrough ("true").
 pub const META_PASSTHROUGH: &str = "hw:passthrough";
-/// Most tags a disk may carry.
-pub const MAX_TAGS: usize = 10;
 /// Most ids one `ids` filter may name.
 pub const MAX_IDS_PER_QUERY: usize = 60;
 
@@ -290,31 +288,6 @@ pub fn create_body(spec: &VolumeSpec, enterprise_project_id: Option<&str>) -> Re
     Ok(json!({ "volume": volume }))
 }
 
-/// Tags for a disk from its metadata: EVS tag keys allow `A-Za-z0-9-_` (36 characters),
-/// values also `.` (43); system keys are not tags.
-pub fn tags_for(metadata: &BTreeMap<String, String>) -> Vec<(String, String)> {
-    let clean = |text: &str, extra: &[char], max: usize| -> String {
-        text.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || extra.contains(&c) { c } else { '_' }
-            })
-            .take(max)
-            .collect()
-    };
-    metadata
-        .iter()
-        .filter(|(k, _)| {
-            !k.starts_with("__system__")
-                && !k.starts_with("hw:")
-                && !k.starts_with("evs:")
-                && *k != "full_clone"
-        })
-        .map(|(k, v)| (clean(k, &[], 36), clean(v, &['.'], 43)))
-        .filter(|(k, _)| !k.is_empty())
-        .take(MAX_TAGS)
-        .collect()
-}
-
 /// A UUID-shaped `X-Client-Token` derived from the disk name, so a retried create of the same
 /// CSI volume is recognised by EVS as the same request.
 pub fn client_token(name: &str) -> String {
@@ -548,23 +521,6 @@ impl Evs {
         }
         let body: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
         Ok(body["job_id"].as_str().map(String::from))
-    }
-
-    /// `POST /v2/{project_id}/cloudvolumes/{id}/tags/action` with `create`.
-    pub async fn add_tags(&self, id: &str, tags: &[(String, String)]) -> Result<(), CloudError> {
-        if tags.is_empty() {
-            return Ok(());
-        }
-        let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect();
-        let request = Request::new(
-            "evs.volume.tag",
-            Service::Evs,
-            Method::POST,
-            format!("v2/{PROJECT}/cloudvolumes/{id}/tags/action"),
-        )
-        .json(json!({ "action": "create", "tags": tags }));
-        let reply = self.send(request).await?;
-        if reply.status.is_success() { Ok(()) } else { Err(fault::to_error(&reply, "volume", id)) }
     }
 
     /// `POST /v2/{project_id}/snapshots`.
@@ -840,25 +796,6 @@ mod tests {
         ));
         let clone = VolumeSpec { source: Some(VolumeSource::Volume("v0".into())), ..spec() };
         assert!(matches!(create_body(&clone, None), Err(CloudError::Unsupported(_))));
-    }
-
-    #[test]
-    fn tags_are_cleaned_to_the_evs_character_set_and_skip_system_keys() {
-        let metadata = BTreeMap::from([
-            ("cinder-evs-csi/cluster-id".to_string(), "prod cluster".to_string()),
-            ("cinder-evs-csi/pvc-namespace".to_string(), "team-a".to_string()),
-            ("cinder-evs-csi/pvc-name".to_string(), "data.db-0".to_string()),
-            ("hw:passthrough".to_string(), "true".to_string()),
-            ("__system__encrypted".to_string(), "1".to_string()),
-        ]);
-        assert_eq!(
-            tags_for(&metadata),
-            vec![
-                ("cinder-evs-csi_cluster-id".to_string(), "prod_cluster".to_string()),
-                ("cinder-evs-csi_pvc-name".to_string(), "data.db-0".to_string()),
-                ("cinder-evs-csi_pvc-namespace".to_string(), "team-a".to_string()),
-            ]
-        );
     }
 
     #[test]

@@ -9,5 +9,6 @@ pub mod evs;
 pub mod fault;
 pub mod jobs;
 pub mod sign;
+pub mod tags;
 
 pub use backend::HuaweiBackend;

@@ -158,6 +158,7 @@ fn create(cloud: &Cloud, ctx: &Ctx, body: &Bytes) -> ApiResult<(String, Vec<Stri
     let size = opt_int(&map, "size")?;
     let mut metadata = metadata_of(&map)?;
     let iops = opt_int(&map, "iops")?;
+    let enterprise_project = opt_string(&map, "enterprise_project_id")?;
     let throughput = opt_int(&map, "throughput")?;
     let multiattach = match map.get("multiattach") {
         None | Some(Value::Null) => None,
@@ -273,7 +274,11 @@ fn create(cloud: &Cloud, ctx: &Ctx, body: &Bytes) -> ApiResult<(String, Vec<Stri
         if !allowed.contains(&size) {
             return Err(evs_bad("EVS.1010", format!("invalid volume size! Data disks are {} to {} GB.", DATA_DISK_GIB.start(), DATA_DISK_GIB.end())));
         }
-        let extra: Vec<(String, i64)> = performance(&volume_type.name, iops, throughput)?;
+        let mut extra: Vec<(String, Value)> =
+            performance(&volume_type.name, iops, throughput)?.into_iter().map(|(k, v)| (k, json!(v))).collect();
+        if let Some(ep) = &enterprise_project {
+            extra.push(("enterprise_project_id".into(), json!(ep)));
+        }
         let n = count as i64;
         check_quota(w, &project_id, &[
             ("volumes".into(), n),
@@ -318,7 +323,7 @@ fn create(cloud: &Cloud, ctx: &Ctx, body: &Bytes) -> ApiResult<(String, Vec<Stri
                 created_at_ms: now_ms(),
                 updated_at_ms: None,
                 pending: Some(Pending { op: Op::Create, due_ms: cloud.due("volume.creating") }),
-                extra: extra.iter().map(|(k, v)| (k.clone(), json!(v))).collect(),
+                extra: extra.iter().cloned().collect(),
             };
             w.store_mut(&project_id).volumes.insert(id.clone(), volume);
             let mut entities = json!({"name": disk_name, "size": size, "volume_type": volume_type.name});
@@ -438,6 +443,7 @@ fn matches(w: &World, v: &Volume, filters: &[(String, String)]) -> ApiResult<boo
             "multiattach" => v.multiattach.to_string() == value.to_ascii_lowercase(),
             "server_id" => v.attachments.iter().any(|a| a.server_id.as_deref() == Some(value.as_str())),
             "volume_type_id" => v.volume_type_id == *value,
+            "enterprise_project_id" => views::enterprise_project(v) == value,
             "service_type" => value == "EVS",
             "metadata" => {
                 let wanted: Map<String, Value> = serde_json::from_str(value)

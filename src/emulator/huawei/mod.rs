@@ -86,6 +86,11 @@ async fn guard(State(cloud): State<Cloud>, request: Request, next: Next) -> Resp
                 return gateway(message).with_family(family).into_response();
             }
         };
+        if let Err(e) = check_temporary(&cloud, &access, &parts.headers) {
+            tracing::debug!(reason = e, "emulator: temporary access key refused");
+            let message = format!("Incorrect IAM authentication information: {e}");
+            return gateway(message).with_family(family).into_response();
+        }
         let found = cloud.read(|w| {
             let key = w.access_keys.get(&access)?;
             let roles = w.users.get(&key.user_id)?.roles.get(&project_id).cloned().unwrap_or_default();
@@ -130,6 +135,20 @@ async fn guard(State(cloud): State<Cloud>, request: Request, next: Next) -> Resp
     let mut request = Request::from_parts(parts, axum::body::Body::from(bytes));
     request.extensions_mut().insert(Ctx { auth });
     next.run(request).await
+}
+
+/// A temporary access key works only with its security token and until it expires.
+fn check_temporary(cloud: &Cloud, access: &str, headers: &axum::http::HeaderMap) -> Result<(), &'static str> {
+    let key = cloud.read(|w| w.access_keys.get(access).map(|k| (k.security_token.clone(), k.expires_at_ms)));
+    let Some((Some(expected), expires_at_ms)) = key else { return Ok(()) };
+    let sent = headers.get("x-security-token").and_then(|v| v.to_str().ok());
+    if sent != Some(expected.as_str()) {
+        return Err("the security token of the temporary access key is missing or wrong");
+    }
+    if expires_at_ms.is_some_and(|at| at <= now_ms()) {
+        return Err("the temporary access key has expired");
+    }
+    Ok(())
 }
 
 trait WithFamily {

@@ -138,23 +138,21 @@ async fn by_tags(
         return Err(evs_bad("EVS.2142", "invalid filter limit, can not greater than 1000."));
     }
     let offset = opt_int(&top, "offset")?.unwrap_or(0).max(0) as usize;
-    let wanted: Vec<(String, Vec<String>)> = top
-        .get("tags")
-        .and_then(Value::as_array)
-        .map(|tags| {
-            tags.iter()
-                .map(|t| {
-                    let key = t.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
-                    let values = t
-                        .get("values")
-                        .and_then(Value::as_array)
-                        .map(|vs| vs.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-                        .unwrap_or_default();
-                    (key, values)
-                })
-                .collect()
+    let Some(Value::Array(tags)) = top.get("tags") else {
+        return Err(evs_bad("EVS.5400", "Malformed request body: tags is missing."));
+    };
+    let wanted: Vec<(String, Vec<String>)> = tags
+        .iter()
+        .map(|t| {
+            let key = t.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
+            let values = t
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|vs| vs.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            (key, values)
         })
-        .unwrap_or_default();
+        .collect();
     let matches: Vec<(String, String)> = top
         .get("matches")
         .and_then(Value::as_array)

@@ -57,7 +57,7 @@ pub fn disk(cloud: &Cloud, w: &World, v: &Volume) -> Value {
         "os-vol-mig-status-attr:name_id": null, "os-volume-replication:extended_status": null,
         "shareable": v.multiattach.to_string(), "multiattach": v.multiattach, "user_id": v.user_id,
         "service_type": "EVS", "dedicated_storage_id": null, "dedicated_storage_name": null,
-        "tags": tags_of(v), "wwn": wwn(&v.id), "enterprise_project_id": "0",
+        "tags": tags_of(v), "wwn": wwn(&v.id), "enterprise_project_id": enterprise_project(v),
     });
     if is_scsi(v) {
         view["serial_number"] = json!(wwn(&v.id));
@@ -68,6 +68,11 @@ pub fn disk(cloud: &Cloud, w: &World, v: &Volume) -> Value {
         }
     }
     view
+}
+
+/// The enterprise project a disk was created in (`"0"`: the default one).
+pub fn enterprise_project(v: &Volume) -> &str {
+    v.extra.get("enterprise_project_id").and_then(Value::as_str).unwrap_or("0")
 }
 
 /// The view of a snapshot.
