@@ -178,9 +178,10 @@ impl Tags {
                 return Err(fault::to_error(&reply, "disk tag query", ""));
             }
             let (page, total) = tagged_page_from_json(&reply.body)?;
-            let empty = page.is_empty();
+            // A short page ends the walk even when an answer leaves `total_count` out.
+            let last = (page.len() as u32) < page_size.clamp(1, MAX_QUERY_PAGE);
             found.extend(page);
-            if empty || found.len() as u64 >= total {
+            if last || (total > 0 && found.len() as u64 >= total) {
                 return Ok(found);
             }
         }
