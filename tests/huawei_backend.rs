@@ -12,6 +12,7 @@ use cinder_evs_csi::cloud::error::CloudError;
 use cinder_evs_csi::cloud::http::{HttpClient, HttpSettings};
 use cinder_evs_csi::cloud::huawei::HuaweiBackend;
 use cinder_evs_csi::cloud::huawei::auth::Client;
+use cinder_evs_csi::cloud::huawei::tags::Tags;
 use cinder_evs_csi::cloud::types::{VolumeSpec, VolumeStatus};
 use cinder_evs_csi::cloud::wait::WaitSettings;
 use cinder_evs_csi::config::model::Tls;
@@ -27,7 +28,7 @@ fn volume(id: &str, status: &str, attachments: Value) -> Value {
            "volume_type": "GPSSD", "multiattach": false, "attachments": attachments, "metadata": {}})
 }
 
-async fn backend_with_key(cloud: &Shared, secret_key: &str) -> HuaweiBackend {
+async fn client_with_key(cloud: &Shared, secret_key: &str) -> Arc<Client> {
     let url = huawei::start(cloud.clone()).await;
     let config = Cloud {
         name: "hw".into(),
@@ -44,8 +45,11 @@ async fn backend_with_key(cloud: &Shared, secret_key: &str) -> HuaweiBackend {
     let clouds = CloudsConfig { clouds: BTreeMap::from([("hw".to_string(), config)]), default: "hw".into() };
     let (_tx, rx) = tokio::sync::watch::channel(Arc::new(clouds));
     let http = Arc::new(HttpClient::new(&Tls::default(), HttpSettings::default(), None).unwrap());
-    let client = Arc::new(Client::new(http, rx, None).unwrap());
-    HuaweiBackend::new(client, WaitSettings::default(), None)
+    Arc::new(Client::new(http, rx, None).unwrap())
+}
+
+async fn backend_with_key(cloud: &Shared, secret_key: &str) -> HuaweiBackend {
+    HuaweiBackend::new(client_with_key(cloud, secret_key).await, WaitSettings::default(), None)
 }
 
 async fn backend(cloud: &Shared) -> HuaweiBackend {
@@ -211,4 +215,22 @@ async fn a_missing_disk_is_none_and_deleting_it_is_success() {
     assert_eq!(backend.get_volume("nope").await.unwrap(), None);
     backend.delete_volume("nope").await.unwrap();
     assert!(cloud.lock().unwrap().requests.contains(&format!("DELETE /v2/{PROJECT}/cloudvolumes/nope")));
+}
+
+#[tokio::test]
+async fn a_tag_query_answer_without_total_count_ends_at_its_short_page() {
+    let cloud: Shared = Arc::new(Mutex::new(Default::default()));
+    let disk =
+        |id: &str| json!({"resource_id": id, "resource_name": id, "tags": [{"key": "k", "value": "v"}]});
+    cloud.lock().unwrap().tag_pages =
+        vec![json!({"resources": [disk("d1"), disk("d2")]}), json!({"resources": [disk("d3")]})];
+    let tags = Tags::new(client_with_key(&cloud, SK).await);
+    let found = tokio::time::timeout(GUARD, tags.disks_tagged("k", "v", 2)).await.unwrap().unwrap();
+    assert_eq!(found.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), ["d1", "d2", "d3"]);
+    let queries = cloud.lock().unwrap().requests.iter().filter(|r| r.contains("resource_instances")).count();
+    assert_eq!(queries, 2, "a full page asks for more, the short one ends it");
+    let body = cloud.lock().unwrap().bodies
+        [&format!("POST /v2/{PROJECT}/cloudvolumes/resource_instances/action")]
+        .clone();
+    assert_eq!(body["offset"], 2, "the second page starts after the first");
 }

@@ -41,6 +41,8 @@ pub struct Cloud {
     pub rejected: Vec<String>,
     /// Signed header lists seen.
     pub signed_headers: Vec<String>,
+    /// Answers to the tag query (`resource_instances/action`), the last one repeating.
+    pub tag_pages: Vec<Value>,
 }
 
 /// Shared handle to the fake.
@@ -188,6 +190,11 @@ async fn handle(
             None => error(StatusCode::NOT_FOUND, "EVS.5404", "Resource could not be found."),
         },
         ("POST", ["v2", _, "cloudvolumes", _, "tags", "action"]) => StatusCode::NO_CONTENT.into_response(),
+        ("POST", ["v2", _, "cloudvolumes", "resource_instances", "action"])
+            if !cloud.tag_pages.is_empty() =>
+        {
+            json_reply(StatusCode::OK, next(&mut cloud.tag_pages))
+        }
         ("POST", ["v1", _, "cloudservers", server, "attachvolume"])
         | ("DELETE", ["v1", _, "cloudservers", server, "detachvolume", _]) => {
             if cloud.missing_servers.contains(*server) {
