@@ -2,6 +2,7 @@
 //! through the backend trait; nothing here knows about CSI.
 
 pub mod backend;
+pub mod cinder_json;
 pub mod error;
 #[cfg(test)]
 pub mod fake;

@@ -4,21 +4,18 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use reqwest::{Method, StatusCode, Url};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
 
 use super::auth::{Client, PROJECT, Request};
 use super::endpoints::Service;
 use super::fault;
 use super::sign;
+use crate::cloud::cinder_json::{OneSnapshot, OneVolume, SnapshotList, VolumeList};
 use crate::cloud::error::CloudError;
 #[cfg(test)]
 use crate::cloud::types::Encryption;
-use crate::cloud::types::{
-    Capacity, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume, VolumeAttachment, VolumeSource,
-    VolumeSpec, VolumeStatus,
-};
+use crate::cloud::types::{Capacity, Page, Snapshot, SnapshotSpec, Volume, VolumeSource, VolumeSpec};
 
 /// Smallest data disk, GiB.
 pub const MIN_SIZE_GIB: u64 = 10;
@@ -35,149 +32,6 @@ pub const META_PASSTHROUGH: &str = "hw:passthrough";
 /// Most ids one `ids` filter may name.
 pub const MAX_IDS_PER_QUERY: usize = 60;
 
-#[derive(Debug, Deserialize)]
-struct VolumeJson {
-    id: String,
-    #[serde(default)]
-    name: Option<String>,
-    size: u64,
-    status: String,
-    #[serde(default)]
-    availability_zone: Option<String>,
-    #[serde(default)]
-    volume_type: Option<String>,
-    #[serde(default)]
-    multiattach: bool,
-    #[serde(default)]
-    attachments: Vec<AttachmentJson>,
-    #[serde(default)]
-    metadata: Option<Map<String, Value>>,
-    #[serde(default)]
-    snapshot_id: Option<String>,
-    #[serde(default)]
-    source_volid: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AttachmentJson {
-    server_id: String,
-    #[serde(default)]
-    device: Option<String>,
-}
-
-/// EVS metadata values may be JSON non-strings; they are kept as text.
-fn text_map(map: Option<Map<String, Value>>) -> BTreeMap<String, String> {
-    map.unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| {
-            let text = match v {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            (k, text)
-        })
-        .collect()
-}
-
-impl From<VolumeJson> for Volume {
-    fn from(v: VolumeJson) -> Self {
-        Volume {
-            id: v.id,
-            name: v.name.unwrap_or_default(),
-            size_gib: v.size,
-            status: VolumeStatus::parse(&v.status),
-            zone: v.availability_zone.unwrap_or_default(),
-            volume_type: v.volume_type,
-            multiattach: v.multiattach,
-            attachments: v
-                .attachments
-                .into_iter()
-                .map(|a| VolumeAttachment { server_id: a.server_id, device: a.device })
-                .collect(),
-            metadata: text_map(v.metadata),
-            source_snapshot_id: v.snapshot_id,
-            source_volume_id: v.source_volid,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct SnapshotJson {
-    id: String,
-    #[serde(default)]
-    name: Option<String>,
-    volume_id: String,
-    size: u64,
-    status: String,
-    #[serde(default)]
-    created_at: Option<String>,
-    #[serde(default)]
-    metadata: Option<Map<String, Value>>,
-}
-
-impl From<SnapshotJson> for Snapshot {
-    fn from(s: SnapshotJson) -> Self {
-        Snapshot {
-            id: s.id,
-            name: s.name.unwrap_or_default(),
-            volume_id: s.volume_id,
-            size_gib: s.size,
-            status: SnapshotStatus::parse(&s.status),
-            created_at: s.created_at.as_deref().and_then(parse_time),
-            metadata: text_map(s.metadata),
-        }
-    }
-}
-
-/// EVS timestamps (`2016-05-25T02:42:10.856332`) lack a zone and are UTC.
-fn parse_time(text: &str) -> Option<std::time::SystemTime> {
-    let with_zone =
-        if text.ends_with('Z') || text.contains('+') { text.to_string() } else { format!("{text}Z") };
-    let ts: prost_types::Timestamp = with_zone.parse().ok()?;
-    std::time::SystemTime::UNIX_EPOCH
-        .checked_add(std::time::Duration::new(u64::try_from(ts.seconds).ok()?, ts.nanos.max(0) as u32))
-}
-
-#[derive(Debug, Deserialize)]
-struct Link {
-    rel: String,
-    href: String,
-}
-
-/// The `marker` of a `rel=next` link.
-fn next_marker(links: &[Link]) -> Option<String> {
-    let next = links.iter().find(|l| l.rel == "next")?;
-    // Links in the reference wrap lines; whitespace is never part of a marker.
-    let href: String = next.href.chars().filter(|c| !c.is_whitespace()).collect();
-    let url = Url::parse(&href).ok()?;
-    url.query_pairs().find(|(k, _)| k == "marker").map(|(_, v)| v.into_owned())
-}
-
-#[derive(Deserialize)]
-struct OneVolume {
-    volume: VolumeJson,
-}
-
-#[derive(Deserialize)]
-struct VolumeList {
-    volumes: Vec<VolumeJson>,
-    // The reference's examples show `null` when there is no further page.
-    #[serde(default)]
-    volumes_links: Option<Vec<Link>>,
-}
-
-#[derive(Deserialize)]
-struct OneSnapshot {
-    snapshot: SnapshotJson,
-}
-
-#[derive(Deserialize)]
-struct SnapshotList {
-    snapshots: Vec<SnapshotJson>,
-    #[serde(default)]
-    snapshots_links: Option<Vec<Link>>,
-}
-
 /// A disk from a `{"volume": ...}` body.
 pub fn volume_from_json(body: &[u8]) -> Result<Volume, CloudError> {
     serde_json::from_slice::<OneVolume>(body)
@@ -189,10 +43,7 @@ pub fn volume_from_json(body: &[u8]) -> Result<Volume, CloudError> {
 pub fn volume_page_from_json(body: &[u8]) -> Result<Page<Volume>, CloudError> {
     let page: VolumeList = serde_json::from_slice(body)
         .map_err(|e| CloudError::Protocol(format!("malformed disk list: {e}")))?;
-    Ok(Page {
-        next: next_marker(page.volumes_links.as_deref().unwrap_or_default()),
-        items: page.volumes.into_iter().map(Into::into).collect(),
-    })
+    Ok(page.into())
 }
 
 /// A snapshot from a `{"snapshot": ...}` body.
@@ -206,10 +57,7 @@ pub fn snapshot_from_json(body: &[u8]) -> Result<Snapshot, CloudError> {
 pub fn snapshot_page_from_json(body: &[u8]) -> Result<Page<Snapshot>, CloudError> {
     let page: SnapshotList = serde_json::from_slice(body)
         .map_err(|e| CloudError::Protocol(format!("malformed snapshot list: {e}")))?;
-    Ok(Page {
-        next: next_marker(page.snapshots_links.as_deref().unwrap_or_default()),
-        items: page.snapshots.into_iter().map(Into::into).collect(),
-    })
+    Ok(page.into())
 }
 
 /// The v2.1 create body for `spec`, after checking what EVS documents as limits.
@@ -651,6 +499,7 @@ pub fn capacity_from_json(body: &Value, volume_type: Option<&str>) -> Result<Cap
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::types::{SnapshotStatus, VolumeAttachment, VolumeStatus};
 
     /// The seed's `cloudvolumes/detail` example, with its line-wrapped link joined.
     const LIST: &str = r#"{"count": 1, "volumes": [{

@@ -1,23 +1,20 @@
 //! Cinder v3: the requests the driver makes and the JSON it reads, nothing more.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use reqwest::{Method, StatusCode, Url};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use super::fault;
 use super::keystone::{BLOCK_STORAGE_TYPES, Session, Token};
 use super::microversion::{Microversion, VersionDocument, negotiate, version_root};
+use crate::cloud::cinder_json::{OneSnapshot, OneVolume, SnapshotJson, SnapshotList, VolumeList};
 use crate::cloud::error::CloudError;
 use crate::cloud::http::{Call, Reply};
-use crate::cloud::types::{
-    Capacity, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume, VolumeAttachment, VolumeSource,
-    VolumeSpec, VolumeStatus,
-};
+use crate::cloud::types::{Capacity, Page, Snapshot, SnapshotSpec, Volume, VolumeSource, VolumeSpec};
 
 /// The newest microversion this client understands.
 pub const MAX_MICROVERSION: Microversion = Microversion::new(3, 66);
@@ -29,101 +26,6 @@ pub const TIME_FILTERS: Microversion = Microversion::new(3, 60);
 pub const GROUPS: Microversion = Microversion::new(3, 14);
 /// Restore into a new volume from a backup via `backup_id`.
 pub const CREATE_FROM_BACKUP: Microversion = Microversion::new(3, 47);
-
-#[derive(Debug, Deserialize)]
-struct VolumeJson {
-    id: String,
-    #[serde(default)]
-    name: Option<String>,
-    size: u64,
-    status: String,
-    #[serde(default)]
-    availability_zone: Option<String>,
-    #[serde(default)]
-    volume_type: Option<String>,
-    #[serde(default)]
-    multiattach: bool,
-    #[serde(default)]
-    attachments: Vec<AttachmentJson>,
-    #[serde(default)]
-    metadata: BTreeMap<String, String>,
-    #[serde(default)]
-    snapshot_id: Option<String>,
-    #[serde(default)]
-    source_volid: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AttachmentJson {
-    server_id: String,
-    #[serde(default)]
-    device: Option<String>,
-}
-
-impl From<VolumeJson> for Volume {
-    fn from(v: VolumeJson) -> Self {
-        Volume {
-            id: v.id,
-            name: v.name.unwrap_or_default(),
-            size_gib: v.size,
-            status: VolumeStatus::parse(&v.status),
-            zone: v.availability_zone.unwrap_or_default(),
-            volume_type: v.volume_type,
-            multiattach: v.multiattach,
-            attachments: v
-                .attachments
-                .into_iter()
-                .map(|a| VolumeAttachment { server_id: a.server_id, device: a.device })
-                .collect(),
-            metadata: v.metadata,
-            source_snapshot_id: v.snapshot_id,
-            source_volume_id: v.source_volid,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct SnapshotJson {
-    id: String,
-    #[serde(default)]
-    name: Option<String>,
-    volume_id: String,
-    size: u64,
-    status: String,
-    #[serde(default)]
-    created_at: Option<String>,
-    #[serde(default)]
-    metadata: BTreeMap<String, String>,
-}
-
-impl From<SnapshotJson> for Snapshot {
-    fn from(s: SnapshotJson) -> Self {
-        Snapshot {
-            id: s.id,
-            name: s.name.unwrap_or_default(),
-            volume_id: s.volume_id,
-            size_gib: s.size,
-            status: SnapshotStatus::parse(&s.status),
-            created_at: s.created_at.as_deref().and_then(parse_time),
-            metadata: s.metadata,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct Link {
-    rel: String,
-    href: String,
-}
-
-/// Cinder timestamps lack a zone and are UTC.
-fn parse_time(text: &str) -> Option<SystemTime> {
-    let with_zone =
-        if text.ends_with('Z') || text.contains('+') { text.to_string() } else { format!("{text}Z") };
-    let ts: prost_types::Timestamp = with_zone.parse().ok()?;
-    SystemTime::UNIX_EPOCH
-        .checked_add(std::time::Duration::new(u64::try_from(ts.seconds).ok()?, ts.nanos.max(0) as u32))
-}
 
 /// `2026-11-23T12:00:00`, the form Cinder's time filters take.
 pub fn format_time(time: SystemTime) -> String {
@@ -282,11 +184,7 @@ impl Cinder {
         if !reply.status.is_success() {
             return Err(fault::to_error(&reply, "volume list", ""));
         }
-        let page: VolumeList = reply.json()?;
-        Ok(Page {
-            next: next_marker(&page.volumes_links),
-            items: page.volumes.into_iter().map(Into::into).collect(),
-        })
+        Ok(reply.json::<VolumeList>()?.into())
     }
 
     /// `DELETE /volumes/{id}`; a missing volume is success.
@@ -358,11 +256,7 @@ impl Cinder {
         if !reply.status.is_success() {
             return Err(fault::to_error(&reply, "snapshot list", ""));
         }
-        let page: SnapshotList = reply.json()?;
-        Ok(Page {
-            next: next_marker(&page.snapshots_links),
-            items: page.snapshots.into_iter().map(Into::into).collect(),
-        })
+        Ok(reply.json::<SnapshotList>()?.into())
     }
 
     /// `DELETE /snapshots/{id}`; a missing snapshot is success.
@@ -448,30 +342,6 @@ impl Cinder {
         }
         Ok(out)
     }
-}
-
-#[derive(Deserialize)]
-struct OneVolume {
-    volume: VolumeJson,
-}
-
-#[derive(Deserialize)]
-struct OneSnapshot {
-    snapshot: SnapshotJson,
-}
-
-#[derive(Deserialize)]
-struct VolumeList {
-    volumes: Vec<VolumeJson>,
-    #[serde(default)]
-    volumes_links: Vec<Link>,
-}
-
-#[derive(Deserialize)]
-struct SnapshotList {
-    snapshots: Vec<SnapshotJson>,
-    #[serde(default)]
-    snapshots_links: Vec<Link>,
 }
 
 impl Cinder {
@@ -779,13 +649,6 @@ impl Cinder {
     }
 }
 
-/// The `marker` of a `rel=next` link.
-fn next_marker(links: &[Link]) -> Option<String> {
-    let next = links.iter().find(|l| l.rel == "next")?;
-    let url = Url::parse(&next.href).ok()?;
-    url.query_pairs().find(|(k, _)| k == "marker").map(|(_, v)| v.into_owned())
-}
-
 /// Cinder takes performance, encryption and the disk bus from the volume type (QoS specs,
 /// encryption specs, image properties), never from a single volume; asking per volume would
 /// silently get a volume without them.
@@ -812,6 +675,7 @@ pub fn refuse_per_volume_options(spec: &VolumeSpec) -> Result<(), CloudError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloud::cinder_json::parse_time;
 
     #[test]
     fn per_volume_performance_encryption_and_scsi_are_refused_with_the_way_out() {
@@ -829,32 +693,6 @@ mod tests {
                 other => panic!("{spec:?} gave {other:?}"),
             }
         }
-    }
-
-    #[test]
-    fn volume_json_maps_to_the_neutral_volume() {
-        let json = r#"{"id": "v1", "name": "pvc-1", "size": 10, "status": "in-use", "availability_zone": "nova",
-            "volume_type": "ssd", "multiattach": false, "metadata": {"k": "v"},
-            "attachments": [{"server_id": "s1", "device": "/dev/vdb", "attachment_id": "a1"}],
-            "snapshot_id": null, "source_volid": "v0", "bootable": "false"}"#;
-        let volume: Volume = serde_json::from_str::<VolumeJson>(json).unwrap().into();
-        assert_eq!(volume.status, VolumeStatus::InUse);
-        assert_eq!(
-            volume.attachments,
-            vec![VolumeAttachment { server_id: "s1".into(), device: Some("/dev/vdb".into()) }]
-        );
-        assert_eq!(volume.source_volume_id.as_deref(), Some("v0"));
-        assert_eq!(volume.size_gib, 10);
-    }
-
-    #[test]
-    fn next_marker_comes_from_the_next_link() {
-        let links = vec![
-            Link { rel: "self".into(), href: "http://c/v3/p/volumes".into() },
-            Link { rel: "next".into(), href: "http://c/v3/p/volumes/detail?limit=2&marker=abc".into() },
-        ];
-        assert_eq!(next_marker(&links).as_deref(), Some("abc"));
-        assert_eq!(next_marker(&[]), None);
     }
 
     #[test]
