@@ -503,7 +503,7 @@ async fn routes(cli: &Cli, metrics: Arc<Metrics>) -> Result<(tonic::service::Rou
             &common.controller,
             common.cloud_config.clone(),
             &common.driver_name,
-            metrics,
+            metrics.clone(),
             observer.clone(),
         )?;
         let gate = readiness.gate("cloud backend");
@@ -511,8 +511,11 @@ async fn routes(cli: &Cli, metrics: Arc<Metrics>) -> Result<(tonic::service::Rou
             controller.default_backend.clone(),
             gate,
         )));
-        let repair =
-            crate::wiring::repair_tags_every(controller.backends, common.controller.tag_repair_interval);
+        let repair = crate::wiring::repair_tags_every(
+            controller.backends,
+            common.controller.tag_repair_interval,
+            metrics,
+        );
         keep_alive.1.extend(repair.map(AbortOnDrop));
         keep_alive.0 = Some(controller.config);
         routes.add_service(ControllerServer::from_arc(controller.service.clone()));

@@ -136,6 +136,7 @@ pub fn controller(
 pub fn repair_tags_every(
     backends: Vec<Arc<dyn Backend>>,
     interval: Duration,
+    metrics: Arc<Metrics>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     if interval.is_zero() {
         return None;
@@ -146,7 +147,11 @@ pub fn repair_tags_every(
         loop {
             ticks.tick().await;
             for backend in &backends {
-                match backend.repair_tags().await {
+                let outcome = backend.repair_tags().await;
+                if let Ok(report) = &outcome {
+                    metrics.record_tag_repair(report.repaired, report.failed);
+                }
+                match outcome {
                     Ok(report) if report.repaired > 0 || report.failed > 0 => tracing::info!(
                         checked = report.checked,
                         repaired = report.repaired,

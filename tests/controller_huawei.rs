@@ -148,7 +148,12 @@ async fn the_controller_repairs_the_tags_a_failed_call_left_off() {
         rate: 1.0,
         count: Some(1),
     });
-    let (_driver, mut c) = controller_with(&cloud, &["--tag-repair-interval", "300ms"]).await;
+    let (driver, mut c) =
+        controller_with(&cloud, &["--tag-repair-interval", "300ms", "--metrics-address", "127.0.0.1:0"])
+            .await;
+    let line = driver.wait_for_log(|l| l.contains("serving /metrics"), Duration::from_secs(20));
+    let metrics_address =
+        line.split("address=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
     let request = pb::CreateVolumeRequest {
         name: "pvc-hw-tags".into(),
         capacity_range: Some(pb::CapacityRange { required_bytes: 10 * GIB, limit_bytes: 0 }),
@@ -170,4 +175,22 @@ async fn the_controller_repairs_the_tags_a_failed_call_left_off() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(count(&cloud.handle, "POST", "resource_instances/action") >= 1, "found through the tag query");
+    // The pass records its count once it has gone through every disk.
+    loop {
+        let metrics = http_get(&metrics_address, "/metrics");
+        if metrics.contains(r#"cinder_evs_csi_tag_repairs_total{outcome="repaired"} 1"#) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the repair was never counted: {metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }

@@ -48,6 +48,12 @@ struct OperationLabels {
 
 type CloudHistogramFamily = Family<OperationLabels, Histogram, fn() -> Histogram>;
 
+/// Labels of a disk a tag repair pass acted on.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
 /// The driver's metrics registry and the instruments every layer records into.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -56,6 +62,7 @@ pub struct Metrics {
     rss_bytes: Gauge,
     cloud_total: Family<CloudCallLabels, Counter>,
     cloud_seconds: CloudHistogramFamily,
+    tag_repairs: Family<OutcomeLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -99,8 +106,15 @@ impl Metrics {
             "Wall time of cloud API requests, by operation",
             cloud_seconds.clone(),
         );
+        let tag_repairs = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "tag_repairs",
+            "Disks whose missing tags a repair pass added (`repaired`) or could not add (`failed`)",
+            tag_repairs.clone(),
+        );
         Arc::new(Self {
             registry: Mutex::new(registry),
+            tag_repairs,
             rpc_total,
             rpc_seconds,
             rss_bytes,
@@ -125,6 +139,13 @@ impl Metrics {
         self.cloud_seconds
             .get_or_create(&OperationLabels { operation: operation.to_string() })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records what one tag repair pass did.
+    pub fn record_tag_repair(&self, repaired: usize, failed: usize) {
+        for (outcome, n) in [("repaired", repaired), ("failed", failed)] {
+            self.tag_repairs.get_or_create(&OutcomeLabels { outcome: outcome.into() }).inc_by(n as u64);
+        }
     }
 
     /// The registry in Prometheus text format, with gauges sampled now.
@@ -190,6 +211,16 @@ mod tests {
             text.contains(r#"cinder_evs_csi_csi_rpc_duration_seconds_count{method="Probe"} 2"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn tag_repairs_add_up_by_outcome() {
+        let metrics = Metrics::new();
+        metrics.record_tag_repair(2, 0);
+        metrics.record_tag_repair(1, 1);
+        let text = metrics.render();
+        assert!(text.contains(r#"cinder_evs_csi_tag_repairs_total{outcome="repaired"} 3"#), "{text}");
+        assert!(text.contains(r#"cinder_evs_csi_tag_repairs_total{outcome="failed"} 1"#), "{text}");
     }
 
     #[test]
