@@ -354,3 +354,27 @@ async fn a_creating_snapshot_cannot_be_deleted() {
     let reply = cloud.cinder(&s, Method::DELETE, &format!("/snapshots/{sid}"), None, "3.0").await;
     assert_eq!(reply.status, 400);
 }
+
+#[tokio::test]
+async fn snapshot_metadata_is_merged_replaced_and_edited_item_by_item() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    let volume = cloud.available_volume(&s, 1).await;
+    let body = json!({"snapshot": {"volume_id": volume, "name": "s", "metadata": {"a": "1"}}});
+    let created = cloud.cinder(&s, Method::POST, "/snapshots", Some(body), "3.0").await;
+    let path = format!("/snapshots/{}/metadata", created.body["snapshot"]["id"].as_str().unwrap());
+
+    let merged = cloud.cinder(&s, Method::POST, &path, Some(json!({"metadata": {"b": "2"}})), "3.0").await;
+    assert_eq!(merged.body["metadata"], json!({"a": "1", "b": "2"}));
+    let replaced = cloud.cinder(&s, Method::PUT, &path, Some(json!({"metadata": {"c": "3"}})), "3.0").await;
+    assert_eq!(replaced.body["metadata"], json!({"c": "3"}));
+    let set =
+        cloud.cinder(&s, Method::PUT, &format!("{path}/d"), Some(json!({"meta": {"d": "4"}})), "3.0").await;
+    assert_eq!(set.body["meta"], json!({"d": "4"}));
+    assert_eq!(cloud.cinder(&s, Method::GET, &format!("{path}/d"), None, "3.0").await.body["meta"]["d"], "4");
+    assert_eq!(cloud.cinder(&s, Method::DELETE, &format!("{path}/c"), None, "3.0").await.status, 200);
+    assert_eq!(cloud.cinder(&s, Method::DELETE, &format!("{path}/c"), None, "3.0").await.status, 404);
+    assert_eq!(cloud.cinder(&s, Method::GET, &path, None, "3.0").await.body["metadata"], json!({"d": "4"}));
+    let missing = cloud.cinder(&s, Method::GET, "/snapshots/no-such-snapshot/metadata", None, "3.0").await;
+    assert_eq!(missing.status, 404);
+}

@@ -7,6 +7,7 @@ pub mod backups;
 pub mod groups;
 pub mod list;
 pub mod manage;
+pub mod metadata;
 pub mod quotas;
 pub mod snapshots;
 pub mod types;

@@ -10,14 +10,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use super::volumes::meta;
+use super::metadata::{self, WithMetadata};
 use super::{
     Ctx, body_object, check_quota, invalid_volume, not_found, opt_bool, opt_metadata, opt_str, views,
 };
 use crate::emulator::bootstrap::resource_id;
 use crate::emulator::clock::now_ms;
 use crate::emulator::errors::{ApiError, ApiResult, Family};
-use crate::emulator::model::{Op, Pending, Snapshot};
+use crate::emulator::model::{Metadata, Op, Pending, Snapshot};
 use crate::emulator::sparse;
 use crate::emulator::store::{Cloud, World};
 
@@ -44,14 +44,19 @@ pub fn routes() -> Router<Cloud> {
         .route("/volume/v3/{project_id}/snapshots/detail", get(detail))
         .route("/volume/v3/{project_id}/snapshots/{snapshot_id}", get(show).put(update).delete(delete))
         .route("/volume/v3/{project_id}/snapshots/{snapshot_id}/action", post(action))
-        .route(
-            "/volume/v3/{project_id}/snapshots/{snapshot_id}/metadata",
-            get(metadata).post(merge_metadata).put(replace_metadata),
-        )
-        .route(
-            "/volume/v3/{project_id}/snapshots/{snapshot_id}/metadata/{key}",
-            get(metadata_item).put(set_metadata_item).delete(delete_metadata_item),
-        )
+        .merge(metadata::routes::<Snapshots>("/volume/v3/{project_id}/snapshots/{snapshot_id}"))
+}
+
+/// Snapshots, for their metadata routes.
+struct Snapshots;
+
+impl WithMetadata for Snapshots {
+    fn metadata<'w>(w: &'w World, ctx: &Ctx, id: &str) -> ApiResult<&'w Metadata> {
+        find(w, ctx, id).map(|s| &s.metadata)
+    }
+    fn metadata_mut<'w>(w: &'w mut World, ctx: &Ctx, id: &str) -> ApiResult<&'w mut Metadata> {
+        find_mut(w, ctx, id).map(|s| &mut s.metadata)
+    }
 }
 
 fn find<'a>(w: &'a World, ctx: &Ctx, id: &str) -> ApiResult<&'a Snapshot> {
@@ -301,80 +306,4 @@ async fn action(
         }
         other => Err(ApiError::bad_request(F, format!("There is no such action: {other}"))),
     }
-}
-
-async fn metadata(
-    State(cloud): State<Cloud>,
-    Extension(ctx): Extension<Ctx>,
-    Path((_, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    cloud.read(|w| Ok(Json(json!({"metadata": find(w, &ctx, &id)?.metadata}))))
-}
-
-async fn merge_metadata(
-    State(cloud): State<Cloud>,
-    Extension(ctx): Extension<Ctx>,
-    Path((_, id)): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let new = meta::parse_metadata(&body)?;
-    cloud.write(F, |w| {
-        let snapshot = find_mut(w, &ctx, &id)?;
-        snapshot.metadata.extend(new);
-        Ok(Json(json!({"metadata": snapshot.metadata})))
-    })
-}
-
-async fn replace_metadata(
-    State(cloud): State<Cloud>,
-    Extension(ctx): Extension<Ctx>,
-    Path((_, id)): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let new = meta::parse_metadata(&body)?;
-    cloud.write(F, |w| {
-        let snapshot = find_mut(w, &ctx, &id)?;
-        snapshot.metadata = new;
-        Ok(Json(json!({"metadata": snapshot.metadata})))
-    })
-}
-
-async fn metadata_item(
-    State(cloud): State<Cloud>,
-    Extension(ctx): Extension<Ctx>,
-    Path((_, id, key)): Path<(String, String, String)>,
-) -> ApiResult<Json<Value>> {
-    cloud.read(|w| {
-        let value = find(w, &ctx, &id)?.metadata.get(&key).cloned();
-        let value = value.ok_or_else(|| ApiError::not_found(F, "Metadata item was not found"))?;
-        Ok(Json(json!({"meta": {key: value}})))
-    })
-}
-
-async fn set_metadata_item(
-    State(cloud): State<Cloud>,
-    Extension(ctx): Extension<Ctx>,
-    Path((_, id, key)): Path<(String, String, String)>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let (k, v) = meta::parse_item(&body, &key)?;
-    cloud.write(F, |w| {
-        find_mut(w, &ctx, &id)?.metadata.insert(k.clone(), v.clone());
-        Ok(Json(json!({"meta": {k: v}})))
-    })
-}
-
-async fn delete_metadata_item(
-    State(cloud): State<Cloud>,
-    Extension(ctx): Extension<Ctx>,
-    Path((_, id, key)): Path<(String, String, String)>,
-) -> ApiResult<StatusCode> {
-    cloud.write(F, |w| {
-        let snapshot = find_mut(w, &ctx, &id)?;
-        snapshot
-            .metadata
-            .remove(&key)
-            .ok_or_else(|| ApiError::not_found(F, "Metadata item was not found"))?;
-        Ok(StatusCode::OK)
-    })
 }

@@ -162,7 +162,7 @@ async fn add_specs(
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
     ctx.require_admin("volume_extension:types_extra_specs:create")?;
-    let new = super::volumes::meta::parse_metadata(&body).or_else(|_| {
+    let new = super::metadata::parse_metadata(&body).or_else(|_| {
         let value = super::body_value(&body)?;
         opt_metadata(value.as_object().unwrap_or(&Default::default()), "extra_specs")?.ok_or_else(|| {
             ApiError::bad_request(F, "Missing required element 'extra_specs' in request body.")

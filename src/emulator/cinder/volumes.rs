@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use super::metadata::{self, WithMetadata};
 use super::{
     Ctx, body_object, check_quota, invalid_volume, not_found, opt_bool, opt_metadata, opt_size, opt_str,
     views,
@@ -47,14 +48,19 @@ pub fn routes() -> Router<Cloud> {
         .route("/volume/v3/{project_id}/volumes", get(list).post(create))
         .route("/volume/v3/{project_id}/volumes/detail", get(detail))
         .route("/volume/v3/{project_id}/volumes/{volume_id}", get(show).put(update).delete(delete))
-        .route(
-            "/volume/v3/{project_id}/volumes/{volume_id}/metadata",
-            get(metadata).post(merge_metadata).put(replace_metadata),
-        )
-        .route(
-            "/volume/v3/{project_id}/volumes/{volume_id}/metadata/{key}",
-            get(metadata_item).put(set_metadata_item).delete(delete_metadata_item),
-        )
+        .merge(metadata::routes::<Volumes>("/volume/v3/{project_id}/volumes/{volume_id}"))
+}
+
+/// Volumes, for their metadata routes.
+struct Volumes;
+
+impl WithMetadata for Volumes {
+    fn metadata<'w>(w: &'w World, ctx: &Ctx, id: &str) -> ApiResult<&'w Metadata> {
+        find(w, ctx, id).map(|v| &v.metadata)
+    }
+    fn metadata_mut<'w>(w: &'w mut World, ctx: &Ctx, id: &str) -> ApiResult<&'w mut Metadata> {
+        find_mut(w, ctx, id).map(|v| &mut v.metadata)
+    }
 }
 
 /// A volume the caller may see, or 404.
@@ -383,107 +389,5 @@ async fn delete(
         volume.updated_at_ms = Some(now_ms());
         volume.pending = Some(Pending { op: Op::Delete, due_ms: due });
         Ok(StatusCode::ACCEPTED)
-    })
-}
-
-/// Metadata handlers shared with snapshots: a getter and a mutable accessor.
-pub mod meta {
-    use super::*;
-
-    /// `{"metadata": {...}}` from a body, string values only.
-    pub fn parse_metadata(body: &Bytes) -> ApiResult<Metadata> {
-        let value = super::super::body_value(body)?;
-        let map = value.as_object().cloned().unwrap_or_default();
-        opt_metadata(&map, "metadata")?
-            .ok_or_else(|| ApiError::bad_request(F, "Malformed request body: metadata is missing."))
-    }
-
-    /// `{"meta": {key: value}}` whose single key must equal the URL's.
-    pub fn parse_item(body: &Bytes, key: &str) -> ApiResult<(String, String)> {
-        let value = super::super::body_value(body)?;
-        let map = value.as_object().cloned().unwrap_or_default();
-        let meta = opt_metadata(&map, "meta")?
-            .ok_or_else(|| ApiError::bad_request(F, "Malformed request body: meta is missing."))?;
-        if meta.len() != 1 {
-            return Err(ApiError::bad_request(F, "Request body contains too many items."));
-        }
-        let (k, v) = meta.into_iter().next().expect("one item");
-        if k != key {
-            return Err(ApiError::bad_request(F, "Request body and URI mismatch"));
-        }
-        Ok((k, v))
-    }
-}
-
-async fn metadata(
-    State(cloud): State<Cloud>,
-    Extension(ctx): Extension<Ctx>,
-    Path((_, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    cloud.read(|w| Ok(Json(json!({"metadata": find(w, &ctx, &id)?.metadata}))))
-}
-
-async fn merge_metadata(
-    State(cloud): State<Cloud>,
-    Extension(ctx): Extension<Ctx>,
-    Path((_, id)): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let new = meta::parse_metadata(&body)?;
-    cloud.write(F, |w| {
-        let volume = find_mut(w, &ctx, &id)?;
-        volume.metadata.extend(new);
-        Ok(Json(json!({"metadata": volume.metadata})))
-    })
-}
-
-async fn replace_metadata(
-    State(cloud): State<Cloud>,
-    Extension(ctx): Extension<Ctx>,
-    Path((_, id)): Path<(String, String)>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let new = meta::parse_metadata(&body)?;
-    cloud.write(F, |w| {
-        let volume = find_mut(w, &ctx, &id)?;
-        volume.metadata = new;
-        Ok(Json(json!({"metadata": volume.metadata})))
-    })
-}
-
-async fn metadata_item(
-    State(cloud): State<Cloud>,
-    Extension(ctx): Extension<Ctx>,
-    Path((_, id, key)): Path<(String, String, String)>,
-) -> ApiResult<Json<Value>> {
-    cloud.read(|w| {
-        let value = find(w, &ctx, &id)?.metadata.get(&key).cloned();
-        let value = value.ok_or_else(|| ApiError::not_found(F, "Metadata item was not found"))?;
-        Ok(Json(json!({"meta": {key: value}})))
-    })
-}
-
-async fn set_metadata_item(
-    State(cloud): State<Cloud>,
-    Extension(ctx): Extension<Ctx>,
-    Path((_, id, key)): Path<(String, String, String)>,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let (k, v) = meta::parse_item(&body, &key)?;
-    cloud.write(F, |w| {
-        find_mut(w, &ctx, &id)?.metadata.insert(k.clone(), v.clone());
-        Ok(Json(json!({"meta": {k: v}})))
-    })
-}
-
-async fn delete_metadata_item(
-    State(cloud): State<Cloud>,
-    Extension(ctx): Extension<Ctx>,
-    Path((_, id, key)): Path<(String, String, String)>,
-) -> ApiResult<StatusCode> {
-    cloud.write(F, |w| {
-        let volume = find_mut(w, &ctx, &id)?;
-        volume.metadata.remove(&key).ok_or_else(|| ApiError::not_found(F, "Metadata item was not found"))?;
-        Ok(StatusCode::OK)
     })
 }
