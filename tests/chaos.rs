@@ -16,6 +16,7 @@
 mod chaos_harness;
 mod common;
 
+use chaos_harness::workload::Flavor;
 use chaos_harness::{Settings, run};
 
 fn root_or_skip(test: &str) -> bool {
@@ -27,21 +28,34 @@ fn root_or_skip(test: &str) -> bool {
     false
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_seeded_workload_under_faults_and_killed_drivers_keeps_every_invariant() {
-    if !root_or_skip("a_seeded_workload_under_faults_and_killed_drivers_keeps_every_invariant") {
+/// The soaks take the machine's loop devices and cores; one runs at a time.
+static ONE_SOAK_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn soak(test: &str, flavor: Flavor) {
+    if !root_or_skip(test) {
         return;
     }
-    let settings = Settings::from_env();
+    let _turn = ONE_SOAK_AT_A_TIME.lock().await;
+    let settings = Settings { flavor, ..Settings::from_env() };
     if !chaos_harness::workload::can_grow_filesystems() {
         eprintln!("chaos: no CAP_SYS_RESOURCE here, so only raw block volumes are expanded");
     }
     eprintln!(
-        "chaos: seed {} ({} ops, {} lanes, {:?}); repeat with CHAOS_SEED={} CHAOS_OPS={}",
+        "chaos: {flavor:?}, seed {} ({} ops, {} lanes, {:?}); repeat with CHAOS_SEED={} CHAOS_OPS={}",
         settings.seed, settings.ops, settings.lanes, settings.topology, settings.seed, settings.ops
     );
     let summary = run(settings).await;
     eprintln!("chaos: done in {:?}: {summary:?}", summary.elapsed);
     assert!(summary.tally.ops.values().sum::<u64>() > 0, "the workload did nothing");
     assert!(summary.kills > 0 && summary.retries > 0, "the run saw no chaos: {summary:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_seeded_workload_under_faults_and_killed_drivers_keeps_every_invariant() {
+    soak("a_seeded_workload_under_faults_and_killed_drivers_keeps_every_invariant", Flavor::OpenStack).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_workload_on_the_huawei_side_keeps_every_invariant() {
+    soak("the_same_workload_on_the_huawei_side_keeps_every_invariant", Flavor::Huawei).await;
 }

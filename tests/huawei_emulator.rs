@@ -788,3 +788,55 @@ async fn a_plain_disk_cannot_attach_to_a_second_server() {
     // ECS refuses it; the controller checks the attachments first and answers FailedPrecondition.
     assert!(matches!(&err, CloudError::InvalidInput(m) if m.contains("in-use")), "{err:?}");
 }
+
+async fn snapshot_of(b: &TestHuawei, volume_id: &str, name: &str) -> String {
+    let spec = SnapshotSpec {
+        name: name.into(),
+        volume_id: volume_id.into(),
+        force: true,
+        metadata: BTreeMap::new(),
+    };
+    let taken = b.backend.create_snapshot(&spec).await.unwrap();
+    b.backend.wait_snapshot_ready(&taken.id, WAIT).await.unwrap();
+    taken.id
+}
+
+#[tokio::test]
+async fn a_restore_without_a_type_gets_the_type_of_the_snapshots_disk() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let source = ready(&b, &VolumeSpec { volume_type: Some("SSD".into()), ..spec("pvc-ssd", 10) }).await;
+    let snapshot = snapshot_of(&b, &source, "snap-ssd").await;
+
+    let restore =
+        VolumeSpec { source: Some(VolumeSource::Snapshot(snapshot)), ..spec("pvc-ssd-restored", 10) };
+    let restored = ready(&b, &restore).await;
+    let restored = b.backend.get_volume(&restored).await.unwrap().unwrap();
+    assert_eq!(restored.volume_type.as_deref(), Some("SSD"), "not the default GPSSD");
+}
+
+#[tokio::test]
+async fn a_restore_into_another_type_is_refused_as_invalid() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let source = ready(&b, &VolumeSpec { volume_type: Some("SSD".into()), ..spec("pvc-ssd", 10) }).await;
+    let snapshot = snapshot_of(&b, &source, "snap-ssd").await;
+
+    let restore = VolumeSpec {
+        source: Some(VolumeSource::Snapshot(snapshot)),
+        volume_type: Some("SAS".into()),
+        ..spec("pvc-sas-restored", 10)
+    };
+    let err = b.backend.create_volume(&restore).await.unwrap_err();
+    assert!(matches!(&err, CloudError::InvalidInput(m) if m.contains("EVS.2096")), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_restore_from_a_missing_snapshot_is_not_found() {
+    let cloud = emulator(|_| {}).await;
+    let b = aksk(&cloud).await;
+    let restore =
+        VolumeSpec { source: Some(VolumeSource::Snapshot("no-such-snapshot".into())), ..spec("pvc-x", 10) };
+    let err = b.backend.create_volume(&restore).await.unwrap_err();
+    assert!(matches!(&err, CloudError::NotFound { kind: "snapshot", .. }), "{err:?}");
+}

@@ -16,9 +16,9 @@ use cinder_evs_csi::emulator::EmulatorConfig;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::cloud::{Auth, TestCloud, clouds_yaml};
+use crate::common::cloud::{Auth, HuaweiAuth, TestCloud, clouds_yaml, huawei_yaml};
 use fleet::{Fleet, Topology};
-use workload::Lane;
+use workload::{Flavor, Lane};
 
 /// splitmix64: the one source of the run's randomness.
 pub fn splitmix(state: &mut u64) -> u64 {
@@ -71,6 +71,8 @@ pub struct Settings {
     pub topology: Topology,
     /// `CHAOS_KILL_EVERY_MS`: SIGKILLs come every `[n/2, 3n/2)` ms (default 2500).
     pub kill_every: Duration,
+    /// Which cloud side the driver is configured for (set by the test, not the environment).
+    pub flavor: Flavor,
 }
 
 impl Settings {
@@ -94,11 +96,13 @@ impl Settings {
             lanes: number("CHAOS_LANES", 4).max(1) as usize,
             topology,
             kill_every: Duration::from_millis(number("CHAOS_KILL_EVERY_MS", 2500).max(2)),
+            flavor: Flavor::OpenStack,
         }
     }
 }
 
-/// The fault mix: about 20 % of API requests (Keystone, Cinder, Nova) fail in one of these ways.
+/// The fault mix: about 20 % of API requests (Keystone, Cinder, Nova, EVS, ECS) fail in one of
+/// these ways.
 fn fault_rules() -> serde_json::Value {
     json!({"faults": [
         {"action": {"kind": "error", "status": 503}, "rate": 0.06},
@@ -138,7 +142,11 @@ pub async fn run(settings: Settings) -> Summary {
         state: cloud.handle.cloud().config().state_dir.clone(),
     };
     let config = work.path().join("clouds.yaml");
-    std::fs::write(&config, clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, "")).unwrap();
+    let yaml = match settings.flavor {
+        Flavor::OpenStack => clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""),
+        Flavor::Huawei => huawei_yaml(&cloud.handle, HuaweiAuth::AkSk(None), ""),
+    };
+    std::fs::write(&config, yaml).unwrap();
     let node_id = cloud.handle.this_host_server_id().expect("the emulator has this host as a server");
     let by_id = cloud.handle.cloud().config().by_id_dir();
     std::fs::create_dir_all(&by_id).unwrap();
@@ -176,6 +184,7 @@ pub async fn run(settings: Settings) -> Summary {
     for index in 0..settings.lanes {
         let mut lane = Lane::new(
             index,
+            settings.flavor,
             fleet.clone(),
             Rng::new(settings.seed, index as u64 + 1),
             node_id.clone(),

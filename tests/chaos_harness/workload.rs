@@ -21,11 +21,66 @@ const GIB: i64 = 1 << 30;
 const MAX_VOLUMES: usize = 6;
 /// Volumes a lane keeps attached at most (each attached volume is a loop device).
 const MAX_ATTACHED: usize = 3;
-const MAX_GIB: i64 = 3;
+/// GiB a volume may grow by.
+const MAX_GROWTH_GIB: i64 = 2;
 /// Snapshots a lane keeps at most.
 const MAX_SNAPSHOTS: usize = 6;
-/// The volume types a modify switches between (same backend: retyped in place, even in use).
-pub const TYPES: [&str; 2] = ["__DEFAULT__", "lvmdriver-1"];
+
+/// The cloud side the soak drives, and what differs between them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// Keystone, Cinder and Nova.
+    OpenStack,
+    /// EVS and ECS with AK/SK.
+    Huawei,
+}
+
+impl Flavor {
+    /// The size of a new volume: EVS data disks start at 10 GiB.
+    fn base_gib(self) -> i64 {
+        match self {
+            Self::OpenStack => 1,
+            Self::Huawei => 10,
+        }
+    }
+
+    /// The types a create picks from: two Cinder types of one backend (a retype moves nothing,
+    /// even in use), or an EVS type without and one with provisioned performance.
+    fn types(self) -> [&'static str; 2] {
+        match self {
+            Self::OpenStack => ["__DEFAULT__", "lvmdriver-1"],
+            Self::Huawei => ["SSD", "GPSSD2"],
+        }
+    }
+
+    /// StorageClass parameters every create carries: EVS needs a zone, which the workload's
+    /// requests (without topology) leave to the `availability` parameter.
+    fn class_parameters(self) -> HashMap<String, String> {
+        match self {
+            Self::OpenStack => HashMap::new(),
+            Self::Huawei => HashMap::from([("availability".to_string(), "nova".to_string())]),
+        }
+    }
+
+    /// Whether a volume of `volume_type` can be modified: any Cinder volume can be retyped;
+    /// EVS cannot change a disk's type, only a GPSSD2 disk's IOPS and throughput.
+    fn can_modify(self, volume_type: Option<&str>) -> bool {
+        self == Self::OpenStack || volume_type == Some("GPSSD2")
+    }
+
+    /// The mutable parameters of a modify of a volume [`Self::can_modify`] allows.
+    fn modification(self, rng: &mut Rng) -> HashMap<String, String> {
+        match self {
+            Self::OpenStack => {
+                HashMap::from([("type".to_string(), self.types()[rng.below(2) as usize].to_string())])
+            }
+            Self::Huawei => HashMap::from([
+                ("iops".to_string(), (3000 + 1000 * rng.below(3)).to_string()),
+                ("throughput".to_string(), (125 + 25 * rng.below(3)).to_string()),
+            ]),
+        }
+    }
+}
 
 /// A volume as the workload believes it is.
 #[derive(Clone, Debug)]
@@ -34,6 +89,8 @@ pub struct Volume {
     pub id: String,
     pub gib: i64,
     pub block: bool,
+    /// The type asked for (or inherited from the snapshot's source); `None`: the default.
+    pub volume_type: Option<String>,
     pub context: HashMap<String, String>,
     pub publish_context: Option<HashMap<String, String>>,
     pub staged: bool,
@@ -52,6 +109,7 @@ pub struct Snapshot {
     pub source: String,
     pub gib: i64,
     pub block: bool,
+    pub volume_type: Option<String>,
     pub contents: Contents,
 }
 
@@ -67,6 +125,7 @@ pub struct Tally {
 
 /// One lane of the workload and its model.
 pub struct Lane {
+    flavor: Flavor,
     fleet: Arc<Fleet>,
     rng: Rng,
     node_id: String,
@@ -108,8 +167,17 @@ fn range(gib: i64) -> Option<pb::CapacityRange> {
 
 impl Lane {
     /// A lane with an empty model.
-    pub fn new(index: usize, fleet: Arc<Fleet>, rng: Rng, node_id: String, work: &Path, seed: u64) -> Self {
+    pub fn new(
+        index: usize,
+        flavor: Flavor,
+        fleet: Arc<Fleet>,
+        rng: Rng,
+        node_id: String,
+        work: &Path,
+        seed: u64,
+    ) -> Self {
         Self {
+            flavor,
             fleet,
             rng,
             node_id,
@@ -177,7 +245,11 @@ impl Lane {
             }
             let online_or_offline = v.published || v.publish_context.is_none();
             let growable = v.block || self.grow_filesystems;
-            if v.gib < MAX_GIB && online_or_offline && growable && !v.node_expansion_pending {
+            if v.gib < self.flavor.base_gib() + MAX_GROWTH_GIB
+                && online_or_offline
+                && growable
+                && !v.node_expansion_pending
+            {
                 choices.push(("expand", Some(i), 1));
             }
             // Snapshots of volumes holding data are what restores can check.
@@ -186,7 +258,8 @@ impl Lane {
                 (true, true) => 1,
                 (true, false) => 3,
             };
-            choices.extend([("snapshot", Some(i), snapshot_weight), ("modify", Some(i), 1)]);
+            let modify_weight = u64::from(self.flavor.can_modify(v.volume_type.as_deref()));
+            choices.extend([("snapshot", Some(i), snapshot_weight), ("modify", Some(i), modify_weight)]);
         }
         if !self.snapshots.is_empty() {
             choices.push(("delete-snapshot", None, 2));
@@ -240,7 +313,7 @@ impl Lane {
     pub async fn create(&mut self, source: Option<usize>) {
         self.created += 1;
         let name = format!("{}-v{}", self.prefix, self.created);
-        let (gib, block, contents, content_source) = match source {
+        let (gib, block, contents, content_source, inherited) = match source {
             Some(s) => {
                 let snap = &self.snapshots[s];
                 let source = pb::VolumeContentSource {
@@ -248,14 +321,21 @@ impl Lane {
                         pb::volume_content_source::SnapshotSource { snapshot_id: snap.id.clone() },
                     )),
                 };
-                (snap.gib, snap.block, snap.contents.clone(), Some(source))
+                (snap.gib, snap.block, snap.contents.clone(), Some(source), Some(snap.volume_type.clone()))
             }
-            None => (1, self.rng.below(10) < 3, Contents::new(), None),
+            None => (self.flavor.base_gib(), self.rng.below(10) < 3, Contents::new(), None, None),
         };
-        let mut parameters = HashMap::new();
-        if self.rng.below(2) == 0 {
-            parameters.insert("type".to_string(), TYPES[self.rng.below(2) as usize].to_string());
-        }
+        let mut parameters = self.flavor.class_parameters();
+        let volume_type = match inherited {
+            // An EVS disk restored from a snapshot keeps its source's type.
+            Some(inherited) if self.flavor == Flavor::Huawei => inherited,
+            _ if self.rng.below(2) == 0 => {
+                let chosen = self.flavor.types()[self.rng.below(2) as usize].to_string();
+                parameters.insert("type".to_string(), chosen.clone());
+                Some(chosen)
+            }
+            _ => None,
+        };
         let request = pb::CreateVolumeRequest {
             name: name.clone(),
             capacity_range: range(gib),
@@ -278,6 +358,7 @@ impl Lane {
             id: volume.volume_id,
             gib,
             block,
+            volume_type,
             context: volume.volume_context,
             publish_context: None,
             staged: false,
@@ -565,6 +646,7 @@ impl Lane {
             source: v.id.clone(),
             gib: v.gib,
             block: v.block,
+            volume_type: v.volume_type.clone(),
             contents: v.contents.clone(),
         });
     }
@@ -582,19 +664,23 @@ impl Lane {
     }
 
     async fn modify(&mut self, i: usize) {
-        let v = &self.volumes[i];
-        let new_type = TYPES[self.rng.below(2) as usize];
+        let changes = self.flavor.modification(&mut self.rng);
+        let new_type = changes.get("type").cloned();
+        let id = self.volumes[i].id.clone();
         let request = pb::ControllerModifyVolumeRequest {
-            volume_id: v.id.clone(),
-            mutable_parameters: HashMap::from([("type".to_string(), new_type.to_string())]),
+            volume_id: id.clone(),
+            mutable_parameters: changes,
             ..Default::default()
         };
         self.fleet
-            .call(Role::Controller, &format!("ControllerModifyVolume {}", v.id), |c| {
+            .call(Role::Controller, &format!("ControllerModifyVolume {id}"), |c| {
                 let request = request.clone();
                 async move { ControllerClient::new(c).controller_modify_volume(request).await }
             })
             .await;
+        if new_type.is_some() {
+            self.volumes[i].volume_type = new_type;
+        }
     }
 
     /// Brings every volume up to read all its bytes once more, then removes every snapshot

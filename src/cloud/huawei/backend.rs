@@ -15,7 +15,8 @@ use crate::cloud::backend::Backend;
 use crate::cloud::error::CloudError;
 use crate::cloud::lookup::{NameLookups, NameSource};
 use crate::cloud::types::{
-    Attached, Capacity, Owner, Page, Snapshot, SnapshotSpec, TagRepair, Volume, VolumeSpec, VolumeStatus,
+    Attached, Capacity, Owner, Page, Snapshot, SnapshotSpec, TagRepair, Volume, VolumeSource, VolumeSpec,
+    VolumeStatus,
 };
 use crate::cloud::wait::{Check, StatusSource, WaitSettings, Waiter};
 
@@ -140,6 +141,17 @@ impl HuaweiBackend {
         crate::cloud::waits::volume_until(&self.volumes, id, None, timeout, what, accept).await
     }
 
+    /// The type of the disk a snapshot was taken of: EVS restores a snapshot only into a disk
+    /// of that type, and its create request must name one.
+    async fn snapshot_source_type(&self, snapshot_id: &str) -> Result<String, CloudError> {
+        let not_found = |kind, id: &str| CloudError::NotFound { kind, id: id.to_string() };
+        let snapshot =
+            self.evs.get_snapshot(snapshot_id).await?.ok_or_else(|| not_found("snapshot", snapshot_id))?;
+        let source = self.evs.get_volume(&snapshot.volume_id).await?;
+        let source = source.ok_or_else(|| not_found("volume", &snapshot.volume_id))?;
+        Ok(source.volume_type.unwrap_or_else(|| evs::DEFAULT_TYPE.to_string()))
+    }
+
     /// Waits for a job until it names a disk (or finishes); returns the disk id.
     async fn created_volume_id(&self, job_id: &str, name: &str) -> Result<String, CloudError> {
         let job = self
@@ -182,6 +194,15 @@ impl Backend for HuaweiBackend {
     }
 
     async fn create_volume(&self, spec: &VolumeSpec) -> Result<Volume, CloudError> {
+        let inherited;
+        let spec = match (&spec.source, &spec.volume_type) {
+            (Some(VolumeSource::Snapshot(snapshot_id)), None) => {
+                let volume_type = Some(self.snapshot_source_type(snapshot_id).await?);
+                inherited = VolumeSpec { volume_type, ..spec.clone() };
+                &inherited
+            }
+            _ => spec,
+        };
         let created = self.evs.create_volume(spec).await?;
         let id = match (created.volume_ids.first(), &created.job_id) {
             (Some(id), _) => id.clone(),
