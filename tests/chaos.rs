@@ -6,7 +6,8 @@
 //! CSI sidecars do. Afterwards: the cloud holds exactly what the workload believes, once each
 //! by name; every byte written reads back unchanged (after restarts, expansions, restores and
 //! at the end); clean-up leaves no volume, snapshot, attachment, mount, loop device, link or
-//! directory behind; and no driver log holds a secret.
+//! directory behind; and no driver log holds a secret. It runs once with the driver configured
+//! for the OpenStack side and once for the Huawei side (EVS/ECS), one run at a time.
 //!
 //! `CHAOS_SEED`, `CHAOS_OPS`, `CHAOS_LANES`, `CHAOS_TOPOLOGY` (split|all) and
 //! `CHAOS_KILL_EVERY_MS` set the run; the seed is printed at the start. Needs root (loop
