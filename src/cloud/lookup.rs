@@ -83,7 +83,8 @@ async fn serve<S: NameSource>(source: Arc<S>, mut queue: mpsc::UnboundedReceiver
     }
 }
 
-async fn list_owned(source: &impl NameSource) -> Option<Result<Vec<Volume>, CloudError>> {
+/// Every volume the cluster owns, across the source's pages; `None` when it cannot list them.
+pub async fn list_owned(source: &impl NameSource) -> Option<Result<Vec<Volume>, CloudError>> {
     let mut volumes = Vec::new();
     let mut marker: Option<String> = None;
     loop {

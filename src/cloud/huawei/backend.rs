@@ -13,7 +13,7 @@ use super::jobs::{Job, Jobs};
 use super::tags::{self, Tags};
 use crate::cloud::backend::Backend;
 use crate::cloud::error::CloudError;
-use crate::cloud::lookup::{NameLookups, NameSource};
+use crate::cloud::lookup::{self, NameLookups, NameSource};
 use crate::cloud::types::{
     Attached, Capacity, Owner, Page, Snapshot, SnapshotSpec, TagRepair, Volume, VolumeSource, VolumeSpec,
     VolumeStatus,
@@ -22,9 +22,6 @@ use crate::cloud::wait::{Check, StatusSource, WaitSettings, Waiter};
 
 /// How long `create_volume` waits for the create job to name its disk.
 const CREATE_ACCEPT_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Bound on the pages of one listing of the cluster's disks (a million disks).
-const MAX_LISTING_PAGES: usize = 1000;
 
 /// Polls EVS disks for the wait engine: one `ids` query for many, single GETs for few.
 #[derive(Debug)]
@@ -465,41 +462,33 @@ impl Backend for HuaweiBackend {
             .into_iter()
             .map(|disk| (disk.id, disk.tags))
             .collect();
+        // The same listing of the cluster's disks that a burst of name lookups uses.
+        let owned = DiskNames { evs: self.evs.clone(), owner: Some(owner.clone()) };
+        let owned = lookup::list_owned(&owned).await.unwrap_or_else(|| Ok(Vec::new()))?;
         let untagged = BTreeMap::new();
         let mut report = TagRepair::default();
-        let mut marker: Option<String> = None;
-        for _ in 0..MAX_LISTING_PAGES {
-            let page =
-                self.evs.page_volumes_with_metadata(&owner.key, &owner.value, marker.as_deref()).await?;
-            // A disk in a transition may refuse tags; the next pass sees it settled.
-            let settled = page
-                .items
-                .iter()
-                .filter(|v| matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse));
-            for disk in settled {
-                report.checked += 1;
-                let expected = tags::tags_for(&disk.metadata, Some(&owner.key));
-                let missing = tags::missing_tags(&expected, tagged.get(&disk.id).unwrap_or(&untagged));
-                if missing.is_empty() {
-                    continue;
-                }
-                match self.tags.add(&disk.id, &missing).await {
-                    Ok(()) => {
-                        report.repaired += 1;
-                        tracing::info!(volume_id = %disk.id, tags = missing.len(), "added the disk's missing tags");
-                    }
-                    Err(CloudError::NotFound { .. }) => {}
-                    Err(e) => {
-                        report.failed += 1;
-                        tracing::warn!(volume_id = %disk.id, error = %e, "could not add the disk's missing tags");
-                    }
-                }
+        // A disk in a transition may refuse tags; the next pass sees it settled.
+        let settled =
+            owned.iter().filter(|v| matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse));
+        for disk in settled {
+            report.checked += 1;
+            let expected = tags::tags_for(&disk.metadata, Some(&owner.key));
+            let missing = tags::missing_tags(&expected, tagged.get(&disk.id).unwrap_or(&untagged));
+            if missing.is_empty() {
+                continue;
             }
-            match page.next {
-                Some(next) => marker = Some(next),
-                None => return Ok(report),
+            match self.tags.add(&disk.id, &missing).await {
+                Ok(()) => {
+                    report.repaired += 1;
+                    tracing::info!(volume_id = %disk.id, tags = missing.len(), "added the disk's missing tags");
+                }
+                Err(CloudError::NotFound { .. }) => {}
+                Err(e) => {
+                    report.failed += 1;
+                    tracing::warn!(volume_id = %disk.id, error = %e, "could not add the disk's missing tags");
+                }
             }
         }
-        Err(CloudError::Protocol(format!("the disk listing did not end after {MAX_LISTING_PAGES} pages")))
+        Ok(report)
     }
 }
