@@ -9,14 +9,11 @@ use std::time::Duration;
 
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
-use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
-use cinder_evs_csi::csi::pb::volume_capability::{AccessMode, AccessType, MountVolume};
 use common::Driver;
 use common::cloud::{Auth, TestCloud, clouds_yaml, count, emulator};
+use common::requests::{GIB, create, mount_cap};
 use tonic::Code;
 use tonic::transport::Channel;
-
-const GIB: i64 = 1 << 30;
 
 struct Setup {
     cloud: TestCloud,
@@ -49,24 +46,6 @@ async fn setup_with(
         common::start_controller(cloud.dir.path(), &config, extra_args, Duration::from_secs(20)).await;
     let server_id = cloud.handle.this_host_server_id().unwrap();
     Setup { cloud, _driver: driver, client: ControllerClient::new(channel), server_id }
-}
-
-fn mount_cap() -> pb::VolumeCapability {
-    pb::VolumeCapability {
-        access_type: Some(AccessType::Mount(MountVolume { fs_type: "ext4".into(), ..Default::default() })),
-        access_mode: Some(AccessMode { mode: Mode::SingleNodeWriter as i32 }),
-    }
-}
-
-fn create(name: &str, gib: i64) -> pb::CreateVolumeRequest {
-    pb::CreateVolumeRequest {
-        name: name.into(),
-        capacity_range: Some(pb::CapacityRange { required_bytes: gib * GIB, limit_bytes: 0 }),
-        volume_capabilities: vec![mount_cap()],
-        parameters: HashMap::from([("csi.storage.k8s.io/pvc/name".to_string(), "data".to_string())]),
-        secrets: HashMap::from([("password".to_string(), "never-logged-secret".to_string())]),
-        ..Default::default()
-    }
 }
 
 fn volumes_named(cloud: &TestCloud, name: &str) -> usize {

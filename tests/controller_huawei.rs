@@ -8,20 +8,11 @@ use std::time::Duration;
 
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
-use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
-use cinder_evs_csi::csi::pb::volume_capability::{AccessMode, AccessType, MountVolume};
 use common::Driver;
 use common::cloud::{HuaweiAuth, count, emulator, huawei_yaml};
+use common::http_get;
+use common::requests::{GIB, mount_cap};
 use tonic::Code;
-
-const GIB: i64 = 1 << 30;
-
-fn mount_cap() -> pb::VolumeCapability {
-    pb::VolumeCapability {
-        access_type: Some(AccessType::Mount(MountVolume { fs_type: "ext4".into(), ..Default::default() })),
-        access_mode: Some(AccessMode { mode: Mode::SingleNodeWriter as i32 }),
-    }
-}
 
 /// A controller on the emulator's Huawei side, ready.
 async fn controller(
@@ -184,13 +175,4 @@ async fn the_controller_repairs_the_tags_a_failed_call_left_off() {
         assert!(std::time::Instant::now() < deadline, "the repair was never counted: {metrics}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn http_get(address: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
 }

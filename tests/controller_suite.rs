@@ -13,15 +13,12 @@ use std::time::{Duration, Instant};
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
 use cinder_evs_csi::csi::pb::group_controller_client::GroupControllerClient;
-use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
-use cinder_evs_csi::csi::pb::volume_capability::{AccessMode, AccessType, MountVolume};
 use common::Driver;
 use common::cloud::{Auth, clouds_yaml, count};
+use common::requests::{GIB, create, mount_cap};
 use common::target::Target;
 use tonic::Code;
 use tonic::transport::Channel;
-
-const GIB: i64 = 1 << 30;
 
 /// Generous bound for what a real cloud does in seconds; only guards against hangs.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -77,24 +74,6 @@ impl Suite {
             assert!(Instant::now() < deadline, "snapshot {} never became ready", request.name);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-}
-
-fn mount_cap() -> pb::VolumeCapability {
-    pb::VolumeCapability {
-        access_type: Some(AccessType::Mount(MountVolume { fs_type: "ext4".into(), ..Default::default() })),
-        access_mode: Some(AccessMode { mode: Mode::SingleNodeWriter as i32 }),
-    }
-}
-
-fn create(name: &str, gib: i64) -> pb::CreateVolumeRequest {
-    pb::CreateVolumeRequest {
-        name: name.into(),
-        capacity_range: Some(pb::CapacityRange { required_bytes: gib * GIB, limit_bytes: 0 }),
-        volume_capabilities: vec![mount_cap()],
-        parameters: HashMap::from([("csi.storage.k8s.io/pvc/name".to_string(), "data".to_string())]),
-        secrets: HashMap::from([("password".to_string(), "never-logged-secret".to_string())]),
-        ..Default::default()
     }
 }
 

@@ -4,11 +4,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use cinder_evs_csi::csi::pb;
-use common::{Driver, temp_socket, unix_channel, wait_for_path};
+use common::{Driver, http_get, temp_socket, unix_channel, wait_for_path};
 use nix::sys::signal::Signal;
 
 const SECRET_VALUES: &[&str] = &["hunter2-csi-secret", "AKIDEXAMPLE0000001", "tok-5ecr3t-in-context"];
@@ -89,14 +88,6 @@ async fn each_rpc_logs_one_structured_line_with_method_ids_duration_and_code() {
     assert!(entry["duration_ms"].as_f64().is_some(), "{line}");
     let finished = driver.log().iter().filter(|l| l.contains("rpc finished")).count();
     assert_eq!(finished, 1, "exactly one outcome line per RPC");
-}
-
-fn http_get(address: &str, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 pub mod cloud;
 pub mod fake_kube;
+pub mod requests;
 pub mod secrets;
 pub mod target;
 
@@ -226,4 +227,14 @@ pub async fn start_controller(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     (driver, channel)
+}
+
+/// A plain HTTP/1.0 GET of `path` from `address` (host:port); the whole response as text.
+pub fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }
