@@ -4,6 +4,7 @@
 //! The crate is laid out by architectural room:
 //! - [`cli`]: the command line, and the wiring of each mode (`controller`, `node`, `all`);
 //! - [`cloud`]: cloud API clients (OpenStack, Huawei) behind one backend trait;
+//! - [`contract`]: the typed values that cross layers (cloud ids, URL paths), parsed once;
 //! - [`config`]: cloud configuration (clouds.yaml, `OS_*`, cloud.conf), resolved and watched;
 //! - [`csi`]: the generated CSI protocol and the gRPC services that implement it;
 //! - [`host`]: this machine's devices, filesystems and mounts, and the node's identity;
@@ -18,6 +19,7 @@
 pub mod cli;
 pub mod cloud;
 pub mod config;
+pub mod contract;
 pub mod csi;
 pub mod emulator;
 pub mod host;

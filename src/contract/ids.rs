@@ -1,0 +1,243 @@
+//! Cloud ids: what Cinder, Nova, EVS and ECS issue (UUIDs), parsed once and typed.
+//!
+//! A request's id reaches a cloud URL only as a [`CloudId`], and only through [`UrlPath`],
+//! which adds it as one percent-encoded path segment. So no `/`, `..`, `?`, `#` or `%` in a
+//! request can change which resource or query a call hits, and two spellings of one id (case)
+//! are one id, with one lock.
+
+use std::fmt;
+
+/// The longest id text an error message quotes (a hostile id may be megabytes).
+const QUOTE_LIMIT: usize = 80;
+
+/// Why a text is not a cloud id.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// The field was empty.
+    #[error("{what} is required")]
+    Empty {
+        /// The field, e.g. "volume_id".
+        what: &'static str,
+    },
+    /// The text is not an id the cloud can issue.
+    #[error("{what} {quoted} is not a cloud id (a UUID such as 0b8e2f3c-5d6a-4c1b-9e7f-2a3b4c5d6e7f)")]
+    Malformed {
+        /// The field, e.g. "volume_id".
+        what: &'static str,
+        /// The text, quoted and cut short.
+        quoted: String,
+    },
+}
+
+/// An id the cloud issued: a UUID in its canonical lower-case 8-4-4-4-12 form.
+///
+/// Cinder, Nova, EVS and ECS all name volumes, snapshots, backups, groups and servers by
+/// UUID. Upper-case input is folded, so that two spellings of one id are equal.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CloudId(String);
+
+impl CloudId {
+    /// Parses `text` as the id in field `what`; anything but a UUID is refused.
+    pub fn parse(what: &'static str, text: &str) -> Result<Self, IdError> {
+        if text.is_empty() {
+            return Err(IdError::Empty { what });
+        }
+        if !is_uuid(text) {
+            return Err(IdError::Malformed { what, quoted: quote(text) });
+        }
+        Ok(Self(text.to_ascii_lowercase()))
+    }
+
+    /// The id's text (always a canonical UUID).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A fresh random id (for tests and emulated clouds).
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+impl fmt::Display for CloudId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for CloudId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for CloudId {
+    type Err = IdError;
+
+    fn from_str(text: &str) -> Result<Self, IdError> {
+        Self::parse("id", text)
+    }
+}
+
+/// Whether `text` is a UUID in the 8-4-4-4-12 hex form (either case), and nothing else.
+pub fn is_uuid(text: &str) -> bool {
+    const GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
+    let bytes = text.as_bytes();
+    if bytes.len() != 36 {
+        return false;
+    }
+    let mut at = 0;
+    for (i, len) in GROUPS.iter().enumerate() {
+        if i > 0 {
+            if bytes[at] != b'-' {
+                return false;
+            }
+            at += 1;
+        }
+        if !bytes[at..at + len].iter().all(u8::is_ascii_hexdigit) {
+            return false;
+        }
+        at += len;
+    }
+    true
+}
+
+/// `text` quoted for an error message: escaped, and cut at [`QUOTE_LIMIT`] characters.
+pub fn quote(text: &str) -> String {
+    let mut cut: String = text.chars().take(QUOTE_LIMIT).collect();
+    if cut.len() < text.len() {
+        cut.push('…');
+    }
+    format!("{cut:?}")
+}
+
+/// A relative URL path built from fixed words and typed ids, each added as one
+/// percent-encoded segment; the only way an id reaches a cloud URL.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UrlPath {
+    segments: Vec<String>,
+}
+
+impl UrlPath {
+    /// A path starting with the fixed word(s) `literal` (e.g. `"volumes"`, `"os-volume_attachments"`).
+    ///
+    /// `literal` is the driver's own text, never a request's; it may hold `/` between words.
+    pub fn new(literal: &'static str) -> Self {
+        Self { segments: literal.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect() }
+    }
+
+    /// Appends a fixed word (the driver's own text, e.g. `"action"`).
+    pub fn word(mut self, literal: &'static str) -> Self {
+        self.segments.extend(literal.split('/').filter(|s| !s.is_empty()).map(str::to_string));
+        self
+    }
+
+    /// Appends a typed id as one segment.
+    pub fn id(mut self, id: &CloudId) -> Self {
+        self.segments.push(id.as_str().to_string());
+        self
+    }
+
+    /// Appends a segment of the cloud's or the operator's text (e.g. a project id from the
+    /// catalog), percent-encoded so that it stays one segment whatever it holds.
+    ///
+    /// Empty, `.` and `..` are refused: a URL library drops or folds them, which would change
+    /// the path.
+    pub fn segment(mut self, what: &'static str, text: &str) -> Result<Self, IdError> {
+        if text.is_empty() {
+            return Err(IdError::Empty { what });
+        }
+        if text == "." || text == ".." {
+            return Err(IdError::Malformed { what, quoted: quote(text) });
+        }
+        self.segments.push(text.to_string());
+        Ok(self)
+    }
+
+    /// This path joined under `base` (whose own path is kept): every segment is encoded.
+    pub fn join_to(&self, base: &reqwest::Url) -> reqwest::Url {
+        let mut url = base.clone();
+        {
+            // A base that cannot be a base (e.g. `mailto:`) was refused when configured.
+            let mut path = url.path_segments_mut().expect("cloud endpoints are http(s) URLs");
+            path.pop_if_empty();
+            path.extend(self.segments.iter().map(String::as_str));
+        }
+        url
+    }
+
+    /// The segments, in order (for tests and logging).
+    pub fn segments(&self) -> &[String] {
+        &self.segments
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0b8e2f3c-5d6a-4c1b-9e7f-2a3b4c5d6e7f";
+
+    #[test]
+    fn a_canonical_uuid_is_an_id() {
+        assert_eq!(CloudId::parse("volume_id", ID).unwrap().as_str(), ID);
+    }
+
+    #[test]
+    fn two_spellings_of_one_uuid_are_one_id() {
+        assert_eq!(
+            CloudId::parse("volume_id", &ID.to_uppercase()).unwrap(),
+            CloudId::parse("volume_id", ID).unwrap()
+        );
+    }
+
+    #[test]
+    fn traversal_query_and_short_ids_are_refused() {
+        for hostile in [
+            "",
+            "-",
+            "disk",
+            "../volumes/0b8e2f3c-5d6a-4c1b-9e7f-2a3b4c5d6e7f",
+            "0b8e2f3c-5d6a-4c1b-9e7f-2a3b4c5d6e7f?cascade=true",
+            "0b8e2f3c-5d6a-4c1b-9e7f-2a3b4c5d6e7",
+            "0b8e2f3c-5d6a-4c1b-9e7f-2a3b4c5d6e7f0",
+            "0b8e2f3c5d6a4c1b9e7f2a3b4c5d6e7f",
+            "0b8e2f3c-5d6a-4c1b-9e7f-2a3b4c5d6e7g",
+            "0b8e2f3c-5d6a-4c1b-9e7f-2a3b4c5d6e\0f",
+            "0b8e2f3c/5d6a-4c1b-9e7f-2a3b4c5d6e7f",
+        ] {
+            assert!(CloudId::parse("volume_id", hostile).is_err(), "{hostile:?} was taken as an id");
+        }
+    }
+
+    #[test]
+    fn an_error_quotes_a_long_id_cut_short() {
+        let long = "x".repeat(10_000);
+        let message = CloudId::parse("snapshot_id", &long).unwrap_err().to_string();
+        assert!(message.len() < 300, "{message}");
+        assert!(message.starts_with("snapshot_id \"xxx"));
+    }
+
+    #[test]
+    fn an_empty_id_is_reported_as_required() {
+        assert_eq!(CloudId::parse("node_id", "").unwrap_err().to_string(), "node_id is required");
+    }
+
+    #[test]
+    fn url_paths_encode_every_segment_under_the_base_path() {
+        let base = reqwest::Url::parse("http://cloud:8776/v3/project/").unwrap();
+        let id = CloudId::parse("volume_id", ID).unwrap();
+        let url = UrlPath::new("volumes").id(&id).word("action").join_to(&base);
+        assert_eq!(url.as_str(), format!("http://cloud:8776/v3/project/volumes/{ID}/action"));
+        let hostile = UrlPath::new("servers").segment("name", "../x?y=1#z%2F").unwrap().join_to(&base);
+        assert_eq!(hostile.as_str(), "http://cloud:8776/v3/project/servers/..%2Fx%3Fy=1%23z%252F");
+        assert_eq!(hostile.query(), None);
+    }
+
+    #[test]
+    fn dot_segments_are_refused_not_folded() {
+        for dots in ["", ".", ".."] {
+            assert!(UrlPath::new("servers").segment("name", dots).is_err(), "{dots:?}");
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Values that cross layers, parsed once at the edge of the driver and typed from then on.
+//!
+//! Everything a CSI request names (volume, snapshot, backup, group and node ids) is hostile
+//! until it has been parsed here. Nothing outside this module turns a request's text into a
+//! cloud id, and nothing puts a cloud id into a URL except through [`ids::UrlPath`].
+
+pub mod ids;
+
+pub use ids::{CloudId, IdError, UrlPath};
