@@ -4,6 +4,8 @@
 //! until it has been parsed here. Nothing outside this module turns a request's text into a
 //! cloud id, and nothing puts a cloud id into a URL except through [`ids::UrlPath`].
 
+pub mod fs;
 pub mod ids;
 
+pub use fs::FsType;
 pub use ids::{CloudId, IdError, UrlPath};

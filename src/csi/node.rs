@@ -11,13 +11,13 @@ use super::pb::volume_capability::AccessType;
 use super::pb::volume_capability::access_mode::Mode;
 use super::pb::{self, node_server::Node};
 use super::status::CsiError;
-use crate::host::device::{DeviceFinder, Hints};
-use crate::host::format::FsType;
+use crate::contract::{CloudId, FsType, ids};
+use crate::host::device::{self, DeviceFinder, Hints};
 use crate::host::identity::NodeIdentity;
 use crate::host::lock::VolumeLocks;
 use crate::host::publish::{self, PublishRequest};
 use crate::host::stage::{self, Access, StageRequest};
-use crate::host::{resize, stats};
+use crate::host::{resize, safe_path, stats};
 
 /// `publish_context` key: the device path the controller saw at attach time (a hint).
 pub const DEVICE_PATH_KEY: &str = "devicePath";
@@ -73,21 +73,39 @@ fn required<'a>(value: &'a str, field: &str) -> Result<&'a str, Status> {
     }
 }
 
-fn required_path<'a>(value: &'a str, field: &str) -> Result<&'a Path, Status> {
-    let path = Path::new(required(value, field)?);
-    if path.is_absolute() {
-        Ok(path)
-    } else {
-        Err(CsiError::InvalidArgument(format!("{field} must be an absolute path, got {value:?}")).into())
-    }
+/// A path field: absolute, no NUL, no `..`, within the kernel's limits (InvalidArgument).
+fn required_path(value: &str, field: &str) -> Result<PathBuf, Status> {
+    Ok(safe_path::request_path(field, value)?)
 }
 
-/// The access a capability asks for, and whether it is read-only.
-fn access(capability: Option<&pb::VolumeCapability>) -> Result<(Access, bool), Status> {
+/// A path field of NodeGetVolumeStats / NodeExpandVolume: a path that does not exist is
+/// NotFound (whatever its form, as the CSI spec and csi-sanity expect), checked before the
+/// other rules of [`required_path`].
+fn existing_path(value: &str, field: &str) -> Result<PathBuf, Status> {
+    required(value, field)?;
+    if !value.contains('\0')
+        && Path::new(value).symlink_metadata().is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    {
+        return Err(CsiError::NotFound(format!("{field} {} does not exist", ids::quote(value))).into());
+    }
+    required_path(value, field)
+}
+
+/// The cloud volume id in a CSI volume handle `[<cloud-name>:]<uuid>` (split at the last
+/// `:`). An id that cannot be a cloud id names no volume on this node: NotFound, before any
+/// device search.
+fn volume_id(value: &str) -> Result<CloudId, Status> {
+    required(value, "volume_id")?;
+    let uuid = value.rsplit_once(':').map_or(value, |(_, id)| id);
+    CloudId::parse("volume_id", uuid)
+        .map_err(|e| CsiError::NotFound(format!("no volume {} on this node: {e}", ids::quote(value))).into())
+}
+
+/// The access a capability asks for, and its mode.
+fn access(capability: Option<&pb::VolumeCapability>) -> Result<(Access, Mode), Status> {
     let capability =
         capability.ok_or_else(|| CsiError::InvalidArgument("volume_capability is required".into()))?;
     let mode = capability.access_mode.map(|m| m.mode()).unwrap_or(Mode::Unknown);
-    let readonly = matches!(mode, Mode::SingleNodeReaderOnly | Mode::MultiNodeReaderOnly);
     let access = match &capability.access_type {
         Some(AccessType::Block(_)) => Access::Block,
         Some(AccessType::Mount(mount)) => {
@@ -98,7 +116,8 @@ fn access(capability: Option<&pb::VolumeCapability>) -> Result<(Access, bool), S
                 ))
                 .into());
             }
-            let fs = FsType::from_request(&mount.fs_type)?;
+            let fs = FsType::from_request(&mount.fs_type)
+                .map_err(|e| Status::from(CsiError::InvalidArgument(e.to_string())))?;
             Access::Filesystem { fs, mount_options: mount.mount_flags.clone() }
         }
         None => {
@@ -111,15 +130,28 @@ fn access(capability: Option<&pb::VolumeCapability>) -> Result<(Access, bool), S
     if mode == Mode::Unknown {
         return Err(CsiError::InvalidArgument("volume_capability needs an access_mode".into()).into());
     }
-    Ok((access, readonly))
+    Ok((access, mode))
 }
 
-/// The device search inputs from a request's `publish_context`.
-fn device_lookup(volume_id: &str, context: &HashMap<String, String>) -> (String, Hints) {
-    let non_empty = |key| context.get(key).map(|v: &String| v.trim().to_string()).filter(|v| !v.is_empty());
-    let cloud_id = non_empty(VOLUME_ID_KEY).unwrap_or_else(|| volume_id.to_string());
-    let hints = Hints { device_path: non_empty(DEVICE_PATH_KEY).map(PathBuf::from), wwn: non_empty(WWN_KEY) };
-    (cloud_id, hints)
+/// True for the access modes that only read.
+fn is_reader_only(mode: Mode) -> bool {
+    matches!(mode, Mode::SingleNodeReaderOnly | Mode::MultiNodeReaderOnly)
+}
+
+/// The device search inputs from a request's `publish_context`: the cloud id to look for
+/// (the context's `volumeId` when the controller set one) and the verified hints.
+fn device_lookup(volume: CloudId, context: &HashMap<String, String>) -> Result<(CloudId, Hints), Status> {
+    let non_empty = |key| context.get(key).map(|v: &String| v.trim()).filter(|v| !v.is_empty());
+    let cloud_id = match non_empty(VOLUME_ID_KEY) {
+        Some(id) => CloudId::parse("publish_context volumeId", id)
+            .map_err(|e| Status::from(CsiError::InvalidArgument(e.to_string())))?,
+        None => volume,
+    };
+    let device_path = non_empty(DEVICE_PATH_KEY)
+        .map(|p| safe_path::request_path("publish_context devicePath", p))
+        .transpose()?;
+    let wwn = non_empty(WWN_KEY).map(device::parse_wwn).transpose()?;
+    Ok((cloud_id, Hints { device_path, wwn }))
 }
 
 /// Runs blocking host work (mount syscalls) off the async workers.
@@ -140,17 +172,18 @@ impl Node for NodeService {
     ) -> Result<Response<pb::NodeStageVolumeResponse>, Status> {
         self.observer
             .call("NodeStageVolume", request, |r| async move {
-                let volume_id = required(&r.volume_id, "volume_id")?;
+                required(&r.volume_id, "volume_id")?;
                 let staging_path = required_path(&r.staging_target_path, "staging_target_path")?;
-                let (access, readonly) = access(r.volume_capability.as_ref())?;
-                let _guard = self.locks.try_lock(volume_id)?;
-                let (cloud_id, hints) = device_lookup(volume_id, &r.publish_context);
+                let (access, mode) = access(r.volume_capability.as_ref())?;
+                let volume = volume_id(&r.volume_id)?;
+                let _guard = self.locks.try_lock(volume.as_str())?;
+                let (cloud_id, hints) = device_lookup(volume, &r.publish_context)?;
                 let request = StageRequest {
-                    volume_id: &cloud_id,
-                    staging_path,
+                    volume: &cloud_id,
+                    staging_path: &staging_path,
                     hints,
                     access,
-                    readonly,
+                    readonly: is_reader_only(mode),
                     context: &r.volume_context,
                 };
                 stage::stage(&self.config.finder, &request).await?;
@@ -165,12 +198,12 @@ impl Node for NodeService {
     ) -> Result<Response<pb::NodeUnstageVolumeResponse>, Status> {
         self.observer
             .call("NodeUnstageVolume", request, |r| async move {
-                let volume_id = required(&r.volume_id, "volume_id")?.to_string();
-                let staging_path =
-                    required_path(&r.staging_target_path, "staging_target_path")?.to_path_buf();
-                let _guard = self.locks.try_lock(&volume_id)?;
+                required(&r.volume_id, "volume_id")?;
+                let staging_path = required_path(&r.staging_target_path, "staging_target_path")?;
+                let volume = volume_id(&r.volume_id)?;
+                let _guard = self.locks.try_lock(volume.as_str())?;
                 let finder = self.config.finder.clone();
-                blocking(move || stage::unstage(&finder, &volume_id, &staging_path)).await?;
+                blocking(move || stage::unstage(&finder, &volume, &staging_path)).await?;
                 Ok(pb::NodeUnstageVolumeResponse {})
             })
             .await
@@ -182,24 +215,27 @@ impl Node for NodeService {
     ) -> Result<Response<pb::NodePublishVolumeResponse>, Status> {
         self.observer
             .call("NodePublishVolume", request, |r| async move {
-                let volume_id = required(&r.volume_id, "volume_id")?;
+                required(&r.volume_id, "volume_id")?;
                 let target = required_path(&r.target_path, "target_path")?;
-                let (access, readonly) = access(r.volume_capability.as_ref())?;
+                let (access, mode) = access(r.volume_capability.as_ref())?;
                 let staging_path = match access {
                     Access::Filesystem { .. } => {
                         required_path(&r.staging_target_path, "staging_target_path")?
                     }
-                    Access::Block => Path::new(&r.staging_target_path),
+                    // Raw block publishes bind the device itself; the staging path is unused.
+                    Access::Block => PathBuf::new(),
                 };
-                let _guard = self.locks.try_lock(volume_id)?;
-                let (cloud_id, hints) = device_lookup(volume_id, &r.publish_context);
+                let volume = volume_id(&r.volume_id)?;
+                let _guard = self.locks.try_lock(volume.as_str())?;
+                let (cloud_id, hints) = device_lookup(volume, &r.publish_context)?;
                 let request = PublishRequest {
-                    volume_id: &cloud_id,
-                    staging_path,
-                    target,
+                    volume: &cloud_id,
+                    staging_path: &staging_path,
+                    target: &target,
                     hints,
                     access,
-                    readonly: readonly || r.readonly,
+                    readonly: is_reader_only(mode) || r.readonly,
+                    single_publish: mode == Mode::SingleNodeSingleWriter,
                 };
                 publish::publish(&self.config.finder, &request).await?;
                 Ok(pb::NodePublishVolumeResponse {})
@@ -213,11 +249,12 @@ impl Node for NodeService {
     ) -> Result<Response<pb::NodeUnpublishVolumeResponse>, Status> {
         self.observer
             .call("NodeUnpublishVolume", request, |r| async move {
-                let volume_id = required(&r.volume_id, "volume_id")?.to_string();
-                let target = required_path(&r.target_path, "target_path")?.to_path_buf();
-                let _guard = self.locks.try_lock(&volume_id)?;
+                required(&r.volume_id, "volume_id")?;
+                let target = required_path(&r.target_path, "target_path")?;
+                let volume = volume_id(&r.volume_id)?;
+                let _guard = self.locks.try_lock(volume.as_str())?;
                 let finder = self.config.finder.clone();
-                blocking(move || publish::unpublish(&finder, &volume_id, &target)).await?;
+                blocking(move || publish::unpublish(&finder, &volume, &target)).await?;
                 Ok(pb::NodeUnpublishVolumeResponse {})
             })
             .await
@@ -229,11 +266,12 @@ impl Node for NodeService {
     ) -> Result<Response<pb::NodeGetVolumeStatsResponse>, Status> {
         self.observer
             .call("NodeGetVolumeStats", request, |r| async move {
-                let volume_id = required(&r.volume_id, "volume_id")?.to_string();
-                let volume_path = required_path(&r.volume_path, "volume_path")?.to_path_buf();
+                required(&r.volume_id, "volume_id")?;
+                let volume_path = existing_path(&r.volume_path, "volume_path")?;
+                let volume = volume_id(&r.volume_id)?;
                 let finder = self.config.finder.clone();
                 let (usage, condition) =
-                    blocking(move || stats::volume_stats(&finder, &volume_id, &volume_path)).await?;
+                    blocking(move || stats::volume_stats(&finder, &volume, &volume_path)).await?;
                 Ok(pb::NodeGetVolumeStatsResponse {
                     usage: usage_messages(usage),
                     volume_condition: Some(pb::VolumeCondition {
@@ -251,10 +289,11 @@ impl Node for NodeService {
     ) -> Result<Response<pb::NodeExpandVolumeResponse>, Status> {
         self.observer
             .call("NodeExpandVolume", request, |r| async move {
-                let volume_id = required(&r.volume_id, "volume_id")?;
-                let volume_path = required_path(&r.volume_path, "volume_path")?;
-                let _guard = self.locks.try_lock(volume_id)?;
-                let capacity = resize::expand(&self.config.finder, volume_id, volume_path).await?;
+                required(&r.volume_id, "volume_id")?;
+                let volume_path = existing_path(&r.volume_path, "volume_path")?;
+                let volume = volume_id(&r.volume_id)?;
+                let _guard = self.locks.try_lock(volume.as_str())?;
+                let capacity = resize::expand(&self.config.finder, &volume, &volume_path).await?;
                 let required_bytes = r.capacity_range.map_or(0, |c| c.required_bytes);
                 if (capacity as i64) < required_bytes {
                     tracing::warn!(capacity, required_bytes, "the device is still smaller than requested");

@@ -123,12 +123,10 @@ pub fn parse(parameters: &HashMap<String, String>) -> Result<VolumeParameters, C
             }
         }
     }
-    if let Some(fs) = &out.fs_type
-        && !["ext4", "ext3", "xfs", "btrfs"].contains(&fs.as_str())
-    {
-        return Err(CsiError::InvalidArgument(format!(
-            "fsType {fs:?} is not supported; use ext4, ext3, xfs or btrfs"
-        )));
+    if let Some(fs) = &out.fs_type {
+        // The one table of filesystems the node also stages with.
+        crate::contract::FsType::from_request(fs)
+            .map_err(|e| CsiError::InvalidArgument(format!("fsType: {e}")))?;
     }
     if out.kms_key_id.is_some() && !out.encrypted {
         return Err(CsiError::InvalidArgument("kmsKeyId needs encrypted=true".into()));

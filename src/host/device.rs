@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::uevent::Uevents;
 use super::{Error, Result};
+use crate::contract::CloudId;
 
 /// The default directory of by-id links.
 pub const DEFAULT_SEARCH_DIR: &str = "/dev/disk/by-id";
@@ -24,7 +25,8 @@ const SAFETY_RECHECK: Duration = Duration::from_secs(2);
 pub struct Hints {
     /// A device path the controller saw at attach time (may be stale: letters shift).
     pub device_path: Option<PathBuf>,
-    /// The volume's SCSI WWN (EVS SCSI volumes), without `0x`.
+    /// The volume's SCSI WWN (EVS SCSI volumes): lower-case hex without `0x`, as
+    /// [`parse_wwn`] makes it.
     pub wwn: Option<String>,
 }
 
@@ -50,15 +52,16 @@ impl Default for DeviceFinder {
 }
 
 impl DeviceFinder {
-    /// The link names under which `volume_id` may appear.
-    pub fn link_names(volume_id: &str, hints: &Hints) -> Vec<String> {
-        let short = serial_prefix(volume_id);
+    /// The link names under which `volume` may appear.
+    pub fn link_names(volume: &CloudId, hints: &Hints) -> Vec<String> {
+        let id = volume.as_str();
+        let short = virtio_serial(volume);
         let mut names = vec![
             format!("virtio-{short}"),
             format!("scsi-0QEMU_QEMU_HARDDISK_{short}"),
-            format!("scsi-0QEMU_QEMU_HARDDISK_{volume_id}"),
+            format!("scsi-0QEMU_QEMU_HARDDISK_{id}"),
         ];
-        if let Some(wwn) = hints.wwn.as_deref().map(normalize_wwn).filter(|w| !w.is_empty()) {
+        if let Some(wwn) = &hints.wwn {
             names.push(format!("wwn-0x{wwn}"));
             names.push(format!("scsi-3{wwn}"));
         }
@@ -66,12 +69,11 @@ impl DeviceFinder {
         names
     }
 
-    /// Finds and verifies the device of `volume_id`, waiting up to `self.wait` for it to
-    /// appear.
-    pub async fn find(&self, volume_id: &str, hints: &Hints) -> Result<PathBuf> {
+    /// Finds and verifies the device of `volume`, waiting up to `self.wait` for it to appear.
+    pub async fn find(&self, volume: &CloudId, hints: &Hints) -> Result<PathBuf> {
         // The device is almost always there already (publish, a repeated stage): look once
         // before paying for an event subscription.
-        if let Some(device) = self.find_now(volume_id, hints)? {
+        if let Some(device) = self.find_now(volume, hints)? {
             return Ok(device);
         }
         // Subscribe before the next scan so that an attach in between is not missed.
@@ -85,12 +87,12 @@ impl DeviceFinder {
         let deadline = Instant::now() + self.wait;
         let mut rescanned = false;
         loop {
-            if let Some(device) = self.find_now(volume_id, hints)? {
+            if let Some(device) = self.find_now(volume, hints)? {
                 return Ok(device);
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(self.not_found(volume_id));
+                return Err(self.not_found(volume));
             }
             if !rescanned {
                 // A hot-plugged SCSI disk sometimes needs the host adapter to look again.
@@ -101,43 +103,43 @@ impl DeviceFinder {
             match &events {
                 Some(events) => {
                     let count = events.next_batch(limit).await;
-                    tracing::debug!(volume_id, events = count, "looking for the device again");
+                    tracing::debug!(volume_id = %volume, events = count, "looking for the device again");
                 }
                 None => tokio::time::sleep(limit).await,
             }
         }
     }
 
-    /// One look for the device of `volume_id`, without waiting. A link named after the volume
+    /// One look for the device of `volume`, without waiting. A link named after the volume
     /// that leads to another device is an error, not a miss.
-    pub fn find_now(&self, volume_id: &str, hints: &Hints) -> Result<Option<PathBuf>> {
+    pub fn find_now(&self, volume: &CloudId, hints: &Hints) -> Result<Option<PathBuf>> {
         if let Some(hint) = &hints.device_path
             && is_block_device(hint)
         {
-            match self.verify(hint, volume_id, hints) {
+            match self.verify(hint, volume, hints) {
                 Ok(device) => return Ok(Some(device)),
-                Err(e) => tracing::info!(error = %e, "device hint is stale; searching"),
+                Err(e) => tracing::info!(error = %e, "device hint is not the volume; searching"),
             }
         }
         for dir in &self.search_dirs {
-            for name in Self::link_names(volume_id, hints) {
+            for name in Self::link_names(volume, hints) {
                 let link = dir.join(name);
                 if is_block_device(&link) {
-                    return self.verify(&link, volume_id, hints).map(Some);
+                    return self.verify(&link, volume, hints).map(Some);
                 }
             }
         }
-        self.find_in_sysfs(volume_id, hints)
+        self.find_in_sysfs(volume, hints)
     }
 
-    /// The device under `/sys/block` whose identity names the volume.
-    fn find_in_sysfs(&self, volume_id: &str, hints: &Hints) -> Result<Option<PathBuf>> {
+    /// The device under `/sys/block` whose identity names the volume exactly.
+    fn find_in_sysfs(&self, volume: &CloudId, hints: &Hints) -> Result<Option<PathBuf>> {
         let Ok(entries) = std::fs::read_dir(self.sys_root.join("block")) else {
             return Ok(None);
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if self.identity(&name).matches(volume_id, hints) {
+            if self.identity(&name).is_live(volume, hints) {
                 let device = PathBuf::from("/dev").join(&name);
                 if is_block_device(&device) {
                     return Ok(Some(device));
@@ -147,26 +149,26 @@ impl DeviceFinder {
         Ok(None)
     }
 
-    /// Proves that `device` is `volume_id` (by serial, WWN, or a loop device's backing file)
+    /// Proves that `device` is `volume` (by serial, WWN, or a loop device's backing file)
     /// and returns its canonical path; refuses otherwise.
-    pub fn verify(&self, device: &Path, volume_id: &str, hints: &Hints) -> Result<PathBuf> {
+    pub fn verify(&self, device: &Path, volume: &CloudId, hints: &Hints) -> Result<PathBuf> {
         let canonical =
             std::fs::canonicalize(device).map_err(|_| Error::PathNotFound(device.to_path_buf()))?;
         if !is_block_device(&canonical) {
             return Err(Error::NotThisVolume {
                 device: canonical,
-                volume_id: volume_id.into(),
+                volume_id: volume.to_string(),
                 reason: "not a block device".into(),
             });
         }
         let name = canonical.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let identity = self.identity(&name);
-        if identity.matches(volume_id, hints) {
+        if identity.is_live(volume, hints) {
             Ok(canonical)
         } else {
             Err(Error::NotThisVolume {
                 device: canonical,
-                volume_id: volume_id.into(),
+                volume_id: volume.to_string(),
                 reason: identity.describe(),
             })
         }
@@ -174,6 +176,10 @@ impl DeviceFinder {
 
     /// What sysfs says a block device is.
     pub fn identity(&self, name: &str) -> Identity {
+        // A name from the mount table or a link could hold `/` or `..`; sysfs names never do.
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Identity::Unknown;
+        }
         let dir = self.sys_root.join("class/block").join(name);
         if let Ok(backing) = std::fs::read_to_string(dir.join("loop/backing_file")) {
             return Identity::Loop(backing.trim_end_matches('\n').to_string());
@@ -187,6 +193,14 @@ impl DeviceFinder {
         if ids.is_empty() { Identity::Unknown } else { Identity::Serials(ids) }
     }
 
+    /// What the kernel says the block device numbered `rdev` is, if it still exists.
+    pub fn identity_of_rdev(&self, rdev: u64) -> Option<Identity> {
+        let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
+        let link = std::fs::read_link(self.sys_root.join(format!("dev/block/{major}:{minor}"))).ok()?;
+        let name = link.file_name()?.to_string_lossy().into_owned();
+        Some(self.identity(&name))
+    }
+
     /// Asks every SCSI host adapter to scan for new disks; failures only matter in logs.
     fn rescan_scsi_hosts(&self) {
         let Ok(hosts) = std::fs::read_dir(self.sys_root.join("class/scsi_host")) else { return };
@@ -197,14 +211,17 @@ impl DeviceFinder {
         }
     }
 
-    fn not_found(&self, volume_id: &str) -> Error {
+    fn not_found(&self, volume: &CloudId) -> Error {
         let dirs: Vec<String> = self.search_dirs.iter().map(|d| d.display().to_string()).collect();
         Error::DeviceNotFound {
-            volume_id: volume_id.to_string(),
+            volume_id: volume.to_string(),
             searched: format!("{} and {}/block serials", dirs.join(", "), self.sys_root.display()),
         }
     }
 }
+
+/// The kernel's mark on a loop device whose backing file was unlinked.
+const DELETED_MARK: &str = " (deleted)";
 
 /// A block device's identity as sysfs reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -218,28 +235,32 @@ pub enum Identity {
 }
 
 impl Identity {
-    /// True when this identity names `volume_id` (or the hinted WWN).
-    pub fn matches(&self, volume_id: &str, hints: &Hints) -> bool {
-        let volume = volume_id.to_ascii_lowercase();
+    /// True when this identity is exactly that of `volume` (or the hinted WWN) and the
+    /// device is usable: a loop device whose backing file was deleted is a volume that is
+    /// gone, whatever its name was.
+    pub fn is_live(&self, volume: &CloudId, hints: &Hints) -> bool {
         match self {
-            // A deleted backing file means the volume is gone, whatever its name was.
+            Self::Loop(backing) if backing.ends_with(DELETED_MARK) => false,
+            _ => self.names(volume, hints),
+        }
+    }
+
+    /// True when this identity is exactly that of `volume`, even if the device has lost its
+    /// backing store: enough to prove a mount of it is the volume's, never to use it.
+    ///
+    /// Every rule is an exact comparison with a name derived from the cloud id; nothing the
+    /// request chose can be a substring or prefix that happens to match.
+    pub fn names(&self, volume: &CloudId, hints: &Hints) -> bool {
+        match self {
             Self::Loop(backing) => {
-                !backing.ends_with(" (deleted)")
-                    && Path::new(backing)
-                        .file_name()
-                        .is_some_and(|f| f.to_string_lossy().to_ascii_lowercase().contains(&volume))
+                let backing = backing.strip_suffix(DELETED_MARK).unwrap_or(backing);
+                Path::new(backing)
+                    .file_name()
+                    .is_some_and(|f| f == std::ffi::OsStr::new(&loop_file_name(volume)))
             }
             Self::Serials(ids) => {
-                let short = serial_prefix(&volume);
-                let compact: String = volume.chars().filter(|c| *c != '-').collect();
-                let wwn = hints.wwn.as_deref().map(normalize_wwn).filter(|w| !w.is_empty());
-                ids.iter().map(|id| id.to_ascii_lowercase()).any(|id| {
-                    id.contains(&volume)
-                        || id.contains(&compact)
-                        || (short.len() == VIRTIO_SERIAL_LEN && id == short)
-                        || (short.len() < VIRTIO_SERIAL_LEN && id == volume)
-                        || wwn.as_ref().is_some_and(|w| id.contains(w.as_str()))
-                })
+                let accepted = accepted_serials(volume, hints);
+                ids.iter().any(|id| accepted.contains(&id.to_ascii_lowercase()))
             }
             Self::Unknown => false,
         }
@@ -255,15 +276,40 @@ impl Identity {
     }
 }
 
-/// The part of a volume id a virtio-blk serial keeps.
-fn serial_prefix(volume_id: &str) -> &str {
-    let end = volume_id.char_indices().nth(VIRTIO_SERIAL_LEN).map_or(volume_id.len(), |(i, _)| i);
-    &volume_id[..end]
+/// The backing file name of a volume's loop device, as the emulator names volume files.
+pub fn loop_file_name(volume: &CloudId) -> String {
+    format!("{volume}.img")
 }
 
-fn normalize_wwn(wwn: &str) -> String {
-    let wwn = wwn.trim().to_ascii_lowercase();
-    wwn.strip_prefix("0x").or_else(|| wwn.strip_prefix("naa.")).unwrap_or(&wwn).to_string()
+/// The serial a virtio-blk disk reports: the first 20 characters of the volume id.
+pub fn virtio_serial(volume: &CloudId) -> &str {
+    &volume.as_str()[..VIRTIO_SERIAL_LEN]
+}
+
+/// Every serial / WWID text (lower case) that proves a disk is `volume`: the virtio serial,
+/// the whole id with or without dashes (SCSI serial), and the hinted WWN in its sysfs forms.
+fn accepted_serials(volume: &CloudId, hints: &Hints) -> Vec<String> {
+    let id = volume.as_str();
+    let mut accepted = vec![virtio_serial(volume).to_string(), id.to_string(), id.replace('-', "")];
+    if let Some(wwn) = &hints.wwn {
+        accepted.extend([wwn.clone(), format!("0x{wwn}"), format!("naa.{wwn}")]);
+    }
+    accepted
+}
+
+/// Parses a `wwn` hint: 16 or 32 hex digits, optionally after `0x` or `naa.`; returned in
+/// lower case without prefix. Anything else is refused, never searched for.
+pub fn parse_wwn(text: &str) -> Result<String> {
+    let lower = text.to_ascii_lowercase();
+    let digits = lower.strip_prefix("0x").or_else(|| lower.strip_prefix("naa.")).unwrap_or(&lower);
+    if matches!(digits.len(), 16 | 32) && digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(digits.to_string())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "publish_context wwn {} is not a WWN (16 or 32 hex digits)",
+            crate::contract::ids::quote(text)
+        )))
+    }
 }
 
 /// The printable text of a sysfs attribute (VPD pages carry binary headers).
@@ -283,10 +329,17 @@ mod tests {
 
     const VOLUME: &str = "6f3c1a2b-9d4e-4f5a-8b7c-0d1e2f3a4b5c";
 
+    fn volume() -> CloudId {
+        CloudId::parse("volume_id", VOLUME).unwrap()
+    }
+
+    fn wwn_hint(wwn: &str) -> Hints {
+        Hints { wwn: Some(parse_wwn(wwn).unwrap()), ..Hints::default() }
+    }
+
     #[test]
     fn link_names_cover_virtio_qemu_scsi_and_wwn_forms() {
-        let hints = Hints { wwn: Some("0x6888603000001234".into()), ..Hints::default() };
-        let names = DeviceFinder::link_names(VOLUME, &hints);
+        let names = DeviceFinder::link_names(&volume(), &wwn_hint("0x6888603000001234"));
         assert_eq!(
             names,
             [
@@ -300,33 +353,84 @@ mod tests {
     }
 
     #[test]
-    fn a_virtio_serial_matches_the_first_twenty_characters() {
-        let identity = Identity::Serials(vec!["6f3c1a2b-9d4e-4f5a-8".into()]);
-        assert!(identity.matches(VOLUME, &Hints::default()));
-        assert!(!identity.matches("6f3c1a2b-9d4e-4f5a-9bbb", &Hints::default()));
+    fn a_virtio_serial_matches_exactly_the_first_twenty_characters() {
+        let identity = Identity::Serials(vec!["6F3C1A2B-9D4E-4F5A-8".into()]);
+        assert!(identity.is_live(&volume(), &Hints::default()));
+        let other = CloudId::parse("v", "6f3c1a2b-9d4e-4f5a-9b7c-0d1e2f3a4b5c").unwrap();
+        assert!(!identity.is_live(&other, &Hints::default()));
     }
 
     #[test]
-    fn a_scsi_serial_or_wwid_matches_the_whole_id_or_the_hinted_wwn() {
-        let serial = Identity::Serials(vec![VOLUME.replace('-', "")]);
-        assert!(serial.matches(VOLUME, &Hints::default()));
+    fn a_serial_that_is_only_part_of_the_id_does_not_match() {
+        for serial in ["6f3c1a2b-9d4e-4f5a-", "6f3c1a2b", "-", "4b5c", "6f3c1a2b-9d4e-4f5a-8b"] {
+            let identity = Identity::Serials(vec![serial.into()]);
+            assert!(!identity.is_live(&volume(), &Hints::default()), "{serial:?}");
+        }
+    }
+
+    #[test]
+    fn a_serial_that_contains_the_id_does_not_match() {
+        for serial in
+            [format!("x{VOLUME}"), format!("{VOLUME}0"), format!("QEMU {}", VOLUME.replace('-', ""))]
+        {
+            let identity = Identity::Serials(vec![serial.clone()]);
+            assert!(!identity.is_live(&volume(), &Hints::default()), "{serial:?}");
+        }
+    }
+
+    #[test]
+    fn a_scsi_serial_matches_the_whole_id_with_or_without_dashes() {
+        for serial in [VOLUME.to_string(), VOLUME.replace('-', ""), VOLUME.to_uppercase()] {
+            assert!(Identity::Serials(vec![serial]).is_live(&volume(), &Hints::default()));
+        }
+    }
+
+    #[test]
+    fn a_wwid_matches_only_the_hinted_wwn_exactly() {
         let wwid = Identity::Serials(vec!["naa.68886030000012ab".into()]);
-        assert!(!wwid.matches(VOLUME, &Hints::default()));
-        let hints = Hints { wwn: Some("68886030000012AB".into()), ..Hints::default() };
-        assert!(wwid.matches(VOLUME, &hints));
+        assert!(!wwid.is_live(&volume(), &Hints::default()));
+        assert!(wwid.is_live(&volume(), &wwn_hint("68886030000012AB")));
+        assert!(!wwid.is_live(&volume(), &wwn_hint("68886030000012ac")));
+        let longer = Identity::Serials(vec!["naa.68886030000012ab00".into()]);
+        assert!(!longer.is_live(&volume(), &wwn_hint("68886030000012ab")));
     }
 
     #[test]
-    fn a_loop_device_matches_when_its_live_backing_file_names_the_volume() {
+    fn a_wwn_hint_must_be_sixteen_or_thirty_two_hex_digits() {
+        assert_eq!(parse_wwn("0x6888603000001234").unwrap(), "6888603000001234");
+        assert_eq!(parse_wwn("naa.6888603000001234ABCDEF0123456789").unwrap().len(), 32);
+        for bad in ["", "-", "1234", "6888603000001234/../x", "zz88603000001234", "0x"] {
+            assert!(matches!(parse_wwn(bad), Err(Error::InvalidArgument(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_loop_device_matches_when_its_backing_file_is_named_exactly_after_the_volume() {
         let hints = Hints::default();
-        assert!(Identity::Loop(format!("/tmp/x/{VOLUME}.img")).matches(VOLUME, &hints));
-        assert!(!Identity::Loop(format!("/tmp/{VOLUME}/other.img")).matches(VOLUME, &hints));
-        assert!(!Identity::Loop(format!("/tmp/x/{VOLUME}.img (deleted)")).matches(VOLUME, &hints));
+        assert!(Identity::Loop(format!("/tmp/x/{VOLUME}.img")).is_live(&volume(), &hints));
+        for other in [
+            format!("/tmp/{VOLUME}/other.img"),
+            format!("/tmp/x/old-{VOLUME}.img"),
+            format!("/tmp/x/{VOLUME}.img.bak"),
+            format!("/tmp/x/{VOLUME}"),
+            "/tmp/x/-.img".to_string(),
+            "/var/lib/disk.img".to_string(),
+        ] {
+            assert!(!Identity::Loop(other.clone()).is_live(&volume(), &hints), "{other}");
+            assert!(!Identity::Loop(other.clone()).names(&volume(), &hints), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_loop_device_whose_file_was_deleted_is_the_volume_but_not_usable() {
+        let deleted = Identity::Loop(format!("/tmp/x/{VOLUME}.img (deleted)"));
+        assert!(!deleted.is_live(&volume(), &Hints::default()));
+        assert!(deleted.names(&volume(), &Hints::default()));
     }
 
     #[test]
     fn a_device_without_identity_never_matches() {
-        assert!(!Identity::Unknown.matches(VOLUME, &Hints::default()));
+        assert!(!Identity::Unknown.names(&volume(), &Hints::default()));
         assert!(Identity::Unknown.describe().contains("no serial"));
     }
 
@@ -348,5 +452,6 @@ mod tests {
         assert_eq!(finder.identity("vdb"), Identity::Serials(vec!["6f3c1a2b-9d4e-4f5a-8".into()]));
         assert_eq!(finder.identity("loop3"), Identity::Loop("/data/v.img".into()));
         assert_eq!(finder.identity("sdz"), Identity::Unknown);
+        assert_eq!(finder.identity("../block/vdb"), Identity::Unknown);
     }
 }

@@ -2,9 +2,7 @@
 //! may carry, and the pre-mount check.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 
 use super::{Error, Result, command};
 
@@ -17,60 +15,11 @@ pub const BYTES_PER_INODE_KEY: &str = "bytesPerInode";
 /// Volume context key: ext4 features, comma separated, e.g. `^has_journal,quota` (ext4 `-O`).
 pub const EXT4_FEATURES_KEY: &str = "ext4Features";
 
-/// The filesystems this driver formats and mounts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FsType {
-    /// ext4, the default.
-    Ext4,
-    /// XFS.
-    Xfs,
-    /// Btrfs.
-    Btrfs,
-}
+pub use crate::contract::FsType;
 
-impl FsType {
-    /// The name blkid, mkfs and mount(2) use.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Ext4 => "ext4",
-            Self::Xfs => "xfs",
-            Self::Btrfs => "btrfs",
-        }
-    }
-
-    /// The filesystem for a capability's `fs_type` ("" means the default, ext4).
-    pub fn from_request(fs_type: &str) -> Result<Self> {
-        if fs_type.is_empty() { Ok(Self::Ext4) } else { fs_type.parse() }
-    }
-
-    /// Options every mount of this filesystem gets: xfs refuses a second filesystem with the
-    /// same UUID, which every clone or restored snapshot has, so it mounts with `nouuid`.
-    pub fn implied_mount_options(self) -> &'static [&'static str] {
-        match self {
-            Self::Xfs => &["nouuid"],
-            Self::Ext4 | Self::Btrfs => &[],
-        }
-    }
-}
-
-impl FromStr for FsType {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "ext4" => Ok(Self::Ext4),
-            "xfs" => Ok(Self::Xfs),
-            "btrfs" => Ok(Self::Btrfs),
-            _ => Err(Error::InvalidArgument(format!(
-                "filesystem type {s:?} is not supported; use ext4, xfs or btrfs"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for FsType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+impl From<crate::contract::fs::UnsupportedFs> for Error {
+    fn from(error: crate::contract::fs::UnsupportedFs) -> Self {
+        Error::InvalidArgument(error.to_string())
     }
 }
 
@@ -125,7 +74,7 @@ impl MkfsOptions {
         // No "force" flag: mkfs's own refusal to overwrite a signature is a second safety net.
         let mut args: Vec<String> = Vec::new();
         match fs {
-            FsType::Ext4 => {
+            FsType::Ext4 | FsType::Ext3 => {
                 args.push("-q".into());
                 if let Some(n) = self.block_size {
                     args.extend(["-b".into(), n.to_string()]);
@@ -170,7 +119,7 @@ impl MkfsOptions {
             }
         }
         args.push(device.to_string());
-        Ok((format!("mkfs.{}", fs.name()), args))
+        Ok((fs.mkfs().to_string(), args))
     }
 }
 
@@ -186,7 +135,7 @@ pub async fn make_filesystem(device: &Path, fs: FsType, options: &MkfsOptions) -
 /// fixes what is safe to fix and fails otherwise; xfs and btrfs check themselves at mount
 /// (log replay), and their offline checkers would refuse a dirty log.
 pub async fn check_filesystem(device: &Path, fs: FsType) -> Result<()> {
-    if fs != FsType::Ext4 {
+    if !fs.is_ext() {
         return Ok(());
     }
     let path = device.to_string_lossy();
@@ -216,7 +165,7 @@ mod tests {
         assert_eq!(FsType::from_request("").unwrap(), FsType::Ext4);
         assert_eq!(FsType::from_request("XFS").unwrap(), FsType::Xfs);
         assert_eq!(FsType::from_request("btrfs").unwrap(), FsType::Btrfs);
-        assert!(matches!(FsType::from_request("ntfs"), Err(Error::InvalidArgument(_))));
+        assert!(matches!(FsType::from_request("ntfs").map_err(Error::from), Err(Error::InvalidArgument(_))));
     }
 
     #[test]

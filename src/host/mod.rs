@@ -8,6 +8,7 @@ pub mod blockdev;
 pub mod command;
 pub mod device;
 pub mod format;
+pub mod fs_size;
 pub mod identity;
 pub mod kubernetes;
 pub mod lock;
@@ -16,6 +17,7 @@ pub mod mount;
 pub mod probe;
 pub mod publish;
 pub mod resize;
+pub mod safe_path;
 pub mod stage;
 pub mod stats;
 #[cfg(test)]

@@ -1,13 +1,14 @@
 //! Mounting, bind mounting and unmounting through the kernel (nix), and reading the mount table
 //! from `/proc/self/mountinfo`, which is the only record of what this driver has mounted.
 
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 
-use super::{Error, Result, errno_error, io_error};
+use super::{Error, Result, errno_error, io_error, safe_path};
 
 /// Where the kernel publishes this process's mount table.
 pub const MOUNTINFO: &str = "/proc/self/mountinfo";
@@ -190,70 +191,80 @@ pub fn split_options(options: &[String]) -> (MsFlags, String) {
     (flags, data.join(","))
 }
 
-/// Mounts the filesystem of type `fs_type` on `device` at `target` with `options`.
-pub fn mount_filesystem(device: &Path, target: &Path, fs_type: &str, options: &[String]) -> Result<()> {
+/// Mounts the filesystem of type `fs_type` on `device` onto the directory `target_fd` refers
+/// to (opened without following symlinks; `target` is its path, for messages).
+pub fn mount_filesystem(
+    device: &Path,
+    target: &Path,
+    target_fd: &OwnedFd,
+    fs_type: &str,
+    options: &[String],
+) -> Result<()> {
     let (flags, data) = split_options(options);
     tracing::info!(device = %device.display(), target = %target.display(), fs_type, ?flags, data, "mounting");
-    nix::mount::mount(Some(device), target, Some(fs_type), flags, Some(data.as_str()))
+    nix::mount::mount(Some(device), &safe_path::fd_path(target_fd), Some(fs_type), flags, Some(data.as_str()))
         .map_err(errno_error("mounting onto", target))
 }
 
-/// Bind mounts `source` onto `target`, then makes the bind read-only when asked (a bind cannot
-/// be made read-only in the same call).
-pub fn bind(source: &Path, target: &Path, readonly: bool, options: &[String]) -> Result<()> {
+/// Bind mounts `source` onto what `target_fd` refers to (opened without following symlinks;
+/// `target` is its path), then makes the bind read-only when asked (a bind cannot be made
+/// read-only in the same call).
+pub fn bind(
+    source: &Path,
+    target: &Path,
+    target_fd: &OwnedFd,
+    readonly: bool,
+    options: &[String],
+) -> Result<()> {
     tracing::info!(source = %source.display(), target = %target.display(), readonly, "bind mounting");
-    nix::mount::mount(Some(source), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+    let onto = safe_path::fd_path(target_fd);
+    nix::mount::mount(Some(source), &onto, None::<&str>, MsFlags::MS_BIND, None::<&str>)
         .map_err(errno_error("bind mounting onto", target))?;
     let (mut flags, _) = split_options(options);
     if readonly {
         flags |= MsFlags::MS_RDONLY;
     }
     if !flags.is_empty() {
-        let remount = flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
-        if let Err(errno) = nix::mount::mount(None::<&str>, target, None::<&str>, remount, None::<&str>) {
+        // `target_fd` still names the directory under the new bind; a remount must name the
+        // bind itself, so the target is opened again (still without following symlinks).
+        let remounted = safe_path::open(target).and_then(|top| {
+            let top = top.ok_or_else(|| Error::PathNotFound(target.to_path_buf()))?;
+            let remount = flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+            nix::mount::mount(None::<&str>, &safe_path::fd_path(&top), None::<&str>, remount, None::<&str>)
+                .map_err(errno_error("remounting read-only", target))
+        });
+        if let Err(error) = remounted {
             // Never leave a writable bind behind a failed read-only request.
-            let _ = nix::mount::umount2(target, MntFlags::empty());
-            return Err(errno_error("remounting read-only", target)(errno));
+            let _ = unmount(target);
+            return Err(error);
         }
     }
     Ok(())
 }
 
-/// Unmounts the topmost mount at `target`; a corrupted mount is detached lazily when a plain
-/// unmount cannot reach it.
+/// Unmounts the topmost mount at `target`, reached through its parent's descriptor (opened
+/// without following symlinks) and never following `target` itself if it is a symlink; a
+/// corrupted mount is detached lazily when a plain unmount cannot reach it.
 pub fn unmount(target: &Path) -> Result<()> {
     tracing::info!(target = %target.display(), "unmounting");
-    match nix::mount::umount2(target, MntFlags::empty()) {
+    let Some((dir, name)) = safe_path::open_parent(target)? else {
+        return Err(Error::PathNotFound(target.to_path_buf()));
+    };
+    let entry = safe_path::entry_path(&dir, &name);
+    match nix::mount::umount2(&entry, MntFlags::UMOUNT_NOFOLLOW) {
         Ok(()) => Ok(()),
         Err(Errno::ENOTCONN | Errno::ESTALE | Errno::EIO) => {
-            nix::mount::umount2(target, MntFlags::MNT_DETACH).map_err(errno_error("detaching", target))
+            nix::mount::umount2(&entry, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW)
+                .map_err(errno_error("detaching", target))
         }
         Err(errno) => Err(errno_error("unmounting", target)(errno)),
     }
 }
 
 /// Removes `path` if it is an empty directory or an empty regular file (what the driver
-/// created); anything else is left and reported.
+/// created); anything else is left and reported. No symlink on the way is followed.
 pub fn remove_mount_point(path: &Path) -> Result<()> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_error("inspecting", path)(e)),
-    };
-    let removed = if meta.is_dir() {
-        std::fs::remove_dir(path)
-    } else if meta.is_file() && meta.len() == 0 {
-        std::fs::remove_file(path)
-    } else {
-        return Err(Error::Conflict(format!(
-            "{} is not an empty directory or file; not removing it",
-            path.display()
-        )));
-    };
-    match removed {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error("removing", path)(e)),
-        _ => Ok(()),
-    }
+    safe_path::remove(path)
 }
 
 #[cfg(test)]

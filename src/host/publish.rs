@@ -7,16 +7,18 @@ use std::path::Path;
 use super::device::{DeviceFinder, Hints};
 use super::mount;
 use super::stage::{self, Access, Device};
-use super::{Error, Result, blockdev, io_error};
+use super::{Error, Result, blockdev, safe_path};
+use crate::contract::CloudId;
 
 /// What NodePublishVolume asks for, in host terms.
 #[derive(Clone, Debug)]
 pub struct PublishRequest<'a> {
     /// The volume.
-    pub volume_id: &'a str,
-    /// Where the volume was staged (filesystem access).
+    pub volume: &'a CloudId,
+    /// Where the volume was staged (filesystem access), parsed by
+    /// [`safe_path::request_path`].
     pub staging_path: &'a Path,
-    /// Where the pod sees it.
+    /// Where the pod sees it, parsed by [`safe_path::request_path`].
     pub target: &'a Path,
     /// Where the device may be.
     pub hints: Hints,
@@ -24,22 +26,35 @@ pub struct PublishRequest<'a> {
     pub access: Access,
     /// Read-only publish.
     pub readonly: bool,
+    /// SINGLE_NODE_SINGLE_WRITER: no other publish of the volume may exist on this node.
+    pub single_publish: bool,
 }
 
 /// Publishes the volume; repeating a completed publish succeeds.
 pub async fn publish(finder: &DeviceFinder, request: &PublishRequest<'_>) -> Result<()> {
-    let device = Device::at(finder.find(request.volume_id, &request.hints).await?)?;
     let target = request.target;
+    if let Access::Filesystem { .. } = request.access
+        && target == request.staging_path
+    {
+        return Err(Error::InvalidArgument(format!(
+            "target_path {} is the staging path; a volume is published at a path of its own",
+            target.display()
+        )));
+    }
+    safe_path::check(target)?;
+    let device = Device::at(finder.find(request.volume, &request.hints).await?)?;
     match &request.access {
         Access::Block => {
             if let Some(existing) = mount::mount_at(target)? {
-                let same = std::fs::metadata(target)
-                    .is_ok_and(|m| m.file_type().is_block_device() && m.rdev() == device.rdev);
+                let same = block_node_rdev(target) == Some(device.rdev);
                 return already_published(
                     target,
                     same && existing.is_readonly() == request.readonly,
                     &existing,
                 );
+            }
+            if request.single_publish {
+                ensure_no_other_publish(request, &device, None)?;
             }
             if !request.readonly && blockdev::is_readonly(&device.path)? {
                 return Err(Error::Conflict(format!(
@@ -48,8 +63,8 @@ pub async fn publish(finder: &DeviceFinder, request: &PublishRequest<'_>) -> Res
                     device.path.display()
                 )));
             }
-            create_file(target)?;
-            mount::bind(&device.path, target, request.readonly, &[])?;
+            let target_fd = safe_path::create_file(target)?;
+            mount::bind(&device.path, target, &target_fd, request.readonly, &[])?;
             if request.readonly {
                 // A read-only bind does not stop writes through a device node; the device's
                 // own flag does.
@@ -59,22 +74,61 @@ pub async fn publish(finder: &DeviceFinder, request: &PublishRequest<'_>) -> Res
         }
         Access::Filesystem { mount_options, .. } => {
             let staging = request.staging_path;
+            // The staging mount is reached without following symlinks, and bound through the
+            // descriptor: a symlink swapped in since NodeStage is refused, not followed.
+            let staging_fd = safe_path::open(staging)?;
             let [staged, published] = mount::mounts_at([staging, target])?;
-            let staged = staged.filter(|m| m.is_of_device(device.rdev)).ok_or_else(|| {
-                Error::Conflict(format!(
-                    "volume {} is not staged at {}; stage it first",
-                    request.volume_id,
-                    staging.display()
-                ))
-            })?;
+            let (staged, staging_fd) =
+                staged.filter(|m| m.is_of_device(device.rdev)).zip(staging_fd).ok_or_else(|| {
+                    Error::Conflict(format!(
+                        "volume {} is not staged at {}; stage it first",
+                        request.volume,
+                        staging.display()
+                    ))
+                })?;
             if let Some(existing) = published {
                 let same = existing.is_of_device(device.rdev) && existing.is_readonly() == request.readonly;
                 return already_published(target, same, &existing);
             }
-            std::fs::create_dir_all(target).map_err(io_error("creating", target))?;
+            if request.single_publish {
+                ensure_no_other_publish(request, &device, Some(staging))?;
+            }
+            let target_fd = safe_path::create_dir_all(target)?;
             tracing::debug!(staging = %staged.mount_point.display(), "publishing staged filesystem");
-            mount::bind(staging, target, request.readonly, mount_options)
+            mount::bind(&safe_path::fd_path(&staging_fd), target, &target_fd, request.readonly, mount_options)
         }
+    }
+}
+
+/// The device number of the block device node at `path`, reached without following symlinks.
+fn block_node_rdev(path: &Path) -> Option<u64> {
+    let fd = safe_path::open(path).ok()??;
+    let stat = safe_path::stat(&fd, path).ok()?;
+    safe_path::is_block(&stat).then_some(stat.st_rdev)
+}
+
+/// Refuses a SINGLE_NODE_SINGLE_WRITER publish while the volume is published at another path
+/// on this node (the mount table holds the device, or a bind of its node, elsewhere).
+fn ensure_no_other_publish(
+    request: &PublishRequest<'_>,
+    device: &Device,
+    staging: Option<&Path>,
+) -> Result<()> {
+    let elsewhere = mount::mounts()?.into_iter().find(|m| {
+        let path = m.mount_point.as_path();
+        path != request.target
+            && Some(path) != staging
+            && (m.is_of_device(device.rdev)
+                || std::fs::metadata(path)
+                    .is_ok_and(|meta| meta.file_type().is_block_device() && meta.rdev() == device.rdev))
+    });
+    match elsewhere {
+        None => Ok(()),
+        Some(other) => Err(Error::Conflict(format!(
+            "volume {} is SINGLE_NODE_SINGLE_WRITER and already published at {}",
+            request.volume,
+            other.mount_point.display()
+        ))),
     }
 }
 
@@ -91,20 +145,12 @@ fn already_published(target: &Path, same: bool, existing: &mount::MountEntry) ->
     }
 }
 
-/// Creates the empty file a raw block device is bound onto.
-fn create_file(target: &Path) -> Result<()> {
-    match std::fs::OpenOptions::new().write(true).create_new(true).open(target) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(io_error("creating", target)(e)),
-    }
-}
-
 /// Unpublishes the volume from `target` and removes the target; succeeds when already done.
-pub fn unpublish(finder: &DeviceFinder, volume_id: &str, target: &Path) -> Result<()> {
-    let device = stage::current_device(finder, volume_id);
-    let was_block = std::fs::metadata(target).is_ok_and(|m| m.file_type().is_block_device());
-    stage::unmount_all(volume_id, target, device.as_ref())?;
+pub fn unpublish(finder: &DeviceFinder, volume: &CloudId, target: &Path) -> Result<()> {
+    safe_path::check(target)?;
+    let device = stage::current_device(finder, volume);
+    let was_block = block_node_rdev(target).is_some();
+    stage::unmount_all(finder, volume, target, device.as_ref())?;
     mount::remove_mount_point(target)?;
     if let Some(device) = device.filter(|_| was_block) {
         release_readonly(&device)?;
@@ -133,6 +179,7 @@ mod tests {
     #[test]
     fn unpublishing_a_missing_target_succeeds() {
         let finder = DeviceFinder { search_dirs: Vec::new(), ..DeviceFinder::default() };
-        unpublish(&finder, "no-such-volume", Path::new("/nonexistent/target")).unwrap();
+        let volume = CloudId::random();
+        unpublish(&finder, &volume, Path::new("/nonexistent/target")).unwrap();
     }
 }

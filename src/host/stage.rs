@@ -6,14 +6,16 @@ use std::collections::HashMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::device::{DeviceFinder, Hints};
+use super::device::{DeviceFinder, Hints, Identity};
 use super::format::{self, FsType, MkfsOptions};
 use super::mount::{self, MountEntry};
 use super::probe::{self, Signature};
-use super::{Error, Result, io_error, resize};
+use super::{Error, Result, blockdev, fs_size, io_error, resize, safe_path};
+use crate::contract::CloudId;
+use crate::contract::fs::Growth;
 
-/// Volume context key: `"true"` when the volume is larger than the snapshot or volume it was
-/// made from, so the filesystem is grown to the device at stage.
+/// Volume context key the controller sets when a volume is larger than its source. Staging
+/// no longer needs it: it grows any filesystem smaller than its device.
 pub const GROW_FS_KEY: &str = "growFs";
 
 /// How a volume is consumed.
@@ -34,8 +36,9 @@ pub enum Access {
 #[derive(Clone, Debug)]
 pub struct StageRequest<'a> {
     /// The volume.
-    pub volume_id: &'a str,
-    /// Where the filesystem is mounted (for filesystem access).
+    pub volume: &'a CloudId,
+    /// Where the filesystem is mounted (for filesystem access), parsed by
+    /// [`safe_path::request_path`].
     pub staging_path: &'a Path,
     /// Where the device may be.
     pub hints: Hints,
@@ -43,7 +46,7 @@ pub struct StageRequest<'a> {
     pub access: Access,
     /// True for read-only access modes.
     pub readonly: bool,
-    /// The volume context (mkfs options, `growFs`).
+    /// The volume context (mkfs options).
     pub context: &'a HashMap<String, String>,
 }
 
@@ -66,21 +69,22 @@ impl Device {
 
 /// Stages the volume; repeating a completed stage succeeds without touching anything.
 pub async fn stage(finder: &DeviceFinder, request: &StageRequest<'_>) -> Result<()> {
-    let device = Device::at(finder.find(request.volume_id, &request.hints).await?)?;
+    let staging = request.staging_path;
+    // Refused before anything else: nothing is looked up or created through a symlink.
+    safe_path::check(staging)?;
+    let device = Device::at(finder.find(request.volume, &request.hints).await?)?;
     let Access::Filesystem { fs, mount_options } = &request.access else {
         // Raw block needs no staging: publish binds the verified device itself.
         return Ok(());
     };
     let fs = *fs;
-    let staging = request.staging_path;
     if let Some(existing) = mount::mount_at(staging)? {
         return already_staged(&existing, &device, fs, staging);
     }
     let mkfs_options = MkfsOptions::from_context(request.context)?;
-    std::fs::create_dir_all(staging).map_err(io_error("creating", staging))?;
+    let staging_fd = safe_path::create_dir_all(staging)?;
 
-    let grow =
-        !request.readonly && request.context.get(GROW_FS_KEY).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let mut grow_mounted = false;
     match probe::probe(&device.path).await? {
         Signature::Blank if request.readonly => {
             return Err(Error::Conflict(format!(
@@ -92,11 +96,7 @@ pub async fn stage(finder: &DeviceFinder, request: &StageRequest<'_>) -> Result<
         Signature::Filesystem(found) if found == fs.name() => {
             if !request.readonly {
                 format::check_filesystem(&device.path, fs).await?;
-            }
-            if grow && fs == FsType::Ext4 {
-                // ext4 grows before it is mounted: offline growth needs no CAP_SYS_RESOURCE
-                // and cannot race with writers.
-                resize::grow_unmounted_ext4(&device.path).await?;
+                grow_mounted = grow_before_mount(&device, fs).await?;
             }
         }
         Signature::Filesystem(found) | Signature::Other(found) => {
@@ -109,13 +109,29 @@ pub async fn stage(finder: &DeviceFinder, request: &StageRequest<'_>) -> Result<
     if request.readonly {
         options.push("ro".into());
     }
-    mount::mount_filesystem(&device.path, staging, fs.name(), &options)?;
+    mount::mount_filesystem(&device.path, staging, &staging_fd, fs.name(), &options)?;
 
-    if grow && fs != FsType::Ext4 {
-        // xfs and btrfs grow only while mounted.
+    if grow_mounted {
+        // xfs and btrfs grow only while mounted, so right after the mount, before any pod.
         resize::grow_filesystem(fs, &device.path, staging).await?;
     }
     Ok(())
+}
+
+/// Grows the filesystem on `device` when the device is larger than it (the volume was
+/// expanded while no pod used it): ext offline now, which needs no CAP_SYS_RESOURCE and races
+/// no writer; the others are reported for growth right after the mount.
+async fn grow_before_mount(device: &Device, fs: FsType) -> Result<bool> {
+    let Some(size) = fs_size::read(&device.path, fs)? else { return Ok(false) };
+    let device_bytes = blockdev::size(&device.path)?;
+    if !size.needs_growth(device_bytes) {
+        return Ok(false);
+    }
+    tracing::info!(device = %device.path.display(), %fs, fs_bytes = size.bytes, device_bytes, "the device outgrew its filesystem");
+    match fs.growth() {
+        Growth::OfflineFirst => resize::grow_unmounted_ext(&device.path).await.map(|()| false),
+        Growth::OnlineOnly => Ok(true),
+    }
 }
 
 /// The answer when the staging path is already a mount.
@@ -133,29 +149,35 @@ fn already_staged(existing: &MountEntry, device: &Device, fs: FsType, staging: &
 
 /// Unstages the volume: unmounts the staging path if it is this volume's mount, and removes
 /// the directory. Succeeds when there is nothing left to do.
-pub fn unstage(finder: &DeviceFinder, volume_id: &str, staging: &Path) -> Result<()> {
-    let device = current_device(finder, volume_id);
-    unmount_all(volume_id, staging, device.as_ref())?;
+pub fn unstage(finder: &DeviceFinder, volume: &CloudId, staging: &Path) -> Result<()> {
+    safe_path::check(staging)?;
+    let device = current_device(finder, volume);
+    unmount_all(finder, volume, staging, device.as_ref())?;
     mount::remove_mount_point(staging)
 }
 
 /// The volume's device if it is still on the node and provably the volume.
-pub fn current_device(finder: &DeviceFinder, volume_id: &str) -> Option<Device> {
-    match finder.find_now(volume_id, &Hints::default()) {
+pub fn current_device(finder: &DeviceFinder, volume: &CloudId) -> Option<Device> {
+    match finder.find_now(volume, &Hints::default()) {
         Ok(Some(path)) => Device::at(path).ok(),
         Ok(None) => None,
         Err(e) => {
-            tracing::warn!(volume_id, error = %e, "cannot identify the volume's device");
+            tracing::warn!(volume_id = %volume, error = %e, "cannot identify the volume's device");
             None
         }
     }
 }
 
 /// Unmounts every mount stacked at `path` after checking each is the volume's.
-pub fn unmount_all(volume_id: &str, path: &Path, device: Option<&Device>) -> Result<()> {
+pub fn unmount_all(
+    finder: &DeviceFinder,
+    volume: &CloudId,
+    path: &Path,
+    device: Option<&Device>,
+) -> Result<()> {
     for _ in 0..MAX_STACKED_MOUNTS {
         let Some(existing) = mount::mount_at(path)? else { return Ok(()) };
-        ensure_ours(volume_id, path, &existing, device)?;
+        ensure_ours(finder, volume, path, &existing, device)?;
         mount::unmount(path)?;
     }
     Err(Error::Conflict(format!(
@@ -168,22 +190,32 @@ pub fn unmount_all(volume_id: &str, path: &Path, device: Option<&Device>) -> Res
 /// if something re-mounts behind our back).
 const MAX_STACKED_MOUNTS: usize = 16;
 
-/// Filesystems this driver mounts; with the device gone, a mount of one of these from a
-/// `/dev` node is taken to be the volume's vanished device.
-const MANAGED_FILESYSTEMS: [&str; 5] = ["ext4", "ext3", "ext2", "xfs", "btrfs"];
+/// The device number of the block device node at `path` (a raw block publish), reached
+/// without following symlinks.
+fn block_node_rdev(path: &Path) -> Option<u64> {
+    let fd = safe_path::open(path).ok()??;
+    let stat = safe_path::stat(&fd, path).ok()?;
+    safe_path::is_block(&stat).then_some(stat.st_rdev)
+}
 
-/// Refuses a mount at `path` that is provably not the volume's.
-fn ensure_ours(volume_id: &str, path: &Path, existing: &MountEntry, device: Option<&Device>) -> Result<()> {
-    // A bind of the device node itself (raw block publish) shows the device as the file.
-    let node_rdev =
-        std::fs::metadata(path).ok().filter(|m| m.file_type().is_block_device()).map(|m| m.rdev());
+/// Refuses a mount at `path` that is not provably the volume's.
+///
+/// With the device on the node, the mount must be of it (or a bind of its node). With the
+/// device gone, the mount's own device must still name the volume exactly (a loop device
+/// whose file was deleted), or have vanished from the kernel altogether while mounted with a
+/// filesystem this driver makes: a host mount of any device the kernel still knows is never
+/// taken for the volume's.
+fn ensure_ours(
+    finder: &DeviceFinder,
+    volume: &CloudId,
+    path: &Path,
+    existing: &MountEntry,
+    device: Option<&Device>,
+) -> Result<()> {
+    let node_rdev = block_node_rdev(path);
     let ours = match device {
         Some(device) => node_rdev == Some(device.rdev) || existing.is_of_device(device.rdev),
-        None => {
-            node_rdev.is_some()
-                || (MANAGED_FILESYSTEMS.contains(&existing.fs_type.as_str())
-                    && existing.source.starts_with("/dev/"))
-        }
+        None => names_vanished_volume(finder, volume, existing, node_rdev),
     };
     if ours {
         Ok(())
@@ -191,7 +223,34 @@ fn ensure_ours(volume_id: &str, path: &Path, existing: &MountEntry, device: Opti
         Err(Error::NotOurMount {
             path: path.to_path_buf(),
             found: format!("{} ({})", existing.source, existing.fs_type),
-            volume_id: volume_id.to_string(),
+            volume_id: volume.to_string(),
         })
     }
+}
+
+/// True when a mount whose volume device is no longer found is still provably the volume's.
+fn names_vanished_volume(
+    finder: &DeviceFinder,
+    volume: &CloudId,
+    existing: &MountEntry,
+    node_rdev: Option<u64>,
+) -> bool {
+    let mut candidates: Vec<u64> = node_rdev.into_iter().collect();
+    if existing.major != 0 {
+        candidates.push(nix::sys::stat::makedev(existing.major.into(), existing.minor.into()));
+    }
+    if existing.source.starts_with("/dev/")
+        && let Ok(meta) = std::fs::metadata(&existing.source)
+        && meta.file_type().is_block_device()
+    {
+        candidates.push(meta.rdev());
+    }
+    let identities: Vec<Option<Identity>> =
+        candidates.iter().map(|rdev| finder.identity_of_rdev(*rdev)).collect();
+    if identities.iter().flatten().any(|identity| identity.names(volume, &Hints::default())) {
+        return true;
+    }
+    let vanished = !identities.is_empty() && identities.iter().all(Option::is_none);
+    let managed = existing.fs_type.parse::<FsType>().is_ok() && existing.source.starts_with("/dev/");
+    vanished && (managed || node_rdev.is_some())
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use super::device::{DeviceFinder, Hints};
 use super::mount::{self, PathState};
 use super::{Error, Result, blockdev, errno_error, io_error};
+use crate::contract::CloudId;
 
 /// Byte and inode counts of a mounted filesystem.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -72,12 +73,15 @@ pub fn filesystem_usage(path: &Path) -> Result<FsUsage> {
     })
 }
 
-/// Usage and condition of `volume_id` published at `volume_path`.
+/// Usage and condition of `volume` published at `volume_path` (parsed by
+/// [`super::safe_path::request_path`]; a symlink on it is refused, not followed).
 pub fn volume_stats(
     finder: &DeviceFinder,
-    volume_id: &str,
+    volume: &CloudId,
     volume_path: &Path,
 ) -> Result<(Usage, Condition)> {
+    super::safe_path::check(volume_path)?;
+    let volume_id = volume.as_str();
     match mount::path_state(volume_path)? {
         PathState::Missing => return Err(Error::PathNotFound(volume_path.to_path_buf())),
         PathState::Corrupted => {
@@ -94,7 +98,7 @@ pub fn volume_stats(
     } else {
         Usage::Filesystem(filesystem_usage(volume_path)?)
     };
-    let device = finder.find_now(volume_id, &Hints::default()).ok().flatten();
+    let device = finder.find_now(volume, &Hints::default()).ok().flatten();
     let mount = mount::mount_at(volume_path)?;
     let condition = match (device, mount) {
         (None, _) => {
@@ -141,7 +145,8 @@ mod tests {
     #[test]
     fn a_missing_volume_path_is_not_found() {
         let finder = DeviceFinder::default();
-        let error = volume_stats(&finder, "v", Path::new("/nonexistent/volume/path")).unwrap_err();
+        let volume = CloudId::random();
+        let error = volume_stats(&finder, &volume, Path::new("/nonexistent/volume/path")).unwrap_err();
         assert!(matches!(error, Error::PathNotFound(_)));
     }
 }

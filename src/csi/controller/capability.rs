@@ -1,12 +1,10 @@
 //! Volume capabilities: which access types and modes this driver can honour, for which volume.
 
+use crate::contract::FsType;
 use crate::csi::pb::volume_capability::access_mode::Mode;
 use crate::csi::pb::volume_capability::{AccessType, MountVolume};
 use crate::csi::pb::{VolumeCapability, volume_capability};
 use crate::csi::status::CsiError;
-
-/// Filesystems the node can format and mount.
-pub const FILESYSTEMS: &[&str] = &["ext4", "ext3", "xfs", "btrfs"];
 
 /// Checks that a capability is well formed and possible for a volume that is (or will be)
 /// multi-attach capable or not.
@@ -19,14 +17,9 @@ pub fn check(capability: &VolumeCapability, multiattach: bool) -> Result<(), Csi
         .as_ref()
         .map(|m| Mode::try_from(m.mode).unwrap_or(Mode::Unknown))
         .ok_or_else(|| CsiError::InvalidArgument("volume capability needs an access mode".into()))?;
-    if let AccessType::Mount(MountVolume { fs_type, .. }) = access_type
-        && !fs_type.is_empty()
-        && !FILESYSTEMS.contains(&fs_type.to_ascii_lowercase().as_str())
-    {
-        return Err(CsiError::InvalidArgument(format!(
-            "filesystem {fs_type:?} is not supported; use one of {}",
-            FILESYSTEMS.join(", ")
-        )));
+    if let AccessType::Mount(MountVolume { fs_type, .. }) = access_type {
+        // The one table of filesystems the node also stages with.
+        FsType::from_request(fs_type).map_err(|e| CsiError::InvalidArgument(e.to_string()))?;
     }
     match mode {
         Mode::Unknown => Err(CsiError::InvalidArgument("access mode must be set".into())),
