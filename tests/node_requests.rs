@@ -10,6 +10,9 @@ use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
 use node_harness::*;
 use tonic::Code;
 
+/// A well-formed volume id that names no device.
+const ID: &str = "0b8e2f3c-5d6a-4c1b-9e7f-2a3b4c5d6e7f";
+
 #[tokio::test]
 async fn stage_requests_missing_a_field_name_it() {
     let mut node = NodeHarness::start().await;
@@ -20,24 +23,24 @@ async fn stage_requests_missing_a_field_name_it() {
         (
             pb::NodeStageVolumeRequest {
                 staging_target_path: String::new(),
-                ..stage_request("v", &staging, capability.clone())
+                ..stage_request(ID, &staging, capability.clone())
             },
             "staging_target_path is required",
         ),
         (
             pb::NodeStageVolumeRequest {
                 volume_capability: None,
-                ..stage_request("v", &staging, capability.clone())
+                ..stage_request(ID, &staging, capability.clone())
             },
             "volume_capability is required",
         ),
         (
-            stage_request("v", std::path::Path::new("relative/dir"), capability.clone()),
+            stage_request(ID, std::path::Path::new("relative/dir"), capability.clone()),
             "must be an absolute path",
         ),
-        (stage_request("v", &staging, mount_capability("ntfs", Mode::SingleNodeWriter)), "ntfs"),
+        (stage_request(ID, &staging, mount_capability("ntfs", Mode::SingleNodeWriter)), "ntfs"),
         (
-            stage_request("v", &staging, mount_capability("ext4", Mode::MultiNodeMultiWriter)),
+            stage_request(ID, &staging, mount_capability("ext4", Mode::MultiNodeMultiWriter)),
             "MULTI_NODE_MULTI_WRITER",
         ),
     ];
@@ -56,7 +59,7 @@ async fn publish_unpublish_and_unstage_requests_missing_a_field_name_it() {
     let status = node
         .client
         .node_publish_volume(publish_request(
-            "v",
+            ID,
             &staging,
             std::path::Path::new(""),
             capability.clone(),
@@ -67,14 +70,14 @@ async fn publish_unpublish_and_unstage_requests_missing_a_field_name_it() {
     assert_eq!((status.code(), status.message()), (Code::InvalidArgument, "target_path is required"));
     let status = node
         .client
-        .node_publish_volume(publish_request("v", std::path::Path::new(""), &target, capability, false))
+        .node_publish_volume(publish_request(ID, std::path::Path::new(""), &target, capability, false))
         .await
         .unwrap_err();
     assert_eq!((status.code(), status.message()), (Code::InvalidArgument, "staging_target_path is required"));
     let status = node.client.node_unpublish_volume(unpublish_request("", &target)).await.unwrap_err();
     assert_eq!((status.code(), status.message()), (Code::InvalidArgument, "volume_id is required"));
     let status =
-        node.client.node_unstage_volume(unstage_request("v", std::path::Path::new(""))).await.unwrap_err();
+        node.client.node_unstage_volume(unstage_request(ID, std::path::Path::new(""))).await.unwrap_err();
     assert_eq!((status.code(), status.message()), (Code::InvalidArgument, "staging_target_path is required"));
 }
 

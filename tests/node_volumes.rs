@@ -16,6 +16,8 @@ use tonic::Code;
 /// xfs needs ≥ 300 MiB; the files are sparse, so this costs nothing.
 const XFS_SIZE: u64 = 320 * MIB;
 const SMALL: u64 = 128 * MIB;
+/// A well-formed volume id that names no device on this node.
+const NO_SUCH_VOLUME: &str = "0b8e2f3c-5d6a-4c1b-9e7f-2a3b4c5d6e7f";
 
 fn size_for(fs: &str) -> u64 {
     if fs == "xfs" { XFS_SIZE } else { SMALL }
@@ -192,11 +194,11 @@ async fn a_device_that_is_not_the_volume_is_refused_and_untouched() {
     }
     let mut node = NodeHarness::start().await;
     let other = LoopVolume::create(node.dir.path(), SMALL);
-    // A link named after volume "imposter-volume-0001" that leads to another volume's device.
-    node.link("imposter-volume-0001", &other.device);
-    let message =
-        stage_of_id_is_refused_and_bytes_unchanged(&mut node, "imposter-volume-0001", &other, "ext4").await;
-    assert!(message.contains("is not volume imposter-volume-0001"), "{message}");
+    // A link named after another volume id that leads to this volume's device.
+    let imposter = uuid::Uuid::new_v4().to_string();
+    node.link(&imposter, &other.device);
+    let message = stage_of_id_is_refused_and_bytes_unchanged(&mut node, &imposter, &other, "ext4").await;
+    assert!(message.contains(&format!("is not volume {imposter}")), "{message}");
 }
 
 #[tokio::test]
@@ -209,14 +211,14 @@ async fn a_volume_without_a_device_is_not_found() {
     let status = node
         .client
         .node_stage_volume(stage_request(
-            "no-such-volume",
+            NO_SUCH_VOLUME,
             &staging,
             mount_capability("ext4", Mode::SingleNodeWriter),
         ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{status:?}");
-    assert!(status.message().contains("no-such-volume"), "{status:?}");
+    assert!(status.message().contains(NO_SUCH_VOLUME), "{status:?}");
 }
 
 #[tokio::test]
@@ -419,8 +421,14 @@ async fn every_stage_and_publish_call_is_idempotent() {
 #[tokio::test]
 async fn unpublish_and_unstage_of_paths_that_never_existed_succeed() {
     let mut node = NodeHarness::start().await;
-    node.client.node_unpublish_volume(unpublish_request("v", &node.path("never-target"))).await.unwrap();
-    node.client.node_unstage_volume(unstage_request("v", &node.path("never-staged"))).await.unwrap();
+    node.client
+        .node_unpublish_volume(unpublish_request(NO_SUCH_VOLUME, &node.path("never-target")))
+        .await
+        .unwrap();
+    node.client
+        .node_unstage_volume(unstage_request(NO_SUCH_VOLUME, &node.path("never-staged")))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -428,7 +436,7 @@ async fn unpublish_of_an_already_unmounted_target_removes_the_directory() {
     let mut node = NodeHarness::start().await;
     let target = node.path("target");
     std::fs::create_dir(&target).unwrap();
-    node.client.node_unpublish_volume(unpublish_request("v", &target)).await.unwrap();
+    node.client.node_unpublish_volume(unpublish_request(NO_SUCH_VOLUME, &target)).await.unwrap();
     assert!(!target.exists());
 }
 
@@ -605,7 +613,7 @@ async fn stats_of_a_missing_path_are_not_found() {
     let status = node
         .client
         .node_get_volume_stats(pb::NodeGetVolumeStatsRequest {
-            volume_id: "v".into(),
+            volume_id: NO_SUCH_VOLUME.into(),
             volume_path: node.path("nowhere").to_string_lossy().into_owned(),
             staging_target_path: String::new(),
         })
