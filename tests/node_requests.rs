@@ -115,3 +115,85 @@ async fn node_info_reports_the_server_id_zone_topology_and_volume_limit() {
     assert_eq!(segments.get("topology.test.csi.example.io/zone").map(String::as_str), Some("az-1"));
     assert_eq!(segments.get("topology.kubernetes.io/zone").map(String::as_str), Some("az-1"));
 }
+
+#[tokio::test]
+async fn stats_and_expand_of_a_path_that_does_not_exist_are_not_found_whatever_its_form() {
+    let mut node = NodeHarness::start().await;
+    let missing = node.path("nowhere").to_string_lossy().into_owned();
+    for path in ["some/relative/path", missing.as_str()] {
+        let stats = pb::NodeGetVolumeStatsRequest {
+            volume_id: ID.into(),
+            volume_path: path.into(),
+            staging_target_path: String::new(),
+        };
+        let status = node.client.node_get_volume_stats(stats).await.unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{path}: {status:?}");
+        let expand = pb::NodeExpandVolumeRequest {
+            volume_id: ID.into(),
+            volume_path: path.into(),
+            ..Default::default()
+        };
+        let status = node.client.node_expand_volume(expand).await.unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{path}: {status:?}");
+    }
+}
+
+#[tokio::test]
+async fn stats_and_expand_of_an_existing_relative_path_are_invalid_arguments() {
+    let mut node = NodeHarness::start().await;
+    // The test's working directory exists, relative to itself.
+    let stats = pb::NodeGetVolumeStatsRequest {
+        volume_id: ID.into(),
+        volume_path: "src".into(),
+        ..Default::default()
+    };
+    let status = node.client.node_get_volume_stats(stats).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let expand =
+        pb::NodeExpandVolumeRequest { volume_id: ID.into(), volume_path: "src".into(), ..Default::default() };
+    let status = node.client.node_expand_volume(expand).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+}
+
+#[tokio::test]
+async fn ids_that_cannot_be_cloud_ids_are_not_found_on_every_node_rpc() {
+    let mut node = NodeHarness::start().await;
+    let (staging, target) = (node.path("staging"), node.path("target"));
+    let capability = mount_capability("ext4", Mode::SingleNodeWriter);
+    let existing = node.dir.path().to_string_lossy().into_owned();
+    for id in ["-", "victim", "disk", "some-vol-id", "0b8e2f3c-5d6a-4c1b-9e7f"] {
+        let codes = [
+            node.client
+                .node_stage_volume(stage_request(id, &staging, capability.clone()))
+                .await
+                .unwrap_err()
+                .code(),
+            node.client
+                .node_publish_volume(publish_request(id, &staging, &target, capability.clone(), false))
+                .await
+                .unwrap_err()
+                .code(),
+            node.client.node_unpublish_volume(unpublish_request(id, &target)).await.unwrap_err().code(),
+            node.client.node_unstage_volume(unstage_request(id, &staging)).await.unwrap_err().code(),
+            node.client
+                .node_get_volume_stats(pb::NodeGetVolumeStatsRequest {
+                    volume_id: id.into(),
+                    volume_path: existing.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err()
+                .code(),
+            node.client
+                .node_expand_volume(pb::NodeExpandVolumeRequest {
+                    volume_id: id.into(),
+                    volume_path: existing.clone(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap_err()
+                .code(),
+        ];
+        assert_eq!(codes, [Code::NotFound; 6], "{id:?}");
+    }
+}

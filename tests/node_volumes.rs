@@ -61,6 +61,12 @@ async fn a_blank_device_is_formatted_btrfs_and_mounted() {
 }
 
 #[tokio::test]
+async fn a_blank_device_is_formatted_ext3_and_mounted() {
+    fresh_device_is_formatted_and_mounted("a_blank_device_is_formatted_ext3_and_mounted", "ext3", "ext3")
+        .await;
+}
+
+#[tokio::test]
 async fn an_empty_fs_type_means_ext4() {
     fresh_device_is_formatted_and_mounted("an_empty_fs_type_means_ext4", "", "ext4").await;
 }
@@ -840,4 +846,96 @@ async fn a_corrupted_mount_reports_an_abnormal_condition() {
     assert!(condition.abnormal && condition.message.contains("corrupted"), "{condition:?}");
     assert!(usage.is_empty(), "nothing can be measured");
     node.client.node_unpublish_volume(unpublish_request(&volume.id, &target)).await.unwrap();
+}
+
+/// The filesystem size at `path`, in bytes.
+fn fs_bytes(path: &Path) -> u64 {
+    let vfs = nix::sys::statvfs::statvfs(path).unwrap();
+    vfs.blocks() * vfs.fragment_size()
+}
+
+/// A volume expanded while no pod used it: the next NodeStage grows the filesystem to the
+/// device (ext offline before the mount, xfs and btrfs right after it), with no context key,
+/// so that the NodeExpandVolume kubelet sends next has nothing left to do.
+async fn stage_grows_an_outgrown_filesystem(test: &str, fs: &str) {
+    if !root_or_skip(test) {
+        return;
+    }
+    let mut node = NodeHarness::start().await;
+    let size = size_for(fs);
+    let volume = node.volume(size);
+    let (staging, target) = (node.path("staging"), node.path("target"));
+    let capability = mount_capability(fs, Mode::SingleNodeWriter);
+    node.client.node_stage_volume(stage_request(&volume.id, &staging, capability.clone())).await.unwrap();
+    let before = fs_bytes(&staging);
+    node.client.node_unstage_volume(unstage_request(&volume.id, &staging)).await.unwrap();
+    // The cloud grows the volume while it is not staged anywhere.
+    volume.grow_to(size * 2);
+    run("losetup", &["-c", volume.device.to_str().unwrap()]);
+    node.client.node_stage_volume(stage_request(&volume.id, &staging, capability.clone())).await.unwrap();
+    let grown = fs_bytes(&staging);
+    assert!(grown > before + size / 2, "{fs}: {before} -> {grown}");
+    node.client
+        .node_publish_volume(publish_request(&volume.id, &staging, &target, capability.clone(), false))
+        .await
+        .unwrap();
+    let response = node
+        .client
+        .node_expand_volume(pb::NodeExpandVolumeRequest {
+            volume_id: volume.id.clone(),
+            volume_path: target.to_string_lossy().into_owned(),
+            capacity_range: Some(pb::CapacityRange { required_bytes: (size * 2) as i64, limit_bytes: 0 }),
+            staging_target_path: staging.to_string_lossy().into_owned(),
+            volume_capability: Some(capability),
+            ..Default::default()
+        })
+        .await;
+    // Online ext growth with nothing to grow succeeds even without CAP_SYS_RESOURCE.
+    assert_eq!(response.unwrap().into_inner().capacity_bytes, (size * 2) as i64);
+    assert_eq!(fs_bytes(&target), grown, "{fs}: NodeExpandVolume had nothing left to do");
+    node.client.node_unpublish_volume(unpublish_request(&volume.id, &target)).await.unwrap();
+    node.client.node_unstage_volume(unstage_request(&volume.id, &staging)).await.unwrap();
+}
+
+#[tokio::test]
+async fn stage_grows_an_ext4_filesystem_its_device_outgrew() {
+    stage_grows_an_outgrown_filesystem("stage_grows_an_ext4_filesystem_its_device_outgrew", "ext4").await;
+}
+
+#[tokio::test]
+async fn stage_grows_an_ext3_filesystem_its_device_outgrew() {
+    stage_grows_an_outgrown_filesystem("stage_grows_an_ext3_filesystem_its_device_outgrew", "ext3").await;
+}
+
+#[tokio::test]
+async fn stage_grows_an_xfs_filesystem_its_device_outgrew() {
+    stage_grows_an_outgrown_filesystem("stage_grows_an_xfs_filesystem_its_device_outgrew", "xfs").await;
+}
+
+#[tokio::test]
+async fn stage_grows_a_btrfs_filesystem_its_device_outgrew() {
+    stage_grows_an_outgrown_filesystem("stage_grows_a_btrfs_filesystem_its_device_outgrew", "btrfs").await;
+}
+
+#[tokio::test]
+async fn restaging_a_filesystem_that_fills_its_device_does_not_grow_it() {
+    if !root_or_skip("restaging_a_filesystem_that_fills_its_device_does_not_grow_it") {
+        return;
+    }
+    let mut node = NodeHarness::start().await;
+    let volume = node.volume(SMALL);
+    let staging = node.path("staging");
+    let capability = mount_capability("ext4", Mode::SingleNodeWriter);
+    node.client.node_stage_volume(stage_request(&volume.id, &staging, capability.clone())).await.unwrap();
+    node.client.node_unstage_volume(unstage_request(&volume.id, &staging)).await.unwrap();
+    let dumped = |device: &Path| run("dumpe2fs", &["-h", device.to_str().unwrap()]);
+    let last_checked = |text: &str| text.lines().find(|l| l.starts_with("Last checked:")).map(str::to_string);
+    let before = last_checked(&dumped(&volume.device));
+    // The stamp has a resolution of seconds.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    node.client.node_stage_volume(stage_request(&volume.id, &staging, capability)).await.unwrap();
+    node.client.node_unstage_volume(unstage_request(&volume.id, &staging)).await.unwrap();
+    // A full check (e2fsck -f, which resize2fs needs) stamps "Last checked"; a preen of a clean
+    // filesystem does not.
+    assert_eq!(last_checked(&dumped(&volume.device)), before, "no forced check, so no resize");
 }
