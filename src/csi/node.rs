@@ -147,9 +147,13 @@ fn device_lookup(volume: CloudId, context: &HashMap<String, String>) -> Result<(
             .map_err(|e| Status::from(CsiError::InvalidArgument(e.to_string())))?,
         None => volume,
     };
-    let device_path = non_empty(DEVICE_PATH_KEY)
-        .map(|p| safe_path::request_path("publish_context devicePath", p))
-        .transpose()?;
+    // Only a hint (a cloud may report "auto" or a stale letter): one that is not a clean
+    // absolute path is dropped, and one that is gets verified like any other candidate.
+    let device_path = non_empty(DEVICE_PATH_KEY).and_then(|p| {
+        safe_path::request_path("publish_context devicePath", p)
+            .inspect_err(|e| tracing::info!(error = %e, "ignoring the device path hint"))
+            .ok()
+    });
     let wwn = non_empty(WWN_KEY).map(device::parse_wwn).transpose()?;
     Ok((cloud_id, Hints { device_path, wwn }))
 }
