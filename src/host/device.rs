@@ -454,4 +454,23 @@ mod tests {
         assert_eq!(finder.identity("sdz"), Identity::Unknown);
         assert_eq!(finder.identity("../block/vdb"), Identity::Unknown);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn no_cut_or_padded_piece_of_the_id_is_its_identity(
+            a in 0usize..=36,
+            b in 0usize..=36,
+            prefix in "[a-f0-9x. -]{0,3}",
+            suffix in "[a-f0-9x. -]{0,3}",
+        ) {
+            let (start, end) = (a.min(b), a.max(b));
+            let text = format!("{prefix}{}{suffix}", &VOLUME[start..end]);
+            let accepted = [VOLUME.to_string(), VOLUME.replace('-', ""), VOLUME[..20].to_string()];
+            let hints = Hints::default();
+            let serial = Identity::Serials(vec![text.clone()]);
+            proptest::prop_assert_eq!(serial.names(&volume(), &hints), accepted.contains(&text));
+            let backing = Identity::Loop(format!("/var/lib/volumes/{text}.img"));
+            proptest::prop_assert_eq!(backing.names(&volume(), &hints), text == VOLUME);
+        }
+    }
 }
