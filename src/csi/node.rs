@@ -365,3 +365,45 @@ fn usage_messages(usage: stats::Usage) -> Vec<pb::VolumeUsage> {
         stats::Usage::Unknown => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0b8e2f3c-5d6a-4c1b-9e7f-2a3b4c5d6e7f";
+
+    #[test]
+    fn a_handle_is_split_at_its_last_colon_and_its_uuid_parsed() {
+        for handle in [ID.to_string(), format!("huawei:{ID}"), format!("a:b:{}", ID.to_uppercase())] {
+            assert_eq!(volume_id(&handle).unwrap().as_str(), ID, "{handle}");
+        }
+    }
+
+    #[test]
+    fn a_handle_without_a_cloud_id_is_not_found_and_an_empty_one_invalid() {
+        for handle in ["-", "victim", "disk", "huawei:", &format!("{ID}:"), &format!("x:{}", &ID[..20])] {
+            assert_eq!(volume_id(handle).unwrap_err().code(), tonic::Code::NotFound, "{handle:?}");
+        }
+        assert_eq!(volume_id("").unwrap_err().code(), tonic::Code::InvalidArgument);
+    }
+
+    #[test]
+    fn publish_context_hints_are_parsed_or_refused() {
+        let volume = CloudId::parse("volume_id", ID).unwrap();
+        let context = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let (id, hints) = device_lookup(
+            volume.clone(),
+            &context(&[(DEVICE_PATH_KEY, "auto"), (WWN_KEY, "0x6888603000001234")]),
+        )
+        .unwrap();
+        assert_eq!(id, volume);
+        assert_eq!(hints.device_path, None, "a hint that is not an absolute path is dropped");
+        assert_eq!(hints.wwn.as_deref(), Some("6888603000001234"));
+        for (key, value) in [(WWN_KEY, "../../x"), (VOLUME_ID_KEY, "victim")] {
+            let error = device_lookup(volume.clone(), &context(&[(key, value)])).unwrap_err();
+            assert_eq!(error.code(), tonic::Code::InvalidArgument, "{key}={value}");
+        }
+    }
+}
