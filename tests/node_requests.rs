@@ -197,3 +197,28 @@ async fn ids_that_cannot_be_cloud_ids_are_not_found_on_every_node_rpc() {
         assert_eq!(codes, [Code::NotFound; 6], "{id:?}");
     }
 }
+
+#[tokio::test]
+async fn the_controller_and_the_node_accept_the_same_filesystems() {
+    use cinder_evs_csi::csi::controller::capability;
+    use cinder_evs_csi::csi::params;
+    // No device wait: an accepted filesystem ends in NotFound for this id at once.
+    let mut node = NodeHarness::start_waiting(std::time::Duration::ZERO).await;
+    let staging = node.path("staging");
+    for fs in ["ext4", "ext3", "xfs", "btrfs", "XFS", "", "ext2", "ntfs", "vfat", "ext4 ", "xfs\0"] {
+        // StorageClass parameters are trimmed as a rule (all of them); capabilities are not.
+        let parameters = std::collections::HashMap::from([("fsType".to_string(), fs.trim().to_string())]);
+        let capability = mount_capability(fs, Mode::SingleNodeWriter);
+        let trimmed = mount_capability(fs.trim(), Mode::SingleNodeWriter);
+        let node_accepts = |status: tonic::Status| status.code() != Code::InvalidArgument;
+        let status =
+            node.client.node_stage_volume(stage_request(ID, &staging, capability.clone())).await.unwrap_err();
+        assert_eq!(
+            capability::check(&capability, false).is_ok(),
+            node_accepts(status.clone()),
+            "{fs:?}: {status:?}"
+        );
+        let status = node.client.node_stage_volume(stage_request(ID, &staging, trimmed)).await.unwrap_err();
+        assert_eq!(params::parse(&parameters).is_ok(), node_accepts(status.clone()), "{fs:?}: {status:?}");
+    }
+}
