@@ -503,3 +503,67 @@ async fn a_single_node_writer_volume_is_publishable_at_several_targets() {
     }
     node.client.node_unstage_volume(unstage_request(&volume.id, &staging)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_swapped_for_a_symlink_while_publishes_run_never_leads_a_mount_elsewhere() {
+    if !in_private_namespace(
+        "a_target_swapped_for_a_symlink_while_publishes_run_never_leads_a_mount_elsewhere",
+    ) {
+        return;
+    }
+    let mut node = NodeHarness::start().await;
+    let volume = node.volume(SMALL);
+    let sentinel = Sentinel::new(&node);
+    let staging = node.path("staging");
+    node.client.node_stage_volume(stage_request(&volume.id, &staging, ext4())).await.unwrap();
+    let (target, parked) = (node.path("target"), node.path("parked"));
+    // Between every check and use the driver makes, the target flips between a directory and
+    // a symlink to the sentinel directory.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, target, parked, decoy) =
+            (stop.clone(), target.clone(), parked.clone(), sentinel.dir.clone());
+        std::thread::spawn(move || {
+            let mut swaps = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if std::fs::rename(&target, &parked).is_ok()
+                    && std::os::unix::fs::symlink(&decoy, &target).is_ok()
+                {
+                    swaps += 1;
+                    let _ = std::fs::remove_file(&target);
+                }
+                let _ = std::fs::rename(&parked, &target);
+            }
+            swaps
+        })
+    };
+    for round in 0..40 {
+        let request = publish_request(&volume.id, &staging, &target, ext4(), false);
+        if let Err(status) = node.client.node_publish_volume(request).await {
+            assert!(
+                matches!(status.code(), Code::InvalidArgument | Code::FailedPrecondition | Code::Internal),
+                "round {round}: {status:?}"
+            );
+        }
+        let _ = node.client.node_unpublish_volume(unpublish_request(&volume.id, &target)).await;
+        assert!(
+            mounts_at(&sentinel.dir).is_empty(),
+            "round {round}: the sentinel directory was mounted over"
+        );
+        assert_eq!(std::fs::read(&sentinel.file).unwrap(), sentinel.file_sum, "round {round}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    assert!(swaps > 0, "the swapper never managed a swap; the test proved nothing");
+    for path in [&target, &parked] {
+        if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+            std::fs::remove_file(path).unwrap();
+        }
+        for mount in mounts_at(path) {
+            run("umount", &[mount.mount_point.to_str().unwrap()]);
+        }
+    }
+    node.client.node_unstage_volume(unstage_request(&volume.id, &staging)).await.unwrap();
+    assert!(mounts_at(&sentinel.dir).is_empty());
+    assert_eq!(sentinel.device.checksum(), sentinel.device_sum, "the sentinel device changed");
+}
