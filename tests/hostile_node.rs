@@ -567,3 +567,30 @@ async fn a_target_swapped_for_a_symlink_while_publishes_run_never_leads_a_mount_
     assert!(mounts_at(&sentinel.dir).is_empty());
     assert_eq!(sentinel.device.checksum(), sentinel.device_sum, "the sentinel device changed");
 }
+
+#[tokio::test]
+async fn stats_and_expand_of_a_symlinked_volume_path_are_refused() {
+    if !in_private_namespace("stats_and_expand_of_a_symlinked_volume_path_are_refused") {
+        return;
+    }
+    let mut node = NodeHarness::start().await;
+    let volume = node.volume(SMALL);
+    let sentinel = Sentinel::new(&node);
+    let link = node.path("volume-path");
+    std::os::unix::fs::symlink(&sentinel.dir, &link).unwrap();
+    let path = link.to_string_lossy().into_owned();
+    let stats = pb::NodeGetVolumeStatsRequest {
+        volume_id: volume.id.clone(),
+        volume_path: path.clone(),
+        ..Default::default()
+    };
+    expect_code(
+        node.client.node_get_volume_stats(stats).await,
+        Code::InvalidArgument,
+        "stats through a link",
+    );
+    let expand =
+        pb::NodeExpandVolumeRequest { volume_id: volume.id.clone(), volume_path: path, ..Default::default() };
+    expect_code(node.client.node_expand_volume(expand).await, Code::InvalidArgument, "expand through a link");
+    sentinel.assert_untouched("stats and expand through a link");
+}

@@ -196,6 +196,10 @@ async fn ids_that_cannot_be_cloud_ids_are_not_found_on_every_node_rpc() {
         ];
         assert_eq!(codes, [Code::NotFound; 6], "{id:?}");
     }
+    let huge = format!("cloud:{}", "x".repeat(100_000));
+    let status = node.client.node_stage_volume(stage_request(&huge, &staging, capability)).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().len() < 400, "the id is quoted cut short: {} bytes", status.message().len());
 }
 
 #[tokio::test]
