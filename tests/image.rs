@@ -119,7 +119,8 @@ fn copy_tree(from: &Path, to: &Path) {
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).unwrap();
         }
-        std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
+        std::fs::copy(from, to)
+            .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
     }
 }
 
@@ -207,12 +208,21 @@ fn replay(stages: &[Stage], build_args: &BTreeMap<&str, &str>) -> tempfile::Temp
                 "RUN" if args.trim_start().starts_with("apt-get") => {
                     let missing: Vec<String> =
                         apt_packages(&args).into_iter().filter(|p| !host_package_installed(p)).collect();
-                    assert!(missing.is_empty(), "stage {}: install {missing:?} on the host (.ci/run does)", stage.name);
+                    assert!(
+                        missing.is_empty(),
+                        "stage {}: install {missing:?} on the host (.ci/run does)",
+                        stage.name
+                    );
                 }
                 "RUN" => {
                     let cwd = in_stage(&root, "/", &workdir);
                     let mut command = Command::new("sh");
-                    command.arg("-ec").arg(&args).current_dir(&cwd).envs(&vars).env("CARGO_NET_OFFLINE", "true");
+                    command
+                        .arg("-ec")
+                        .arg(&args)
+                        .current_dir(&cwd)
+                        .envs(&vars)
+                        .env("CARGO_NET_OFFLINE", "true");
                     if std::env::var_os("IMAGE_REPLAY_RELEASE").is_none() {
                         command
                             .env("CARGO_PROFILE_RELEASE_LTO", "off")
@@ -221,7 +231,9 @@ fn replay(stages: &[Stage], build_args: &BTreeMap<&str, &str>) -> tempfile::Temp
                             .env("CARGO_PROFILE_RELEASE_INCREMENTAL", "true");
                     }
                     // The replay must not inherit the outer cargo's view of the checkout.
-                    for var in ["CARGO_TARGET_DIR", "CARGO_MANIFEST_DIR", "RUSTFLAGS", "CARGO_BUILD_TARGET_DIR"] {
+                    for var in
+                        ["CARGO_TARGET_DIR", "CARGO_MANIFEST_DIR", "RUSTFLAGS", "CARGO_BUILD_TARGET_DIR"]
+                    {
                         command.env_remove(var);
                     }
                     let status = command.status().unwrap();
@@ -252,7 +264,8 @@ fn every_dockerfile_stage_replays_as_written_and_the_runtime_tree_is_complete() 
         eprintln!("SKIPPED the chroot checks of the runtime tree: needs root");
         return;
     }
-    let version = Command::new("chroot").arg(&rootfs).args(["/cinder-evs-csi", "--version"]).output().unwrap();
+    let version =
+        Command::new("chroot").arg(&rootfs).args(["/cinder-evs-csi", "--version"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&version.stdout);
     assert!(version.status.success(), "--version in the image: {}", String::from_utf8_lossy(&version.stderr));
     assert!(stdout.contains(COMMIT), "--version does not name the GIT_COMMIT build argument: {stdout}");
@@ -268,7 +281,8 @@ fn every_dockerfile_stage_replays_as_written_and_the_runtime_tree_is_complete() 
         ("mkfs.btrfs", "--version"),
         ("btrfs", "--version"),
     ] {
-        let out = Command::new("chroot").arg(&rootfs).arg(format!("/usr/sbin/{tool}")).arg(arg).output().unwrap();
+        let out =
+            Command::new("chroot").arg(&rootfs).arg(format!("/usr/sbin/{tool}")).arg(arg).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("error while loading shared libraries"), "{tool} in the image: {stderr}");
         assert!(!stderr.contains("No such file"), "{tool} in the image: {stderr}");
@@ -285,15 +299,23 @@ fn the_runtime_image_is_labelled_runs_unprivileged_by_default_and_has_no_package
     let stages = dockerfile();
     let runtime = stages.last().unwrap();
     assert_eq!(runtime.base, "scratch");
-    let keyword = |k: &str| runtime.instructions.iter().filter(|i| i.keyword == k).map(|i| i.args.clone()).collect::<Vec<_>>();
+    let keyword = |k: &str| {
+        runtime.instructions.iter().filter(|i| i.keyword == k).map(|i| i.args.clone()).collect::<Vec<_>>()
+    };
     assert_eq!(keyword("USER"), ["65532:65532"]);
     let labels: BTreeMap<String, String> = keyword("LABEL").iter().flat_map(|l| assignments(l)).collect();
     for key in ["title", "description", "licenses", "revision", "version"] {
-        assert!(labels.contains_key(&format!("org.opencontainers.image.{key}")), "no OCI label {key}: {labels:?}");
+        assert!(
+            labels.contains_key(&format!("org.opencontainers.image.{key}")),
+            "no OCI label {key}: {labels:?}"
+        );
     }
     assert_eq!(labels["org.opencontainers.image.revision"], "${GIT_COMMIT}");
     let cargo_version = env!("CARGO_PKG_VERSION");
-    assert_eq!(labels["org.opencontainers.image.version"], cargo_version, "the image label and Cargo.toml disagree");
+    assert_eq!(
+        labels["org.opencontainers.image.version"], cargo_version,
+        "the image label and Cargo.toml disagree"
+    );
     // Every cargo command of the build is locked to Cargo.lock.
     for stage in &stages {
         for run in stage.instructions.iter().filter(|i| i.keyword == "RUN" && i.args.contains("cargo ")) {
@@ -313,7 +335,9 @@ fn the_image_builds_for_real_where_a_container_engine_answers() {
             std::env::var_os("CINDER_EVS_CSI_EXPECT_ENGINE").is_none(),
             "CINDER_EVS_CSI_EXPECT_ENGINE is set but no container engine answers"
         );
-        eprintln!("SKIPPED the real image build: no container engine answers (docker/podman info, buildah version)");
+        eprintln!(
+            "SKIPPED the real image build: no container engine answers (docker/podman info, buildah version)"
+        );
         return;
     };
     let tag = format!("cinder-evs-csi-test:{}", std::process::id());
