@@ -27,6 +27,8 @@ use crate::server::{self, Endpoint, ServeError};
 use crate::telemetry::logging::{self, LogFormat, LoggingError};
 use crate::telemetry::metrics::{self, Metrics};
 
+mod duration;
+
 /// The socket served when `--endpoint` is not given (the sandbox puts its own in its directory).
 pub const DEFAULT_SOCKET: &str = "/csi/csi.sock";
 
@@ -269,20 +271,9 @@ fn parse_driver_name(name: &str) -> Result<String, String> {
     crate::csi::validate::driver_name(name).map(|()| name.to_string())
 }
 
-/// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+/// Parses a Go-style duration (`30s`, `1m30s`, `1h2m3.5s`, `500ms`) or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 30s or 500ms"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("{text:?} has unknown unit {unit:?}; use ms, s, m or h")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+    duration::parse(text)
 }
 
 /// Parses the command line, runs the chosen mode and returns the process exit code.
