@@ -3,7 +3,8 @@
 //! same ARG/ENV), so a COPY that misses a file the build needs fails here, not in a user's
 //! `docker build`. The runtime tree is then checked from the inside with chroot: every tool the
 //! node runs starts with only the libraries the image carries, and the driver reports the commit
-//! passed as a build argument. Where a container engine answers, the image is also built for real.
+//! passed as a build argument and runs the controller steps of `sandbox --demo` as the image's
+//! default user. Where a container engine answers, the image is also built and run for real.
 //!
 //! Two departures from a real build, both on purpose and both visible below:
 //! - `apt-get` commands are not run (they would change the host); the packages they name must be
@@ -290,6 +291,20 @@ fn every_dockerfile_stage_replays_as_written_and_the_runtime_tree_is_complete() 
         assert!(!stderr.contains("failed to run command"), "{tool} is not in the image: {stderr}");
         assert!(out.status.code().is_some(), "{tool} in the image was killed");
     }
+    // The controller steps of the demo, as the image's default user, with nothing but the tree:
+    // the emulator, TLS roots and the gRPC socket all work from what the image carries.
+    let demo = Command::new("chroot")
+        .args(["--userspec=65532:65532"])
+        .arg(&rootfs)
+        .args(["/cinder-evs-csi", "sandbox", "--demo", "--latency", "20ms"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&demo.stdout);
+    assert!(
+        demo.status.success() && stdout.contains("demo: done"),
+        "sandbox --demo in the image:\n{stdout}\n{}",
+        String::from_utf8_lossy(&demo.stderr)
+    );
     // Only what the node needs: no shell, no interpreter, no package manager.
     for absent in ["bin/sh", "usr/bin/sh", "usr/bin/python3", "usr/bin/apt-get", "usr/bin/perl"] {
         assert!(!rootfs.join(absent).exists(), "the image carries {absent}");
@@ -353,6 +368,14 @@ fn the_image_builds_for_real_where_a_container_engine_answers() {
     if engine != "buildah" {
         let out = Command::new(engine).args(["run", "--rm", &tag, "--version"]).output().unwrap();
         assert!(String::from_utf8_lossy(&out.stdout).contains(COMMIT), "{engine} run --version: {out:?}");
+        let demo = Command::new(engine)
+            .args(["run", "--rm", &tag, "sandbox", "--demo", "--latency", "20ms"])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&demo.stdout).contains("demo: done"),
+            "{engine} run sandbox --demo: {demo:?}"
+        );
         let _ = Command::new(engine).args(["rmi", &tag]).status();
     }
 }
