@@ -1,29 +1,50 @@
 # syntax=docker/dockerfile:1
 # The single cinder-evs-csi binary (controller, node, emulator, sandbox, drain-wait, gc) on a
-# small Debian runtime carrying the filesystem and mount tools the node service runs.
+# scratch image holding only the tools the node service runs and their libraries (~30 MB).
+#
+#   docker build --build-arg GIT_COMMIT=$(git rev-parse --short=12 HEAD) -t REGISTRY/cinder-evs-csi:TAG .
+#
+# tests/image.rs replays the two RUN stages outside docker exactly as written (same COPY set,
+# same commands) on every CI run, so keep every command relative to WORKDIR and `--locked`.
 
 FROM rust:1.95-slim-trixie AS build
 WORKDIR /src
-# No .git in the context: `--version` reports the commit as "unknown" in images.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
- && rm -rf /var/lib/apt/lists/*
-# Dependencies first, so source edits do not rebuild them.
+# Dependencies first, so source edits do not rebuild them. build.rs includes the one source file
+# below, so it is part of the dependency stage.
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY proto proto
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
- && cargo build --release --locked \
- && rm -rf src target/release/.fingerprint/cinder-evs-csi-* target/release/deps/*cinder_evs_csi*
+COPY src/telemetry/secret_names.rs src/telemetry/secret_names.rs
+RUN echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+ && cargo build --release --locked --bin cinder-evs-csi \
+ && rm -rf target/release/.fingerprint/cinder-evs-csi-* target/release/deps/*cinder_evs_csi* \
+      src/main.rs src/lib.rs
 COPY src src
-RUN cargo build --release --locked && cp target/release/cinder-evs-csi /cinder-evs-csi
+# The context carries no .git; the commit `--version` reports comes in as a build argument.
+ARG GIT_COMMIT=unknown
+ENV CINDER_EVS_CSI_GIT_COMMIT=${GIT_COMMIT}
+RUN cargo build --release --locked --bin cinder-evs-csi
 
-FROM debian:trixie-slim
-# e2fsprogs/xfsprogs/btrfs-progs: mkfs, fsck and online growth; util-linux: mount, blkid,
-# blockdev, losetup; udev is not needed (the device links come from the host's /dev).
+FROM debian:trixie-slim AS rootfs
+WORKDIR /staging
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       e2fsprogs xfsprogs btrfs-progs util-linux mount ca-certificates \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /cinder-evs-csi /cinder-evs-csi
-# The controller runs as 65532 (the chart sets it); the node container runs privileged as root.
+COPY deploy/image/rootfs.sh rootfs.sh
+COPY --from=build /src/target/release/cinder-evs-csi cinder-evs-csi
+RUN sh rootfs.sh rootfs cinder-evs-csi
+
+FROM scratch
+ARG GIT_COMMIT=unknown
+LABEL org.opencontainers.image.title="cinder-evs-csi" \
+      org.opencontainers.image.description="Kubernetes CSI driver for OpenStack Cinder and Huawei Cloud EVS block volumes" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.revision="${GIT_COMMIT}" \
+      org.opencontainers.image.version="0.1.0"
+COPY --from=rootfs /staging/rootfs /
+ENV PATH=/usr/sbin:/usr/bin TMPDIR=/tmp
+# The controller (and emulator, sandbox, gc) run as an unprivileged user by default; the node
+# DaemonSet overrides this with runAsUser: 0 and privileged: true, because it formats and mounts
+# devices. The chart and deploy/ set both explicitly.
+USER 65532:65532
 ENTRYPOINT ["/cinder-evs-csi"]

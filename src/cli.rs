@@ -27,6 +27,8 @@ use crate::server::{self, Endpoint, ServeError};
 use crate::telemetry::logging::{self, LogFormat, LoggingError};
 use crate::telemetry::metrics::{self, Metrics};
 
+mod duration;
+
 /// The socket served when `--endpoint` is not given (the sandbox puts its own in its directory).
 pub const DEFAULT_SOCKET: &str = "/csi/csi.sock";
 
@@ -40,126 +42,323 @@ const LONG_VERSION: &str =
 #[derive(Debug, Parser)]
 #[command(name = "cinder-evs-csi", version = LONG_VERSION, about, long_about = None)]
 pub struct Cli {
-    /// Settings every mode shares.
-    #[command(flatten)]
-    pub common: CommonArgs,
-    /// Settings of the node service.
-    #[command(flatten)]
-    pub node: NodeArgs,
-    /// The mode to run.
+    /// The mode to run, with its own flags.
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Flags shared by every mode; each may also come from the environment variable shown.
-#[derive(Debug, Args)]
-pub struct CommonArgs {
-    /// gRPC endpoint to serve: unix:///path/to.sock or tcp://host:port.
-    #[arg(long, global = true, env = "CSI_ENDPOINT", default_value = concat!("unix://", "/csi/csi.sock"))]
-    pub endpoint: Endpoint,
-
-    /// CSI driver name reported to Kubernetes (domain notation, at most 63 characters).
-    #[arg(long, global = true, env = "CSI_DRIVER_NAME", default_value = DEFAULT_DRIVER_NAME, value_parser = parse_driver_name)]
-    pub driver_name: String,
-
-    /// Cloud configuration file (clouds.yaml or cloud.conf); read by the controller only.
-    #[arg(long, global = true, env = "CSI_CLOUD_CONFIG")]
-    pub cloud_config: Option<PathBuf>,
-
-    /// This node's id, the cloud server id of this host (node mode).
-    #[arg(long, global = true, env = "CSI_NODE_ID")]
-    pub node_id: Option<String>,
-
+/// Log flags, taken by every mode.
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
+pub struct LogArgs {
     /// Log line format.
-    #[arg(long, global = true, env = "CSI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = "CSI_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// Log level or filter directives, e.g. `info` or `info,cinder_evs_csi=debug`.
-    #[arg(long, global = true, env = "CSI_LOG_LEVEL", default_value = "info")]
+    #[arg(long, env = "CSI_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+}
+
+/// The CSI driver name, for every mode that serves or names the driver.
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
+pub struct DriverNameArg {
+    /// CSI driver name, as the CSIDriver object and every PersistentVolume spell it (domain
+    /// notation, at most 63 characters).
+    #[arg(long, env = "CSI_DRIVER_NAME", default_value = DEFAULT_DRIVER_NAME, value_parser = parse_driver_name)]
+    pub driver_name: String,
+}
+
+/// Flags of the modes that serve the CSI socket.
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
+pub struct ServeArgs {
+    /// gRPC endpoint to serve: unix:///path/to.sock or tcp://host:port.
+    #[arg(long, env = "CSI_ENDPOINT", default_value = concat!("unix://", "/csi/csi.sock"))]
+    pub endpoint: Endpoint,
+
+    /// Driver name.
+    #[command(flatten)]
+    pub driver: DriverNameArg,
 
     /// Address for Prometheus `/metrics` and `/healthz`, e.g. 0.0.0.0:9808; off when unset.
-    #[arg(long, global = true, env = "CSI_METRICS_ADDRESS")]
+    #[arg(long, env = "CSI_METRICS_ADDRESS")]
     pub metrics_address: Option<SocketAddr>,
 
-    /// Controller settings.
-    #[command(flatten)]
-    pub controller: crate::wiring::ControllerArgs,
-
     /// How long in-flight RPCs may run after SIGTERM/SIGINT before the process exits
-    /// (e.g. 30s, 500ms, 2m).
-    #[arg(long, global = true, env = "CSI_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    /// (e.g. 30s, 500ms, 1m30s).
+    #[arg(long, env = "CSI_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 }
 
+/// The cloud configuration file of the modes that talk to the cloud.
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
+pub struct CloudConfigArg {
+    /// Cloud configuration file (clouds.yaml or cloud.conf); the `OS_*` environment when unset.
+    #[arg(long, env = "CSI_CLOUD_CONFIG")]
+    pub cloud_config: Option<PathBuf>,
+}
+
 /// Flags of the node service; each may also come from the environment variable shown.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
 pub struct NodeArgs {
+    /// This node's id, the cloud server id of this host; skips --node-id-sources.
+    #[arg(long, env = "CSI_NODE_ID")]
+    pub node_id: Option<String>,
+
     /// Where to look up this node's id when --node-id is not given, in order (comma separated:
     /// config-drive, metadata, kubernetes).
-    #[arg(
-        long,
-        global = true,
-        env = "CSI_NODE_ID_SOURCES",
-        value_delimiter = ',',
-        default_value = "config-drive,metadata"
-    )]
+    #[arg(long, env = "CSI_NODE_ID_SOURCES", value_delimiter = ',', default_value = "config-drive,metadata")]
     pub node_id_sources: Vec<identity::Source>,
 
     /// URL of the OpenStack metadata document (meta_data.json).
-    #[arg(long, global = true, env = "CSI_METADATA_URL", default_value = metadata::DEFAULT_METADATA_URL)]
+    #[arg(long, env = "CSI_METADATA_URL", default_value = metadata::DEFAULT_METADATA_URL)]
     pub metadata_url: String,
 
     /// This host's Kubernetes Node name, for the `kubernetes` id source (set it from the
     /// downward API: spec.nodeName).
-    #[arg(long, global = true, env = "CSI_KUBE_NODE_NAME")]
+    #[arg(long, env = "CSI_KUBE_NODE_NAME")]
     pub kube_node_name: Option<String>,
 
     /// Kubeconfig for the `kubernetes` id source; the in-cluster service account when unset.
-    #[arg(long, global = true, env = "CSI_KUBECONFIG")]
+    #[arg(long, env = "CSI_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
 
     /// This node's availability zone; overrides the zone the metadata reports.
-    #[arg(long, global = true, env = "CSI_ZONE")]
+    #[arg(long, env = "CSI_ZONE")]
     pub zone: Option<String>,
 
     /// Volumes this node can take, reported to the scheduler (default: 25 on virtio-blk
     /// servers, 59 on SCSI servers).
-    #[arg(long, global = true, env = "CSI_MAX_VOLUMES_PER_NODE", value_parser = clap::value_parser!(i64).range(1..))]
+    #[arg(long, env = "CSI_MAX_VOLUMES_PER_NODE", value_parser = clap::value_parser!(i64).range(1..))]
     pub max_volumes_per_node: Option<i64>,
 
     /// Directories of by-id device links to search for a volume's device (comma separated).
-    #[arg(long, global = true, env = "CSI_DEVICE_SEARCH_DIRS", value_delimiter = ',', default_value = device::DEFAULT_SEARCH_DIR)]
+    #[arg(long, env = "CSI_DEVICE_SEARCH_DIRS", value_delimiter = ',', default_value = device::DEFAULT_SEARCH_DIR)]
     pub device_search_dirs: Vec<PathBuf>,
 
     /// How long staging waits for an attached volume's device to appear (e.g. 30s).
-    #[arg(long, global = true, env = "CSI_DEVICE_WAIT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "CSI_DEVICE_WAIT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub device_wait_timeout: Duration,
 }
 
-/// The modes of the binary.
-#[derive(Clone, Debug, PartialEq, Eq, Subcommand)]
+/// `controller`: Identity and Controller.
+#[derive(Clone, Debug, Args)]
+pub struct ControllerMode {
+    /// Socket, name, metrics.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Logs.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Cloud configuration.
+    #[command(flatten)]
+    pub cloud: CloudConfigArg,
+    /// Controller settings.
+    #[command(flatten)]
+    pub controller: crate::wiring::ControllerArgs,
+}
+
+/// `node`: Identity and Node.
+#[derive(Clone, Debug, Args)]
+pub struct NodeMode {
+    /// Socket, name, metrics.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Logs.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Node settings.
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Accepted so that one environment can serve both sides, and ignored: the node never reads
+    /// the cloud configuration.
+    #[arg(long, env = "CSI_CLOUD_CONFIG")]
+    pub cloud_config: Option<PathBuf>,
+}
+
+/// `all`: Identity, Controller and Node in one process.
+#[derive(Clone, Debug, Args)]
+pub struct AllMode {
+    /// Socket, name, metrics.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Logs.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Cloud configuration.
+    #[command(flatten)]
+    pub cloud: CloudConfigArg,
+    /// Controller settings.
+    #[command(flatten)]
+    pub controller: crate::wiring::ControllerArgs,
+    /// Node settings.
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// `emulator`.
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
+pub struct EmulatorMode {
+    /// Logs.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Emulator settings.
+    #[command(flatten)]
+    pub emulator: EmulatorArgs,
+}
+
+/// `sandbox`.
+#[derive(Clone, Debug, Args)]
+pub struct SandboxMode {
+    /// Socket, name, metrics.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Logs.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Controller settings.
+    #[command(flatten)]
+    pub controller: crate::wiring::ControllerArgs,
+    /// Sandbox settings.
+    #[command(flatten)]
+    pub sandbox: crate::sandbox::SandboxArgs,
+}
+
+/// `import`.
+#[derive(Clone, Debug, Args)]
+pub struct ImportMode {
+    /// Logs.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Cloud configuration.
+    #[command(flatten)]
+    pub cloud_config: CloudConfigArg,
+    /// Driver name written into the PersistentVolume.
+    #[command(flatten)]
+    pub driver: DriverNameArg,
+    /// Which configured cloud holds the volume (the configuration's default when unset).
+    #[arg(long, env = "CSI_CLOUD")]
+    pub cloud: Option<String>,
+    /// How long bringing backend storage under Cinder may take (--source-name/--source-id).
+    #[arg(long, env = "CSI_CREATE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub create_timeout: Duration,
+    /// What to import.
+    #[command(flatten)]
+    pub import: crate::import::ImportArgs,
+}
+
+/// `drain-wait`.
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
+pub struct DrainWaitMode {
+    /// Logs.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Driver whose VolumeAttachments are waited for.
+    #[command(flatten)]
+    pub driver: DriverNameArg,
+    /// This host's Kubernetes Node name (downward API: spec.nodeName).
+    #[arg(long, env = "CSI_KUBE_NODE_NAME")]
+    pub kube_node_name: Option<String>,
+    /// Kubeconfig; the in-cluster service account when unset.
+    #[arg(long, env = "CSI_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Timing.
+    #[command(flatten)]
+    pub wait: DrainWaitArgs,
+}
+
+/// `gc`.
+#[derive(Clone, Debug, PartialEq, Eq, Args)]
+pub struct GcMode {
+    /// Logs.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Cloud configuration.
+    #[command(flatten)]
+    pub cloud_config: CloudConfigArg,
+    /// Driver whose PersistentVolumes and VolumeSnapshotContents count as references.
+    #[command(flatten)]
+    pub driver: DriverNameArg,
+    /// Which configured cloud to collect in (the configuration's default when unset).
+    #[arg(long, env = "CSI_CLOUD")]
+    pub cloud: Option<String>,
+    /// The cluster id whose volumes and snapshots are judged (as the controller writes it).
+    #[arg(long, env = "CSI_CLUSTER_ID", default_value = "kubernetes")]
+    pub cluster_id: String,
+    /// Kubeconfig to list PersistentVolumes, snapshots and Nodes; in-cluster when unset.
+    #[arg(long, env = "CSI_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// How long a detach of a stale attachment may take (with --delete).
+    #[arg(long, env = "CSI_ATTACH_TIMEOUT", default_value = "3m", value_parser = parse_duration)]
+    pub attach_timeout: Duration,
+    /// What to do.
+    #[command(flatten)]
+    pub gc: GcArgs,
+}
+
+/// The modes of the binary, each with only its own flags.
+#[derive(Clone, Debug, Subcommand)]
 pub enum Command {
     /// Serve Identity and Controller (one or more replicas per cluster, with the sidecars).
-    Controller,
+    Controller(ControllerMode),
     /// Serve Identity and Node (one per host, with node-driver-registrar).
-    Node,
+    Node(NodeMode),
     /// Serve Identity, Controller and Node in one process.
-    All,
+    All(AllMode),
     /// Run the embedded cloud emulator (Keystone, Cinder, Nova, metadata) on this machine.
-    Emulator(EmulatorArgs),
+    Emulator(EmulatorMode),
     /// Run the emulator, the controller and the node in one process on one socket, with this
     /// host as the cloud's server (`--demo`: walk one volume through its life and exit).
-    Sandbox(crate::sandbox::SandboxArgs),
+    Sandbox(SandboxMode),
     /// Adopt an existing cloud volume (or backend storage, with --source-name/--host) as a
     /// static PersistentVolume and print its manifest.
-    Import(crate::import::ImportArgs),
+    Import(ImportMode),
     /// The node plugin's preStop hook: while this Node is cordoned, wait until no
     /// VolumeAttachment of this driver names it (needs --kube-node-name).
-    DrainWait(DrainWaitArgs),
+    DrainWait(DrainWaitMode),
     /// List the cloud volumes, snapshots and attachments of this --cluster-id that no
     /// Kubernetes object references any more; remove them with --delete.
-    Gc(GcArgs),
+    Gc(GcMode),
+}
+
+impl Command {
+    /// The mode's log flags.
+    fn log(&self) -> &LogArgs {
+        match self {
+            Self::Controller(m) => &m.log,
+            Self::Node(m) => &m.log,
+            Self::All(m) => &m.log,
+            Self::Emulator(m) => &m.log,
+            Self::Sandbox(m) => &m.log,
+            Self::Import(m) => &m.log,
+            Self::DrainWait(m) => &m.log,
+            Self::Gc(m) => &m.log,
+        }
+    }
+
+    /// The mode's name, for the start-up line.
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Controller(_) => "controller",
+            Self::Node(_) => "node",
+            Self::All(_) => "all",
+            Self::Emulator(_) => "emulator",
+            Self::Sandbox(_) => "sandbox",
+            Self::Import(_) => "import",
+            Self::DrainWait(_) => "drain-wait",
+            Self::Gc(_) => "gc",
+        }
+    }
+}
+
+/// Controller settings at their defaults (and environment), for the modes that build a
+/// controller but take only a few of its flags (`gc`, `import`).
+fn controller_defaults() -> crate::wiring::ControllerArgs {
+    use clap::FromArgMatches;
+    let command = crate::wiring::ControllerArgs::augment_args(clap::Command::new("defaults"));
+    command
+        .try_get_matches_from(["defaults"])
+        .and_then(|m| crate::wiring::ControllerArgs::from_arg_matches(&m))
+        .expect("the controller flags all have defaults")
 }
 
 /// Flags of `drain-wait`.
@@ -269,20 +468,9 @@ fn parse_driver_name(name: &str) -> Result<String, String> {
     crate::csi::validate::driver_name(name).map(|()| name.to_string())
 }
 
-/// Parses `30s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+/// Parses a Go-style duration (`30s`, `1m30s`, `1h2m3.5s`, `500ms`) or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 30s or 500ms"))?;
-    let seconds = match unit {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("{text:?} has unknown unit {unit:?}; use ms, s, m or h")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+    duration::parse(text)
 }
 
 /// Parses the command line, runs the chosen mode and returns the process exit code.
@@ -307,25 +495,29 @@ pub fn main() -> ExitCode {
 
 /// Runs one mode until SIGTERM/SIGINT.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    let common = &cli.common;
-    logging::init(common.log_format, &common.log_level)?;
+    let log = cli.command.log();
+    logging::init(log.log_format, &log.log_level)?;
     tracing::info!(
         version = crate::VERSION,
         commit = crate::GIT_COMMIT,
-        mode = ?cli.command,
-        driver = %common.driver_name,
+        mode = cli.command.name(),
         "starting cinder-evs-csi"
     );
 
-    match &cli.command {
-        Command::Emulator(args) => return run_emulator(args).await,
-        Command::DrainWait(args) => return run_drain_wait(&cli, args).await,
-        Command::Gc(args) => return run_gc(&cli, args).await,
-        _ => {}
-    }
+    let serve = match &cli.command {
+        Command::Emulator(mode) => return run_emulator(&mode.emulator).await,
+        Command::DrainWait(mode) => return run_drain_wait(mode).await,
+        Command::Gc(mode) => return run_gc(mode).await,
+        Command::Import(mode) => return run_import(mode).await,
+        Command::Controller(mode) => &mode.serve,
+        Command::Node(mode) => &mode.serve,
+        Command::All(mode) => &mode.serve,
+        Command::Sandbox(mode) => &mode.serve,
+    };
+    tracing::info!(driver = %serve.driver.driver_name, "serving");
 
     let metrics = Metrics::new();
-    let _metrics_task = match common.metrics_address {
+    let _metrics_task = match serve.metrics_address {
         Some(address) => {
             let listener =
                 metrics::bind(address).await.map_err(|source| CliError::Metrics { address, source })?;
@@ -341,29 +533,32 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         None => None,
     };
 
-    if let Command::Import(args) = &cli.command {
-        let controller = crate::wiring::controller(
-            &common.controller,
-            common.cloud_config.clone(),
-            &common.driver_name,
-            metrics.clone(),
-            Observer::new(metrics),
-        )?;
-        let manifest = crate::import::run(controller.default_backend.as_ref(), &common.driver_name, args)
-            .await
-            .map_err(|e| CliError::Config(format!("import: {e}")))?;
-        print!("{manifest}");
-        return Ok(());
-    }
-
-    if let Command::Sandbox(args) = &cli.command {
-        return crate::sandbox::run(&common.endpoint, &common.driver_name, &common.controller, args, metrics)
+    let (controller, node) = match &cli.command {
+        Command::Sandbox(mode) => {
+            return crate::sandbox::run(
+                &serve.endpoint,
+                &serve.driver.driver_name,
+                &mode.controller,
+                &mode.sandbox,
+                metrics,
+            )
             .await
             .map_err(CliError::from);
-    }
-
-    let (routes, _keep_alive) = routes(&cli, metrics).await?;
-    server::serve(&common.endpoint, routes, server::termination_signal(), common.shutdown_timeout).await?;
+        }
+        Command::Controller(mode) => (Some((&mode.cloud, &mode.controller)), None),
+        Command::Node(mode) => {
+            if mode.cloud_config.is_some() {
+                tracing::info!(
+                    "--cloud-config is ignored by the node, which never reads the cloud configuration"
+                );
+            }
+            (None, Some(&mode.node))
+        }
+        Command::All(mode) => (Some((&mode.cloud, &mode.controller)), Some(&mode.node)),
+        _ => unreachable!("the other modes returned above"),
+    };
+    let (routes, _keep_alive) = routes(&serve.driver.driver_name, controller, node, metrics).await?;
+    server::serve(&serve.endpoint, routes, server::termination_signal(), serve.shutdown_timeout).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -375,45 +570,69 @@ type KeepAlive = (Option<crate::config::watch::ConfigWatch>, Vec<AbortOnDrop>);
 /// How long one Kubernetes API request may take in `drain-wait` and `gc`.
 const KUBE_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Prints the static PersistentVolume of an existing cloud volume.
+async fn run_import(mode: &ImportMode) -> Result<(), CliError> {
+    let metrics = Metrics::new();
+    let mut settings = controller_defaults();
+    settings.cloud = mode.cloud.clone();
+    settings.create_timeout = mode.create_timeout;
+    let driver_name = &mode.driver.driver_name;
+    let controller = crate::wiring::controller(
+        &settings,
+        mode.cloud_config.cloud_config.clone(),
+        driver_name,
+        metrics.clone(),
+        Observer::new(metrics),
+    )?;
+    let manifest = crate::import::run(controller.default_backend.as_ref(), driver_name, &mode.import)
+        .await
+        .map_err(|e| CliError::Config(format!("import: {e}")))?;
+    print!("{manifest}");
+    Ok(())
+}
+
 /// Runs the preStop wait for this node's attachments.
-async fn run_drain_wait(cli: &Cli, args: &DrainWaitArgs) -> Result<(), CliError> {
+async fn run_drain_wait(mode: &DrainWaitMode) -> Result<(), CliError> {
     let node_name =
-        cli.node.kube_node_name.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
+        mode.kube_node_name.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
             CliError::Config("drain-wait needs --kube-node-name (CSI_KUBE_NODE_NAME)".into())
         })?;
-    let client = crate::k8s::client(cli.node.kubeconfig.as_deref(), KUBE_REQUEST_TIMEOUT)
+    let client = crate::k8s::client(mode.kubeconfig.as_deref(), KUBE_REQUEST_TIMEOUT)
         .await
         .map_err(crate::k8s::drain::DrainError::from)?;
     let settings = crate::k8s::drain::DrainSettings {
         node_name,
-        driver_name: cli.common.driver_name.clone(),
-        timeout: args.timeout,
-        interval: args.interval,
+        driver_name: mode.driver.driver_name.clone(),
+        timeout: mode.wait.timeout,
+        interval: mode.wait.interval,
     };
     let outcome = crate::k8s::drain::wait(&client, &settings).await?;
     tracing::info!(?outcome, "drain-wait done");
     Ok(())
 }
 
-/// Runs the garbage collector against the default cloud and prints its table on stdout.
-async fn run_gc(cli: &Cli, args: &GcArgs) -> Result<(), CliError> {
-    let common = &cli.common;
+/// Runs the garbage collector against the chosen cloud and prints its table on stdout.
+async fn run_gc(mode: &GcMode) -> Result<(), CliError> {
     let metrics = Metrics::new();
+    let mut settings = controller_defaults();
+    settings.cloud = mode.cloud.clone();
+    settings.cluster_id = mode.cluster_id.clone();
+    settings.attach_timeout = mode.attach_timeout;
     let controller = crate::wiring::controller(
-        &common.controller,
-        common.cloud_config.clone(),
-        &common.driver_name,
+        &settings,
+        mode.cloud_config.cloud_config.clone(),
+        &mode.driver.driver_name,
         metrics.clone(),
         Observer::new(metrics),
     )?;
-    let client = crate::k8s::client(cli.node.kubeconfig.as_deref(), KUBE_REQUEST_TIMEOUT)
+    let client = crate::k8s::client(mode.kubeconfig.as_deref(), KUBE_REQUEST_TIMEOUT)
         .await
         .map_err(crate::k8s::gc::GcError::from)?;
     let settings = crate::k8s::gc::GcSettings {
-        cluster_id: common.controller.cluster_id.clone(),
-        driver_name: common.driver_name.clone(),
-        delete: args.delete,
-        detach_timeout: common.controller.attach_timeout,
+        cluster_id: mode.cluster_id.clone(),
+        driver_name: mode.driver.driver_name.clone(),
+        delete: mode.gc.delete,
+        detach_timeout: mode.attach_timeout,
     };
     let findings = crate::k8s::gc::run(&client, controller.default_backend.as_ref(), &settings).await?;
     print!("{}", crate::k8s::gc::table(&findings));
@@ -490,19 +709,24 @@ fn emulator_banner(handle: &crate::emulator::EmulatorHandle) -> String {
     lines.join("\n")
 }
 
-/// The gRPC services of the chosen mode.
-async fn routes(cli: &Cli, metrics: Arc<Metrics>) -> Result<(tonic::service::Routes, KeepAlive), CliError> {
-    let common = &cli.common;
+/// The gRPC services of the chosen mode: the controller when its settings are given, the node
+/// when its are.
+async fn routes(
+    driver_name: &str,
+    controller: Option<(&CloudConfigArg, &crate::wiring::ControllerArgs)>,
+    node: Option<&NodeArgs>,
+    metrics: Arc<Metrics>,
+) -> Result<(tonic::service::Routes, KeepAlive), CliError> {
     let observer = Observer::new(metrics.clone());
     let readiness = Readiness::new();
     let mut routes = RoutesBuilder::default();
     let mut capabilities = Vec::new();
     let mut keep_alive: KeepAlive = (None, Vec::new());
-    if matches!(cli.command, Command::Controller | Command::All) {
+    if let Some((cloud, settings)) = controller {
         let controller = crate::wiring::controller(
-            &common.controller,
-            common.cloud_config.clone(),
-            &common.driver_name,
+            settings,
+            cloud.cloud_config.clone(),
+            driver_name,
             metrics.clone(),
             observer.clone(),
         )?;
@@ -511,11 +735,8 @@ async fn routes(cli: &Cli, metrics: Arc<Metrics>) -> Result<(tonic::service::Rou
             controller.default_backend.clone(),
             gate,
         )));
-        let repair = crate::wiring::repair_tags_every(
-            controller.backends,
-            common.controller.tag_repair_interval,
-            metrics,
-        );
+        let repair =
+            crate::wiring::repair_tags_every(controller.backends, settings.tag_repair_interval, metrics);
         keep_alive.1.extend(repair.map(AbortOnDrop));
         keep_alive.0 = Some(controller.config);
         routes.add_service(ControllerServer::from_arc(controller.service.clone()));
@@ -524,8 +745,8 @@ async fn routes(cli: &Cli, metrics: Arc<Metrics>) -> Result<(tonic::service::Rou
         capabilities.push(service_capability(ServiceType::VolumeAccessibilityConstraints));
         capabilities.push(service_capability(ServiceType::GroupControllerService));
     }
-    if matches!(cli.command, Command::Node | Command::All) {
-        let config = node_config(cli).await?;
+    if let Some(node) = node {
+        let config = node_config(driver_name, node).await?;
         tracing::info!(
             node_id = %config.identity.node_id,
             zone = ?config.identity.zone,
@@ -534,18 +755,17 @@ async fn routes(cli: &Cli, metrics: Arc<Metrics>) -> Result<(tonic::service::Rou
         );
         routes.add_service(NodeServer::new(NodeService::new(config, observer.clone())));
     }
-    let identity = IdentityService::new(common.driver_name.clone(), capabilities, readiness, observer);
+    let identity = IdentityService::new(driver_name.to_string(), capabilities, readiness, observer);
     routes.add_service(IdentityServer::new(identity));
     Ok((routes.routes(), keep_alive))
 }
 
 /// The node service's configuration: its identity (from --node-id or the configured sources)
 /// and how it finds devices. Never reads the cloud config.
-async fn node_config(cli: &Cli) -> Result<NodeConfig, CliError> {
-    let node = &cli.node;
+async fn node_config(driver_name: &str, node: &NodeArgs) -> Result<NodeConfig, CliError> {
     let sys_root = PathBuf::from("/sys");
     let identity_config = IdentityConfig {
-        node_id: cli.common.node_id.clone(),
+        node_id: node.node_id.clone(),
         zone: node.zone.clone(),
         sources: node.node_id_sources.clone(),
         metadata_url: node.metadata_url.clone(),
@@ -555,7 +775,7 @@ async fn node_config(cli: &Cli) -> Result<NodeConfig, CliError> {
     };
     let identity = identity::resolve(&identity_config).await.map_err(|e| CliError::Config(e.to_string()))?;
     Ok(NodeConfig {
-        driver_name: cli.common.driver_name.clone(),
+        driver_name: driver_name.to_string(),
         identity,
         max_volumes_per_node: node
             .max_volumes_per_node
@@ -598,31 +818,65 @@ mod tests {
         assert!(parse_duration("-1s").is_err());
     }
 
+    fn parse(args: &[&str]) -> Command {
+        let mut all = vec!["cinder-evs-csi"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap_or_else(|e| panic!("{args:?}: {e}")).command
+    }
+
+    fn refused(args: &[&str]) -> String {
+        let mut all = vec!["cinder-evs-csi"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).err().unwrap_or_else(|| panic!("{args:?} was accepted")).to_string()
+    }
+
     #[test]
     fn flags_default_and_parse() {
-        let cli = Cli::try_parse_from(["cinder-evs-csi", "node", "--node-id", "srv-1"]).unwrap();
-        assert_eq!(cli.command, Command::Node);
-        assert_eq!(cli.common.endpoint, Endpoint::Unix("/csi/csi.sock".into()));
-        assert_eq!(cli.common.driver_name, DEFAULT_DRIVER_NAME);
-        assert_eq!(cli.common.shutdown_timeout, Duration::from_secs(30));
-        assert_eq!(cli.common.node_id.as_deref(), Some("srv-1"));
+        let Command::Node(mode) = parse(&["node", "--node-id", "srv-1"]) else { panic!("not node") };
+        assert_eq!(mode.serve.endpoint, Endpoint::Unix("/csi/csi.sock".into()));
+        assert_eq!(mode.serve.driver.driver_name, DEFAULT_DRIVER_NAME);
+        assert_eq!(mode.serve.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(mode.node.node_id.as_deref(), Some("srv-1"));
     }
 
     #[test]
     fn tag_repair_runs_every_ten_minutes_unless_turned_off() {
-        let cli = Cli::try_parse_from(["cinder-evs-csi", "controller"]).unwrap();
-        assert_eq!(cli.common.controller.tag_repair_interval, Duration::from_secs(600));
-        let cli =
-            Cli::try_parse_from(["cinder-evs-csi", "controller", "--tag-repair-interval", "0"]).unwrap();
-        assert_eq!(cli.common.controller.tag_repair_interval, Duration::ZERO);
+        let Command::Controller(mode) = parse(&["controller"]) else { panic!("not controller") };
+        assert_eq!(mode.controller.tag_repair_interval, Duration::from_secs(600));
+        let Command::Controller(mode) = parse(&["controller", "--tag-repair-interval", "0"]) else {
+            panic!()
+        };
+        assert_eq!(mode.controller.tag_repair_interval, Duration::ZERO);
+    }
+
+    #[test]
+    fn every_duration_flag_takes_go_syntax() {
+        let Command::Controller(mode) =
+            parse(&["controller", "--create-timeout", "1m30s", "--attach-timeout", "1h2m3.5s"])
+        else {
+            panic!()
+        };
+        assert_eq!(mode.controller.create_timeout, Duration::from_secs(90));
+        assert_eq!(mode.controller.attach_timeout, Duration::from_millis(3_723_500));
+        let Command::Node(mode) =
+            parse(&["node", "--device-wait-timeout", "300ms", "--shutdown-timeout", "1m5s"])
+        else {
+            panic!()
+        };
+        assert_eq!(mode.node.device_wait_timeout, Duration::from_millis(300));
+        assert_eq!(mode.serve.shutdown_timeout, Duration::from_secs(65));
+        let Command::DrainWait(mode) = parse(&["drain-wait", "--timeout", "4m30s"]) else { panic!() };
+        assert_eq!(mode.wait.timeout, Duration::from_secs(270));
+        let Command::Sandbox(mode) = parse(&["sandbox", "--latency", "1.5s"]) else { panic!() };
+        assert_eq!(mode.sandbox.latency, Duration::from_millis(1500));
     }
 
     #[test]
     fn emulator_flags_default_and_parse() {
-        let cli =
-            Cli::try_parse_from(["cinder-evs-csi", "emulator", "--metadata-address", "off", "--seed", "9"])
-                .unwrap();
-        let Command::Emulator(args) = cli.command else { panic!("not the emulator mode") };
+        let Command::Emulator(mode) = parse(&["emulator", "--metadata-address", "off", "--seed", "9"]) else {
+            panic!("not the emulator mode")
+        };
+        let args = mode.emulator;
         assert_eq!(args.metadata_address, OptionalAddress(None));
         assert_eq!(args.seed, 9);
         assert_eq!(args.listen, "127.0.0.1:8780".parse().unwrap());
@@ -631,19 +885,61 @@ mod tests {
 
     #[test]
     fn drain_wait_and_gc_parse_with_safe_defaults() {
-        let cli = Cli::try_parse_from(["cinder-evs-csi", "drain-wait", "--kube-node-name", "w1"]).unwrap();
-        let Command::DrainWait(args) = cli.command else { panic!("not drain-wait") };
-        assert_eq!(args.timeout, Duration::from_secs(300));
-        assert_eq!(cli.node.kube_node_name.as_deref(), Some("w1"));
-        let cli = Cli::try_parse_from(["cinder-evs-csi", "gc", "--cluster-id", "c1"]).unwrap();
-        assert_eq!(cli.command, Command::Gc(GcArgs { delete: false }));
-        assert_eq!(cli.common.controller.cluster_id, "c1");
+        let Command::DrainWait(mode) = parse(&["drain-wait", "--kube-node-name", "w1"]) else { panic!() };
+        assert_eq!(mode.wait.timeout, Duration::from_secs(300));
+        assert_eq!(mode.kube_node_name.as_deref(), Some("w1"));
+        let Command::Gc(mode) = parse(&["gc", "--cluster-id", "c1"]) else { panic!() };
+        assert_eq!(mode.gc, GcArgs { delete: false });
+        assert_eq!(mode.cluster_id, "c1");
+        assert_eq!(mode.attach_timeout, Duration::from_secs(180));
+    }
+
+    #[test]
+    fn each_mode_refuses_the_flags_of_the_others() {
+        for (args, flag) in [
+            (&["gc", "--node-id", "x"][..], "--node-id"),
+            (&["gc", "--endpoint", "unix:///x.sock"][..], "--endpoint"),
+            (&["gc", "--tag-repair-interval", "1m"][..], "--tag-repair-interval"),
+            (&["import", "--volume-id", "v", "--device-search-dirs", "/x"][..], "--device-search-dirs"),
+            (&["drain-wait", "--cloud-config", "/c"][..], "--cloud-config"),
+            (&["emulator", "--cluster-id", "c"][..], "--cluster-id"),
+            (&["controller", "--node-id", "x"][..], "--node-id"),
+            (&["node", "--cluster-id", "c"][..], "--cluster-id"),
+        ] {
+            let error = refused(args);
+            assert!(error.contains(flag), "{args:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn gc_help_is_short_and_names_only_what_gc_uses() {
+        let mut command = Cli::command();
+        let help = command.find_subcommand_mut("gc").unwrap().render_long_help().to_string();
+        for flag in
+            ["--cloud-config", "--cloud ", "--cluster-id", "--driver-name", "--kubeconfig", "--delete"]
+        {
+            assert!(help.contains(flag), "{flag} missing from gc --help:\n{help}");
+        }
+        for flag in
+            ["--endpoint", "--node-id", "--device-search-dirs", "--tag-repair-interval", "--metrics-address"]
+        {
+            assert!(!help.contains(flag), "{flag} in gc --help:\n{help}");
+        }
+        let lines = help.lines().count();
+        assert!(lines < 60, "gc --help is {lines} lines:\n{help}");
+        assert!(!help.contains("read by the controller only"), "{help}");
+    }
+
+    #[test]
+    fn the_node_accepts_and_ignores_a_cloud_config() {
+        let Command::Node(mode) = parse(&["node", "--cloud-config", "/etc/cloud.conf"]) else { panic!() };
+        assert_eq!(mode.cloud_config.as_deref(), Some(std::path::Path::new("/etc/cloud.conf")));
     }
 
     #[test]
     fn invalid_driver_name_is_refused_at_parse_time() {
-        let err = Cli::try_parse_from(["cinder-evs-csi", "--driver-name", "bad_name", "all"]).unwrap_err();
-        assert!(err.to_string().contains("bad_name"), "{err}");
+        let err = refused(&["all", "--driver-name", "bad_name"]);
+        assert!(err.contains("bad_name"), "{err}");
     }
 
     #[test]

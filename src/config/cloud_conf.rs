@@ -1,6 +1,12 @@
 //! The INI (`gcfg`) `cloud.conf` read by the Go cinder-csi-plugin and the OpenStack cloud
 //! controller manager: `[Global]` (or `[Global "name"]` for more clouds), `[BlockStorage]`,
 //! `[Metadata]`. Sections meant for other components of the same file are ignored.
+//!
+//! Compatibility rule: every key cinder-csi or the OpenStack cloud provider documents is
+//! accepted. The ones this driver does not use are named in one warning line. Any other key in a
+//! section this driver reads (`[Global]`, `[BlockStorage]`) is refused, with the nearest key it
+//! knows suggested: there, an unknown key is almost always a typo of a setting that would
+//! otherwise silently not apply (the Go plugin ignores it; we do not).
 
 use std::collections::BTreeMap;
 
@@ -58,8 +64,18 @@ const BLOCK_STORAGE_KEYS: &[(&str, &str)] = &[
     ("ignore-volume-microversion", "ignore_volume_microversion"),
 ];
 
+/// `[Global]` keys cinder-csi or the cloud provider know that this driver does not use.
+const IGNORED_GLOBAL_KEYS: &[&str] = &["trustee-id", "trustee-password", "kubeconfig-path"];
+
+/// `[BlockStorage]` keys of cinder-csi or the in-tree provider that this driver does not use
+/// (it always speaks Cinder v3 and finds devices by serial).
+const IGNORED_BLOCK_STORAGE_KEYS: &[&str] = &["bs-version", "trust-device-path"];
+
+/// `[Metadata]` keys: cinder-csi's node reads them; this driver takes `--node-id-sources`.
+const METADATA_KEYS: &[&str] = &["search-order", "request-timeout"];
+
 /// Sections that belong to other components sharing cloud.conf.
-const FOREIGN_SECTIONS: &[&str] = &["networking", "loadbalancer", "route", "metadata"];
+const FOREIGN_SECTIONS: &[&str] = &["networking", "loadbalancer", "loadbalancerclass", "route"];
 
 /// A cloud.conf that asks to read clouds.yaml instead (`use-clouds = true`).
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -79,6 +95,8 @@ pub struct CloudConf {
     pub block_storage: Settings,
     /// Present when `[Global]` says `use-clouds = true`.
     pub use_clouds: Option<UseClouds>,
+    /// Known keys this driver does not use, as `[Section] key`, each once.
+    pub ignored: Vec<String>,
 }
 
 /// Parses cloud.conf text.
@@ -112,18 +130,29 @@ pub fn parse(text: &str, origin: &str) -> Result<CloudConf, ConfigError> {
                     "use-clouds" => use_clouds_on = super::settings::parse_bool(&value).unwrap_or(false),
                     "clouds-file" => use_clouds.file = Some(value),
                     "cloud" => use_clouds.cloud = Some(value),
+                    _ if IGNORED_GLOBAL_KEYS.contains(&key.as_str()) => {
+                        note_ignored(&mut conf, "Global", &key)
+                    }
                     _ => {
-                        let canonical = lookup(GLOBAL_KEYS, &key)
-                            .ok_or_else(|| err(format!("unknown key {key:?} in [Global]")))?;
+                        let canonical = lookup(GLOBAL_KEYS, &key).ok_or_else(|| {
+                            err(unknown_key(&key, "Global", GLOBAL_KEYS, IGNORED_GLOBAL_KEYS))
+                        })?;
                         conf.clouds.entry(cloud).or_default().set(canonical, value);
                     }
                 }
             }
+            "blockstorage" if IGNORED_BLOCK_STORAGE_KEYS.contains(&key.as_str()) => {
+                note_ignored(&mut conf, "BlockStorage", &key)
+            }
             "blockstorage" => {
-                let canonical = lookup(BLOCK_STORAGE_KEYS, &key)
-                    .ok_or_else(|| err(format!("unknown key {key:?} in [BlockStorage]")))?;
+                let canonical = lookup(BLOCK_STORAGE_KEYS, &key).ok_or_else(|| {
+                    err(unknown_key(&key, "BlockStorage", BLOCK_STORAGE_KEYS, IGNORED_BLOCK_STORAGE_KEYS))
+                })?;
                 block_storage.set(canonical, value);
             }
+            // Not ours to judge, but a setting cinder-csi's node would have obeyed: say so.
+            "metadata" if METADATA_KEYS.contains(&key.as_str()) => note_ignored(&mut conf, "Metadata", &key),
+            "metadata" => {}
             n if FOREIGN_SECTIONS.contains(&n) => {}
             other => return Err(err(format!("unknown section [{other}]"))),
         }
@@ -138,7 +167,50 @@ pub fn parse(text: &str, origin: &str) -> Result<CloudConf, ConfigError> {
     if conf.clouds.is_empty() && conf.use_clouds.is_none() {
         return Err(ConfigError::Syntax { origin: origin.into(), reason: "no [Global] section".into() });
     }
+    if !conf.ignored.is_empty() {
+        // Key names only: values may be secrets.
+        tracing::warn!(origin, keys = %conf.ignored.join(", "), "cloud.conf keys this driver does not use are ignored");
+    }
     Ok(conf)
+}
+
+fn note_ignored(conf: &mut CloudConf, section: &str, key: &str) {
+    let entry = format!("[{section}] {key}");
+    if !conf.ignored.contains(&entry) {
+        conf.ignored.push(entry);
+    }
+}
+
+/// The refusal of a key no documented cloud.conf has, naming the nearest known key when one is
+/// close enough to be what was meant.
+fn unknown_key(key: &str, section: &str, used: &[(&str, &str)], ignored: &[&str]) -> String {
+    let nearest = used
+        .iter()
+        .map(|(k, _)| *k)
+        .chain(ignored.iter().copied())
+        .map(|known| (edit_distance(key, known), known))
+        .min()
+        .filter(|(distance, known)| *distance <= 2.max(known.len() / 4));
+    match nearest {
+        Some((_, known)) => format!("unknown key {key:?} in [{section}] (did you mean {known:?}?)"),
+        None => format!("unknown key {key:?} in [{section}]"),
+    }
+}
+
+/// Levenshtein distance, for suggesting the key a typo meant.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 fn lookup(table: &[(&str, &'static str)], key: &str) -> Option<&'static str> {
@@ -251,10 +323,91 @@ mod tests {
         }
     }
 
+    /// The documented example files of cinder-csi and the cloud provider, written from their
+    /// documented keys.
+    const FIXTURES: &[(&str, &str)] = &[
+        ("multi-region.conf", include_str!("../../tests/fixtures/cloud-conf/multi-region.conf")),
+        ("password.conf", include_str!("../../tests/fixtures/cloud-conf/password.conf")),
+        (
+            "application-credential.conf",
+            include_str!("../../tests/fixtures/cloud-conf/application-credential.conf"),
+        ),
+        ("occm-full.conf", include_str!("../../tests/fixtures/cloud-conf/occm-full.conf")),
+        ("use-clouds.conf", include_str!("../../tests/fixtures/cloud-conf/use-clouds.conf")),
+    ];
+
+    #[test]
+    fn every_documented_cinder_csi_example_file_is_accepted() {
+        for (name, text) in FIXTURES {
+            let conf = parse(text, name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            for (cloud, settings) in &conf.clouds {
+                settings.resolve(cloud).unwrap_or_else(|e| panic!("{name} [{cloud}]: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn the_multi_region_example_defines_three_clouds_and_names_its_ignored_key() {
+        let conf = parse(FIXTURES[0].1, "multi-region.conf").unwrap();
+        assert_eq!(conf.clouds.keys().collect::<Vec<_>>(), vec!["default", "zone-one", "zone-two"]);
+        assert_eq!(conf.ignored, vec!["[BlockStorage] bs-version".to_string()]);
+    }
+
+    #[test]
+    fn known_keys_this_driver_does_not_use_are_listed_once_without_their_values() {
+        let conf = parse(
+            "[Global]\nauth-url=a\ntoken=t\ntrustee-id=tid\ntrustee-password=hunter2\n[Global \"b\"]\n\
+             auth-url=b\ntoken=t\ntrustee-password=hunter3\n[Metadata]\nsearch-order=configDrive\n",
+            "c",
+        )
+        .unwrap();
+        assert_eq!(
+            conf.ignored,
+            vec!["[Global] trustee-id", "[Global] trustee-password", "[Metadata] search-order"]
+        );
+        assert!(!format!("{:?}", conf.ignored).contains("hunter"));
+    }
+
+    #[test]
+    fn a_typo_of_a_key_this_driver_reads_is_refused_with_the_key_it_meant() {
+        for (text, typo, meant) in [
+            ("[Global]\nauth_url=a\n", "auth_url", "auth-url"),
+            ("[Global]\nauth-url=a\ntenant-nme=p\n", "tenant-nme", "tenant-name"),
+            (
+                "[Global]\nauth-url=a\ntoken=t\n[BlockStorage]\nignore-volume-zone=true\n",
+                "ignore-volume-zone",
+                "ignore-volume-az",
+            ),
+            (
+                "[Global]\nauth-url=a\ntoken=t\n[BlockStorage]\nrescan-on-resise=true\n",
+                "rescan-on-resise",
+                "rescan-on-resize",
+            ),
+        ] {
+            let error = parse(text, "cloud.conf").unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("{typo:?}")) && error.contains(&format!("did you mean {meant:?}")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_far_from_any_known_one_is_refused_without_a_guess() {
+        let error =
+            parse("[Global]\nauth-url=a\nfavourite-colour=blue\n", "cloud.conf").unwrap_err().to_string();
+        assert!(error.contains("favourite-colour") && !error.contains("did you mean"), "{error}");
+    }
+
     #[test]
     fn sections_of_other_components_are_ignored_but_unknown_keys_are_not() {
-        let ok = parse("[Global]\nauth-url=a\ntoken=t\n[LoadBalancer]\nlb-provider=octavia\n", "c").unwrap();
+        let ok = parse(
+            "[Global]\nauth-url=a\ntoken=t\n[LoadBalancer]\nlb-provider=octavia\n[LoadBalancerClass \"x\"]\nsubnet-id=s\n",
+            "c",
+        )
+        .unwrap();
         assert_eq!(ok.clouds.len(), 1);
+        assert!(ok.ignored.is_empty(), "{:?}", ok.ignored);
         let err = parse("[Global]\nauth-url=a\nfavourite-colour=blue\n", "cloud.conf").unwrap_err();
         assert!(
             err.to_string().contains("cloud.conf:3") && err.to_string().contains("favourite-colour"),

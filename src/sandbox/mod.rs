@@ -3,6 +3,7 @@
 //! On exit it removes every mount, attachment, snapshot, volume and loop device it made.
 
 pub mod demo;
+pub mod mounts;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,6 +44,52 @@ pub struct SandboxArgs {
     /// Walk one volume through the life of a PVC, print each step, clean up and exit.
     #[arg(long)]
     pub demo: bool,
+
+    /// Quota limits of the sandbox's project, as NAME=LIMIT (-1: unlimited), comma separated.
+    /// Generous by default, so that a conformance run that leaks a few volumes keeps going;
+    /// names left out keep these defaults (the plain `emulator` keeps Cinder's own).
+    #[arg(
+        long,
+        env = "SANDBOX_QUOTA",
+        value_delimiter = ',',
+        value_parser = parse_quota,
+        default_value = "volumes=1000,snapshots=1000,gigabytes=100000,backups=1000,backup_gigabytes=100000,groups=1000"
+    )]
+    pub quota: Vec<(String, i64)>,
+}
+
+/// The quota resources the emulator knows.
+const QUOTA_NAMES: &[&str] =
+    &["volumes", "snapshots", "gigabytes", "backups", "backup_gigabytes", "groups", "per_volume_gigabytes"];
+
+fn parse_quota(text: &str) -> Result<(String, i64), String> {
+    let (name, limit) = text.split_once('=').ok_or_else(|| format!("{text:?} is not NAME=LIMIT"))?;
+    let name = name.trim();
+    if !QUOTA_NAMES.contains(&name) {
+        return Err(format!("unknown quota {name:?}; one of {}", QUOTA_NAMES.join(", ")));
+    }
+    let limit: i64 = limit.trim().parse().map_err(|_| format!("quota {name}: {limit:?} is not a number"))?;
+    if limit < -1 {
+        return Err(format!("quota {name}: {limit} is below -1 (unlimited)"));
+    }
+    Ok((name.to_string(), limit))
+}
+
+/// The sandbox's quota limits: its generous defaults, overridden by what `--quota` names.
+pub fn quotas(args: &SandboxArgs) -> std::collections::BTreeMap<String, i64> {
+    let mut out: std::collections::BTreeMap<String, i64> = [
+        ("volumes", 1000),
+        ("snapshots", 1000),
+        ("gigabytes", 100_000),
+        ("backups", 1000),
+        ("backup_gigabytes", 100_000),
+        ("groups", 1000),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    out.extend(args.quota.iter().cloned());
+    out
 }
 
 /// Why the sandbox failed.
@@ -101,6 +148,7 @@ pub async fn run(
     emulator_config.latency = args.latency;
     emulator_config.loop_devices = root;
     emulator_config.release_loops_on_shutdown = true;
+    emulator_config.default_quotas = quotas(args);
     let by_id_dir = emulator_config.by_id_dir();
     let emulator = crate::emulator::start(emulator_config).await?;
 
@@ -185,11 +233,8 @@ async fn serve(
         }
         other => other.clone(),
     };
-    println!("cinder-evs-csi sandbox");
-    println!("  CSI endpoint   {endpoint}   (Identity, Controller, Node)");
-    println!("  cloud          {} (user {}, project {})", creds.auth_url, creds.username, creds.project_name);
-    println!("  this node      {node_id}");
-    println!("  state          {}", state_dir.display());
+    let client = write_client_files(state_dir)?;
+    println!("{}", banner(&endpoint, &creds.auth_url, &clouds_yaml, &client, &node_id, state_dir));
     if !is_root() {
         println!("  note           not root: volumes attach in the cloud only; no loop devices, no mounts");
     }
@@ -222,6 +267,58 @@ async fn serve(
     outcome
 }
 
+/// The CSI proto and a small Python client, written next to the socket so that the banner's
+/// example call works from any directory.
+const CSI_PROTO: &str = include_str!("../../proto/csi.proto");
+const CSI_CALL_PY: &str = include_str!("csi_call.py");
+
+/// Writes csi.proto and csi_call.py into the state directory; returns the script's path.
+fn write_client_files(state_dir: &Path) -> Result<PathBuf, SandboxError> {
+    let proto = state_dir.join("csi.proto");
+    std::fs::write(&proto, CSI_PROTO).map_err(io("writing", &proto))?;
+    let script = state_dir.join("csi_call.py");
+    std::fs::write(&script, CSI_CALL_PY).map_err(io("writing", &script))?;
+    Ok(script)
+}
+
+/// What the sandbox prints at start: where everything is and two calls that work as printed.
+/// The password stays in clouds.yaml (mode 0600); the banner names the file, not the secret.
+pub fn banner(
+    endpoint: &Endpoint,
+    auth_url: &str,
+    clouds_yaml: &Path,
+    client: &Path,
+    node_id: &str,
+    state_dir: &Path,
+) -> String {
+    let grpcurl_target = match endpoint {
+        Endpoint::Unix(path) => format!("-unix {}", path.display()),
+        other => other.to_string().trim_start_matches("tcp://").to_string(),
+    };
+    [
+        "cinder-evs-csi sandbox".to_string(),
+        format!("  CSI endpoint   {endpoint}   (Identity, Controller, Node)"),
+        format!("  cloud          {auth_url}"),
+        format!("  clouds.yaml    {}   (cloud \"sandbox\"; user, project and password are in it, mode 0600)", clouds_yaml.display()),
+        format!("  this node      {node_id}"),
+        format!("  state          {}", state_dir.display()),
+        "  call the driver (pip install grpcio grpcio-tools):".to_string(),
+        format!("    python3 {} {endpoint} Identity GetPluginInfo", client.display()),
+        format!(
+            "    python3 {} {endpoint} Controller CreateVolume '{{\"name\": \"pvc-1\", \"capacityRange\": {{\"requiredBytes\": 1073741824}}, \"volumeCapabilities\": [{{\"mount\": {{}}, \"accessMode\": {{\"mode\": \"SINGLE_NODE_WRITER\"}}}}]}}'",
+            client.display()
+        ),
+        "  or with grpcurl:".to_string(),
+        format!(
+            "    grpcurl -plaintext -authority localhost -import-path {} -proto csi.proto {grpcurl_target} csi.v1.Identity/GetPluginInfo",
+            state_dir.display()
+        ),
+        "  call the cloud (pip install python-openstackclient):".to_string(),
+        format!("    OS_CLIENT_CONFIG_FILE={} openstack --os-cloud sandbox volume list", clouds_yaml.display()),
+    ]
+    .join("\n")
+}
+
 fn write_private(path: &Path, text: &str) -> Result<(), SandboxError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -235,15 +332,13 @@ fn write_private(path: &Path, text: &str) -> Result<(), SandboxError> {
     file.write_all(text.as_bytes()).map_err(io("writing", path))
 }
 
-/// Removes what the sandbox made: mounts under its directory, then attachments, snapshots
-/// and volumes in the cloud (the emulator's shutdown then releases the loop devices).
+/// Removes what the sandbox made: mounts under its directory and every mount of its volumes
+/// elsewhere, then attachments, snapshots and volumes in the cloud (the emulator's shutdown then releases the loop devices).
 pub async fn clean_up(backend: &dyn Backend, state_dir: &Path) {
     if let Ok(mounts) = crate::host::mount::mounts() {
-        let mut ours: Vec<PathBuf> =
-            mounts.into_iter().map(|m| m.mount_point).filter(|p| p.starts_with(state_dir)).collect();
-        // Deepest first, so binds come off before the staging mounts under them.
-        ours.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-        for point in ours {
+        // The kernel reports backing files by their real path.
+        let state_dir = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+        for point in mounts::ours(&mounts, &state_dir, crate::emulator::loopdev::backing_file) {
             if let Err(e) = crate::host::mount::unmount(&point) {
                 tracing::warn!(path = %point.display(), error = %e, "could not unmount");
             }
