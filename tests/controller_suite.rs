@@ -395,6 +395,52 @@ async fn modify_retypes_a_volume_and_reports_a_refused_migration() {
     assert_eq!(c.controller_modify_volume(bad).await.unwrap_err().code(), Code::InvalidArgument);
 }
 
+/// Cinder 29 strands a volume in `retyping` when it retypes one whose snapshot carries
+/// metadata (every snapshot the driver takes does), even without a migration: the driver must
+/// refuse before the call and leave the volume as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retype_is_refused_before_the_call_while_a_snapshot_carries_metadata() {
+    let s = setup().await;
+    let types = s.target.types;
+    let mut c = s.client.clone();
+    let volume = s.create(of_type(create("pvc-retype-pinned", 1), types.initial)).await;
+    let snapshot = s.ready_snapshot(snapshot_of("pinned", &volume.volume_id)).await;
+    let modify = pb::ControllerModifyVolumeRequest {
+        volume_id: volume.volume_id.clone(),
+        mutable_parameters: HashMap::from([("type".to_string(), types.same_backend.to_string())]),
+        ..Default::default()
+    };
+    let err = c.controller_modify_volume(modify.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+    assert!(err.message().contains(&snapshot.snapshot_id), "names the snapshot: {}", err.message());
+    assert!(err.message().contains("retyping"), "says why: {}", err.message());
+    // Well past the time a retype takes: nothing was sent, nothing is stranded.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let seen = s.target.api.volume(&volume.volume_id).await;
+    assert_eq!(seen["status"], "available", "{seen}");
+    assert_eq!(seen["volume_type"], types.initial);
+
+    c.delete_snapshot(pb::DeleteSnapshotRequest {
+        snapshot_id: snapshot.snapshot_id.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while !s.target.api.get(&format!("snapshots/detail?volume_id={}", volume.volume_id)).await["snapshots"]
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the snapshot was never deleted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if let Err(status) = c.controller_modify_volume(modify).await {
+        panic!("retype once the snapshot is gone: {status:?}; log:\n{}", s.log());
+    }
+    assert_eq!(s.target.api.volume(&volume.volume_id).await["volume_type"], types.same_backend);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_snapshot_of_three_volumes_restores_each_volume() {
     let s = setup().await;

@@ -525,3 +525,39 @@ async fn a_migration_refused_for_a_snapshot_with_metadata_leaves_the_volume_rety
     assert_eq!(v.body["volume"]["status"], "retyping");
     assert_eq!(v.body["volume"]["volume_type"], "__DEFAULT__");
 }
+
+#[tokio::test]
+async fn a_retype_needing_no_migration_strands_a_volume_whose_snapshot_carries_metadata_as_cinder_29_does() {
+    let cloud = TestCloud::start_with(|c| c.latency = Duration::from_millis(20)).await;
+    let s = cloud.login("demo").await;
+    let id = cloud.available_volume(&s, 1).await;
+    let body = json!({"snapshot": {"volume_id": id, "name": "pin", "metadata": {"owner": "csi"}}});
+    let snapshot = cloud.cinder(&s, Method::POST, "/snapshots", Some(body), "3.50").await;
+    let snapshot_id = snapshot.body["snapshot"]["id"].as_str().unwrap().to_string();
+    cloud.wait_status(&s, &format!("/snapshots/{snapshot_id}"), "snapshot", "available").await;
+
+    // Same backend: Cinder takes its success path, whose save of the volume fails; `never`
+    // does not help, as no migration is involved.
+    let same_backend = json!({"os-retype": {"new_type": "lvmdriver-1", "migration_policy": "never"}});
+    assert_eq!(action(&cloud, &s, &id, same_backend, "3.50").await.status, 202);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v = cloud.cinder(&s, Method::GET, &format!("/volumes/{id}"), None, "3.50").await;
+    assert_eq!(v.body["volume"]["status"], "retyping");
+    assert_eq!(v.body["volume"]["volume_type"], "__DEFAULT__");
+}
+
+#[tokio::test]
+async fn a_retype_needing_no_migration_succeeds_when_the_snapshots_carry_no_metadata() {
+    let cloud = TestCloud::start_with(|c| c.latency = Duration::from_millis(20)).await;
+    let s = cloud.login("demo").await;
+    let id = cloud.available_volume(&s, 1).await;
+    let body = json!({"snapshot": {"volume_id": id, "name": "plain"}});
+    let snapshot = cloud.cinder(&s, Method::POST, "/snapshots", Some(body), "3.50").await;
+    let snapshot_id = snapshot.body["snapshot"]["id"].as_str().unwrap().to_string();
+    cloud.wait_status(&s, &format!("/snapshots/{snapshot_id}"), "snapshot", "available").await;
+
+    let same_backend = json!({"os-retype": {"new_type": "lvmdriver-1", "migration_policy": "never"}});
+    assert_eq!(action(&cloud, &s, &id, same_backend, "3.50").await.status, 202);
+    let v = cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "available").await;
+    assert_eq!(v["volume_type"], "lvmdriver-1");
+}

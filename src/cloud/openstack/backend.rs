@@ -274,14 +274,11 @@ impl Backend for OpenStackBackend {
     }
 
     async fn retype_volume(&self, id: &str, volume_type: &str) -> Result<(), CloudError> {
-        // Cinder refuses to migrate a volume with snapshots anyway, and Cinder 29 refusing an
-        // `on-demand` retype for that reason leaves the volume in `retyping` for good when a
-        // snapshot carries metadata, as ours do (its error path fails to save the volume).
-        // `never` gets the same refusal cleanly: the volume returns to its status at its old
-        // type, which the wait reports as refused.
-        let query = [("volume_id", id.to_string()), ("limit", "1".to_string())];
-        let has_snapshots = !self.cinder.list_snapshots(&query).await?.items.is_empty();
-        self.cinder.retype_volume(id, volume_type, !has_snapshots).await
+        // Cinder refuses to migrate a volume with snapshots anyway; `never` gets that refusal
+        // cleanly (the volume returns to its status at its old type, which the wait reports).
+        let snapshots = super::retype_guard::snapshots_of(&self.cinder, id).await?;
+        super::retype_guard::check(id, volume_type, &snapshots)?;
+        self.cinder.retype_volume(id, volume_type, snapshots.is_empty()).await
     }
 
     async fn wait_volume_retyped(

@@ -6,5 +6,6 @@ pub mod fault;
 pub mod keystone;
 pub mod microversion;
 pub mod nova;
+pub mod retype_guard;
 
 pub use backend::OpenStackBackend;
