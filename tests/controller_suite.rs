@@ -567,6 +567,47 @@ async fn a_backup_snapshot_restores_into_a_new_volume() {
     }
 }
 
+/// Cinder's fake driver cannot be backed up (its connector lacks an initiator); the emulator
+/// fails the backup by fault injection. Either way the gRPC message carries the cloud's own
+/// reason, cut before the traceback Cinder stores with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_backup_reports_the_clouds_reason() {
+    use cinder_evs_csi::emulator::faults::{TransitionEffect, TransitionRule};
+    let s = setup().await;
+    let mut c = s.client.clone();
+    let volume = s.create(of_type(create("pvc-backup-fails", 1), s.target.types.initial)).await;
+    let expected = match s.target.emulator() {
+        Some(cloud) => {
+            cloud.handle.cloud().faults().add_transition(TransitionRule {
+                resource: "backup".into(),
+                status: "creating".into(),
+                id: None,
+                effect: TransitionEffect::Fail,
+                count: None,
+            });
+            "No space left on device"
+        }
+        None => "Connector doesn't have required information: initiator",
+    };
+    let mut request = snapshot_of("backup-fails", &volume.volume_id);
+    request.parameters.insert("type".into(), "backup".into());
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        match c.create_snapshot(request.clone()).await {
+            Err(status) => break status,
+            Ok(reply) => {
+                assert!(!reply.into_inner().snapshot.unwrap().ready_to_use, "the backup cannot succeed")
+            }
+        }
+        assert!(Instant::now() < deadline, "the backup never failed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(status.code(), Code::Internal, "{}", status.message());
+    assert!(status.message().contains("failed: error"), "{}", status.message());
+    assert!(status.message().contains(expected), "the cloud's reason: {}", status.message());
+    assert!(!status.message().contains("Traceback"), "{}", status.message());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capacity_is_the_quota_left_overall_and_per_type() {
     let s = setup().await;

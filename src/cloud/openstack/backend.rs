@@ -137,7 +137,17 @@ impl OpenStackBackend {
         what: &str,
         accept: impl Fn(&Volume) -> bool + Send,
     ) -> Result<Volume, CloudError> {
-        crate::cloud::waits::volume_until(&self.volumes, id, self.seed(id), timeout, what, accept).await
+        let waited =
+            crate::cloud::waits::volume_until(&self.volumes, id, self.seed(id), timeout, what, accept).await;
+        self.explained(waited).await
+    }
+
+    /// A failed wait's error with Cinder's reason for an error state added.
+    async fn explained<T>(&self, result: Result<T, CloudError>) -> Result<T, CloudError> {
+        match result {
+            Err(e @ CloudError::ErrorState { .. }) => Err(super::reasons::explain(&self.cinder, e).await),
+            other => other,
+        }
     }
 }
 
@@ -164,6 +174,7 @@ fn backup_of(value: &serde_json::Value) -> Backup {
         size_gib: value["size"].as_u64().unwrap_or(0),
         status: SnapshotStatus::parse(value["status"].as_str().unwrap_or_default()),
         created_at: time_of(&value["created_at"]),
+        fail_reason: value["fail_reason"].as_str().and_then(crate::telemetry::reason::cloud_reason),
     }
 }
 
@@ -336,7 +347,8 @@ impl Backend for OpenStackBackend {
                 timeout,
                 &format!("volume {id} to be deleted"),
             )
-            .await?;
+            .await;
+        let outcome = self.explained(outcome).await?;
         debug_assert!(outcome.is_none());
         Ok(())
     }
@@ -378,7 +390,8 @@ impl Backend for OpenStackBackend {
     }
 
     async fn wait_snapshot_ready(&self, id: &str, timeout: Duration) -> Result<Snapshot, CloudError> {
-        crate::cloud::waits::snapshot_ready(&self.snapshots, id, timeout).await
+        let waited = crate::cloud::waits::snapshot_ready(&self.snapshots, id, timeout).await;
+        self.explained(waited).await
     }
 
     async fn attach(
@@ -556,6 +569,14 @@ impl Backend for OpenStackBackend {
             backup.volume_id = volume_id.to_string();
         }
         Ok(backup)
+    }
+
+    async fn failure_reason(&self, kind: &'static str, id: &str) -> Option<String> {
+        let failed = CloudError::ErrorState { kind, id: id.to_string(), status: String::new(), reason: None };
+        match super::reasons::explain(&self.cinder, failed).await {
+            CloudError::ErrorState { reason, .. } => reason,
+            _ => None,
+        }
     }
 
     async fn get_backup(&self, id: &str) -> Result<Option<Backup>, CloudError> {
