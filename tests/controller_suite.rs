@@ -608,6 +608,53 @@ async fn a_failed_backup_reports_the_clouds_reason() {
     assert!(!status.message().contains("Traceback"), "{}", status.message());
 }
 
+/// A sidecar's deadline that expires while the driver waits on the cloud: the driver logs the
+/// cancellation once (code, duration, ids) and counts it; the retry adopts what the cut-off
+/// call started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_cut_off_by_its_deadline_is_logged_counted_and_adopted_by_the_retry() {
+    let target = Target::new().await;
+    let config = target.dir().join("clouds.yaml");
+    std::fs::write(&config, clouds_yaml(&target.user, Auth::PasswordByName, "")).unwrap();
+    let extra = ["--metrics-address", "127.0.0.1:0", "--log-format", "json"];
+    let (driver, channel) =
+        common::start_controller(target.dir(), &config, &extra, Duration::from_secs(60)).await;
+    let line = driver.wait_for_log(|l| l.contains("serving /metrics"), Duration::from_secs(20));
+    let entry: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+    let address = entry["address"].as_str().expect("the metrics address").to_string();
+    if let Some(cloud) = target.emulator() {
+        // A slow create: the call is still waiting when its deadline passes.
+        let mut latency = cloud.handle.cloud().latency();
+        latency.default_ms = 2000;
+        cloud.handle.cloud().set_latency(latency);
+    }
+    let mut c = ControllerClient::new(channel);
+    let mut request = tonic::Request::new(create("pvc-cut-off", 1));
+    request.set_timeout(Duration::from_millis(20));
+    request.metadata_mut().insert("x-request-id", "req-cut-off".parse().unwrap());
+    let status = c.create_volume(request).await.unwrap_err();
+    assert!(matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded), "{status:?}");
+
+    let line = driver.wait_for_log(|l| l.contains("rpc cancelled"), Duration::from_secs(10));
+    let entry: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+    assert_eq!(entry["code"], "DeadlineExceeded", "{line}");
+    assert_eq!(entry["span"]["method"], "CreateVolume", "{line}");
+    // The span's own name is also `name` in the JSON, so the field is looked for as text.
+    assert!(line.contains(r#""name":"pvc-cut-off""#), "{line}");
+    assert_eq!(entry["span"]["request_id"], "req-cut-off", "{line}");
+    assert!(entry["duration_ms"].as_f64().is_some_and(|d| d >= 15.0), "{line}");
+    let metrics = common::http_get(&address, "/metrics");
+    assert!(
+        metrics.contains(r#"cinder_evs_csi_csi_rpc_total{method="CreateVolume",code="DeadlineExceeded"} 1"#),
+        "{metrics}"
+    );
+
+    let retried = c.create_volume(create("pvc-cut-off", 1)).await.unwrap().into_inner().volume.unwrap();
+    let named = target.api.volumes_named("pvc-cut-off").await;
+    assert_eq!(named.len(), 1, "one volume, whatever the cut-off call had done: {named:?}");
+    assert_eq!(named[0]["id"], retried.volume_id);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capacity_is_the_quota_left_overall_and_per_type() {
     let s = setup().await;
