@@ -426,19 +426,25 @@ impl Cloud {
                 store.group_snapshots.values().filter(|g| due(&g.pending)).map(|g| g.id.clone()).collect();
             use super::cinder::messages::after_transition;
             for id in volumes {
-                let before = w.stores[&pid].volumes[&id].status.clone();
+                let Some(before) = w.stores[&pid].volumes.get(&id).map(|v| v.status.clone()) else {
+                    continue;
+                };
                 changed |= self.complete_volume(w, &pid, &id, now);
                 let after = w.stores[&pid].volumes.get(&id).map(|v| v.status.clone());
                 after_transition(w, &pid, "volume", &id, &before, after.as_deref(), now);
             }
             for id in snapshots {
-                let before = w.stores[&pid].snapshots[&id].status.clone();
+                let Some(before) = w.stores[&pid].snapshots.get(&id).map(|s| s.status.clone()) else {
+                    continue;
+                };
                 changed |= self.complete_snapshot(w, &pid, &id, now);
                 let after = w.stores[&pid].snapshots.get(&id).map(|s| s.status.clone());
                 after_transition(w, &pid, "snapshot", &id, &before, after.as_deref(), now);
             }
             for id in backups {
-                let before = w.stores[&pid].backups[&id].status.clone();
+                let Some(before) = w.stores[&pid].backups.get(&id).map(|b| b.status.clone()) else {
+                    continue;
+                };
                 changed |= self.complete_backup(w, &pid, &id, now);
                 let after = w.stores[&pid].backups.get(&id).map(|b| b.status.clone());
                 after_transition(w, &pid, "backup", &id, &before, after.as_deref(), now);
