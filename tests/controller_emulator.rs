@@ -301,3 +301,77 @@ async fn with_wait_for_delete_the_volume_is_gone_when_delete_returns() {
         "the cloud finished deleting before the answer"
     );
 }
+
+fn fail(resource: &str, status: &str) -> cinder_evs_csi::emulator::faults::TransitionRule {
+    cinder_evs_csi::emulator::faults::TransitionRule {
+        resource: resource.into(),
+        status: status.into(),
+        id: None,
+        effect: cinder_evs_csi::emulator::faults::TransitionEffect::Fail,
+        count: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_the_cloud_fails_to_create_reports_cinders_message() {
+    let s = setup().await;
+    let mut c = s.client.clone();
+    s.cloud.handle.cloud().faults().add_transition(fail("volume", "creating"));
+    let err = c.create_volume(create("pvc-broken", 1)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+    assert!(
+        err.message().contains("create volume from backend storage:Driver failed to create the volume."),
+        "Cinder's user message: {}",
+        err.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_the_cloud_fails_to_extend_reports_cinders_message() {
+    let s = setup().await;
+    let mut c = s.client.clone();
+    let volume = c.create_volume(create("pvc-no-grow", 1)).await.unwrap().into_inner().volume.unwrap();
+    s.cloud.handle.cloud().faults().add_transition(fail("volume", "extending"));
+    let err = c
+        .controller_expand_volume(pb::ControllerExpandVolumeRequest {
+            volume_id: volume.volume_id.clone(),
+            capacity_range: Some(pb::CapacityRange { required_bytes: 2 * GIB, limit_bytes: 0 }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{}", err.message());
+    assert!(err.message().contains("error_extending"), "{}", err.message());
+    assert!(
+        err.message().contains("extend volume:Volume Driver failed to extend volume."),
+        "Cinder's user message: {}",
+        err.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_the_cloud_fails_to_take_reports_cinders_message() {
+    let s = setup().await;
+    let mut c = s.client.clone();
+    let volume = c.create_volume(create("pvc-snap-fails", 1)).await.unwrap().into_inner().volume.unwrap();
+    s.cloud.handle.cloud().faults().add_transition(fail("snapshot", "creating"));
+    let request = pb::CreateSnapshotRequest {
+        name: "snap-fails".into(),
+        source_volume_id: volume.volume_id.clone(),
+        ..Default::default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let err = loop {
+        match c.create_snapshot(request.clone()).await {
+            Err(status) => break status,
+            Ok(reply) => assert!(!reply.into_inner().snapshot.unwrap().ready_to_use),
+        }
+        assert!(std::time::Instant::now() < deadline, "the snapshot never failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        err.message().contains("create snapshot:Snapshot failed to create."),
+        "Cinder's user message: {}",
+        err.message()
+    );
+}

@@ -395,6 +395,52 @@ async fn modify_retypes_a_volume_and_reports_a_refused_migration() {
     assert_eq!(c.controller_modify_volume(bad).await.unwrap_err().code(), Code::InvalidArgument);
 }
 
+/// Cinder 29 strands a volume in `retyping` when it retypes one whose snapshot carries
+/// metadata (every snapshot the driver takes does), even without a migration: the driver must
+/// refuse before the call and leave the volume as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retype_is_refused_before_the_call_while_a_snapshot_carries_metadata() {
+    let s = setup().await;
+    let types = s.target.types;
+    let mut c = s.client.clone();
+    let volume = s.create(of_type(create("pvc-retype-pinned", 1), types.initial)).await;
+    let snapshot = s.ready_snapshot(snapshot_of("pinned", &volume.volume_id)).await;
+    let modify = pb::ControllerModifyVolumeRequest {
+        volume_id: volume.volume_id.clone(),
+        mutable_parameters: HashMap::from([("type".to_string(), types.same_backend.to_string())]),
+        ..Default::default()
+    };
+    let err = c.controller_modify_volume(modify.clone()).await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+    assert!(err.message().contains(&snapshot.snapshot_id), "names the snapshot: {}", err.message());
+    assert!(err.message().contains("retyping"), "says why: {}", err.message());
+    // Well past the time a retype takes: nothing was sent, nothing is stranded.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let seen = s.target.api.volume(&volume.volume_id).await;
+    assert_eq!(seen["status"], "available", "{seen}");
+    assert_eq!(seen["volume_type"], types.initial);
+
+    c.delete_snapshot(pb::DeleteSnapshotRequest {
+        snapshot_id: snapshot.snapshot_id.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while !s.target.api.get(&format!("snapshots/detail?volume_id={}", volume.volume_id)).await["snapshots"]
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the snapshot was never deleted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if let Err(status) = c.controller_modify_volume(modify).await {
+        panic!("retype once the snapshot is gone: {status:?}; log:\n{}", s.log());
+    }
+    assert_eq!(s.target.api.volume(&volume.volume_id).await["volume_type"], types.same_backend);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_snapshot_of_three_volumes_restores_each_volume() {
     let s = setup().await;
@@ -519,6 +565,94 @@ async fn a_backup_snapshot_restores_into_a_new_volume() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Cinder's fake driver cannot be backed up (its connector lacks an initiator); the emulator
+/// fails the backup by fault injection. Either way the gRPC message carries the cloud's own
+/// reason, cut before the traceback Cinder stores with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_backup_reports_the_clouds_reason() {
+    use cinder_evs_csi::emulator::faults::{TransitionEffect, TransitionRule};
+    let s = setup().await;
+    let mut c = s.client.clone();
+    let volume = s.create(of_type(create("pvc-backup-fails", 1), s.target.types.initial)).await;
+    let expected = match s.target.emulator() {
+        Some(cloud) => {
+            cloud.handle.cloud().faults().add_transition(TransitionRule {
+                resource: "backup".into(),
+                status: "creating".into(),
+                id: None,
+                effect: TransitionEffect::Fail,
+                count: None,
+            });
+            "No space left on device"
+        }
+        None => "Connector doesn't have required information: initiator",
+    };
+    let mut request = snapshot_of("backup-fails", &volume.volume_id);
+    request.parameters.insert("type".into(), "backup".into());
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        match c.create_snapshot(request.clone()).await {
+            Err(status) => break status,
+            Ok(reply) => {
+                assert!(!reply.into_inner().snapshot.unwrap().ready_to_use, "the backup cannot succeed")
+            }
+        }
+        assert!(Instant::now() < deadline, "the backup never failed");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(status.code(), Code::Internal, "{}", status.message());
+    assert!(status.message().contains("failed: error"), "{}", status.message());
+    assert!(status.message().contains(expected), "the cloud's reason: {}", status.message());
+    assert!(!status.message().contains("Traceback"), "{}", status.message());
+}
+
+/// A sidecar's deadline that expires while the driver waits on the cloud: the driver logs the
+/// cancellation once (code, duration, ids) and counts it; the retry adopts what the cut-off
+/// call started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_cut_off_by_its_deadline_is_logged_counted_and_adopted_by_the_retry() {
+    let target = Target::new().await;
+    let config = target.dir().join("clouds.yaml");
+    std::fs::write(&config, clouds_yaml(&target.user, Auth::PasswordByName, "")).unwrap();
+    let extra = ["--metrics-address", "127.0.0.1:0", "--log-format", "json"];
+    let (driver, channel) =
+        common::start_controller(target.dir(), &config, &extra, Duration::from_secs(60)).await;
+    let line = driver.wait_for_log(|l| l.contains("serving /metrics"), Duration::from_secs(20));
+    let entry: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+    let address = entry["address"].as_str().expect("the metrics address").to_string();
+    if let Some(cloud) = target.emulator() {
+        // A slow create: the call is still waiting when its deadline passes.
+        let mut latency = cloud.handle.cloud().latency();
+        latency.default_ms = 2000;
+        cloud.handle.cloud().set_latency(latency);
+    }
+    let mut c = ControllerClient::new(channel);
+    let mut request = tonic::Request::new(create("pvc-cut-off", 1));
+    request.set_timeout(Duration::from_millis(20));
+    request.metadata_mut().insert("x-request-id", "req-cut-off".parse().unwrap());
+    let status = c.create_volume(request).await.unwrap_err();
+    assert!(matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded), "{status:?}");
+
+    let line = driver.wait_for_log(|l| l.contains("rpc cancelled"), Duration::from_secs(10));
+    let entry: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+    assert_eq!(entry["code"], "DeadlineExceeded", "{line}");
+    assert_eq!(entry["span"]["method"], "CreateVolume", "{line}");
+    // The span's own name is also `name` in the JSON, so the field is looked for as text.
+    assert!(line.contains(r#""name":"pvc-cut-off""#), "{line}");
+    assert_eq!(entry["span"]["request_id"], "req-cut-off", "{line}");
+    assert!(entry["duration_ms"].as_f64().is_some_and(|d| d >= 15.0), "{line}");
+    let metrics = common::http_get(&address, "/metrics");
+    assert!(
+        metrics.contains(r#"cinder_evs_csi_csi_rpc_total{method="CreateVolume",code="DeadlineExceeded"} 1"#),
+        "{metrics}"
+    );
+
+    let retried = c.create_volume(create("pvc-cut-off", 1)).await.unwrap().into_inner().volume.unwrap();
+    let named = target.api.volumes_named("pvc-cut-off").await;
+    assert_eq!(named.len(), 1, "one volume, whatever the cut-off call had done: {named:?}");
+    assert_eq!(named[0]["id"], retried.volume_id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -525,3 +525,77 @@ async fn a_migration_refused_for_a_snapshot_with_metadata_leaves_the_volume_rety
     assert_eq!(v.body["volume"]["status"], "retyping");
     assert_eq!(v.body["volume"]["volume_type"], "__DEFAULT__");
 }
+
+#[tokio::test]
+async fn a_retype_needing_no_migration_strands_a_volume_whose_snapshot_carries_metadata_as_cinder_29_does() {
+    let cloud = TestCloud::start_with(|c| c.latency = Duration::from_millis(20)).await;
+    let s = cloud.login("demo").await;
+    let id = cloud.available_volume(&s, 1).await;
+    let body = json!({"snapshot": {"volume_id": id, "name": "pin", "metadata": {"owner": "csi"}}});
+    let snapshot = cloud.cinder(&s, Method::POST, "/snapshots", Some(body), "3.50").await;
+    let snapshot_id = snapshot.body["snapshot"]["id"].as_str().unwrap().to_string();
+    cloud.wait_status(&s, &format!("/snapshots/{snapshot_id}"), "snapshot", "available").await;
+
+    // Same backend: Cinder takes its success path, whose save of the volume fails; `never`
+    // does not help, as no migration is involved.
+    let same_backend = json!({"os-retype": {"new_type": "lvmdriver-1", "migration_policy": "never"}});
+    assert_eq!(action(&cloud, &s, &id, same_backend, "3.50").await.status, 202);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v = cloud.cinder(&s, Method::GET, &format!("/volumes/{id}"), None, "3.50").await;
+    assert_eq!(v.body["volume"]["status"], "retyping");
+    assert_eq!(v.body["volume"]["volume_type"], "__DEFAULT__");
+}
+
+#[tokio::test]
+async fn a_retype_needing_no_migration_succeeds_when_the_snapshots_carry_no_metadata() {
+    let cloud = TestCloud::start_with(|c| c.latency = Duration::from_millis(20)).await;
+    let s = cloud.login("demo").await;
+    let id = cloud.available_volume(&s, 1).await;
+    let body = json!({"snapshot": {"volume_id": id, "name": "plain"}});
+    let snapshot = cloud.cinder(&s, Method::POST, "/snapshots", Some(body), "3.50").await;
+    let snapshot_id = snapshot.body["snapshot"]["id"].as_str().unwrap().to_string();
+    cloud.wait_status(&s, &format!("/snapshots/{snapshot_id}"), "snapshot", "available").await;
+
+    let same_backend = json!({"os-retype": {"new_type": "lvmdriver-1", "migration_policy": "never"}});
+    assert_eq!(action(&cloud, &s, &id, same_backend, "3.50").await.status, 202);
+    let v = cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "available").await;
+    assert_eq!(v["volume_type"], "lvmdriver-1");
+}
+
+#[tokio::test]
+async fn a_failed_backup_carries_a_fail_reason_and_a_user_message_as_cinder_records_them() {
+    use cinder_evs_csi::emulator::faults::{TransitionEffect, TransitionRule};
+    let cloud = TestCloud::start_with(|c| c.latency = Duration::from_millis(20)).await;
+    let s = cloud.login("demo").await;
+    let id = cloud.available_volume(&s, 1).await;
+    cloud.handle.cloud().faults().add_transition(TransitionRule {
+        resource: "backup".into(),
+        status: "creating".into(),
+        id: None,
+        effect: TransitionEffect::Fail,
+        count: Some(1),
+    });
+    let body = json!({"backup": {"volume_id": id, "name": "b"}});
+    let backup = cloud.cinder(&s, Method::POST, "/backups", Some(body), "3.50").await;
+    let backup_id = backup.body["backup"]["id"].as_str().unwrap().to_string();
+    let failed = cloud.wait_status(&s, &format!("/backups/{backup_id}"), "backup", "error").await;
+    let reason = failed["fail_reason"].as_str().expect("a fail_reason");
+    assert!(reason.starts_with("[Errno 28] No space left on device"), "{reason}");
+    assert!(reason.contains("Traceback"), "Cinder stores the traceback with it: {reason}");
+
+    let path = format!("/messages?resource_uuid={backup_id}");
+    let messages = cloud.cinder(&s, Method::GET, &path, None, "3.3").await;
+    assert_eq!(messages.status, 200, "{:?}", messages.body);
+    let list = messages.body["messages"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["user_message"], "create backup:Backup driver failed to create backup.");
+    assert_eq!(list[0]["event_id"], "VOLUME_VOLUME_BACKUP_013_020");
+    assert_eq!(list[0]["resource_type"], "VOLUME_BACKUP");
+    let other = cloud.cinder(&s, Method::GET, &format!("/messages?resource_uuid={id}"), None, "3.3").await;
+    assert_eq!(other.body["messages"], json!([]), "nothing about the volume");
+    let old = cloud.cinder(&s, Method::GET, "/messages", None, "3.2").await;
+    assert_eq!(old.status, 404, "messages need 3.3");
+    let admin = cloud.login("admin").await;
+    let elsewhere = cloud.cinder(&admin, Method::GET, &path, None, "3.3").await;
+    assert_eq!(elsewhere.body["messages"], json!([]), "another project sees none");
+}

@@ -119,3 +119,56 @@ async fn metrics_endpoint_counts_rpcs_and_reports_rss_and_health() {
     );
     assert!(metrics.contains("cinder_evs_csi_process_resident_memory_bytes "), "{metrics}");
 }
+
+/// A sidecar's deadline that cuts a call short drops the handler in the middle of its wait:
+/// the driver still says so, once, with the code, the duration and the ids, and counts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rpc_cut_off_by_the_callers_deadline_is_logged_and_counted() {
+    use common::cloud::{Auth, clouds_yaml};
+    let cloud = common::cloud::emulator(|c| {
+        c.transition_latency.insert("volume.creating".into(), Duration::from_secs(30));
+    })
+    .await;
+    let config = cloud.dir.path().join("clouds.yaml");
+    std::fs::write(&config, clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, "")).unwrap();
+    let extra = ["--metrics-address", "127.0.0.1:0", "--log-format", "json"];
+    let (driver, channel) =
+        common::start_controller(cloud.dir.path(), &config, &extra, Duration::from_secs(60)).await;
+    let line = driver.wait_for_log(|l| l.contains("serving /metrics"), Duration::from_secs(20));
+    let entry: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+    let address = entry["address"].as_str().expect("the metrics address").to_string();
+
+    let mut controller = pb::controller_client::ControllerClient::new(channel);
+    let mut request = tonic::Request::new(common::requests::create("pvc-slow", 1));
+    request.set_timeout(Duration::from_millis(800));
+    request.metadata_mut().insert("x-request-id", "req-slow".parse().unwrap());
+    let status = controller.create_volume(request).await.unwrap_err();
+    assert!(
+        matches!(status.code(), tonic::Code::Cancelled | tonic::Code::DeadlineExceeded),
+        "the client gave up: {status:?}"
+    );
+
+    let line = driver.wait_for_log(|l| l.contains("rpc cancelled"), Duration::from_secs(10));
+    let entry: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+    assert_eq!(entry["code"], "DeadlineExceeded", "{line}");
+    assert_eq!(entry["span"]["method"], "CreateVolume", "{line}");
+    // The span's own name is also `name` in the JSON, so the field is looked for as text.
+    assert!(line.contains(r#""name":"pvc-slow""#), "{line}");
+    assert_eq!(entry["span"]["request_id"], "req-slow", "{line}");
+    let duration_ms = entry["duration_ms"].as_f64().expect("a duration");
+    assert!((700.0..5000.0).contains(&duration_ms), "about the deadline: {line}");
+    assert_eq!(entry["deadline_ms"].as_f64(), Some(800.0), "{line}");
+    let metrics = http_get(&address, "/metrics");
+    assert!(
+        metrics.contains(r#"cinder_evs_csi_csi_rpc_total{method="CreateVolume",code="DeadlineExceeded"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"cinder_evs_csi_csi_rpc_duration_seconds_count{method="CreateVolume"} 1"#),
+        "{metrics}"
+    );
+    let outcomes =
+        driver.log().iter().filter(|l| l.contains("CreateVolume") && l.contains("rpc finished")).count();
+    assert_eq!(outcomes, 0, "one outcome line, the cancellation");
+    assert!(!driver.log().join("\n").contains("never-logged-secret"));
+}

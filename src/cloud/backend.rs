@@ -99,6 +99,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         let _ = (name, volume_id);
         Err(CloudError::Unsupported("backups".into()))
     }
+    /// Why a `kind` resource (`volume`, `snapshot`) ended in an error state, in the cloud's
+    /// words (cleaned); `None` when the cloud does not say.
+    async fn failure_reason(&self, kind: &'static str, id: &str) -> Option<String> {
+        let _ = (kind, id);
+        None
+    }
     /// A backup; `None` when it does not exist.
     async fn get_backup(&self, id: &str) -> Result<Option<Backup>, CloudError> {
         let _ = id;

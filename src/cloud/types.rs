@@ -282,6 +282,8 @@ pub struct Backup {
     pub status: SnapshotStatus,
     /// When it was taken.
     pub created_at: Option<SystemTime>,
+    /// Why it failed, in the cloud's words (cleaned of tracebacks and credentials).
+    pub fail_reason: Option<String>,
 }
 
 /// Existing backend storage to bring under the cloud's management (Cinder `os-volume-manage`).

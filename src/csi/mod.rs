@@ -3,6 +3,7 @@
 //! Services talk to lower rooms only through their typed errors, which [`status`] turns into
 //! gRPC statuses; every RPC goes through [`observe`] for its log line, span and metrics.
 
+pub mod cancel;
 pub mod context;
 pub mod controller;
 pub mod identity;

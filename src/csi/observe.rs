@@ -65,6 +65,7 @@ impl Observer {
         Fut: Future<Output = Result<Resp, Status>>,
     {
         let request_id = request_id(&request);
+        let deadline = super::cancel::grpc_timeout(request.metadata());
         let message = request.into_inner();
         let span = info_span!(
             "rpc",
@@ -89,12 +90,15 @@ impl Observer {
         }
 
         let started = Instant::now();
+        let unfinished =
+            super::cancel::Unfinished::new(method, started, deadline, self.metrics.clone(), span.clone());
         let result = async {
             debug!(request = ?message, "rpc request");
             handler(message).await
         }
         .instrument(span.clone())
         .await;
+        unfinished.finish();
         let elapsed = started.elapsed();
         let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
         self.metrics.record_rpc(method, code, elapsed);

@@ -189,6 +189,9 @@ pub struct Backup {
     pub size: u64,
     /// creating, available, deleting, restoring, error.
     pub status: String,
+    /// Why it failed, as the backup driver said (with its traceback, as Cinder stores it).
+    #[serde(default)]
+    pub fail_reason: Option<String>,
     /// Whether it is incremental.
     pub is_incremental: bool,
     /// The container name.

@@ -78,6 +78,9 @@ pub struct ProjectStore {
     pub group_snapshots: BTreeMap<String, GroupSnapshot>,
     /// Quota limits set for this project (others fall back to the defaults).
     pub quotas: BTreeMap<String, i64>,
+    /// User messages by id (why an operation failed).
+    #[serde(default)]
+    pub messages: BTreeMap<String, super::cinder::messages::Message>,
 }
 
 impl World {
@@ -421,14 +424,30 @@ impl Cloud {
                 store.groups.values().filter(|g| due(&g.pending)).map(|g| g.id.clone()).collect();
             let group_snapshots: Vec<_> =
                 store.group_snapshots.values().filter(|g| due(&g.pending)).map(|g| g.id.clone()).collect();
+            use super::cinder::messages::after_transition;
             for id in volumes {
+                let Some(before) = w.stores[&pid].volumes.get(&id).map(|v| v.status.clone()) else {
+                    continue;
+                };
                 changed |= self.complete_volume(w, &pid, &id, now);
+                let after = w.stores[&pid].volumes.get(&id).map(|v| v.status.clone());
+                after_transition(w, &pid, "volume", &id, &before, after.as_deref(), now);
             }
             for id in snapshots {
+                let Some(before) = w.stores[&pid].snapshots.get(&id).map(|s| s.status.clone()) else {
+                    continue;
+                };
                 changed |= self.complete_snapshot(w, &pid, &id, now);
+                let after = w.stores[&pid].snapshots.get(&id).map(|s| s.status.clone());
+                after_transition(w, &pid, "snapshot", &id, &before, after.as_deref(), now);
             }
             for id in backups {
+                let Some(before) = w.stores[&pid].backups.get(&id).map(|b| b.status.clone()) else {
+                    continue;
+                };
                 changed |= self.complete_backup(w, &pid, &id, now);
+                let after = w.stores[&pid].backups.get(&id).map(|b| b.status.clone());
+                after_transition(w, &pid, "backup", &id, &before, after.as_deref(), now);
             }
             for id in groups {
                 changed |= self.complete_group(w, &pid, &id);

@@ -2,5 +2,6 @@
 
 pub mod logging;
 pub mod metrics;
+pub mod reason;
 pub mod redact;
 pub mod secret_names;

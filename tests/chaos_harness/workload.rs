@@ -258,7 +258,12 @@ impl Lane {
                 (true, true) => 1,
                 (true, false) => 3,
             };
-            let modify_weight = u64::from(self.flavor.can_modify(v.volume_type.as_deref()));
+            // The driver refuses to retype a volume with snapshots (Cinder 29 would strand it
+            // in `retyping`; docs/cloud-limits.md), so the OpenStack lanes do not ask for it.
+            let retype_refused =
+                self.flavor == Flavor::OpenStack && self.snapshots.iter().any(|s| s.source == v.id);
+            let modify_weight =
+                u64::from(self.flavor.can_modify(v.volume_type.as_deref()) && !retype_refused);
             choices.extend([("snapshot", Some(i), snapshot_weight), ("modify", Some(i), modify_weight)]);
         }
         if !self.snapshots.is_empty() {

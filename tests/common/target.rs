@@ -30,6 +30,8 @@ pub struct VolumeTypes {
     pub elsewhere: &'static str,
     /// A type whose volumes the backup service can read.
     pub backup: &'static str,
+    /// A type on the same backend as `initial`: a retype to it needs no migration.
+    pub same_backend: &'static str,
 }
 
 /// The cloud behind a [`Target`].
@@ -100,6 +102,7 @@ impl Target {
             retype_to: "fast",
             elsewhere: "lvmdriver-1",
             backup: "lvmdriver-1",
+            same_backend: "__DEFAULT__",
         };
         Self { cloud: Cloud::Emulator(cloud), user, api, admin, types }
     }
@@ -127,7 +130,13 @@ impl Target {
         let admin = Api::login(&admin_user).await;
         let user = admin.make_project_member(&admin_user).await;
         let api = Api::login(&user).await;
-        let types = VolumeTypes { initial: "fake", retype_to: "fake-gold", elsewhere: "nfs", backup: "nfs" };
+        let types = VolumeTypes {
+            initial: "fake",
+            retype_to: "fake-gold",
+            elsewhere: "nfs",
+            backup: "nfs",
+            same_backend: "fake-gold",
+        };
         Self { cloud: Cloud::Real(tempfile::tempdir().unwrap()), user, api, admin, types }
     }
 }

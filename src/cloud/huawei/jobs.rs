@@ -89,15 +89,17 @@ impl Job {
         let json: JobJson = serde_json::from_slice(body)
             .map_err(|e| CloudError::Protocol(format!("malformed job {id}: {e}")))?;
         let mut volume_ids = Vec::new();
-        let mut error_code = json.error_code.filter(|c| !c.is_empty());
-        let mut fail_reason = json.fail_reason.filter(|c| !c.is_empty());
+        // The job's words reach gRPC messages and logs: cleaned like every cloud reason.
+        let clean = |text: Option<String>| text.as_deref().and_then(crate::telemetry::reason::cloud_reason);
+        let mut error_code = clean(json.error_code);
+        let mut fail_reason = clean(json.fail_reason);
         let entities = json.entities.unwrap_or_default();
         volume_ids.extend(entities.volume_id);
         for sub in entities.sub_jobs {
             volume_ids.extend(sub.entities.and_then(|e| e.volume_id));
             if sub.status == "FAIL" {
-                error_code = error_code.or(sub.error_code);
-                fail_reason = fail_reason.or(sub.fail_reason);
+                error_code = error_code.or(clean(sub.error_code));
+                fail_reason = fail_reason.or(clean(sub.fail_reason));
             }
         }
         Ok(Job {
@@ -279,6 +281,24 @@ mod tests {
         assert!(
             matches!(unknown.error("volume", "v"), CloudError::ErrorState { status, .. } if status == "FAIL")
         );
+    }
+
+    #[test]
+    fn a_failed_jobs_reason_is_cleaned_of_credentials_and_control_characters() {
+        let body = r#"{"status": "FAIL", "job_id": "j2", "job_type": "createVolume", "entities": {},
+            "error_code": "EVS.5400", "fail_reason": "backend https://svc:pa55w0rd@10.0.0.1/api said\u001b[2J no\nsecond line"}"#;
+        let job = Job::from_json(body.as_bytes(), "j2").unwrap();
+        let reason = job.fail_reason.as_deref().unwrap();
+        assert!(
+            !reason.contains("pa55w0rd") && !reason.contains('\u{1b}') && !reason.contains("second line"),
+            "{reason}"
+        );
+        let CloudError::ErrorState { reason: Some(described), .. } =
+            (Job { error_code: None, ..job }).error("volume", "v")
+        else {
+            panic!("an error state")
+        };
+        assert!(described.contains("https://<redacted>@10.0.0.1/api said"), "{described}");
     }
 
     #[test]

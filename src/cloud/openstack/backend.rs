@@ -137,7 +137,17 @@ impl OpenStackBackend {
         what: &str,
         accept: impl Fn(&Volume) -> bool + Send,
     ) -> Result<Volume, CloudError> {
-        crate::cloud::waits::volume_until(&self.volumes, id, self.seed(id), timeout, what, accept).await
+        let waited =
+            crate::cloud::waits::volume_until(&self.volumes, id, self.seed(id), timeout, what, accept).await;
+        self.explained(waited).await
+    }
+
+    /// A failed wait's error with Cinder's reason for an error state added.
+    async fn explained<T>(&self, result: Result<T, CloudError>) -> Result<T, CloudError> {
+        match result {
+            Err(e @ CloudError::ErrorState { .. }) => Err(super::reasons::explain(&self.cinder, e).await),
+            other => other,
+        }
     }
 }
 
@@ -164,6 +174,7 @@ fn backup_of(value: &serde_json::Value) -> Backup {
         size_gib: value["size"].as_u64().unwrap_or(0),
         status: SnapshotStatus::parse(value["status"].as_str().unwrap_or_default()),
         created_at: time_of(&value["created_at"]),
+        fail_reason: value["fail_reason"].as_str().and_then(crate::telemetry::reason::cloud_reason),
     }
 }
 
@@ -274,14 +285,11 @@ impl Backend for OpenStackBackend {
     }
 
     async fn retype_volume(&self, id: &str, volume_type: &str) -> Result<(), CloudError> {
-        // Cinder refuses to migrate a volume with snapshots anyway, and Cinder 29 refusing an
-        // `on-demand` retype for that reason leaves the volume in `retyping` for good when a
-        // snapshot carries metadata, as ours do (its error path fails to save the volume).
-        // `never` gets the same refusal cleanly: the volume returns to its status at its old
-        // type, which the wait reports as refused.
-        let query = [("volume_id", id.to_string()), ("limit", "1".to_string())];
-        let has_snapshots = !self.cinder.list_snapshots(&query).await?.items.is_empty();
-        self.cinder.retype_volume(id, volume_type, !has_snapshots).await
+        // Cinder refuses to migrate a volume with snapshots anyway; `never` gets that refusal
+        // cleanly (the volume returns to its status at its old type, which the wait reports).
+        let snapshots = super::retype_guard::snapshots_of(&self.cinder, id).await?;
+        super::retype_guard::check(id, volume_type, &snapshots)?;
+        self.cinder.retype_volume(id, volume_type, snapshots.is_empty()).await
     }
 
     async fn wait_volume_retyped(
@@ -339,7 +347,8 @@ impl Backend for OpenStackBackend {
                 timeout,
                 &format!("volume {id} to be deleted"),
             )
-            .await?;
+            .await;
+        let outcome = self.explained(outcome).await?;
         debug_assert!(outcome.is_none());
         Ok(())
     }
@@ -381,7 +390,8 @@ impl Backend for OpenStackBackend {
     }
 
     async fn wait_snapshot_ready(&self, id: &str, timeout: Duration) -> Result<Snapshot, CloudError> {
-        crate::cloud::waits::snapshot_ready(&self.snapshots, id, timeout).await
+        let waited = crate::cloud::waits::snapshot_ready(&self.snapshots, id, timeout).await;
+        self.explained(waited).await
     }
 
     async fn attach(
@@ -559,6 +569,14 @@ impl Backend for OpenStackBackend {
             backup.volume_id = volume_id.to_string();
         }
         Ok(backup)
+    }
+
+    async fn failure_reason(&self, kind: &'static str, id: &str) -> Option<String> {
+        let failed = CloudError::ErrorState { kind, id: id.to_string(), status: String::new(), reason: None };
+        match super::reasons::explain(&self.cinder, failed).await {
+            CloudError::ErrorState { reason, .. } => reason,
+            _ => None,
+        }
     }
 
     async fn get_backup(&self, id: &str) -> Result<Option<Backup>, CloudError> {

@@ -26,6 +26,8 @@ pub const TIME_FILTERS: Microversion = Microversion::new(3, 60);
 pub const GROUPS: Microversion = Microversion::new(3, 14);
 /// Restore into a new volume from a backup via `backup_id`.
 pub const CREATE_FROM_BACKUP: Microversion = Microversion::new(3, 47);
+/// User messages (`/messages`), Cinder's account of why an asynchronous operation failed.
+pub const MESSAGES: Microversion = Microversion::new(3, 3);
 
 /// `2026-11-23T12:00:00`, the form Cinder's time filters take.
 pub fn format_time(time: SystemTime) -> String {
@@ -617,6 +619,23 @@ impl Cinder {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
             StatusCode::BAD_REQUEST => Err(CloudError::Conflict(fault::message(&reply))),
             _ => Err(fault::to_error(&reply, "backup", id)),
+        }
+    }
+
+    /// `GET /messages?resource_uuid=`: the user messages Cinder recorded about one resource
+    /// (3.3+), as JSON; empty below 3.3.
+    pub async fn list_messages(&self, resource_uuid: &str) -> Result<Vec<Value>, CloudError> {
+        if !self.supports(MESSAGES).await? {
+            return Ok(Vec::new());
+        }
+        let query = [("resource_uuid", resource_uuid.to_string())];
+        let reply = self.send("cinder.message.list", Method::GET, "messages", &query, None).await?;
+        if !reply.status.is_success() {
+            return Err(fault::to_error(&reply, "message list", ""));
+        }
+        match reply.json::<Value>()?["messages"].take() {
+            Value::Array(items) => Ok(items),
+            _ => Ok(Vec::new()),
         }
     }
 

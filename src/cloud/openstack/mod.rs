@@ -6,5 +6,7 @@ pub mod fault;
 pub mod keystone;
 pub mod microversion;
 pub mod nova;
+pub mod reasons;
+pub mod retype_guard;
 
 pub use backend::OpenStackBackend;

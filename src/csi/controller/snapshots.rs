@@ -98,7 +98,8 @@ impl ControllerService {
                 )));
             }
             if let SnapshotStatus::Error(status) = &b.status {
-                return Err(CsiError::Internal(format!("backup {} failed: {status}", b.id)));
+                let reason = b.fail_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+                return Err(CsiError::Internal(format!("backup {} failed: {status}{reason}", b.id)));
             }
             return Ok(pb::CreateSnapshotResponse {
                 snapshot: Some(pb::Snapshot {
@@ -122,9 +123,23 @@ impl ControllerService {
             }
             return Ok(pb::CreateSnapshotResponse { snapshot: Some(self.csi_snapshot(cloud, snapshot)) });
         }
+        let mut failures = Vec::new();
         for broken in existing.iter().filter(|s| matches!(s.status, SnapshotStatus::Error(_))) {
-            tracing::warn!(snapshot = %broken.id, "deleting a snapshot a failed earlier attempt left behind");
+            let reason = backend.failure_reason("snapshot", &broken.id).await;
+            tracing::warn!(snapshot = %broken.id, reason = reason.as_deref().unwrap_or("none given"), "deleting a snapshot a failed earlier attempt left behind");
             let _ = backend.delete_snapshot(&broken.id).await;
+            failures.push(match reason {
+                Some(reason) => format!("{}: {reason}", broken.id),
+                None => broken.id.clone(),
+            });
+        }
+        // Say why once, so the CO's event explains itself; its retry takes a new snapshot.
+        if !failures.is_empty() {
+            return Err(CsiError::Internal(format!(
+                "snapshot {} failed in the cloud ({}); it was deleted and the next attempt takes a new one",
+                request.name,
+                failures.join("; ")
+            )));
         }
         if backend.get_volume(&handle.id).await?.is_none() {
             return Err(CsiError::NotFound(format!("source volume {} not found", request.source_volume_id)));

@@ -161,9 +161,17 @@ fn retype(cloud: &Cloud, ctx: &Ctx, id: &str, args: &Map<String, Value>) -> ApiR
         let snapshots: Vec<_> = w.stores.get(&volume.project_id).map(|s| s.snapshots.values().filter(|s| s.volume_id == id).collect()).unwrap_or_default();
         let has_snapshots = !snapshots.is_empty();
         let allowed = !needs_migration || (policy == "on-demand" && !has_snapshots && volume.status == "available");
-        // Cinder 29 refusing an on-demand migration because of snapshots fails to save the
-        // volume when a snapshot carries metadata: the volume stays `retyping` for good.
-        if needs_migration && policy == "on-demand" && snapshots.iter().any(|s| !s.metadata.is_empty()) {
+        // Cinder 29's manager saves the volume with its snapshots loaded on two paths: the
+        // success path (no migration needed, whatever the policy) and the refusal of an
+        // on-demand migration because of snapshots. A snapshot carrying metadata makes that
+        // save raise `ObjectActionError: snapshots changed`: the volume stays `retyping` for
+        // good. Only `never` with a needed migration refuses before loading them.
+        let strands = (!needs_migration || policy == "on-demand") && snapshots.iter().any(|s| !s.metadata.is_empty());
+        if strands {
+            tracing::warn!(
+                volume = id,
+                "emulator: retype failed: ObjectActionError: Object action save failed because: snapshots changed"
+            );
             let volume = find_mut(w, ctx, id)?;
             volume.status = "retyping".into();
             volume.updated_at_ms = Some(now_ms());

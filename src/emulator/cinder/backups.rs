@@ -102,6 +102,7 @@ async fn create(
             snapshot_id: snapshot_id.clone(),
             size: volume.size,
             status: "creating".into(),
+            fail_reason: None,
             is_incremental: incremental,
             container: container.clone(),
             metadata: metadata.clone(),

@@ -7,6 +7,7 @@ pub mod backups;
 pub mod groups;
 pub mod list;
 pub mod manage;
+pub mod messages;
 pub mod metadata;
 pub mod quotas;
 pub mod snapshots;
@@ -73,6 +74,7 @@ pub fn router(cloud: Cloud) -> Router<Cloud> {
         .merge(backups::routes())
         .merge(groups::routes())
         .merge(manage::routes())
+        .merge(messages::routes())
         .route_layer(axum::middleware::from_fn_with_state(cloud, guard));
     Router::new()
         .route("/volume", get(versions))

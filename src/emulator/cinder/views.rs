@@ -180,7 +180,7 @@ pub fn backup(cloud: &Cloud, b: &Backup) -> Value {
         "availability_zone": null,
         "container": b.container,
         "object_count": 0,
-        "fail_reason": null,
+        "fail_reason": b.fail_reason,
         "has_dependent_backups": false,
         "is_incremental": b.is_incremental,
         "metadata": b.metadata,
