@@ -46,9 +46,7 @@ fn gate(ctx: &Ctx, minor: u32) -> ApiResult<()> {
     }
 }
 
-fn group_type_view(t: &GroupType) -> Value {
-    json!({"id": t.id, "name": t.name, "description": t.description, "is_public": t.is_public, "group_specs": t.group_specs})
-}
+use super::group_types::view as group_type_view;
 
 async fn group_types(State(cloud): State<Cloud>, Extension(ctx): Extension<Ctx>) -> ApiResult<Json<Value>> {
     gate(&ctx, 11)?;
@@ -87,7 +85,7 @@ async fn create_group_type(
     State(cloud): State<Cloud>,
     Extension(ctx): Extension<Ctx>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     gate(&ctx, 11)?;
     ctx.require_admin("group:group_types_manage")?;
     let map = body_object(&body, "group_type")?;
@@ -95,6 +93,7 @@ async fn create_group_type(
         .ok_or_else(|| ApiError::bad_request(F, "Invalid input for field/attribute name."))?;
     let description = opt_str(&map, "description")?;
     let specs = super::opt_metadata(&map, "group_specs")?.unwrap_or_default();
+    let is_public = super::opt_bool(&map, "is_public")?.unwrap_or(true);
     cloud.write(F, |w| {
         if w.group_types.values().any(|t| t.name == name) {
             return Err(ApiError::conflict(F, format!("Group Type {name} already exists.")));
@@ -103,11 +102,12 @@ async fn create_group_type(
             id: resource_id(),
             name: name.clone(),
             description: description.clone(),
-            is_public: true,
+            is_public,
             group_specs: specs.clone(),
         };
         w.group_types.insert(t.id.clone(), t.clone());
-        Ok(Json(json!({"group_type": group_type_view(&t)})))
+        // Cinder answers a group type create with 202, unlike a volume type create.
+        Ok((StatusCode::ACCEPTED, Json(json!({"group_type": group_type_view(&t)}))).into_response())
     })
 }
 

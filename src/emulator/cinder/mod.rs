@@ -4,10 +4,12 @@
 pub mod actions;
 pub mod attachments;
 pub mod backups;
+pub mod group_types;
 pub mod groups;
 pub mod list;
 pub mod manage;
 pub mod metadata;
+pub mod pyliteral;
 pub mod quotas;
 pub mod snapshots;
 pub mod types;
@@ -72,6 +74,7 @@ pub fn router(cloud: Cloud) -> Router<Cloud> {
         .merge(attachments::routes())
         .merge(backups::routes())
         .merge(groups::routes())
+        .merge(group_types::routes())
         .merge(manage::routes())
         .route_layer(axum::middleware::from_fn_with_state(cloud, guard));
     Router::new()
