@@ -375,3 +375,67 @@ async fn evs_quotas_list_only_evs_disk_types() {
     assert!(set.contains_key("volumes_SSD") && set.contains_key("gigabytes_GPSSD"), "{set:?}");
     assert!(set.keys().all(|k| !k.contains("__DEFAULT__")), "a Cinder type leaked into EVS quotas: {set:?}");
 }
+
+#[tokio::test]
+async fn group_views_have_no_links_and_a_project_only_from_3_58() {
+    let cloud = TestCloud::start().await;
+    let admin = cloud.login("admin").await;
+    let gt = cloud
+        .cinder(&admin, Method::POST, "/group_types", Some(json!({"group_type": {"name": "g"}})), "3.13")
+        .await;
+    let gt = gt.body["group_type"]["id"].as_str().unwrap().to_string();
+    let types = cloud.cinder(&admin, Method::GET, "/types", None, "3.13").await;
+    let vt = types.body["volume_types"][0]["id"].as_str().unwrap().to_string();
+    let body = json!({"group": {"name": "grp", "group_type": gt, "volume_types": [vt]}});
+    let made = cloud.cinder(&admin, Method::POST, "/groups", Some(body), "3.13").await;
+    assert_eq!(made.status, 202, "{:?}", made.body);
+    assert_eq!(made.body["group"].as_object().unwrap().len(), 2, "a create answers id and name only");
+    let id = made.body["group"]["id"].as_str().unwrap().to_string();
+    cloud.wait_status(&admin, &format!("/groups/{id}"), "group", "available").await;
+    let old = cloud.cinder(&admin, Method::GET, &format!("/groups/{id}"), None, "3.13").await;
+    let old = &old.body["group"];
+    assert!(!has(old, "links") && !has(old, "project_id"), "{old}");
+    let new = cloud.cinder(&admin, Method::GET, &format!("/groups/{id}"), None, "3.58").await;
+    assert!(has(&new.body["group"], "project_id"));
+    let listed = cloud.cinder(&admin, Method::GET, "/groups", None, "3.13").await;
+    assert_eq!(listed.body["groups"][0], json!({"id": id, "name": "grp"}));
+}
+
+#[tokio::test]
+async fn the_volume_summary_counts_the_callers_volumes_from_3_12() {
+    let cloud = TestCloud::start().await;
+    let s = cloud.login("demo").await;
+    cloud.create_volume(&s, json!({"size": 2, "metadata": {"k": "v"}})).await;
+    cloud.create_volume(&s, json!({"size": 3})).await;
+    let admin = cloud.login("admin").await;
+    cloud.create_volume(&admin, json!({"size": 5})).await;
+    let summary = cloud.cinder(&s, Method::GET, "/volumes/summary", None, "3.36").await;
+    assert_eq!(summary.status, 200);
+    assert_eq!(
+        summary.body["volume-summary"],
+        json!({"total_count": 2, "total_size": 5, "metadata": {"k": ["v"]}})
+    );
+    let early = cloud.cinder(&s, Method::GET, "/volumes/summary", None, "3.11").await;
+    assert_eq!(early.status, 404);
+    let extensions = cloud.cinder(&s, Method::GET, "/extensions", None, "3.0").await;
+    assert!(extensions.body["extensions"].as_array().is_some_and(|l| !l.is_empty()));
+}
+
+#[tokio::test]
+async fn the_admin_api_adds_users_that_can_log_in() {
+    let cloud = TestCloud::start().await;
+    let body =
+        json!({"name": "extra", "password": "extra-secret", "project": "extra-project", "roles": ["reader"]});
+    let made = cloud.admin(Method::POST, "/users", Some(body)).await;
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    let s = cloud.login("extra").await;
+    assert_eq!(s.project_id, made.body["user"]["project_id"].as_str().unwrap());
+    let refused = cloud
+        .admin(
+            Method::POST,
+            "/users",
+            Some(json!({"name": "x", "password": "", "project": "p", "roles": []})),
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+}

@@ -4,6 +4,7 @@
 pub mod actions;
 pub mod attachments;
 pub mod backups;
+pub mod extras;
 pub mod group_types;
 pub mod groups;
 pub mod list;
@@ -76,6 +77,7 @@ pub fn router(cloud: Cloud) -> Router<Cloud> {
         .merge(groups::routes())
         .merge(group_types::routes())
         .merge(manage::routes())
+        .merge(extras::routes())
         .route_layer(axum::middleware::from_fn_with_state(cloud, guard));
     Router::new()
         .route("/volume", get(versions))
