@@ -26,8 +26,12 @@ base="${auth_url%/identity/v3}"
 accounts="$work/accounts.yaml"
 : >"$accounts"
 add() { # name project roles(json) types(yaml list or empty)
-  curl -sf -X POST "$base/_emulator/users" -H 'Content-Type: application/json' \
-    -d "{\"name\":\"$1\",\"password\":\"$1-secret\",\"project\":\"$2\",\"roles\":$3}" >/dev/null
+  "$venv/bin/python" - "$base/_emulator/users" "{\"name\":\"$1\",\"password\":\"$1-secret\",\"project\":\"$2\",\"roles\":$3}" <<'PY'
+import sys, urllib.request
+request = urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+urllib.request.urlopen(request).read()
+PY
   {
     echo "- username: $1"; echo "  password: $1-secret"; echo "  project_name: $2"
     echo "  user_domain_name: Default"; echo "  project_domain_name: Default"
