@@ -389,6 +389,10 @@ pub struct EmulatorArgs {
     /// Address of the instance metadata service; `off` to serve none.
     #[arg(long, env = "EMULATOR_METADATA_ADDRESS", default_value = "127.0.0.1:8781", value_parser = parse_optional_address)]
     pub metadata_address: OptionalAddress,
+    /// Serve EVS, ECS and IAM each on its own listener at the root, for Huawei's SDKs: port P
+    /// gives EVS P, ECS P+1, IAM P+2 (port 0: free ports); `off` to serve none.
+    #[arg(long, env = "EMULATOR_HUAWEI_ADDRESS", default_value = "off", value_parser = parse_optional_address)]
+    pub huawei_address: OptionalAddress,
     /// Directory holding volumes (sparse files) and state.json; state survives restarts.
     #[arg(long, env = "EMULATOR_STATE_DIR", default_value = "/var/tmp/cinder-evs-csi-emulator")]
     pub state_dir: PathBuf,
@@ -649,6 +653,7 @@ async fn run_emulator(args: &EmulatorArgs) -> Result<(), CliError> {
     let mut config = EmulatorConfig {
         listen: args.listen,
         metadata_listen: args.metadata_address.0,
+        huawei_listen: args.huawei_address.0,
         state_dir: args.state_dir.clone(),
         by_id_dir: args.by_id_dir.clone(),
         public_host: args.public_host.clone(),
@@ -686,6 +691,11 @@ fn emulator_banner(handle: &crate::emulator::EmulatorHandle) -> String {
         format!("  ecs      {}/v1/<project_id>", handle.ecs_url()),
         format!("  admin    {}/_emulator", handle.base_url()),
     ];
+    for service in crate::emulator::services::Service::ALL {
+        if let Some(url) = handle.service_url(service) {
+            lines.push(format!("  {:<8} {url}  (own listener, API at the root)", service.name()));
+        }
+    }
     if let Some(url) = handle.metadata_url() {
         lines.push(format!("  metadata {url}/openstack/latest/meta_data.json"));
     }

@@ -338,7 +338,7 @@ async fn expanding_runs_a_job_and_refuses_a_smaller_size_or_a_busy_disk() {
     assert_eq!(code(&same), "EVS.1015");
     let reply =
         cloud.huawei(&key, Method::POST, &path, &[], Some(json!({"os-extend": {"new_size": 15}}))).await;
-    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.status, 202, "an expand is accepted, as the EVS reference says: {:?}", reply.body);
     let job = cloud.wait_job(&key, "evs", &project(&cloud), reply.body["job_id"].as_str().unwrap()).await;
     assert_eq!((job["status"].as_str(), job["job_type"].as_str()), (Some("SUCCESS"), Some("extendVolume")));
     let shown =
@@ -363,7 +363,7 @@ async fn snapshots_restore_only_in_the_same_zone_and_type() {
     let made = cloud
         .huawei(&key, Method::POST, &snaps, &[], Some(json!({"snapshot": {"volume_id": id, "name": "s1"}})))
         .await;
-    assert_eq!(made.status, 200, "{:?}", made.body);
+    assert_eq!(made.status, 202, "a snapshot create is accepted, as the EVS reference says: {:?}", made.body);
     let sid = made.body["snapshot"]["id"].as_str().unwrap().to_string();
     let listed = cloud
         .huawei(&key, Method::GET, &evs(&cloud, "/cloudsnapshots/detail"), &[("volume_id", &id)], None)

@@ -34,6 +34,7 @@ pub fn router() -> Router<Cloud> {
         )
         .route("/_emulator/seed", post(reseed))
         .route("/_emulator/servers", get(servers).post(add_server))
+        .route("/_emulator/users", post(add_user))
 }
 
 fn parse<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
@@ -161,6 +162,43 @@ fn server_json(s: &Server) -> Value {
 
 async fn servers(State(cloud): State<Cloud>) -> Json<Value> {
     Json(cloud.read(|w| json!({"servers": w.servers.values().map(server_json).collect::<Vec<_>>()})))
+}
+
+/// A Keystone user to add (e.g. the extra accounts tempest's pre-provisioned credentials need).
+#[derive(Deserialize)]
+struct NewUser {
+    name: String,
+    password: String,
+    project: String,
+    #[serde(default = "default_domain")]
+    domain: String,
+    roles: Vec<String>,
+}
+
+fn default_domain() -> String {
+    "Default".into()
+}
+
+async fn add_user(State(cloud): State<Cloud>, body: Bytes) -> ApiResult<Response> {
+    let new: NewUser = parse(&body)?;
+    if new.name.is_empty() || new.project.is_empty() || new.password.is_empty() || new.roles.is_empty() {
+        return Err(ApiError::bad_request(Family::Admin, "name, password, project and roles are required"));
+    }
+    let config = super::config::UserConfig {
+        name: new.name,
+        password: new.password,
+        project: new.project,
+        domain: new.domain,
+        roles: new.roles,
+        app_credential: None,
+    };
+    let (user_id, project_id) = cloud.write(Family::Admin, |w| {
+        let user_id = super::bootstrap::ensure_user(w, &config);
+        let project_id = w.users.get(&user_id).and_then(|u| u.default_project_id.clone()).unwrap_or_default();
+        Ok((user_id, project_id))
+    })?;
+    let body = json!({"user": {"id": user_id, "name": config.name, "project_id": project_id, "roles": config.roles}});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 #[derive(Deserialize)]

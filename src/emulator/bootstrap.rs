@@ -28,60 +28,7 @@ pub fn apply(world: &mut World, config: &EmulatorConfig) -> Result<(), EmulatorE
     quotas.extend(config.default_quotas.clone());
     world.default_quotas = quotas;
     for user in &config.users {
-        let domain_id = domain(world, &user.domain);
-        let project_id = project(world, &user.project, &domain_id);
-        let user_id = match world.users.values().find(|u| u.name == user.name && u.domain_id == domain_id) {
-            Some(u) => u.id.clone(),
-            None => {
-                let id = keystone_id();
-                world.users.insert(
-                    id.clone(),
-                    User {
-                        id: id.clone(),
-                        name: user.name.clone(),
-                        domain_id: domain_id.clone(),
-                        password: String::new(),
-                        default_project_id: None,
-                        roles: Default::default(),
-                        domain_roles: Default::default(),
-                    },
-                );
-                id
-            }
-        };
-        let record = world.users.get_mut(&user_id).expect("just ensured");
-        record.password = user.password.clone();
-        record.default_project_id = Some(project_id.clone());
-        record.roles.insert(project_id.clone(), user.roles.clone());
-        // As devstack does for its admin: the project admin also administers the domain.
-        if user.roles.iter().any(|r| r == "admin") {
-            record.domain_roles.insert(domain_id.clone(), vec!["admin".into()]);
-        }
-        if let Some((name, secret)) = &user.app_credential {
-            let existing =
-                world.app_credentials.values_mut().find(|c| c.user_id == user_id && &c.name == name);
-            match existing {
-                Some(credential) => {
-                    credential.secret = secret.clone();
-                    credential.project_id = project_id.clone();
-                }
-                None => {
-                    let id = keystone_id();
-                    world.app_credentials.insert(
-                        id.clone(),
-                        AppCredential {
-                            id,
-                            name: name.clone(),
-                            secret: secret.clone(),
-                            user_id: user_id.clone(),
-                            project_id: project_id.clone(),
-                            expires_at_ms: None,
-                        },
-                    );
-                }
-            }
-        }
-        world.store_mut(&project_id);
+        ensure_user(world, user);
     }
     for server in &config.servers {
         let project_id = world.project(&server.project).map(|p| p.id.clone()).ok_or_else(|| {
@@ -138,6 +85,65 @@ pub fn apply(world: &mut World, config: &EmulatorConfig) -> Result<(), EmulatorE
         );
     }
     Ok(())
+}
+
+/// Creates or updates a configured user (its domain, project, roles and application
+/// credential); returns its id.
+pub fn ensure_user(world: &mut World, user: &crate::emulator::config::UserConfig) -> String {
+    let domain_id = domain(world, &user.domain);
+    let project_id = project(world, &user.project, &domain_id);
+    let user_id = match world.users.values().find(|u| u.name == user.name && u.domain_id == domain_id) {
+        Some(u) => u.id.clone(),
+        None => {
+            let id = keystone_id();
+            world.users.insert(
+                id.clone(),
+                User {
+                    id: id.clone(),
+                    name: user.name.clone(),
+                    domain_id: domain_id.clone(),
+                    password: String::new(),
+                    default_project_id: None,
+                    roles: Default::default(),
+                    domain_roles: Default::default(),
+                },
+            );
+            id
+        }
+    };
+    let record = world.users.get_mut(&user_id).expect("just ensured");
+    record.password = user.password.clone();
+    record.default_project_id = Some(project_id.clone());
+    record.roles.insert(project_id.clone(), user.roles.clone());
+    // As devstack does for its admin: the project admin also administers the domain.
+    if user.roles.iter().any(|r| r == "admin") {
+        record.domain_roles.insert(domain_id.clone(), vec!["admin".into()]);
+    }
+    if let Some((name, secret)) = &user.app_credential {
+        let existing = world.app_credentials.values_mut().find(|c| c.user_id == user_id && &c.name == name);
+        match existing {
+            Some(credential) => {
+                credential.secret = secret.clone();
+                credential.project_id = project_id.clone();
+            }
+            None => {
+                let id = keystone_id();
+                world.app_credentials.insert(
+                    id.clone(),
+                    AppCredential {
+                        id,
+                        name: name.clone(),
+                        secret: secret.clone(),
+                        user_id: user_id.clone(),
+                        project_id: project_id.clone(),
+                        expires_at_ms: None,
+                    },
+                );
+            }
+        }
+    }
+    world.store_mut(&project_id);
+    user_id
 }
 
 fn domain(world: &mut World, name: &str) -> String {

@@ -15,6 +15,10 @@ pub struct EmulatorConfig {
     pub listen: SocketAddr,
     /// The instance metadata service listener; `None` serves no metadata.
     pub metadata_listen: Option<SocketAddr>,
+    /// Where EVS, ECS and IAM each get a listener serving their API at the root (as an SDK
+    /// pointed at `http://host:port` expects): port 0 picks free ports, port P gives P, P+1
+    /// and P+2. `None` (the default) serves them only under `/evs`, `/ecs` and `/identity`.
+    pub huawei_listen: Option<SocketAddr>,
     /// Where volumes (sparse files) and `state.json` live.
     pub state_dir: PathBuf,
     /// Where `virtio-<id>` links of this host's attachments go; default `<state_dir>/by-id`.
@@ -112,6 +116,7 @@ impl Default for EmulatorConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             metadata_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            huawei_listen: None,
             state_dir: std::env::temp_dir().join("cinder-evs-csi-emulator"),
             by_id_dir: None,
             public_host: None,

@@ -24,7 +24,46 @@ const MAX_DURATION_S: u64 = 86_400;
 
 /// The IAM credential routes, on the identity endpoint.
 pub fn router() -> Router<Cloud> {
-    Router::new().route("/identity/v3.0/OS-CREDENTIAL/securitytokens", post(issue))
+    Router::new()
+        .route("/identity/v3.0/OS-CREDENTIAL/securitytokens", post(issue))
+        .route("/identity/v3/auth/catalog", axum::routing::get(catalog))
+}
+
+/// `GET /v3/auth/catalog`, signed with AK/SK (as Huawei's Go SDK asks at start) or with a
+/// token: the catalog of `X-Project-Id` (or the user's default project), in which the caller
+/// must hold a role.
+async fn catalog(State(cloud): State<Cloud>, request: axum::extract::Request) -> ApiResult<Response> {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map_err(|_| bad_request("The request body is too large."))?;
+    let unauthorized = |m: String| ApiError::unauthorized(m);
+    let user_id = if super::huawei::sign::is_signed(&parts.headers) {
+        let sent = parts.extensions.get::<super::services::SignedPath>();
+        let access = super::huawei::verify_signed(&cloud, &parts, sent, &body).map_err(unauthorized)?;
+        cloud.read(|w| w.access_keys.get(&access).map(|k| k.user_id.clone()))
+    } else {
+        let token = parts.headers.get("x-auth-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        cloud.read(|w| live_token(w, token).map(|t| t.user_id.clone()))
+    };
+    let user_id =
+        user_id.ok_or_else(|| unauthorized("The request you have made requires authentication.".into()))?;
+    let asked = parts.headers.get("x-project-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let project_id = cloud.read(|w| {
+        let user = w.users.get(&user_id)?;
+        let project = asked.or_else(|| user.default_project_id.clone())?;
+        user.roles.get(&project).filter(|r| !r.is_empty()).map(|_| project)
+    });
+    let project_id = project_id.ok_or_else(|| {
+        ApiError::new(
+            Family::Identity,
+            StatusCode::FORBIDDEN,
+            "The user has no role in the project asked for.",
+        )
+    })?;
+    let links = json!({"self": format!("{}{}/v3/auth/catalog", cloud.base_url(), super::IDENTITY_PREFIX)});
+    let body = json!({"catalog": super::keystone::catalog(&cloud, &project_id), "links": links});
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {

@@ -27,6 +27,7 @@ pub mod model;
 pub mod nova;
 pub mod observe;
 pub mod persistence;
+pub mod services;
 pub mod sparse;
 pub mod store;
 
@@ -95,6 +96,15 @@ pub async fn start(config: EmulatorConfig) -> Result<EmulatorHandle, EmulatorErr
         )),
         None => None,
     };
+    let huawei_listeners = match config.huawei_listen {
+        Some(address) => services::bind(address).await?,
+        None => Vec::new(),
+    };
+    let mut service_urls = Vec::new();
+    for (service, listener) in &huawei_listeners {
+        let address = listener.local_addr().map_err(|e| EmulatorError::io("reading the bound address", e))?;
+        service_urls.push((*service, url_for(false, address, config.public_host.as_deref())));
+    }
     let release = config.release_loops_on_shutdown;
     let state_dir = config.state_dir.clone();
     let cloud = tokio::task::spawn_blocking(move || Cloud::open(config))
@@ -109,16 +119,19 @@ pub async fn start(config: EmulatorConfig) -> Result<EmulatorHandle, EmulatorErr
         Some(acceptor) => {
             let listener = https::TlsListener::new(listener, acceptor)
                 .map_err(|e| EmulatorError::io("reading the bound address", e))?;
-            tasks.push(tokio::spawn(serve(listener, app, stopped.clone())));
+            tasks.push(tokio::spawn(serve(listener, app.clone(), stopped.clone())));
         }
-        None => tasks.push(tokio::spawn(serve(listener, app, stopped.clone()))),
+        None => tasks.push(tokio::spawn(serve(listener, app.clone(), stopped.clone()))),
+    }
+    for (service, listener) in huawei_listeners {
+        tasks.push(tokio::spawn(serve(listener, services::router(service, app.clone()), stopped.clone())));
     }
     if let Some(listener) = metadata_listener {
         tasks.push(tokio::spawn(serve(listener, metadata::router(cloud.clone()), stopped.clone())));
     }
     tasks.push(tokio::spawn(ticker(cloud.clone(), stopped)));
     tracing::info!(url = %base_url, state_dir = %state_dir.display(), "emulator: serving");
-    Ok(EmulatorHandle { base_url, metadata_url, cloud, stop, tasks, release })
+    Ok(EmulatorHandle { base_url, metadata_url, service_urls, cloud, stop, tasks, release })
 }
 
 fn url_for(https: bool, address: SocketAddr, host: Option<&str>) -> String {
@@ -170,6 +183,7 @@ async fn ticker(cloud: Cloud, mut stopped: watch::Receiver<bool>) {
 pub struct EmulatorHandle {
     base_url: String,
     metadata_url: Option<String>,
+    service_urls: Vec<(services::Service, String)>,
     cloud: Cloud,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -190,6 +204,12 @@ impl EmulatorHandle {
     /// `http://host:port` of the metadata service, if it runs.
     pub fn metadata_url(&self) -> Option<&str> {
         self.metadata_url.as_deref()
+    }
+
+    /// `http://host:port` of `service`'s own listener, which serves its API at the root, if
+    /// [`EmulatorConfig::huawei_listen`] asked for one.
+    pub fn service_url(&self, service: services::Service) -> Option<&str> {
+        self.service_urls.iter().find(|(s, _)| *s == service).map(|(_, url)| url.as_str())
     }
 
     /// The shared cloud (for in-process inspection).

@@ -107,7 +107,28 @@ fn attachments_of<'a>(
     })
 }
 
-fn server_view(cloud: &Cloud, w: &World, s: &Server, detailed: bool) -> Value {
+/// The flavor every emulated server has: the embedded form from 2.47, a reference before.
+fn flavor_view(cloud: &Cloud, ctx: &Ctx) -> Value {
+    if ctx.version.at_least(2, 47) {
+        json!({"vcpus": 1, "ram": 512, "disk": 1, "ephemeral": 0, "swap": 0,
+               "original_name": "m1.emulated", "extra_specs": {}})
+    } else {
+        json!({"id": "1", "links": [
+            {"rel": "bookmark", "href": format!("{}{COMPUTE_PREFIX}/flavors/1", cloud.base_url())},
+        ]})
+    }
+}
+
+/// The user a server belongs to: the first user (by id) with a role in its project, as
+/// servers carry no creator of their own.
+fn owner_of(w: &World, s: &Server) -> Value {
+    w.users
+        .values()
+        .find(|u| u.roles.get(&s.project_id).is_some_and(|r| !r.is_empty()))
+        .map_or(Value::Null, |u| json!(u.id))
+}
+
+fn server_view(cloud: &Cloud, w: &World, ctx: &Ctx, s: &Server, detailed: bool) -> Value {
     let links = json!([
         {"rel": "self", "href": format!("{}{COMPUTE_PREFIX}/v2.1/servers/{}", cloud.base_url(), s.id)},
         {"rel": "bookmark", "href": format!("{}{COMPUTE_PREFIX}/servers/{}", cloud.base_url(), s.id)},
@@ -118,7 +139,9 @@ fn server_view(cloud: &Cloud, w: &World, s: &Server, detailed: bool) -> Value {
     let volumes: Vec<Value> =
         attachments_of(w, &s.id).map(|(v, _)| json!({"id": v.id, "delete_on_termination": false})).collect();
     json!({
-        "id": s.id, "name": s.name, "status": "ACTIVE", "tenant_id": s.project_id, "user_id": null,
+        "id": s.id, "name": s.name, "status": "ACTIVE", "tenant_id": s.project_id, "user_id": owner_of(w, s),
+        // Booted from volume, as Nova shows it: an empty image, so clients look up no Glance.
+        "image": "", "flavor": flavor_view(cloud, ctx),
         "OS-EXT-AZ:availability_zone": s.availability_zone, "OS-EXT-STS:vm_state": "active",
         "OS-EXT-STS:task_state": null, "OS-EXT-STS:power_state": 1,
         "os-extended-volumes:volumes_attached": volumes, "metadata": {}, "addresses": {},
@@ -141,7 +164,7 @@ fn servers(cloud: &Cloud, ctx: &Ctx, detailed: bool) -> Json<Value> {
             .servers
             .values()
             .filter(|s| s.project_id == ctx.auth.project_id)
-            .map(|s| server_view(cloud, w, s, detailed))
+            .map(|s| server_view(cloud, w, ctx, s, detailed))
             .collect();
         Json(json!({"servers": list}))
     })
@@ -152,7 +175,8 @@ async fn show_server(
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    cloud.read(|w| Ok(Json(json!({"server": server_view(&cloud, w, find_server(w, &ctx, &id)?, true)}))))
+    cloud
+        .read(|w| Ok(Json(json!({"server": server_view(&cloud, w, &ctx, find_server(w, &ctx, &id)?, true)}))))
 }
 
 fn attachment_view(ctx: &Ctx, server_id: &str, v: &Volume, a: &Attachment) -> Value {

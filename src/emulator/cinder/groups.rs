@@ -38,6 +38,18 @@ pub fn routes() -> Router<Cloud> {
         .route("/volume/v3/{project_id}/group_snapshots/{group_snapshot_id}/action", post(snapshot_action))
 }
 
+/// A group or group snapshot as Cinder shows it: no `links`, and its `project_id` only from
+/// 3.58 on.
+fn shaped(mut view: Value, ctx: &Ctx) -> Value {
+    if let Some(object) = view.as_object_mut() {
+        object.remove("links");
+        if !ctx.version.at_least(3, 58) {
+            object.remove("project_id");
+        }
+    }
+    view
+}
+
 fn gate(ctx: &Ctx, minor: u32) -> ApiResult<()> {
     if ctx.version.at_least(3, minor) {
         Ok(())
@@ -46,9 +58,7 @@ fn gate(ctx: &Ctx, minor: u32) -> ApiResult<()> {
     }
 }
 
-fn group_type_view(t: &GroupType) -> Value {
-    json!({"id": t.id, "name": t.name, "description": t.description, "is_public": t.is_public, "group_specs": t.group_specs})
-}
+use super::group_types::view as group_type_view;
 
 async fn group_types(State(cloud): State<Cloud>, Extension(ctx): Extension<Ctx>) -> ApiResult<Json<Value>> {
     gate(&ctx, 11)?;
@@ -87,7 +97,7 @@ async fn create_group_type(
     State(cloud): State<Cloud>,
     Extension(ctx): Extension<Ctx>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     gate(&ctx, 11)?;
     ctx.require_admin("group:group_types_manage")?;
     let map = body_object(&body, "group_type")?;
@@ -95,6 +105,7 @@ async fn create_group_type(
         .ok_or_else(|| ApiError::bad_request(F, "Invalid input for field/attribute name."))?;
     let description = opt_str(&map, "description")?;
     let specs = super::opt_metadata(&map, "group_specs")?.unwrap_or_default();
+    let is_public = super::opt_bool(&map, "is_public")?.unwrap_or(true);
     cloud.write(F, |w| {
         if w.group_types.values().any(|t| t.name == name) {
             return Err(ApiError::conflict(F, format!("Group Type {name} already exists.")));
@@ -103,11 +114,12 @@ async fn create_group_type(
             id: resource_id(),
             name: name.clone(),
             description: description.clone(),
-            is_public: true,
+            is_public,
             group_specs: specs.clone(),
         };
         w.group_types.insert(t.id.clone(), t.clone());
-        Ok(Json(json!({"group_type": group_type_view(&t)})))
+        // Cinder answers a group type create with 202, unlike a volume type create.
+        Ok((StatusCode::ACCEPTED, Json(json!({"group_type": group_type_view(&t)}))).into_response())
     })
 }
 
@@ -186,13 +198,15 @@ async fn groups_listing(
     let items = cloud.read(|w| {
         w.stores
             .get(&ctx.auth.project_id)
-            .map(|s| s.groups.values().map(|g| views::group(&cloud, w, g, list_volume)).collect())
+            .map(|s| {
+                s.groups.values().map(|g| shaped(views::group(&cloud, w, g, list_volume), &ctx)).collect()
+            })
             .unwrap_or_default()
     });
     let page = super::list::apply(items, &params, "group")?;
     let url = views::collection_url(&cloud, &ctx.auth.project_id, path);
     Ok(Json(super::list::respond("groups", &url, &query, &params, page, |v| {
-        if detailed { v.clone() } else { views::summary(v) }
+        if detailed { v.clone() } else { json!({"id": v["id"], "name": v["name"]}) }
     })))
 }
 
@@ -232,7 +246,7 @@ async fn show_group(
             .get(&ctx.auth.project_id)
             .and_then(|s| s.groups.get(&id))
             .ok_or_else(|| not_found("Group", &id))?;
-        Ok(Json(json!({"group": views::group(&cloud, w, group, list_volume)})))
+        Ok(Json(json!({"group": shaped(views::group(&cloud, w, group, list_volume), &ctx)})))
     })
 }
 
@@ -435,13 +449,13 @@ async fn snapshots_listing(
             .iter()
             .filter(|(p, _)| params.all_tenants || **p == ctx.auth.project_id)
             .flat_map(|(_, s)| s.group_snapshots.values())
-            .map(|g| views::group_snapshot(&cloud, g))
+            .map(|g| shaped(views::group_snapshot(&cloud, g), &ctx))
             .collect::<Vec<_>>()
     });
     let page = super::list::apply(items, &params, "group_snapshot")?;
     let url = views::collection_url(&cloud, &ctx.auth.project_id, path);
     Ok(Json(super::list::respond("group_snapshots", &url, &query, &params, page, |v| {
-        if detailed { v.clone() } else { views::summary(v) }
+        if detailed { v.clone() } else { json!({"id": v["id"], "name": v["name"]}) }
     })))
 }
 
@@ -473,7 +487,7 @@ async fn show_snapshot(
             .get(&ctx.auth.project_id)
             .and_then(|s| s.group_snapshots.get(&id))
             .ok_or_else(|| not_found("GroupSnapshot", &id))?;
-        Ok(Json(json!({"group_snapshot": views::group_snapshot(&cloud, gs)})))
+        Ok(Json(json!({"group_snapshot": shaped(views::group_snapshot(&cloud, gs), &ctx)})))
     })
 }
 

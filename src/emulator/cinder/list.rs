@@ -62,10 +62,10 @@ pub fn parse(
             "sort" => {
                 for part in value.split(',').filter(|p| !p.is_empty()) {
                     let (k, d) = part.split_once(':').unwrap_or((part, "desc"));
-                    params.sort.push((k.trim().to_string(), direction(d)?));
+                    params.sort.push((sort_alias(k.trim()).to_string(), direction(d)?));
                 }
             }
-            "sort_key" => sort_key = Some(value.clone()),
+            "sort_key" => sort_key = Some(sort_alias(value).to_string()),
             "sort_dir" => sort_dir = Some(direction(value)?),
             "with_count" if ctx.version.at_least(3, 45) => {
                 params.with_count = super::parse_bool(&json!(value)).unwrap_or(false)
@@ -74,6 +74,15 @@ pub fn parse(
                 params.all_tenants = super::parse_bool(&json!(value)).unwrap_or(true) && ctx.auth.is_admin()
             }
             other if filters.contains(&other) => params.filters.push((key.clone(), value.clone())),
+            // 3.34: `name~=abc` is an inexact (SQL LIKE '%abc%') filter on any filterable key.
+            other
+                if ctx.version.at_least(3, 34)
+                    && other
+                        .strip_suffix('~')
+                        .is_some_and(|base| base != "metadata" && filters.contains(&base)) =>
+            {
+                params.filters.push((key.clone(), value.clone()))
+            }
             // 3.60: `created_at=gte:2026-11-23T12:00:00` style time comparisons.
             "created_at" | "updated_at" if ctx.version.at_least(3, 60) => {
                 time_filter(value)?;
@@ -105,6 +114,15 @@ pub fn parse(
     Ok(params)
 }
 
+/// Cinder's sort keys accept the v1 spellings (`display_name`) for their v2 fields.
+fn sort_alias(key: &str) -> &str {
+    match key {
+        "display_name" => "name",
+        "display_description" => "description",
+        other => other,
+    }
+}
+
 fn direction(text: &str) -> ApiResult<bool> {
     match text.trim().to_ascii_lowercase().as_str() {
         "asc" => Ok(true),
@@ -121,12 +139,16 @@ fn passes(item: &Value, filters: &[(String, String)]) -> ApiResult<bool> {
     for (key, wanted) in filters {
         let ok = match key.as_str() {
             "metadata" => {
-                let wanted: Value = serde_json::from_str(wanted).map_err(|_| {
-                    ApiError::bad_request(
-                        F,
-                        format!("Invalid input received: metadata filter {wanted} is not a JSON object"),
-                    )
-                })?;
+                // Clients send JSON or, as Cinder parses it with literal_eval, a Python dict.
+                let wanted: Value = serde_json::from_str(wanted)
+                    .ok()
+                    .or_else(|| super::pyliteral::dict(wanted))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(
+                            F,
+                            format!("Invalid input received: metadata filter {wanted} is not a JSON object"),
+                        )
+                    })?;
                 let Value::Object(pairs) = wanted else {
                     return Err(ApiError::bad_request(
                         F,
@@ -151,6 +173,15 @@ fn passes(item: &Value, filters: &[(String, String)]) -> ApiResult<bool> {
                     "neq" => have != wanted,
                     _ => have == wanted,
                 })
+            }
+            like if like.ends_with('~') => {
+                let base = like.trim_end_matches('~');
+                let needle = wanted.to_lowercase();
+                match &item[base] {
+                    Value::String(s) => s.to_lowercase().contains(&needle),
+                    Value::Null => false,
+                    other => other.to_string().to_lowercase().contains(&needle),
+                }
             }
             _ => match &item[key.as_str()] {
                 Value::String(s) => s == wanted,

@@ -4,11 +4,14 @@
 pub mod actions;
 pub mod attachments;
 pub mod backups;
+pub mod extras;
+pub mod group_types;
 pub mod groups;
 pub mod list;
 pub mod manage;
 pub mod messages;
 pub mod metadata;
+pub mod pyliteral;
 pub mod quotas;
 pub mod snapshots;
 pub mod types;
@@ -73,8 +76,10 @@ pub fn router(cloud: Cloud) -> Router<Cloud> {
         .merge(attachments::routes())
         .merge(backups::routes())
         .merge(groups::routes())
+        .merge(group_types::routes())
         .merge(manage::routes())
         .merge(messages::routes())
+        .merge(extras::routes())
         .route_layer(axum::middleware::from_fn_with_state(cloud, guard));
     Router::new()
         .route("/volume", get(versions))

@@ -130,12 +130,16 @@ async fn create(
     body: Bytes,
 ) -> ApiResult<Response> {
     let map = body_object(&body, "snapshot")?;
-    let volume_id = opt_str(&map, "volume_id")?.ok_or_else(|| {
-        ApiError::bad_request(
-            F,
-            "Invalid input for field/attribute volume_id. Value: None. None is not of type 'string'",
-        )
-    })?;
+    // An explicit null passes Cinder's schema (uuid or null) and then names no volume: 404.
+    let volume_id = match map.get("volume_id") {
+        Some(Value::Null) => return Err(not_found("Volume", "None")),
+        _ => opt_str(&map, "volume_id")?.ok_or_else(|| {
+            ApiError::bad_request(
+                F,
+                "Invalid input for field/attribute snapshot. 'volume_id' is a required property",
+            )
+        })?,
+    };
     let force = opt_bool(&map, "force")?.unwrap_or(false);
     let name = opt_str(&map, "name")?.or(opt_str(&map, "display_name")?).unwrap_or_default();
     let description = opt_str(&map, "description")?.or(opt_str(&map, "display_description")?);
@@ -152,7 +156,7 @@ async fn create(
         }
         let snapshot =
             take(&cloud, w, &ctx, &volume_id, name.clone(), description.clone(), metadata.clone(), None)?;
-        Ok(views::snapshot(&cloud, &ctx, &snapshot))
+        Ok(views::snapshot_answer(views::snapshot(&ctx, &snapshot)))
     })?;
     Ok((StatusCode::ACCEPTED, Json(json!({"snapshot": view}))).into_response())
 }
@@ -171,22 +175,13 @@ async fn listing(
             .iter()
             .filter(|(p, _)| params.all_tenants || **p == ctx.auth.project_id)
             .flat_map(|(_, s)| s.snapshots.values())
-            .map(|s| views::snapshot(&cloud, &ctx, s))
+            .map(|s| views::snapshot(&ctx, s))
             .collect::<Vec<_>>()
     });
     let page = super::list::apply(items, &params, "snapshot")?;
     let url = views::collection_url(&cloud, &ctx.auth.project_id, path);
     let summary = |v: &Value| {
-        if detailed {
-            v.clone()
-        } else {
-            let mut s = v.clone();
-            if let Some(o) = s.as_object_mut() {
-                o.remove("os-extended-snapshot-attributes:progress");
-                o.remove("os-extended-snapshot-attributes:project_id");
-            }
-            s
-        }
+        if detailed { v.clone() } else { views::snapshot_answer(v.clone()) }
     };
     Ok(Json(super::list::respond("snapshots", &url, &query, &params, page, summary)))
 }
@@ -212,7 +207,7 @@ async fn show(
     Extension(ctx): Extension<Ctx>,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    cloud.read(|w| Ok(Json(json!({"snapshot": views::snapshot(&cloud, &ctx, find(w, &ctx, &id)?)}))))
+    cloud.read(|w| Ok(Json(json!({"snapshot": views::snapshot(&ctx, find(w, &ctx, &id)?)}))))
 }
 
 async fn update(
@@ -233,7 +228,7 @@ async fn update(
             snapshot.description = description;
         }
         snapshot.updated_at_ms = Some(now_ms());
-        Ok(Json(json!({"snapshot": views::snapshot(&cloud, &ctx, snapshot)})))
+        Ok(Json(json!({"snapshot": views::snapshot_answer(views::snapshot(&ctx, snapshot))})))
     })
 }
 

@@ -94,7 +94,7 @@ async fn create(
             extra_specs: extra_specs.clone(),
         };
         w.volume_types.insert(t.id.clone(), t.clone());
-        Ok(Json(json!({"volume_type": views::volume_type(&t, true)})))
+        Ok(Json(json!({"volume_type": views::volume_type_created(views::volume_type(&t, true))})))
     })
 }
 
@@ -125,7 +125,7 @@ async fn update(
         if let Some(p) = is_public {
             t.is_public = p;
         }
-        Ok(Json(json!({"volume_type": views::volume_type(t, true)})))
+        Ok(Json(json!({"volume_type": views::volume_type_updated(views::volume_type(t, true))})))
     })
 }
 

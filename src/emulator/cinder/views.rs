@@ -32,7 +32,9 @@ pub fn volume(cloud: &Cloud, w: &World, ctx: &Ctx, v: &Volume) -> Value {
     let attachments: Vec<Value> = v
         .attachments
         .iter()
-        .filter(|a| a.status == "attached" || a.status == "attaching" || a.status == "detaching")
+        // Cinder's view lists only attachments that are attached (views/volumes.py); one that
+        // is still attaching or already detaching is not there yet or any more.
+        .filter(|a| a.status == "attached")
         .map(|a| {
             json!({
                 "id": v.id, "attachment_id": a.id, "volume_id": v.id, "server_id": a.server_id,
@@ -89,6 +91,9 @@ pub fn volume(cloud: &Cloud, w: &World, ctx: &Ctx, v: &Volume) -> Value {
         body["service_uuid"] = json!("00000000-0000-4000-8000-000000000001");
         body["shared_targets"] = json!(false);
     }
+    if ctx.version.at_least(3, 61) && ctx.auth.is_admin() {
+        body["cluster_name"] = Value::Null;
+    }
     if ctx.version.at_least(3, 63) {
         body["volume_type_id"] = json!(v.volume_type_id);
     }
@@ -98,13 +103,59 @@ pub fn volume(cloud: &Cloud, w: &World, ctx: &Ctx, v: &Volume) -> Value {
     body
 }
 
+/// Keys of the volume view that Cinder adds only on show and detail (its extensions and
+/// the 3.47 `backup_id`), never on the create or update answer.
+const VOLUME_SHOW_ONLY: &[&str] = &[
+    "os-vol-tenant-attr:tenant_id",
+    "os-vol-host-attr:host",
+    "os-vol-mig-status-attr:migstat",
+    "os-vol-mig-status-attr:name_id",
+    "backup_id",
+];
+
+/// The volume view as the create and update answers carry it.
+pub fn volume_answer(mut view: Value) -> Value {
+    strip(&mut view, VOLUME_SHOW_ONLY);
+    view
+}
+
+/// Keys of the snapshot view that only show and detail carry (the extended attributes).
+pub const SNAPSHOT_SHOW_ONLY: &[&str] =
+    &["os-extended-snapshot-attributes:progress", "os-extended-snapshot-attributes:project_id"];
+
+/// The snapshot view as the create and update answers (and the plain list) carry it.
+pub fn snapshot_answer(mut view: Value) -> Value {
+    strip(&mut view, SNAPSHOT_SHOW_ONLY);
+    view
+}
+
+/// The volume type as the create answer carries it: the access flag, no QoS id.
+pub fn volume_type_created(mut view: Value) -> Value {
+    strip(&mut view, &["qos_specs_id"]);
+    view
+}
+
+/// The volume type as the update answer carries it: neither the access flag nor the QoS id.
+pub fn volume_type_updated(mut view: Value) -> Value {
+    strip(&mut view, &["qos_specs_id", "os-volume-type-access:is_public"]);
+    view
+}
+
+fn strip(view: &mut Value, keys: &[&str]) {
+    if let Some(object) = view.as_object_mut() {
+        for key in keys {
+            object.remove(*key);
+        }
+    }
+}
+
 /// The summary view of a listed resource (`id`, `name`, `links`).
 pub fn summary(item: &Value) -> Value {
     json!({"id": item["id"], "name": item["name"], "links": item["links"]})
 }
 
 /// A snapshot's detailed view.
-pub fn snapshot(cloud: &Cloud, ctx: &Ctx, s: &Snapshot) -> Value {
+pub fn snapshot(ctx: &Ctx, s: &Snapshot) -> Value {
     let mut body = json!({
         "id": s.id,
         "name": s.name,
@@ -117,7 +168,6 @@ pub fn snapshot(cloud: &Cloud, ctx: &Ctx, s: &Snapshot) -> Value {
         "updated_at": time(s.updated_at_ms),
         "os-extended-snapshot-attributes:progress": if s.status == "available" { "100%" } else { "0%" },
         "os-extended-snapshot-attributes:project_id": s.project_id,
-        "links": links(cloud, &s.project_id, "snapshots", &s.id),
     });
     if ctx.version.at_least(3, 14) {
         body["group_snapshot_id"] = json!(s.group_snapshot_id);

@@ -297,7 +297,7 @@ async fn create(
             pending: Some(Pending { op: Op::Create, due_ms: cloud.due("volume.creating") }),
             extra: Default::default(),
         };
-        let view = views::volume(&cloud, w, &ctx, &volume);
+        let view = views::volume_answer(views::volume(&cloud, w, &ctx, &volume));
         w.store_mut(&project_id).volumes.insert(id, volume);
         Ok(view)
     })?;
@@ -333,7 +333,7 @@ async fn update(
         }
         volume.updated_at_ms = Some(now_ms());
         let volume = volume.clone();
-        Ok(Json(json!({"volume": views::volume(&cloud, w, &ctx, &volume)})))
+        Ok(Json(json!({"volume": views::volume_answer(views::volume(&cloud, w, &ctx, &volume))})))
     })
 }
 

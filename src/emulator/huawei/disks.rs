@@ -587,7 +587,8 @@ async fn update(
         }
         volume.updated_at_ms = Some(now_ms());
         let volume = volume.clone();
-        Ok(Json(json!({"volume": views::disk(&cloud, w, &volume)})))
+        // EVS answers this PUT with the disk itself, not wrapped in `volume` (reference 6.1.4).
+        Ok(Json(views::disk(&cloud, w, &volume)))
     })
 }
 
@@ -632,7 +633,7 @@ async fn action(
     Extension(ctx): Extension<Ctx>,
     Path((_, id)): Path<(String, String)>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let top = json_object(&body, F)?;
     let extend = top.get("os-extend").and_then(Value::as_object).cloned();
     let extend = extend.ok_or_else(|| evs_bad("EVS.1011", "null extendVolumeReq!"))?;
@@ -672,7 +673,8 @@ async fn action(
         let job = new_job(&volume.project_id, "evs", "extendVolume", target, entities);
         let job_id = job.id.clone();
         w.jobs.insert(job_id.clone(), job);
-        Ok(Json(json!({"job_id": job_id})))
+        // An expand is accepted, not done: 202, as the reference (7.2.1) and golangsdk expect.
+        Ok((StatusCode::ACCEPTED, Json(json!({"job_id": job_id}))))
     })
 }
 

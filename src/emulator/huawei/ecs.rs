@@ -24,6 +24,8 @@ const F: Family = Family::Ecs;
 pub fn routes() -> Router<Cloud> {
     Router::new()
         .route("/ecs/v1/{project_id}/cloudservers/{server_id}", get(show_server))
+        // ECS's OpenStack-native (Nova v2.1) server detail, which Huawei's CSI driver reads.
+        .route("/ecs/v2.1/{project_id}/servers/{server_id}", get(show_server))
         .route("/ecs/v1/{project_id}/cloudservers/{server_id}/block_device", get(block_devices))
         .route("/ecs/v1/{project_id}/cloudservers/{server_id}/attachvolume", post(attach))
         .route("/ecs/v1/{project_id}/cloudservers/{server_id}/detachvolume/{volume_id}", delete(detach))

@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 use super::clock::now_ms;
 use super::errors::{ApiError, ApiResult, Family};
 use super::keystone::{self, Auth};
+use super::services::SignedPath;
 use super::store::Cloud;
 
 /// The largest body the API gateway accepts (12 MB).
@@ -67,30 +68,11 @@ async fn guard(State(cloud): State<Cloud>, request: Request, next: Next) -> Resp
     };
     let project_id = parts.uri.path().split('/').nth(3).unwrap_or_default().to_string();
     let auth = if sign::is_signed(&parts.headers) {
-        let received = sign::Received {
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            query: parts.uri.query(),
-            headers: &parts.headers,
-            body: &bytes,
-        };
-        let verified = sign::verify(&received, now_ms(), |access| {
-            cloud.read(|w| w.access_keys.get(access).map(|k| k.secret.clone()))
-        });
-        let access = match verified {
+        let sent = parts.extensions.get::<SignedPath>().cloned();
+        let access = match verify_signed(&cloud, &parts, sent.as_ref(), &bytes) {
             Ok(access) => access,
-            Err(e) => {
-                tracing::debug!(reason = %e, "emulator: AK/SK signature refused");
-                let message =
-                    format!("Incorrect IAM authentication information: verify aksk signature fail: {e}");
-                return gateway(message).with_family(family).into_response();
-            }
+            Err(message) => return gateway(message).with_family(family).into_response(),
         };
-        if let Err(e) = check_temporary(&cloud, &access, &parts.headers) {
-            tracing::debug!(reason = e, "emulator: temporary access key refused");
-            let message = format!("Incorrect IAM authentication information: {e}");
-            return gateway(message).with_family(family).into_response();
-        }
         let found = cloud.read(|w| {
             let key = w.access_keys.get(&access)?;
             let roles = w.users.get(&key.user_id)?.roles.get(&project_id).cloned().unwrap_or_default();
@@ -135,6 +117,36 @@ async fn guard(State(cloud): State<Cloud>, request: Request, next: Next) -> Resp
     let mut request = Request::from_parts(parts, axum::body::Body::from(bytes));
     request.extensions_mut().insert(Ctx { auth });
     next.run(request).await
+}
+
+/// Verifies an AK/SK-signed request over the path the client sent (`sent`, when a service
+/// listener added a routing prefix) and checks a temporary key's security token; the access
+/// key, or the gateway's message.
+pub fn verify_signed(
+    cloud: &Cloud,
+    parts: &axum::http::request::Parts,
+    sent: Option<&SignedPath>,
+    body: &[u8],
+) -> Result<String, String> {
+    let received = sign::Received {
+        method: parts.method.as_str(),
+        path: sent.map_or(parts.uri.path(), |s| s.path.as_str()),
+        query: sent.map_or(parts.uri.query(), |s| s.query.as_deref()),
+        headers: &parts.headers,
+        body,
+    };
+    let verified = sign::verify(&received, now_ms(), |access| {
+        cloud.read(|w| w.access_keys.get(access).map(|k| k.secret.clone()))
+    });
+    let access = verified.map_err(|e| {
+        tracing::debug!(reason = %e, "emulator: AK/SK signature refused");
+        format!("Incorrect IAM authentication information: verify aksk signature fail: {e}")
+    })?;
+    check_temporary(cloud, &access, &parts.headers).map_err(|e| {
+        tracing::debug!(reason = e, "emulator: temporary access key refused");
+        format!("Incorrect IAM authentication information: {e}")
+    })?;
+    Ok(access)
 }
 
 /// A temporary access key works only with its security token and until it expires.

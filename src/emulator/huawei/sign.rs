@@ -33,7 +33,16 @@ pub enum SignError {
     /// The signature does not match.
     #[error("the signature does not match")]
     Mismatch,
+    /// The credential scope is not `<date>/<region>/<service>/sdk_request` of the request's day.
+    #[error("the credential scope is malformed or not of the request's date")]
+    BadScope,
+    /// `X-Sdk-Content-Sha256` names a hash that is not the body's.
+    #[error("X-Sdk-Content-Sha256 does not match the body")]
+    BadContentHash,
 }
+
+/// The `X-Sdk-Content-Sha256` value by which a client leaves the body out of the signature.
+pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 /// The parts of an `Authorization: SDK-HMAC-SHA256 Access=..., SignedHeaders=..., Signature=...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +53,9 @@ pub struct Authorization {
     pub signed_headers: Vec<String>,
     /// The hex signature.
     pub signature: String,
+    /// The credential scope of the `Credential=<ak>/<scope>` form (golangsdk and the older Go
+    /// SDK), `<yyyymmdd>/<region>/<service>/sdk_request`; `None` for the `Access=` form.
+    pub scope: Option<String>,
 }
 
 /// Whether a request carries an AK/SK signature (rather than a token).
@@ -57,11 +69,16 @@ pub fn is_signed(headers: &HeaderMap) -> bool {
 /// Parses the `Authorization` header.
 pub fn parse_authorization(value: &str) -> Result<Authorization, SignError> {
     let rest = value.trim().strip_prefix(ALGORITHM).ok_or(SignError::Malformed)?;
-    let (mut access, mut signed, mut signature) = (None, None, None);
+    let (mut access, mut signed, mut signature, mut scope) = (None, None, None, None);
     for part in rest.split(',') {
         let (key, value) = part.trim().split_once('=').ok_or(SignError::Malformed)?;
         match key.trim() {
-            "Access" => access = Some(value.trim().to_string()),
+            "Access" if access.is_none() => access = Some(value.trim().to_string()),
+            "Credential" if access.is_none() => {
+                let (ak, rest) = value.trim().split_once('/').ok_or(SignError::Malformed)?;
+                access = Some(ak.to_string());
+                scope = Some(rest.to_string());
+            }
             "SignedHeaders" => signed = Some(value.trim().to_string()),
             "Signature" => signature = Some(value.trim().to_string()),
             _ => return Err(SignError::Malformed),
@@ -74,7 +91,7 @@ pub fn parse_authorization(value: &str) -> Result<Authorization, SignError> {
         return Err(SignError::Malformed);
     }
     let signed_headers = signed.split(';').map(|h| h.trim().to_ascii_lowercase()).collect();
-    Ok(Authorization { access, signed_headers, signature })
+    Ok(Authorization { access, signed_headers, signature, scope })
 }
 
 /// Parses `YYYYMMDDTHHMMSSZ` into milliseconds since the epoch.
@@ -182,14 +199,15 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
-/// The canonical request of a received request, over the headers the client signed.
+/// The canonical request of a received request, over the headers the client signed, with
+/// `payload_hash` (the body's hex SHA-256, or `UNSIGNED-PAYLOAD`) as its last line.
 pub fn canonical_request(
     method: &str,
     path: &str,
     query: Option<&str>,
     headers: &HeaderMap,
     signed: &[String],
-    body: &[u8],
+    payload_hash: &str,
 ) -> Result<String, SignError> {
     let mut names: Vec<&String> = signed.iter().collect();
     names.sort();
@@ -203,11 +221,64 @@ pub fn canonical_request(
     }
     let signed_names = names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(";");
     Ok(format!(
-        "{method}\n{}\n{}\n{canonical_headers}\n{signed_names}\n{}",
+        "{method}\n{}\n{}\n{canonical_headers}\n{signed_names}\n{payload_hash}",
         canonical_uri(path),
-        canonical_query(query),
-        hex(digest::digest(&digest::SHA256, body).as_ref())
+        canonical_query(query)
     ))
+}
+
+/// The payload hashes a request may have been signed with: the body's own, and the literal
+/// `UNSIGNED-PAYLOAD` when `X-Sdk-Content-Sha256` says so (the Python SDK still hashes an
+/// empty body; the Go SDKs use the header's value as it is). A header naming any other hash
+/// must name the body's.
+pub fn payload_hashes(headers: &HeaderMap, body: &[u8]) -> Result<Vec<String>, SignError> {
+    let real = hex(digest::digest(&digest::SHA256, body).as_ref());
+    match headers.get("x-sdk-content-sha256").map(|v| v.to_str().map(str::trim)) {
+        None => Ok(vec![real]),
+        Some(Ok(UNSIGNED_PAYLOAD)) => Ok(vec![UNSIGNED_PAYLOAD.to_string(), real]),
+        Some(Ok(claimed)) if claimed.eq_ignore_ascii_case(&real) => Ok(vec![real]),
+        Some(_) => Err(SignError::BadContentHash),
+    }
+}
+
+/// The string to sign of the `Credential=` form: the scope is a line of its own.
+pub fn scoped_string_to_sign(date: &str, scope: &str, canonical: &str) -> String {
+    format!(
+        "{ALGORITHM}\n{date}\n{scope}\n{}",
+        hex(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
+    )
+}
+
+/// The signing key of the `Credential=` form: HMAC-SHA256 chained from `"SDK" + secret`
+/// over the scope's date, region, service and `sdk_request`.
+pub fn scoped_key(secret: &str, scope: &Scope<'_>) -> Vec<u8> {
+    let mut key = format!("SDK{secret}").into_bytes();
+    for part in [scope.date, scope.region, scope.service, "sdk_request"] {
+        let k = hmac::Key::new(hmac::HMAC_SHA256, &key);
+        key = hmac::sign(&k, part.as_bytes()).as_ref().to_vec();
+    }
+    key
+}
+
+/// The parts of a credential scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope<'a> {
+    /// `yyyymmdd`.
+    pub date: &'a str,
+    /// The region (golangsdk leaves it empty).
+    pub region: &'a str,
+    /// The service (golangsdk leaves it empty).
+    pub service: &'a str,
+}
+
+/// Parses `<yyyymmdd>/<region>/<service>/sdk_request`, whose date must be `sdk_date`'s day.
+pub fn parse_scope<'a>(scope: &'a str, sdk_date: &str) -> Result<Scope<'a>, SignError> {
+    let parts: Vec<&str> = scope.split('/').collect();
+    let [date, region, service, terminal] = parts.as_slice() else { return Err(SignError::BadScope) };
+    if *terminal != "sdk_request" || date.len() != 8 || !sdk_date.starts_with(date) {
+        return Err(SignError::BadScope);
+    }
+    Ok(Scope { date, region, service })
 }
 
 /// The string to sign for a canonical request made at `date`.
@@ -249,20 +320,33 @@ pub fn verify(
     if at.abs_diff(now_ms) > MAX_SKEW_MS {
         return Err(SignError::Skewed);
     }
-    let canonical = canonical_request(
-        request.method,
-        request.path,
-        request.query,
-        request.headers,
-        &auth.signed_headers,
-        request.body,
-    )?;
+    let date = date.trim();
+    let scope = auth.scope.as_deref().map(|s| parse_scope(s, date)).transpose()?;
+    let hashes = payload_hashes(request.headers, request.body)?;
     let secret = secret_of(&auth.access).ok_or(SignError::UnknownKey)?;
     let tag = unhex(&auth.signature.to_ascii_lowercase()).ok_or(SignError::Mismatch)?;
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    hmac::verify(&key, string_to_sign(date.trim(), &canonical).as_bytes(), &tag)
-        .map_err(|_| SignError::Mismatch)?;
-    Ok(auth.access)
+    let key = match &scope {
+        Some(scope) => hmac::Key::new(hmac::HMAC_SHA256, &scoped_key(&secret, scope)),
+        None => hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
+    };
+    for payload_hash in &hashes {
+        let canonical = canonical_request(
+            request.method,
+            request.path,
+            request.query,
+            request.headers,
+            &auth.signed_headers,
+            payload_hash,
+        )?;
+        let to_sign = match (&scope, &auth.scope) {
+            (Some(_), Some(text)) => scoped_string_to_sign(date, text, &canonical),
+            _ => string_to_sign(date, &canonical),
+        };
+        if hmac::verify(&key, to_sign.as_bytes(), &tag).is_ok() {
+            return Ok(auth.access);
+        }
+    }
+    Err(SignError::Mismatch)
 }
 
 #[cfg(test)]
@@ -298,5 +382,67 @@ mod tests {
         assert_eq!(auth.access, "AK");
         assert_eq!(auth.signed_headers, vec!["host", "x-sdk-date"]);
         assert_eq!(parse_authorization("Bearer x"), Err(SignError::Malformed));
+    }
+
+    /// A golangsdk-style request (`Credential=<ak>/<date>///sdk_request`, every header
+    /// signed, `X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD`); the signature was computed
+    /// independently (Python's hashlib and hmac) from the Go SDK's algorithm: the scope is a
+    /// line of the string to sign and the key is chained from "SDK" + secret.
+    fn golangsdk_request(scope: &str, signature: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let project = "0123456789abcdef0123456789abcdef";
+        for (k, v) in [
+            ("content-type", "application/json"),
+            ("host", "127.0.0.1:8780"),
+            ("x-project-id", project),
+            ("x-sdk-content-sha256", UNSIGNED_PAYLOAD),
+            ("x-sdk-date", "20260301T120000Z"),
+        ] {
+            headers.insert(k, v.parse().unwrap());
+        }
+        let auth = format!(
+            "SDK-HMAC-SHA256 Credential=AKEXAMPLE0123456789/{scope}, \
+             SignedHeaders=content-type;host;x-project-id;x-sdk-content-sha256;x-sdk-date, Signature={signature}"
+        );
+        headers.insert("authorization", auth.parse().unwrap());
+        headers
+    }
+
+    const GOLANGSDK_SIGNATURE: &str = "84be2c7a6e3655484910dccde4bea6ee41ec11e3bacf728ae6c818f43adb864a";
+
+    fn verify_golangsdk(headers: &HeaderMap, body: &[u8]) -> Result<String, SignError> {
+        let path = "/v2/0123456789abcdef0123456789abcdef/cloudvolumes/vol-1/action";
+        let received = Received { method: "POST", path, query: None, headers, body };
+        let now = parse_sdk_date("20260301T120000Z").unwrap();
+        verify(&received, now, |ak| {
+            (ak == "AKEXAMPLE0123456789").then(|| "skExample/Secret+Key0123456789abcdefABCD".to_string())
+        })
+    }
+
+    #[test]
+    fn the_golangsdk_credential_form_with_an_unsigned_payload_is_accepted() {
+        let headers = golangsdk_request("20260301///sdk_request", GOLANGSDK_SIGNATURE);
+        let body = br#"{"os-extend":{"new_size":20}}"#;
+        assert_eq!(verify_golangsdk(&headers, body), Ok("AKEXAMPLE0123456789".to_string()));
+    }
+
+    #[test]
+    fn a_credential_scope_of_another_day_or_shape_is_refused() {
+        for scope in ["20260302///sdk_request", "20260301//sdk_request", "20260301///aws4_request", "///"] {
+            let headers = golangsdk_request(scope, GOLANGSDK_SIGNATURE);
+            assert_eq!(verify_golangsdk(&headers, b"{}"), Err(SignError::BadScope), "{scope}");
+        }
+    }
+
+    #[test]
+    fn a_credential_form_signed_with_another_scope_region_does_not_verify() {
+        let headers = golangsdk_request("20260301/cn-north-4//sdk_request", GOLANGSDK_SIGNATURE);
+        assert_eq!(verify_golangsdk(&headers, b"{}"), Err(SignError::Mismatch));
+    }
+
+    #[test]
+    fn an_authorization_with_both_access_and_credential_is_malformed() {
+        let value = "SDK-HMAC-SHA256 Access=AK, Credential=AK/20260301///sdk_request, SignedHeaders=host, Signature=ab";
+        assert_eq!(parse_authorization(value), Err(SignError::Malformed));
     }
 }

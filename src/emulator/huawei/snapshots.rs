@@ -43,7 +43,7 @@ async fn create(
     State(cloud): State<Cloud>,
     Extension(ctx): Extension<Ctx>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let top = json_object(&body, F)?;
     let map = top.get("snapshot").and_then(Value::as_object).cloned();
     let map = map.ok_or_else(|| evs_bad("EVS.5400", "Malformed request body."))?;
@@ -99,7 +99,8 @@ async fn create(
         };
         let view = views::snapshot(&snapshot);
         w.store_mut(&volume.project_id).snapshots.insert(id, snapshot);
-        Ok(Json(json!({"snapshot": view})))
+        // Reference 7.3.1: a snapshot create answers 202.
+        Ok((StatusCode::ACCEPTED, Json(json!({"snapshot": view}))))
     })
 }
 

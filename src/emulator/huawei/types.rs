@@ -26,7 +26,8 @@ fn view(t: &VolumeType) -> Value {
     })
 }
 
-fn is_huawei(t: &VolumeType) -> bool {
+/// Whether a volume type is one of the EVS disk types.
+pub fn is_huawei(t: &VolumeType) -> bool {
     HUAWEI_TYPES.iter().any(|(name, _)| *name == t.name)
 }
 
