@@ -518,11 +518,15 @@ async fn routes(cli: &Cli, metrics: Arc<Metrics>) -> Result<(tonic::service::Rou
         );
         keep_alive.1.extend(repair.map(AbortOnDrop));
         keep_alive.0 = Some(controller.config);
+        // Offered only when a configured cloud takes group snapshots (EVS does not).
+        let groups = controller.service.group_snapshots_supported();
         routes.add_service(ControllerServer::from_arc(controller.service.clone()));
-        routes.add_service(GroupControllerServer::from_arc(controller.service));
         capabilities.push(service_capability(ServiceType::ControllerService));
         capabilities.push(service_capability(ServiceType::VolumeAccessibilityConstraints));
-        capabilities.push(service_capability(ServiceType::GroupControllerService));
+        if groups {
+            routes.add_service(GroupControllerServer::from_arc(controller.service));
+            capabilities.push(service_capability(ServiceType::GroupControllerService));
+        }
     }
     if matches!(cli.command, Command::Node | Command::All) {
         let config = node_config(cli).await?;

@@ -17,6 +17,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Checks that the cloud answers with our credentials.
     async fn probe(&self) -> Result<(), CloudError>;
 
+    /// The optional features this cloud offers.
+    fn features(&self) -> super::features::Features {
+        super::features::Features::ALL
+    }
+
     /// Starts creating a volume.
     async fn create_volume(&self, spec: &VolumeSpec) -> Result<Volume, CloudError>;
     /// A volume by id; `None` when it does not exist.

@@ -32,6 +32,8 @@ pub struct FakeBackend {
     pub specs: Mutex<Vec<VolumeSpec>>,
     /// Refuse per-volume performance, encryption and SCSI, as Cinder does.
     pub refuse_per_volume_options: bool,
+    /// Optional features to report instead of all of them.
+    pub features: Option<super::features::Features>,
     next: AtomicUsize,
 }
 
@@ -72,6 +74,10 @@ pub fn volume(id: &str, name: &str, size_gib: u64) -> Volume {
 
 #[async_trait::async_trait]
 impl Backend for FakeBackend {
+    fn features(&self) -> super::features::Features {
+        self.features.unwrap_or(super::features::Features::ALL)
+    }
+
     async fn probe(&self) -> Result<(), CloudError> {
         Ok(())
     }

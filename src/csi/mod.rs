@@ -5,6 +5,7 @@
 
 pub mod context;
 pub mod controller;
+pub mod deadline;
 pub mod identity;
 pub mod locks;
 pub mod node;

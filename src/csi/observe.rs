@@ -65,6 +65,7 @@ impl Observer {
         Fut: Future<Output = Result<Resp, Status>>,
     {
         let request_id = request_id(&request);
+        let deadline = super::deadline::from_metadata(request.metadata());
         let message = request.into_inner();
         let span = info_span!(
             "rpc",
@@ -91,7 +92,7 @@ impl Observer {
         let started = Instant::now();
         let result = async {
             debug!(request = ?message, "rpc request");
-            handler(message).await
+            super::deadline::scope(deadline, handler(message)).await
         }
         .instrument(span.clone())
         .await;

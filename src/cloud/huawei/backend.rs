@@ -184,6 +184,11 @@ impl HuaweiBackend {
 
 #[async_trait::async_trait]
 impl Backend for HuaweiBackend {
+    fn features(&self) -> crate::cloud::features::Features {
+        // EVS has no clone of a disk and no consistency groups.
+        crate::cloud::features::Features { clone_volume: false, group_snapshots: false }
+    }
+
     async fn probe(&self) -> Result<(), CloudError> {
         self.client.authenticate().await?;
         self.evs.page_volumes(Some(1), None).await?;

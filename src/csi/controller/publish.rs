@@ -34,6 +34,10 @@ impl ControllerService {
             .get_volume(&handle.id)
             .await?
             .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
+        let volume = self
+            .settle_volume(backend, volume)
+            .await?
+            .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
         capability::check(capability, volume.multiattach)?;
         let elsewhere: Vec<&str> = volume
             .attachments
