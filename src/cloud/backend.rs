@@ -115,6 +115,13 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         Err(CloudError::Unsupported("backups".into()))
     }
 
+    /// Sets one metadata key of a volume, keeping the others; an empty `value` clears it
+    /// (EVS cannot delete a key through its update, so readers treat "" as absent).
+    async fn set_volume_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), CloudError> {
+        let _ = (id, key, value);
+        Err(CloudError::Unsupported("volume metadata updates".into()))
+    }
+
     /// Changes a volume's provisioned IOPS and/or throughput (MiB/s) and waits for it.
     async fn modify_performance(
         &self,

@@ -82,6 +82,17 @@ impl Backend for FakeBackend {
         Ok(())
     }
 
+    async fn set_volume_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), CloudError> {
+        let mut volumes = self.volumes.lock().unwrap();
+        let v = volumes.get_mut(id).ok_or(CloudError::NotFound { kind: "volume", id: id.into() })?;
+        if value.is_empty() {
+            v.metadata.remove(key);
+        } else {
+            v.metadata.insert(key.into(), value.into());
+        }
+        Ok(())
+    }
+
     async fn create_volume(&self, spec: &VolumeSpec) -> Result<Volume, CloudError> {
         let delay = *self.create_delay.lock().unwrap();
         tokio::time::sleep(delay).await;

@@ -513,3 +513,32 @@ async fn controller_modify_without_id_or_with_bad_parameters_is_invalid_argument
     }
     s.finish().await;
 }
+
+#[tokio::test]
+async fn controller_publish_to_the_same_node_with_another_capability_or_readonly_flag_is_already_exists() {
+    let mut s = Sandbox::start().await;
+    let volume = s.create_volume("published-twice-differently").await;
+    let node = s.node_id.clone();
+    let first = publish_request(&volume.volume_id, &node);
+    let context = ok(s.controller.controller_publish_volume(first.clone()).await).publish_context;
+    let readonly = pb::ControllerPublishVolumeRequest { readonly: true, ..first.clone() };
+    assert_eq!(code(s.controller.controller_publish_volume(readonly.clone()).await), Code::AlreadyExists);
+    let block =
+        pb::ControllerPublishVolumeRequest { volume_capability: Some(block_capability()), ..first.clone() };
+    assert_eq!(code(s.controller.controller_publish_volume(block).await), Code::AlreadyExists);
+    assert_eq!(
+        ok(s.controller.controller_publish_volume(first).await).publish_context,
+        context,
+        "the same publish again is still idempotent"
+    );
+    ok(s.controller.controller_unpublish_volume(unpublish_request(&volume.volume_id, &node)).await);
+    let again = ok(s.controller.controller_publish_volume(readonly).await).publish_context;
+    assert_eq!(
+        again.get("readonly").map(String::as_str),
+        Some("true"),
+        "after an unpublish any capability goes"
+    );
+    ok(s.controller.controller_unpublish_volume(unpublish_request(&volume.volume_id, &node)).await);
+    s.delete_volume(&volume.volume_id).await;
+    s.finish().await;
+}

@@ -9,8 +9,8 @@ use super::*;
 
 /// A controller whose only cloud is the emulator's Huawei side.
 struct Evs {
-    _driver: Driver,
-    _cloud: common::emulator::TestCloud,
+    driver: Option<Driver>,
+    cloud: common::emulator::TestCloud,
     controller: ControllerClient<Channel>,
     identity: IdentityClient<Channel>,
     group: GroupControllerClient<Channel>,
@@ -24,12 +24,25 @@ impl Evs {
         let (driver, channel) =
             common::start_controller(cloud.dir.path(), &config, &[], Duration::from_secs(20)).await;
         Self {
-            _driver: driver,
-            _cloud: cloud,
+            driver: Some(driver),
+            cloud,
             controller: ControllerClient::new(channel.clone()),
             identity: IdentityClient::new(channel.clone()),
             group: GroupControllerClient::new(channel),
         }
+    }
+
+    /// Kills the controller and starts a new one on the same cloud: all it knew is gone.
+    async fn restart_controller(&mut self) {
+        drop(self.driver.take());
+        let dir = self.cloud.dir.path();
+        let _ = std::fs::remove_file(dir.join("csi.sock"));
+        let (driver, channel) =
+            common::start_controller(dir, &dir.join("clouds.yaml"), &[], Duration::from_secs(20)).await;
+        self.driver = Some(driver);
+        self.controller = ControllerClient::new(channel.clone());
+        self.identity = IdentityClient::new(channel.clone());
+        self.group = GroupControllerClient::new(channel);
     }
 
     async fn create_volume(&mut self, name: &str) -> pb::Volume {
@@ -170,6 +183,29 @@ async fn evs_create_volume_with_invalid_mutable_parameters_is_invalid_argument_a
     let modify =
         pb::ControllerModifyVolumeRequest { volume_id: volume.volume_id.clone(), ..Default::default() };
     ok(s.controller.controller_modify_volume(modify).await);
+    let delete = pb::DeleteVolumeRequest { volume_id: volume.volume_id.clone(), ..Default::default() };
+    ok(s.controller.delete_volume(delete).await);
+    s.finish().await;
+}
+
+#[tokio::test]
+async fn evs_controller_publish_with_another_readonly_flag_is_already_exists_even_after_a_controller_restart()
+{
+    let mut s = Evs::start(LATENCY).await;
+    let volume = s.create_volume("evs-published-twice").await;
+    let node = s.cloud.handle.this_host_server_id().expect("the emulator runs this host as a server");
+    let first = pb::ControllerPublishVolumeRequest {
+        volume_id: volume.volume_id.clone(),
+        node_id: node.clone(),
+        volume_capability: Some(mount_capability()),
+        ..Default::default()
+    };
+    ok(s.controller.controller_publish_volume(first.clone()).await);
+    s.restart_controller().await;
+    let readonly = pb::ControllerPublishVolumeRequest { readonly: true, ..first.clone() };
+    assert_eq!(code(s.controller.controller_publish_volume(readonly).await), Code::AlreadyExists);
+    ok(s.controller.controller_publish_volume(first).await);
+    ok(s.controller.controller_unpublish_volume(unpublish_request(&volume.volume_id, &node)).await);
     let delete = pb::DeleteVolumeRequest { volume_id: volume.volume_id.clone(), ..Default::default() };
     ok(s.controller.delete_volume(delete).await);
     s.finish().await;

@@ -447,6 +447,10 @@ impl Backend for HuaweiBackend {
         }
     }
 
+    async fn set_volume_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), CloudError> {
+        self.evs.merge_metadata(id, key, value).await
+    }
+
     async fn attached_count(&self, server_id: &str) -> Result<usize, CloudError> {
         self.ecs.attachment_count(server_id).await
     }

@@ -9,6 +9,7 @@ mod group;
 mod listing;
 mod mutable;
 mod publish;
+mod published;
 mod settle;
 pub mod snapshots;
 #[cfg(test)]
