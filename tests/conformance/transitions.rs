@@ -234,3 +234,55 @@ async fn controller_modify_with_empty_mutable_parameters_succeeds_and_changes_no
     s.delete_volume(&volume.volume_id).await;
     s.finish().await;
 }
+
+/// The id of a group snapshot the cloud holds in `creating`, from the emulator's state file.
+fn group_snapshot_creating(state: &Path) -> Option<String> {
+    fn find(value: &Value) -> Option<String> {
+        match value {
+            Value::Object(map)
+                if map.contains_key("group_id")
+                    && map.contains_key("group_type_id")
+                    && map.get("status").and_then(Value::as_str) == Some("creating") =>
+            {
+                map.get("id").and_then(Value::as_str).map(str::to_string)
+            }
+            Value::Object(map) => map.values().find_map(find),
+            Value::Array(items) => items.iter().find_map(find),
+            _ => None,
+        }
+    }
+    let text = std::fs::read(state.join("cloud").join("state.json")).ok()?;
+    find(&serde_json::from_slice(&text).ok()?)
+}
+
+#[tokio::test]
+async fn delete_of_a_group_snapshot_still_being_taken_waits_and_deletes_it_in_one_call() {
+    let mut s = Sandbox::start().await;
+    let a = s.create_volume("group-race-a").await;
+    let b = s.create_volume("group-race-b").await;
+    let request = pb::CreateVolumeGroupSnapshotRequest {
+        name: "group-race".into(),
+        source_volume_ids: vec![a.volume_id.clone(), b.volume_id.clone()],
+        ..Default::default()
+    };
+    let mut creator = s.group.clone();
+    let create = tokio::spawn(async move { creator.create_volume_group_snapshot(request).await });
+    let until = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        if let Some(id) = group_snapshot_creating(&s.state) {
+            break id;
+        }
+        assert!(Instant::now() < until, "the group snapshot never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let delete = pb::DeleteVolumeGroupSnapshotRequest { group_snapshot_id: id.clone(), ..Default::default() };
+    ok(s.group.delete_volume_group_snapshot(delete).await);
+    let get = pb::GetVolumeGroupSnapshotRequest { group_snapshot_id: id, ..Default::default() };
+    assert_eq!(code(s.group.get_volume_group_snapshot(get).await), Code::NotFound);
+    // The create lost its group snapshot to the delete; only the delete's outcome matters here.
+    let _ = tokio::time::timeout(Duration::from_secs(30), create).await;
+    for id in [&a.volume_id, &b.volume_id] {
+        s.delete_volume(id).await;
+    }
+    s.finish().await;
+}

@@ -108,7 +108,8 @@ impl ControllerService {
         if !crate::contract::ids::is_uuid(&handle.id) {
             return Ok(pb::DeleteVolumeGroupSnapshotResponse {});
         }
-        match backend.delete_group_snapshot(&handle.id, self.settings.create_timeout).await {
+        let deleted = backend.delete_group_snapshot(&handle.id, self.settings.create_timeout).await;
+        match self.delete_group_once_settled(backend, &handle.id, deleted).await? {
             Ok(()) | Err(CloudError::NotFound { .. } | CloudError::Unsupported(_)) => {
                 Ok(pb::DeleteVolumeGroupSnapshotResponse {})
             }

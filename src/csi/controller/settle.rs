@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::ControllerService;
-use crate::cloud::types::{Backup, Snapshot, SnapshotStatus, Volume, VolumeStatus};
+use crate::cloud::types::{Backup, GroupSnapshot, Snapshot, SnapshotStatus, Volume, VolumeStatus};
 use crate::cloud::wait::{Check, StatusSource, WaitSettings, Waiter};
 use crate::cloud::waits::fetch_each;
 use crate::cloud::{Backend, CloudError};
@@ -126,6 +126,38 @@ impl ControllerService {
         }
     }
 
+    /// When the cloud refused to delete a group snapshot that is still being taken, waits for
+    /// it to settle and deletes it again; any other outcome is passed through unchanged.
+    pub(super) async fn delete_group_once_settled(
+        &self,
+        backend: &Arc<dyn Backend>,
+        id: &str,
+        first: Result<(), CloudError>,
+    ) -> Result<Result<(), CloudError>, CsiError> {
+        if !matches!(first, Err(CloudError::Conflict(_) | CloudError::InvalidInput(_))) {
+            return Ok(first);
+        }
+        let status = backend.get_group_snapshot(id).await?.map(|g| g.status);
+        if status != Some(SnapshotStatus::Creating) {
+            return Ok(first);
+        }
+        let budget = self.settle_budget();
+        tracing::info!(group_snapshot = id, "waiting for the group snapshot to settle before deleting it");
+        let waiter = Waiter::new(GroupSnapshots(backend.clone()), WaitSettings::default());
+        let check = |g: Option<&GroupSnapshot>| match g {
+            Some(GroupSnapshot { status: SnapshotStatus::Creating, .. }) => Check::Continue,
+            _ => Check::Done,
+        };
+        match waiter.wait(id, None, check, budget, &format!("group snapshot {id} to settle")).await {
+            Ok(_) => {}
+            Err(CloudError::Timeout(_)) => {
+                return Err(still_settling(format!("group snapshot {id}"), budget));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(backend.delete_group_snapshot(id, self.settings.create_timeout).await)
+    }
+
     /// Waits until the snapshots that are being deleted are gone and returns the others: the
     /// ones that really keep their volume from being deleted.
     pub(super) async fn without_deleting_snapshots(
@@ -197,6 +229,23 @@ impl StatusSource for Backups {
         _since: SystemTime,
     ) -> Result<HashMap<String, Option<Backup>>, CloudError> {
         fetch_each(ids, |id| self.0.get_backup(id)).await
+    }
+}
+
+/// Group snapshot states fetched one GET each through the backend.
+struct GroupSnapshots(Arc<dyn Backend>);
+
+#[async_trait::async_trait]
+impl StatusSource for GroupSnapshots {
+    type Item = GroupSnapshot;
+
+    async fn fetch(
+        &self,
+        ids: &[String],
+        _individually: &[String],
+        _since: SystemTime,
+    ) -> Result<HashMap<String, Option<GroupSnapshot>>, CloudError> {
+        fetch_each(ids, |id| self.0.get_group_snapshot(id)).await
     }
 }
 
