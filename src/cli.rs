@@ -749,11 +749,15 @@ async fn routes(
             crate::wiring::repair_tags_every(controller.backends, settings.tag_repair_interval, metrics);
         keep_alive.1.extend(repair.map(AbortOnDrop));
         keep_alive.0 = Some(controller.config);
+        // Offered only when a configured cloud takes group snapshots (EVS does not).
+        let groups = controller.service.group_snapshots_supported();
         routes.add_service(ControllerServer::from_arc(controller.service.clone()));
-        routes.add_service(GroupControllerServer::from_arc(controller.service));
         capabilities.push(service_capability(ServiceType::ControllerService));
         capabilities.push(service_capability(ServiceType::VolumeAccessibilityConstraints));
-        capabilities.push(service_capability(ServiceType::GroupControllerService));
+        if groups {
+            routes.add_service(GroupControllerServer::from_arc(controller.service));
+            capabilities.push(service_capability(ServiceType::GroupControllerService));
+        }
     }
     if let Some(node) = node {
         let config = node_config(driver_name, node).await?;

@@ -42,6 +42,12 @@ pub struct ControllerArgs {
     #[arg(long, global = true, env = "CSI_ATTACH_TIMEOUT", default_value = "3m", value_parser = crate::cli::parse_duration)]
     pub attach_timeout: Duration,
 
+    /// How long a delete, expand or publish waits for a transition it cannot act in (a
+    /// snapshot still creating, a volume still extending) to settle; the caller's gRPC
+    /// deadline cuts it shorter.
+    #[arg(long, global = true, env = "CSI_SETTLE_TIMEOUT", default_value = "2m", value_parser = crate::cli::parse_duration)]
+    pub settle_timeout: Duration,
+
     /// Make DeleteVolume wait until the cloud has finished deleting.
     #[arg(long, global = true, env = "CSI_WAIT_FOR_DELETE")]
     pub wait_for_delete: bool,
@@ -115,6 +121,7 @@ pub fn controller(
     let mut settings = ControllerSettings::new(driver_name.to_string(), args.cluster_id.clone());
     settings.create_timeout = args.create_timeout;
     settings.attach_timeout = args.attach_timeout;
+    settings.settle_timeout = args.settle_timeout;
     settings.delete_timeout = args.wait_for_delete.then_some(args.create_timeout);
     settings.ignore_volume_az = default_cloud.block_storage.ignore_volume_az;
     if let Some(limit) = default_cloud.block_storage.node_volume_attach_limit {

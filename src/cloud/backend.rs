@@ -17,6 +17,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Checks that the cloud answers with our credentials.
     async fn probe(&self) -> Result<(), CloudError>;
 
+    /// The optional features this cloud offers.
+    fn features(&self) -> super::features::Features {
+        super::features::Features::ALL
+    }
+
     /// Starts creating a volume.
     async fn create_volume(&self, spec: &VolumeSpec) -> Result<Volume, CloudError>;
     /// A volume by id; `None` when it does not exist.
@@ -114,6 +119,13 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     async fn delete_backup(&self, id: &str) -> Result<(), CloudError> {
         let _ = id;
         Err(CloudError::Unsupported("backups".into()))
+    }
+
+    /// Sets one metadata key of a volume, keeping the others; an empty `value` clears it
+    /// (EVS cannot delete a key through its update, so readers treat "" as absent).
+    async fn set_volume_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), CloudError> {
+        let _ = (id, key, value);
+        Err(CloudError::Unsupported("volume metadata updates".into()))
     }
 
     /// Changes a volume's provisioned IOPS and/or throughput (MiB/s) and waits for it.

@@ -32,6 +32,8 @@ pub struct FakeBackend {
     pub specs: Mutex<Vec<VolumeSpec>>,
     /// Refuse per-volume performance, encryption and SCSI, as Cinder does.
     pub refuse_per_volume_options: bool,
+    /// Optional features to report instead of all of them.
+    pub features: Option<super::features::Features>,
     next: AtomicUsize,
 }
 
@@ -72,7 +74,22 @@ pub fn volume(id: &str, name: &str, size_gib: u64) -> Volume {
 
 #[async_trait::async_trait]
 impl Backend for FakeBackend {
+    fn features(&self) -> super::features::Features {
+        self.features.unwrap_or(super::features::Features::ALL)
+    }
+
     async fn probe(&self) -> Result<(), CloudError> {
+        Ok(())
+    }
+
+    async fn set_volume_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), CloudError> {
+        let mut volumes = self.volumes.lock().unwrap();
+        let v = volumes.get_mut(id).ok_or(CloudError::NotFound { kind: "volume", id: id.into() })?;
+        if value.is_empty() {
+            v.metadata.remove(key);
+        } else {
+            v.metadata.insert(key.into(), value.into());
+        }
         Ok(())
     }
 

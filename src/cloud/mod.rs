@@ -6,6 +6,7 @@ pub mod cinder_json;
 pub mod error;
 #[cfg(test)]
 pub mod fake;
+pub mod features;
 pub mod http;
 pub mod huawei;
 pub mod lookup;

@@ -68,50 +68,14 @@ impl Drop for Unfinished {
     }
 }
 
-/// The caller's deadline from its `grpc-timeout` header (`<digits><unit>`, at most 8 digits;
-/// units H, M, S, m, u, n); `None` when absent or malformed.
+/// The caller's timeout from its `grpc-timeout` header; `None` when absent or malformed.
 pub fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
-    parse_grpc_timeout(metadata.get("grpc-timeout")?.to_str().ok()?)
-}
-
-fn parse_grpc_timeout(text: &str) -> Option<Duration> {
-    let unit = text.chars().last()?;
-    let digits = &text[..text.len() - unit.len_utf8()];
-    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let value: u64 = digits.parse().ok()?;
-    Some(match unit {
-        'H' => Duration::from_secs(value * 3600),
-        'M' => Duration::from_secs(value * 60),
-        'S' => Duration::from_secs(value),
-        'm' => Duration::from_millis(value),
-        'u' => Duration::from_micros(value),
-        'n' => Duration::from_nanos(value),
-        _ => return None,
-    })
+    super::deadline::parse_grpc_timeout(metadata.get("grpc-timeout")?.to_str().ok()?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grpc_timeouts_parse_in_every_unit() {
-        assert_eq!(parse_grpc_timeout("2H"), Some(Duration::from_secs(7200)));
-        assert_eq!(parse_grpc_timeout("3M"), Some(Duration::from_secs(180)));
-        assert_eq!(parse_grpc_timeout("300S"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_grpc_timeout("250m"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_grpc_timeout("99999999u"), Some(Duration::from_micros(99_999_999)));
-        assert_eq!(parse_grpc_timeout("5n"), Some(Duration::from_nanos(5)));
-    }
-
-    #[test]
-    fn hostile_grpc_timeouts_are_ignored() {
-        for bad in ["", "S", "123456789S", "-1S", "1.5S", "10x", "10", "١S", "1١", "1 S"] {
-            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
-        }
-    }
 
     #[test]
     fn a_call_dropped_at_its_deadline_is_deadline_exceeded_and_before_it_cancelled() {

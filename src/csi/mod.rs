@@ -6,6 +6,7 @@
 pub mod cancel;
 pub mod context;
 pub mod controller;
+pub mod deadline;
 pub mod identity;
 pub mod locks;
 pub mod node;

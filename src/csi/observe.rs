@@ -65,7 +65,8 @@ impl Observer {
         Fut: Future<Output = Result<Resp, Status>>,
     {
         let request_id = request_id(&request);
-        let deadline = super::cancel::grpc_timeout(request.metadata());
+        let timeout = super::cancel::grpc_timeout(request.metadata());
+        let deadline = timeout.and_then(|t| tokio::time::Instant::now().checked_add(t));
         let message = request.into_inner();
         let span = info_span!(
             "rpc",
@@ -91,10 +92,10 @@ impl Observer {
 
         let started = Instant::now();
         let unfinished =
-            super::cancel::Unfinished::new(method, started, deadline, self.metrics.clone(), span.clone());
+            super::cancel::Unfinished::new(method, started, timeout, self.metrics.clone(), span.clone());
         let result = async {
             debug!(request = ?message, "rpc request");
-            handler(message).await
+            super::deadline::scope(deadline, handler(message)).await
         }
         .instrument(span.clone())
         .await;

@@ -184,6 +184,11 @@ impl HuaweiBackend {
 
 #[async_trait::async_trait]
 impl Backend for HuaweiBackend {
+    fn features(&self) -> crate::cloud::features::Features {
+        // EVS has no clone of a disk and no consistency groups.
+        crate::cloud::features::Features { clone_volume: false, group_snapshots: false }
+    }
+
     async fn probe(&self) -> Result<(), CloudError> {
         self.client.authenticate().await?;
         self.evs.page_volumes(Some(1), None).await?;
@@ -440,6 +445,10 @@ impl Backend for HuaweiBackend {
             Err(CloudError::NotFound { .. }) => Ok(()),
             other => other.map(|_| ()),
         }
+    }
+
+    async fn set_volume_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), CloudError> {
+        self.evs.merge_metadata(id, key, value).await
     }
 
     async fn attached_count(&self, server_id: &str) -> Result<usize, CloudError> {

@@ -223,6 +223,19 @@ impl Evs {
         }
     }
 
+    /// `PUT /v2/{project_id}/cloudvolumes/{id}` with metadata, which EVS merges into the disk's.
+    pub async fn merge_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), CloudError> {
+        let request = Request::new(
+            "evs.volume.update",
+            Service::Evs,
+            Method::PUT,
+            format!("v2/{PROJECT}/cloudvolumes/{id}"),
+        )
+        .json(json!({ "volume": { "metadata": { key: value } } }));
+        let reply = self.send(request).await?;
+        if reply.status.is_success() { Ok(()) } else { Err(fault::to_error(&reply, "volume", id)) }
+    }
+
     /// `GET /v2/{project_id}/cloudvolumes/detail` with filters; one page.
     pub async fn list_volumes(&self, query: Vec<(String, String)>) -> Result<Page<Volume>, CloudError> {
         let mut request = Request::new(

@@ -591,6 +591,23 @@ impl Backend for OpenStackBackend {
         self.cinder.manage_volume(spec).await
     }
 
+    async fn set_volume_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), CloudError> {
+        // Cinder's update replaces the whole map: merge into what the volume holds now (the
+        // controller holds the volume's lock, so no other writer of ours races this).
+        let volume = self
+            .cinder
+            .get_volume(id)
+            .await?
+            .ok_or(CloudError::NotFound { kind: "volume", id: id.into() })?;
+        let mut metadata = volume.metadata;
+        if value.is_empty() {
+            metadata.remove(key);
+        } else {
+            metadata.insert(key.to_string(), value.to_string());
+        }
+        self.cinder.replace_metadata(id, &metadata).await
+    }
+
     async fn attached_count(&self, server_id: &str) -> Result<usize, CloudError> {
         self.nova.attachment_count(server_id).await
     }

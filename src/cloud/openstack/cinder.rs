@@ -217,6 +217,18 @@ impl Cinder {
         .await
     }
 
+    /// `PUT /volumes/{id}` with the volume's whole metadata, which Cinder replaces.
+    pub async fn replace_metadata(
+        &self,
+        id: &str,
+        metadata: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), CloudError> {
+        let body = json!({ "volume": { "metadata": metadata } });
+        let reply =
+            self.send("cinder.volume.update", Method::PUT, &format!("volumes/{id}"), &[], Some(body)).await?;
+        if reply.status.is_success() { Ok(()) } else { Err(fault::to_error(&reply, "volume", id)) }
+    }
+
     async fn action(&self, operation: &'static str, id: &str, body: Value) -> Result<(), CloudError> {
         let reply =
             self.send(operation, Method::POST, &format!("volumes/{id}/action"), &[], Some(body)).await?;

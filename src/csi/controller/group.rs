@@ -105,8 +105,14 @@ impl ControllerService {
                 &request,
             )
             .await?;
-        match backend.delete_group_snapshot(&handle.id, self.settings.create_timeout).await {
-            Ok(()) | Err(CloudError::NotFound { .. }) => Ok(pb::DeleteVolumeGroupSnapshotResponse {}),
+        if !crate::contract::ids::is_uuid(&handle.id) {
+            return Ok(pb::DeleteVolumeGroupSnapshotResponse {});
+        }
+        let deleted = backend.delete_group_snapshot(&handle.id, self.settings.create_timeout).await;
+        match self.delete_group_once_settled(backend, &handle.id, deleted).await? {
+            Ok(()) | Err(CloudError::NotFound { .. } | CloudError::Unsupported(_)) => {
+                Ok(pb::DeleteVolumeGroupSnapshotResponse {})
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -120,9 +126,17 @@ impl ControllerService {
         }
         let handle = self.clouds.parse(&request.group_snapshot_id)?;
         let (cloud, backend) = self.clouds.backend(Some(&handle.cloud))?;
-        let group = backend.get_group_snapshot(&handle.id).await?.ok_or_else(|| {
-            CsiError::NotFound(format!("group snapshot {} not found", request.group_snapshot_id))
-        })?;
+        let not_found =
+            || CsiError::NotFound(format!("group snapshot {} not found", request.group_snapshot_id));
+        // No cloud issues a group snapshot id that is not a UUID, and a cloud without group
+        // snapshots has none: either way the id names nothing.
+        if !crate::contract::ids::is_uuid(&handle.id) {
+            return Err(not_found());
+        }
+        let group = match backend.get_group_snapshot(&handle.id).await {
+            Err(CloudError::Unsupported(_)) => return Err(not_found()),
+            other => other?.ok_or_else(not_found)?,
+        };
         Ok(pb::GetVolumeGroupSnapshotResponse {
             group_snapshot: Some(self.csi_group_snapshot(cloud, &group)),
         })
@@ -139,13 +153,16 @@ impl GroupController for ControllerService {
         use pb::group_controller_service_capability::{Rpc, Type, rpc};
         self.observer
             .call("GroupControllerGetCapabilities", request, |_| async {
-                Ok(pb::GroupControllerGetCapabilitiesResponse {
-                    capabilities: vec![pb::GroupControllerServiceCapability {
+                let capabilities = if self.group_snapshots_supported() {
+                    vec![pb::GroupControllerServiceCapability {
                         r#type: Some(Type::Rpc(Rpc {
                             r#type: rpc::Type::CreateDeleteGetVolumeGroupSnapshot as i32,
                         })),
-                    }],
-                })
+                    }]
+                } else {
+                    Vec::new()
+                };
+                Ok(pb::GroupControllerGetCapabilitiesResponse { capabilities })
             })
             .await
     }

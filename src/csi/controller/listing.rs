@@ -14,6 +14,11 @@ fn valid_token(token: &str) -> bool {
     !token.is_empty() && token.len() <= 64 && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
+/// A volume whose DeleteVolume the driver has accepted: gone as far as the CO is concerned.
+fn being_deleted(volume: &Volume) -> bool {
+    volume.status == crate::cloud::types::VolumeStatus::Deleting
+}
+
 impl ControllerService {
     fn csi_volume(&self, cloud: &str, volume: &Volume) -> pb::Volume {
         let accessible_topology = if volume.zone.is_empty() || self.settings.ignore_volume_az {
@@ -61,6 +66,7 @@ impl ControllerService {
         let entries = page
             .items
             .iter()
+            .filter(|v| !being_deleted(v))
             .map(|v| pb::list_volumes_response::Entry {
                 volume: Some(self.csi_volume(cloud, v)),
                 status: Some(pb::list_volumes_response::VolumeStatus {
@@ -84,6 +90,7 @@ impl ControllerService {
         let volume = backend
             .get_volume(&handle.id)
             .await?
+            .filter(|v| !being_deleted(v))
             .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
         Ok(pb::ControllerGetVolumeResponse {
             volume: Some(self.csi_volume(cloud, &volume)),

@@ -2,11 +2,15 @@
 //! It validates requests, serialises operations per object, and reaches the cloud only
 //! through [`crate::cloud::Backend`].
 
+mod advertise;
 pub mod capability;
 pub mod clouds;
 mod group;
 mod listing;
+mod mutable;
 mod publish;
+mod published;
+mod settle;
 pub mod snapshots;
 #[cfg(test)]
 mod tests;
@@ -50,6 +54,9 @@ pub struct ControllerSettings {
     pub attach_timeout: Duration,
     /// When set, DeleteVolume waits this long for the delete to finish.
     pub delete_timeout: Option<Duration>,
+    /// How long a delete, expand or publish waits for a transition the cloud would refuse it
+    /// in (a snapshot still creating, a volume still extending) to settle.
+    pub settle_timeout: Duration,
     /// Attachments allowed per node (0: unlimited). Off unless configured: each node reports
     /// its own limit (25 on virtio-blk, 59 on SCSI) in NodeGetInfo, which the scheduler
     /// enforces, and one number here could not fit both kinds of node.
@@ -68,6 +75,7 @@ impl ControllerSettings {
             create_timeout: Duration::from_secs(300),
             attach_timeout: Duration::from_secs(180),
             delete_timeout: None,
+            settle_timeout: Duration::from_secs(120),
             max_volumes_per_node: 0,
             ignore_volume_az: false,
         }
@@ -203,7 +211,8 @@ impl Controller for ControllerService {
     ) -> Result<Response<pb::ControllerGetCapabilitiesResponse>, Status> {
         self.observer
             .call("ControllerGetCapabilities", request, |_| async {
-                let capabilities = CAPABILITIES
+                let capabilities = self
+                    .capabilities()
                     .iter()
                     .map(|t| pb::ControllerServiceCapability {
                         r#type: Some(pb::controller_service_capability::Type::Rpc(

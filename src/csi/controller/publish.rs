@@ -34,6 +34,10 @@ impl ControllerService {
             .get_volume(&handle.id)
             .await?
             .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
+        let volume = self
+            .settle_volume(backend, volume)
+            .await?
+            .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
         capability::check(capability, volume.multiattach)?;
         let elsewhere: Vec<&str> = volume
             .attachments
@@ -48,6 +52,8 @@ impl ControllerService {
                 elsewhere.join(", ")
             )));
         }
+        let record = super::published::describe(capability, request.readonly);
+        self.check_publish_matches(&volume, &request.node_id, &record)?;
         let here = volume.attachments.iter().any(|a| a.server_id == request.node_id);
         if !here && self.settings.max_volumes_per_node > 0 {
             let count = match backend.attached_count(&request.node_id).await {
@@ -88,6 +94,7 @@ impl ControllerService {
             }
             Err(e) => return Err(e.into()),
         };
+        self.record_publish(backend, &volume, &request.node_id, &record).await?;
         let mut publish_context = HashMap::from([(context::VOLUME_ID.to_string(), handle.id.clone())]);
         if let Some(device) = attached.device_hint {
             publish_context.insert(context::DEVICE_PATH.to_string(), device);
@@ -124,7 +131,8 @@ impl ControllerService {
         for server in servers {
             match backend.detach(&handle.id, &server, self.settings.attach_timeout).await {
                 // A deleted server or volume has nothing left to detach.
-                Ok(()) | Err(CloudError::NotFound { .. }) => {}
+                Ok(()) => self.forget_publish(backend, &volume, &server).await,
+                Err(CloudError::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
         }

@@ -114,7 +114,10 @@ impl ControllerService {
         }
 
         let existing = backend.find_snapshots_by_name(&request.name).await?;
-        if let Some(snapshot) = existing.iter().find(|s| !matches!(s.status, SnapshotStatus::Error(_))) {
+        // A snapshot being deleted is gone for the CO: a new CreateSnapshot takes a new one.
+        if let Some(snapshot) =
+            existing.iter().find(|s| !matches!(s.status, SnapshotStatus::Error(_) | SnapshotStatus::Deleting))
+        {
             if snapshot.volume_id != handle.id {
                 return Err(CsiError::AlreadyExists(format!(
                     "snapshot {} already exists for another volume ({})",
@@ -185,6 +188,7 @@ impl ControllerService {
             Some(backup) => backend.delete_backup(backup).await,
             None => backend.delete_snapshot(&handle.id).await,
         };
+        let deleted = self.delete_once_settled(backend, &handle.id, deleted).await?;
         match deleted {
             Ok(()) => Ok(pb::DeleteSnapshotResponse {}),
             Err(CloudError::Conflict(why)) => {
@@ -231,6 +235,7 @@ impl ControllerService {
             let entries = backend
                 .get_snapshot(&handle.id)
                 .await?
+                .filter(|s| s.status != SnapshotStatus::Deleting)
                 .filter(|s| {
                     request.source_volume_id.is_empty()
                         || self.clouds.handle(cloud, &s.volume_id) == request.source_volume_id
@@ -263,6 +268,7 @@ impl ControllerService {
         let entries = page
             .items
             .iter()
+            .filter(|s| s.status != SnapshotStatus::Deleting)
             .map(|s| pb::list_snapshots_response::Entry { snapshot: Some(self.csi_snapshot(cloud, s)) })
             .collect();
         Ok(pb::ListSnapshotsResponse { entries, next_token: page.next.unwrap_or_default() })
@@ -281,6 +287,7 @@ impl ControllerService {
             let b = backend
                 .get_backup(backup)
                 .await?
+                .filter(|b| b.status != SnapshotStatus::Deleting)
                 .ok_or_else(|| CsiError::NotFound(format!("snapshot {} not found", request.snapshot_id)))?;
             return Ok(pb::GetSnapshotResponse {
                 snapshot: Some(pb::Snapshot {
@@ -296,6 +303,7 @@ impl ControllerService {
         let snapshot = backend
             .get_snapshot(&handle.id)
             .await?
+            .filter(|s| s.status != SnapshotStatus::Deleting)
             .ok_or_else(|| CsiError::NotFound(format!("snapshot {} not found", request.snapshot_id)))?;
         Ok(pb::GetSnapshotResponse { snapshot: Some(self.csi_snapshot(cloud, &snapshot)) })
     }
@@ -321,6 +329,10 @@ impl ControllerService {
             self.lock(format!("volume/{}", request.volume_id), "ControllerExpandVolume", &request).await?;
         let volume = backend
             .get_volume(&handle.id)
+            .await?
+            .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
+        let volume = self
+            .settle_volume(backend, volume)
             .await?
             .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
         let block = request.volume_capability.as_ref().is_some_and(super::capability::is_block);
@@ -350,38 +362,19 @@ impl ControllerService {
         if request.volume_id.is_empty() {
             return Err(CsiError::InvalidArgument("volume_id is required".into()));
         }
-        if request.mutable_parameters.is_empty() {
-            return Err(CsiError::InvalidArgument("mutable_parameters must not be empty".into()));
-        }
-        let mut new_type = None;
-        let (mut iops, mut throughput) = (None, None);
-        let positive = |key: &str, value: &str| {
-            value.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                CsiError::InvalidArgument(format!(
-                    "mutable parameter {key}: expected a positive integer, got {value:?}"
-                ))
-            })
-        };
-        for (key, value) in &request.mutable_parameters {
-            match key.as_str() {
-                crate::csi::params::TYPE if !value.trim().is_empty() => {
-                    new_type = Some(value.trim().to_string())
-                }
-                crate::csi::params::IOPS => iops = Some(positive(key, value)?),
-                crate::csi::params::THROUGHPUT => throughput = Some(positive(key, value)?),
-                other => {
-                    return Err(CsiError::InvalidArgument(format!(
-                        "mutable parameter {other:?} is not supported; valid mutable parameters are: type, iops, throughput"
-                    )));
-                }
-            }
-        }
+        // Empty mutable parameters are a valid no-op (the spec's "nothing to change").
+        let super::mutable::MutableParameters { volume_type: new_type, iops, throughput } =
+            super::mutable::parse(&request.mutable_parameters)?;
         let handle = self.clouds.parse(&request.volume_id)?;
         let (_, backend) = self.clouds.backend(Some(&handle.cloud))?;
         let _guard =
             self.lock(format!("volume/{}", request.volume_id), "ControllerModifyVolume", &request).await?;
         let volume = backend
             .get_volume(&handle.id)
+            .await?
+            .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
+        let volume = self
+            .settle_volume(backend, volume)
             .await?
             .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
         if iops.is_some() || throughput.is_some() {

@@ -31,7 +31,8 @@ impl ControllerService {
         if name.len() > MAX_NAME {
             return Err(CsiError::InvalidArgument(format!("name is longer than {MAX_NAME} bytes")));
         }
-        let parameters = params::parse(&request.parameters)?;
+        let mutable = super::mutable::parse(&request.mutable_parameters)?;
+        let parameters = mutable.apply_to(params::parse(&request.parameters)?);
         let multiattach = parameters.multiattach;
         capability::check_all(&request.volume_capabilities, multiattach)?;
         let mut size_gib = params::size_gib(request.capacity_range.as_ref(), self.settings.default_size_gib)?;
@@ -43,6 +44,7 @@ impl ControllerService {
             &keys,
         )?;
         let source = self.content_source(request.volume_content_source.as_ref(), cloud_name)?;
+        self.check_source_supported(backend.as_ref(), cloud_name, source.as_ref())?;
 
         let _guard = self.lock(format!("name/{name}"), "CreateVolume", &request).await?;
 
@@ -229,8 +231,9 @@ impl ControllerService {
             return Err(conflict("a different content source".into()));
         }
         if let Ok(p) = params::parse(&request.parameters)
-            && let Some(t) = &p.volume_type
-            && existing.volume_type.as_deref().is_some_and(|e| e != t)
+            && let Ok(mutable) = super::mutable::parse(&request.mutable_parameters)
+            && let Some(t) = mutable.apply_to(p).volume_type
+            && existing.volume_type.as_deref().is_some_and(|e| *e != t)
         {
             return Err(conflict(format!("volume type {:?}", existing.volume_type)));
         }
@@ -310,6 +313,9 @@ impl ControllerService {
         let Some(volume) = backend.get_volume(&handle.id).await? else {
             return Ok(pb::DeleteVolumeResponse {});
         };
+        let Some(volume) = self.settle_volume(backend, volume).await? else {
+            return Ok(pb::DeleteVolumeResponse {});
+        };
         if !volume.attachments.is_empty() {
             let servers: Vec<&str> = volume.attachments.iter().map(|a| a.server_id.as_str()).collect();
             return Err(CsiError::FailedPrecondition(format!(
@@ -319,8 +325,9 @@ impl ControllerService {
             )));
         }
         let snapshots = backend.list_snapshots(Some(&handle.id), None, None).await?;
-        if !snapshots.items.is_empty() {
-            let ids: Vec<&str> = snapshots.items.iter().map(|s| s.id.as_str()).collect();
+        let snapshots = self.without_deleting_snapshots(backend, snapshots.items).await?;
+        if !snapshots.is_empty() {
+            let ids: Vec<&str> = snapshots.iter().map(|s| s.id.as_str()).collect();
             return Err(CsiError::FailedPrecondition(format!(
                 "volume {} has snapshots {}; delete them first",
                 request.volume_id,
