@@ -349,7 +349,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             metrics.clone(),
             Observer::new(metrics),
         )?;
-        let manifest = crate::import::run(controller.default_backend.as_ref(), &common.driver_name, args)
+        let manifest = crate::import::run(controller.service.clouds(), &common.driver_name, args)
             .await
             .map_err(|e| CliError::Config(format!("import: {e}")))?;
         print!("{manifest}");

@@ -65,9 +65,25 @@ impl fmt::Display for CloudId {
     }
 }
 
+// Reading a typed id as text is always safe (the reverse is what `parse` guards), and lets the
+// cloud clients' helpers that take `&str` accept a `&CloudId` unchanged.
+impl std::ops::Deref for CloudId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl AsRef<str> for CloudId {
     fn as_ref(&self) -> &str {
         &self.0
+    }
+}
+
+impl serde::Serialize for CloudId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 
@@ -77,6 +93,111 @@ impl std::str::FromStr for CloudId {
     fn from_str(text: &str) -> Result<Self, IdError> {
         Self::parse("id", text)
     }
+}
+
+/// The prefix that marks a CSI snapshot id as a backup (kept from the first release, so that
+/// existing VolumeSnapshotContents stay valid).
+pub const BACKUP_PREFIX: &str = "backup/";
+
+/// What a CSI snapshot id names: a snapshot or a backup, each with its cloud id.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SnapshotRef {
+    /// A volume snapshot (kept on the volume's storage).
+    Snapshot(CloudId),
+    /// A backup (kept apart from the volume's storage), spelled `backup/<uuid>`.
+    Backup(CloudId),
+}
+
+impl SnapshotRef {
+    /// Parses `<uuid>` or `backup/<uuid>`; anything else is refused.
+    pub fn parse(what: &'static str, text: &str) -> Result<Self, IdError> {
+        match text.strip_prefix(BACKUP_PREFIX) {
+            Some(backup) => CloudId::parse(what, backup).map(Self::Backup),
+            None => CloudId::parse(what, text).map(Self::Snapshot),
+        }
+    }
+
+    /// The cloud id, whichever kind it names.
+    pub fn id(&self) -> &CloudId {
+        match self {
+            Self::Snapshot(id) | Self::Backup(id) => id,
+        }
+    }
+}
+
+impl fmt::Display for SnapshotRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Snapshot(id) => write!(f, "{id}"),
+            Self::Backup(id) => write!(f, "{BACKUP_PREFIX}{id}"),
+        }
+    }
+}
+
+/// The longest CSI id the spec lets a CO send (128 bytes); longer text names nothing of ours.
+pub const MAX_HANDLE: usize = 128;
+
+/// A CSI volume, snapshot or group snapshot id: `[<cloud>:]<id>`, split at the last `:`.
+///
+/// The cloud is a configured cloud's name; `None` for a bare id (written by a driver with one
+/// cloud, or before handles were always prefixed). Which cloud a name means is the
+/// controller's business; this type only guarantees that `id` is what a cloud can issue.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Handle<T> {
+    /// The cloud's name, when the handle carries one.
+    pub cloud: Option<String>,
+    /// The id in that cloud.
+    pub id: T,
+}
+
+impl<T> Handle<T> {
+    fn split<'a>(what: &'static str, text: &'a str) -> Result<(Option<String>, &'a str), IdError> {
+        if text.is_empty() {
+            return Err(IdError::Empty { what });
+        }
+        if text.len() > MAX_HANDLE {
+            return Err(IdError::Malformed { what, quoted: quote(text) });
+        }
+        match text.rsplit_once(':') {
+            None => Ok((None, text)),
+            Some((cloud, id)) if valid_cloud_name(cloud) => Ok((Some(cloud.to_string()), id)),
+            Some(_) => Err(IdError::Malformed { what, quoted: quote(text) }),
+        }
+    }
+}
+
+impl Handle<CloudId> {
+    /// Parses a volume (or group snapshot) handle.
+    pub fn parse(what: &'static str, text: &str) -> Result<Self, IdError> {
+        let (cloud, id) = Self::split(what, text)?;
+        let id = CloudId::parse(what, id).map_err(|_| IdError::Malformed { what, quoted: quote(text) })?;
+        Ok(Self { cloud, id })
+    }
+}
+
+impl Handle<SnapshotRef> {
+    /// Parses a snapshot handle: `[<cloud>:]<uuid>` or `[<cloud>:]backup/<uuid>`.
+    pub fn parse(what: &'static str, text: &str) -> Result<Self, IdError> {
+        let (cloud, id) = Handle::<CloudId>::split(what, text)?;
+        let id = SnapshotRef::parse(what, id).map_err(|_| IdError::Malformed { what, quoted: quote(text) })?;
+        Ok(Self { cloud, id })
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for Handle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.cloud {
+            Some(cloud) => write!(f, "{cloud}:{}", self.id),
+            None => write!(f, "{}", self.id),
+        }
+    }
+}
+
+/// Whether `name` can be a cloud's name inside a handle. The name is only ever looked up among
+/// the configured clouds (never put into a URL), so only emptiness, length and control
+/// characters are refused.
+pub fn valid_cloud_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && !name.chars().any(char::is_control)
 }
 
 /// Whether `text` is a UUID in the 8-4-4-4-12 hex form (either case), and nothing else.

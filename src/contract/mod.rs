@@ -6,4 +6,4 @@
 
 pub mod ids;
 
-pub use ids::{CloudId, IdError, UrlPath};
+pub use ids::{CloudId, Handle, IdError, SnapshotRef, UrlPath};

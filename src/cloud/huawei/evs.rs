@@ -386,7 +386,7 @@ impl Evs {
         let reply = self.send(request).await?;
         match reply.status {
             s if s.is_success() => snapshot_from_json(&reply.body),
-            StatusCode::NOT_FOUND => Err(CloudError::NotFound { kind: "volume", id: spec.volume_id.clone() }),
+            StatusCode::NOT_FOUND => Err(CloudError::NotFound { kind: "volume", id: spec.volume_id.to_string() }),
             _ => Err(fault::to_error(&reply, "volume", &spec.volume_id)),
         }
     }

@@ -1,6 +1,7 @@
 //! The OpenStack implementation of [`Backend`]: Cinder for volumes and snapshots, Nova for
 //! attachments, the wait engine for every transition.
 
+use crate::contract::CloudId;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -223,7 +224,7 @@ impl Backend for OpenStackBackend {
         Ok(volume)
     }
 
-    async fn get_volume(&self, id: &str) -> Result<Option<Volume>, CloudError> {
+    async fn get_volume(&self, id: &CloudId) -> Result<Option<Volume>, CloudError> {
         self.cinder.get_volume(id).await
     }
 
@@ -248,16 +249,16 @@ impl Backend for OpenStackBackend {
         self.cinder.list_volumes(&query).await
     }
 
-    async fn delete_volume(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_volume(&self, id: &CloudId) -> Result<(), CloudError> {
         self.cinder.delete_volume(id).await
     }
 
-    async fn extend_volume(&self, id: &str, size_gib: u64) -> Result<(), CloudError> {
+    async fn extend_volume(&self, id: &CloudId, size_gib: u64) -> Result<(), CloudError> {
         let volume = self
             .cinder
             .get_volume(id)
             .await?
-            .ok_or(CloudError::NotFound { kind: "volume", id: id.into() })?;
+            .ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() })?;
         if volume.status == VolumeStatus::InUse && !self.cinder.supports(IN_USE_EXTEND).await? {
             return Err(CloudError::Unsupported(
                 "extending an attached volume needs Cinder microversion 3.42; detach it first".into(),
@@ -266,14 +267,14 @@ impl Backend for OpenStackBackend {
         self.cinder.extend_volume(id, size_gib).await
     }
 
-    async fn wait_volume_ready(&self, id: &str, timeout: Duration) -> Result<Volume, CloudError> {
+    async fn wait_volume_ready(&self, id: &CloudId, timeout: Duration) -> Result<Volume, CloudError> {
         self.wait_volume(id, timeout, &format!("volume {id} to become ready"), |v| {
             matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
         })
         .await
     }
 
-    async fn retype_volume(&self, id: &str, volume_type: &str) -> Result<(), CloudError> {
+    async fn retype_volume(&self, id: &CloudId, volume_type: &str) -> Result<(), CloudError> {
         // Cinder refuses to migrate a volume with snapshots anyway, and Cinder 29 refusing an
         // `on-demand` retype for that reason leaves the volume in `retyping` for good when a
         // snapshot carries metadata, as ours do (its error path fails to save the volume).
@@ -286,7 +287,7 @@ impl Backend for OpenStackBackend {
 
     async fn wait_volume_retyped(
         &self,
-        id: &str,
+        id: &CloudId,
         volume_type: &str,
         timeout: Duration,
     ) -> Result<Volume, CloudError> {
@@ -306,7 +307,7 @@ impl Backend for OpenStackBackend {
 
     async fn wait_volume_extended(
         &self,
-        id: &str,
+        id: &CloudId,
         size_gib: u64,
         timeout: Duration,
     ) -> Result<Volume, CloudError> {
@@ -316,7 +317,7 @@ impl Backend for OpenStackBackend {
         .await
     }
 
-    async fn wait_volume_deleted(&self, id: &str, timeout: Duration) -> Result<(), CloudError> {
+    async fn wait_volume_deleted(&self, id: &CloudId, timeout: Duration) -> Result<(), CloudError> {
         let outcome = self
             .volumes
             .wait(
@@ -348,7 +349,7 @@ impl Backend for OpenStackBackend {
         self.cinder.create_snapshot(spec).await
     }
 
-    async fn get_snapshot(&self, id: &str) -> Result<Option<Snapshot>, CloudError> {
+    async fn get_snapshot(&self, id: &CloudId) -> Result<Option<Snapshot>, CloudError> {
         self.cinder.get_snapshot(id).await
     }
 
@@ -359,7 +360,7 @@ impl Backend for OpenStackBackend {
 
     async fn list_snapshots(
         &self,
-        volume_id: Option<&str>,
+        volume_id: Option<&CloudId>,
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<Snapshot>, CloudError> {
@@ -376,26 +377,26 @@ impl Backend for OpenStackBackend {
         self.cinder.list_snapshots(&query).await
     }
 
-    async fn delete_snapshot(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_snapshot(&self, id: &CloudId) -> Result<(), CloudError> {
         self.cinder.delete_snapshot(id).await
     }
 
-    async fn wait_snapshot_ready(&self, id: &str, timeout: Duration) -> Result<Snapshot, CloudError> {
+    async fn wait_snapshot_ready(&self, id: &CloudId, timeout: Duration) -> Result<Snapshot, CloudError> {
         crate::cloud::waits::snapshot_ready(&self.snapshots, id, timeout).await
     }
 
     async fn attach(
         &self,
-        volume_id: &str,
-        server_id: &str,
+        volume_id: &CloudId,
+        server_id: &CloudId,
         timeout: Duration,
     ) -> Result<Attached, CloudError> {
         let volume = self
             .cinder
             .get_volume(volume_id)
             .await?
-            .ok_or(CloudError::NotFound { kind: "volume", id: volume_id.into() })?;
-        if let Some(existing) = volume.attachments.iter().find(|a| a.server_id == server_id) {
+            .ok_or(CloudError::NotFound { kind: "volume", id: volume_id.to_string() })?;
+        if let Some(existing) = volume.attachments.iter().find(|a| a.server_id == server_id.as_str()) {
             if volume.status == VolumeStatus::InUse {
                 return Ok(Attached { device_hint: existing.device.clone() });
             }
@@ -412,11 +413,11 @@ impl Backend for OpenStackBackend {
             )
             .await?;
         let device_hint =
-            volume.attachments.iter().find(|a| a.server_id == server_id).and_then(|a| a.device.clone());
+            volume.attachments.iter().find(|a| a.server_id == server_id.as_str()).and_then(|a| a.device.clone());
         Ok(Attached { device_hint })
     }
 
-    async fn detach(&self, volume_id: &str, server_id: &str, timeout: Duration) -> Result<(), CloudError> {
+    async fn detach(&self, volume_id: &CloudId, server_id: &CloudId, timeout: Duration) -> Result<(), CloudError> {
         let Some(volume) = self.cinder.get_volume(volume_id).await? else { return Ok(()) };
         if !is_attached_to(&volume, server_id) {
             return Ok(());
@@ -442,7 +443,7 @@ impl Backend for OpenStackBackend {
     async fn create_group_snapshot(
         &self,
         name: &str,
-        volume_ids: &[String],
+        volume_ids: &[CloudId],
         timeout: Duration,
     ) -> Result<GroupSnapshot, CloudError> {
         let existing = self.cinder.find_group_snapshots(name).await?;
@@ -465,7 +466,7 @@ impl Backend for OpenStackBackend {
                                 .cinder
                                 .get_volume(id)
                                 .await?
-                                .ok_or(CloudError::NotFound { kind: "volume", id: id.clone() })?;
+                                .ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() })?;
                             let t = v.volume_type.unwrap_or_else(|| "__DEFAULT__".into());
                             if !types.contains(&t) {
                                 types.push(t);
@@ -480,7 +481,7 @@ impl Backend for OpenStackBackend {
                     .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
                     .unwrap_or_default();
                 let missing: Vec<String> =
-                    volume_ids.iter().filter(|v| !members.contains(v)).cloned().collect();
+                    volume_ids.iter().map(|v| v.to_string()).filter(|v| !members.contains(v)).collect();
                 if !missing.is_empty() {
                     self.cinder.update_group(&group_id, &missing, &[]).await?;
                     self.poll_available(Polled::Group(&group_id), timeout).await?;
@@ -498,7 +499,7 @@ impl Backend for OpenStackBackend {
         })
     }
 
-    async fn get_group_snapshot(&self, id: &str) -> Result<Option<GroupSnapshot>, CloudError> {
+    async fn get_group_snapshot(&self, id: &CloudId) -> Result<Option<GroupSnapshot>, CloudError> {
         let Some(g) = self.cinder.get_group_snapshot(id).await? else { return Ok(None) };
         Ok(Some(GroupSnapshot {
             id: id.to_string(),
@@ -509,7 +510,7 @@ impl Backend for OpenStackBackend {
         }))
     }
 
-    async fn delete_group_snapshot(&self, id: &str, timeout: Duration) -> Result<(), CloudError> {
+    async fn delete_group_snapshot(&self, id: &CloudId, timeout: Duration) -> Result<(), CloudError> {
         let Some(g) = self.cinder.get_group_snapshot(id).await? else { return Ok(()) };
         let group_id = g["group_id"].as_str().unwrap_or_default().to_string();
         self.cinder.delete_group_snapshot(id).await?;
@@ -544,7 +545,7 @@ impl Backend for OpenStackBackend {
         Ok(())
     }
 
-    async fn create_backup(&self, name: &str, volume_id: &str) -> Result<Backup, CloudError> {
+    async fn create_backup(&self, name: &str, volume_id: &CloudId) -> Result<Backup, CloudError> {
         if let Some(existing) = self.cinder.find_backups(name).await?.first() {
             return Ok(backup_of(existing));
         }
@@ -561,11 +562,11 @@ impl Backend for OpenStackBackend {
         Ok(backup)
     }
 
-    async fn get_backup(&self, id: &str) -> Result<Option<Backup>, CloudError> {
+    async fn get_backup(&self, id: &CloudId) -> Result<Option<Backup>, CloudError> {
         Ok(self.cinder.get_backup(id).await?.as_ref().map(backup_of))
     }
 
-    async fn delete_backup(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_backup(&self, id: &CloudId) -> Result<(), CloudError> {
         self.cinder.delete_backup(id).await
     }
 
@@ -573,7 +574,7 @@ impl Backend for OpenStackBackend {
         self.cinder.manage_volume(spec).await
     }
 
-    async fn attached_count(&self, server_id: &str) -> Result<usize, CloudError> {
+    async fn attached_count(&self, server_id: &CloudId) -> Result<usize, CloudError> {
         self.nova.attachment_count(server_id).await
     }
 

@@ -233,7 +233,7 @@ impl Cinder {
         let reply = self.send("cinder.snapshot.create", Method::POST, "snapshots", &[], Some(body)).await?;
         match reply.status {
             s if s.is_success() => Ok(reply.json::<OneSnapshot>()?.snapshot.into()),
-            StatusCode::NOT_FOUND => Err(CloudError::NotFound { kind: "volume", id: spec.volume_id.clone() }),
+            StatusCode::NOT_FOUND => Err(CloudError::NotFound { kind: "volume", id: spec.volume_id.to_string() }),
             StatusCode::BAD_REQUEST => Err(CloudError::Conflict(fault::message(&reply))),
             _ => Err(fault::to_error(&reply, "snapshot", "")),
         }

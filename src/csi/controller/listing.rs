@@ -61,6 +61,7 @@ impl ControllerService {
         let entries = page
             .items
             .iter()
+            .filter(|v| self.ours_or_imported(&v.metadata))
             .map(|v| pb::list_volumes_response::Entry {
                 volume: Some(self.csi_volume(cloud, v)),
                 status: Some(pb::list_volumes_response::VolumeStatus {
@@ -76,13 +77,10 @@ impl ControllerService {
         &self,
         request: pb::ControllerGetVolumeRequest,
     ) -> Result<pb::ControllerGetVolumeResponse, CsiError> {
-        if request.volume_id.is_empty() {
-            return Err(CsiError::InvalidArgument("volume_id is required".into()));
-        }
-        let handle = self.clouds.parse(&request.volume_id)?;
-        let (cloud, backend) = self.clouds.backend(Some(&handle.cloud))?;
-        let volume = backend
-            .get_volume(&handle.id)
+        let handle = super::clouds::volume_handle("volume_id", &request.volume_id)?;
+        let ((cloud, _), volume) = self
+            .clouds
+            .locate_volume(&handle)
             .await?
             .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
         Ok(pb::ControllerGetVolumeResponse {
@@ -98,16 +96,13 @@ impl ControllerService {
         &self,
         request: pb::ValidateVolumeCapabilitiesRequest,
     ) -> Result<pb::ValidateVolumeCapabilitiesResponse, CsiError> {
-        if request.volume_id.is_empty() {
-            return Err(CsiError::InvalidArgument("volume_id is required".into()));
-        }
         if request.volume_capabilities.is_empty() {
             return Err(CsiError::InvalidArgument("volume_capabilities must not be empty".into()));
         }
-        let handle = self.clouds.parse(&request.volume_id)?;
-        let (_, backend) = self.clouds.backend(Some(&handle.cloud))?;
-        let volume = backend
-            .get_volume(&handle.id)
+        let handle = super::clouds::volume_handle("volume_id", &request.volume_id)?;
+        let (_, volume) = self
+            .clouds
+            .locate_volume(&handle)
             .await?
             .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
         match capability::check_all(&request.volume_capabilities, volume.multiattach) {
