@@ -10,11 +10,11 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::json;
 
-use crate::cloud::types::{ManageRef, ManageSpec, Volume};
 use crate::cloud::CloudError;
+use crate::cloud::types::{ManageRef, ManageSpec, Volume};
 use crate::contract::{CloudId, Handle};
-use crate::csi::controller::Clouds;
 use crate::csi::context;
+use crate::csi::controller::Clouds;
 use crate::csi::controller::topology;
 
 /// Flags of the `import` mode.
@@ -78,7 +78,8 @@ pub async fn run(clouds: &Clouds, driver_name: &str, args: &ImportArgs) -> Resul
             let handle = Handle::<CloudId>::parse("--volume-id", text).map_err(|e| {
                 ImportError::Invalid(format!("{e}; give the cloud's volume id, optionally as <cloud>:<id>"))
             })?;
-            let located = clouds.locate_volume(&handle).await.map_err(|e| ImportError::NotFound(e.to_string()))?;
+            let located =
+                clouds.locate_volume(&handle).await.map_err(|e| ImportError::NotFound(e.to_string()))?;
             let ((cloud, _), volume) = located.ok_or_else(|| {
                 ImportError::NotFound(format!("volume {text} not found in any configured cloud"))
             })?;
@@ -89,7 +90,9 @@ pub async fn run(clouds: &Clouds, driver_name: &str, args: &ImportArgs) -> Resul
                 (Some(n), _) => ManageRef::Name(n.clone()),
                 (None, Some(i)) => ManageRef::Id(i.clone()),
                 (None, None) => {
-                    return Err(ImportError::Invalid("give --volume-id, --source-name or --source-id".into()));
+                    return Err(ImportError::Invalid(
+                        "give --volume-id, --source-name or --source-id".into(),
+                    ));
                 }
             };
             // Storage is managed in the default cloud (the global --cloud flag chooses it).

@@ -21,6 +21,10 @@ use serde_json::{Value, json};
 
 use huawei::{AK, PROJECT, SK, Shared};
 
+fn cid(text: &str) -> cinder_evs_csi::contract::CloudId {
+    cinder_evs_csi::contract::CloudId::parse("id", text).unwrap()
+}
+
 const GUARD: Duration = Duration::from_secs(30);
 
 fn volume(id: &str, status: &str, attachments: Value) -> Value {
@@ -94,7 +98,7 @@ async fn create_follows_the_job_to_the_disk_and_waits_until_it_is_available() {
     let created = tokio::time::timeout(GUARD, backend.create_volume(&spec())).await.unwrap().unwrap();
     assert_eq!(created.id, "vol-1");
     let ready =
-        tokio::time::timeout(GUARD, backend.wait_volume_ready("vol-1", GUARD)).await.unwrap().unwrap();
+        tokio::time::timeout(GUARD, backend.wait_volume_ready(&cid("vol-1"), GUARD)).await.unwrap().unwrap();
     assert_eq!(ready.status, VolumeStatus::Available);
 
     let c = cloud.lock().unwrap();
@@ -159,8 +163,10 @@ async fn attach_waits_for_the_ecs_job_and_reports_the_device() {
         );
     }
     let backend = backend(&cloud).await;
-    let attached =
-        tokio::time::timeout(GUARD, backend.attach("vol-2", "srv-1", GUARD)).await.unwrap().unwrap();
+    let attached = tokio::time::timeout(GUARD, backend.attach(&cid("vol-2"), &cid("srv-1"), GUARD))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(attached.device_hint.as_deref(), Some("/dev/vdb"));
     let c = cloud.lock().unwrap();
     assert!(c.rejected.is_empty(), "{:?}", c.rejected);
@@ -179,8 +185,10 @@ async fn attaching_an_already_attached_disk_sends_nothing_to_ecs() {
         vec![volume("vol-3", "in-use", json!([{"server_id": "srv-1", "device": "/dev/vdc"}]))],
     );
     let backend = backend(&cloud).await;
-    let attached =
-        tokio::time::timeout(GUARD, backend.attach("vol-3", "srv-1", GUARD)).await.unwrap().unwrap();
+    let attached = tokio::time::timeout(GUARD, backend.attach(&cid("vol-3"), &cid("srv-1"), GUARD))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(attached.device_hint.as_deref(), Some("/dev/vdc"));
     assert!(!cloud.lock().unwrap().requests.iter().any(|r| r.contains("attachvolume")));
 }
@@ -194,7 +202,10 @@ async fn detaching_from_a_deleted_server_is_success() {
         c.volumes.insert("vol-4".into(), vec![volume("vol-4", "in-use", json!([{"server_id": "srv-gone"}]))]);
     }
     let backend = backend(&cloud).await;
-    tokio::time::timeout(GUARD, backend.detach("vol-4", "srv-gone", GUARD)).await.unwrap().unwrap();
+    tokio::time::timeout(GUARD, backend.detach(&cid("vol-4"), &cid("srv-gone"), GUARD))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(cloud.lock().unwrap().requests.iter().any(|r| r.contains("detachvolume/vol-4")));
 }
 
@@ -202,7 +213,7 @@ async fn detaching_from_a_deleted_server_is_success() {
 async fn a_wrong_secret_key_is_refused_as_unauthorized_without_showing_the_key() {
     let cloud: Shared = Arc::new(Mutex::new(Default::default()));
     let backend = backend_with_key(&cloud, "not-the-secret-key").await;
-    let error = tokio::time::timeout(GUARD, backend.get_volume("vol-1")).await.unwrap().unwrap_err();
+    let error = tokio::time::timeout(GUARD, backend.get_volume(&cid("vol-1"))).await.unwrap().unwrap_err();
     assert!(matches!(&error, CloudError::Unauthorized(m) if m.contains("APIGW.0301")), "{error:?}");
     assert!(!error.to_string().contains("not-the-secret-key"));
     assert_eq!(cloud.lock().unwrap().rejected.len(), 1, "the fake's check rejected the signature");
@@ -212,8 +223,8 @@ async fn a_wrong_secret_key_is_refused_as_unauthorized_without_showing_the_key()
 async fn a_missing_disk_is_none_and_deleting_it_is_success() {
     let cloud: Shared = Arc::new(Mutex::new(Default::default()));
     let backend = backend(&cloud).await;
-    assert_eq!(backend.get_volume("nope").await.unwrap(), None);
-    backend.delete_volume("nope").await.unwrap();
+    assert_eq!(backend.get_volume(&cid("nope")).await.unwrap(), None);
+    backend.delete_volume(&cid("nope")).await.unwrap();
     assert!(cloud.lock().unwrap().requests.contains(&format!("DELETE /v2/{PROJECT}/cloudvolumes/nope")));
 }
 

@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use super::error::CloudError;
-use crate::contract::CloudId;
 use super::types::{
     Attached, Backup, Capacity, GroupSnapshot, ManageSpec, Page, Snapshot, SnapshotSpec, TagRepair, Volume,
     VolumeSpec,
 };
+use crate::contract::CloudId;
 
 /// Volume, snapshot, attachment and capacity operations of one cloud.
 ///
@@ -141,7 +141,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     ) -> Result<Attached, CloudError>;
     /// Detaches the volume from the server and waits until it is detached; a missing volume,
     /// missing server or absent attachment is success.
-    async fn detach(&self, volume_id: &CloudId, server_id: &CloudId, timeout: Duration) -> Result<(), CloudError>;
+    async fn detach(
+        &self,
+        volume_id: &CloudId,
+        server_id: &CloudId,
+        timeout: Duration,
+    ) -> Result<(), CloudError>;
 
     /// Number of volumes attached to a server (for per-node limits).
     async fn attached_count(&self, server_id: &CloudId) -> Result<usize, CloudError>;
@@ -159,5 +164,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 /// An id from a cloud's answer (a listing, a create) as the typed id the backend methods
 /// take. Clouds issue UUIDs; anything else is an answer the driver cannot act on safely.
 pub fn issued_id(text: &str) -> Result<CloudId, CloudError> {
-    CloudId::parse("id", text).map_err(|e| CloudError::Protocol(format!("the cloud issued an id that is not a UUID: {e}")))
+    CloudId::parse("id", text)
+        .map_err(|e| CloudError::Protocol(format!("the cloud issued an id that is not a UUID: {e}")))
 }

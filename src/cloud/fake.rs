@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::backend::Backend;
-use crate::contract::CloudId;
 use super::error::CloudError;
 use super::types::{
     Attached, Capacity, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume, VolumeAttachment, VolumeSource,
     VolumeSpec, VolumeStatus,
 };
+use crate::contract::CloudId;
 
 /// The fake cloud.
 #[derive(Debug, Default)]
@@ -56,7 +56,7 @@ impl FakeBackend {
 }
 
 /// A plain available volume.
-pub fn volume(id: &CloudId, name: &str, size_gib: u64) -> Volume {
+pub fn volume(id: &str, name: &str, size_gib: u64) -> Volume {
     Volume {
         id: id.to_string(),
         name: name.into(),
@@ -136,13 +136,16 @@ impl Backend for FakeBackend {
 
     async fn extend_volume(&self, id: &CloudId, size_gib: u64) -> Result<(), CloudError> {
         let mut volumes = self.volumes.lock().unwrap();
-        let v = volumes.get_mut(id.as_str()).ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() })?;
+        let v = volumes
+            .get_mut(id.as_str())
+            .ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() })?;
         v.size_gib = size_gib;
         Ok(())
     }
 
     async fn wait_volume_ready(&self, id: &CloudId, _timeout: Duration) -> Result<Volume, CloudError> {
-        let v = self.get_volume(id).await?.ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() })?;
+        let v =
+            self.get_volume(id).await?.ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() })?;
         match &v.status {
             VolumeStatus::Error(status) => Err(CloudError::ErrorState {
                 kind: "volume",
@@ -157,7 +160,9 @@ impl Backend for FakeBackend {
 
     async fn retype_volume(&self, id: &CloudId, volume_type: &str) -> Result<(), CloudError> {
         let mut volumes = self.volumes.lock().unwrap();
-        let v = volumes.get_mut(id.as_str()).ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() })?;
+        let v = volumes
+            .get_mut(id.as_str())
+            .ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() })?;
         v.volume_type = Some(volume_type.to_string());
         Ok(())
     }
@@ -258,7 +263,12 @@ impl Backend for FakeBackend {
         Ok(Attached { device_hint: Some("/dev/vdb".into()) })
     }
 
-    async fn detach(&self, volume_id: &CloudId, server_id: &CloudId, _timeout: Duration) -> Result<(), CloudError> {
+    async fn detach(
+        &self,
+        volume_id: &CloudId,
+        server_id: &CloudId,
+        _timeout: Duration,
+    ) -> Result<(), CloudError> {
         let mut volumes = self.volumes.lock().unwrap();
         if let Some(v) = volumes.get_mut(volume_id.as_str()) {
             v.attachments.retain(|a| a.server_id != server_id.as_str());

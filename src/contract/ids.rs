@@ -179,7 +179,8 @@ impl Handle<SnapshotRef> {
     /// Parses a snapshot handle: `[<cloud>:]<uuid>` or `[<cloud>:]backup/<uuid>`.
     pub fn parse(what: &'static str, text: &str) -> Result<Self, IdError> {
         let (cloud, id) = Handle::<CloudId>::split(what, text)?;
-        let id = SnapshotRef::parse(what, id).map_err(|_| IdError::Malformed { what, quoted: quote(text) })?;
+        let id =
+            SnapshotRef::parse(what, id).map_err(|_| IdError::Malformed { what, quoted: quote(text) })?;
         Ok(Self { cloud, id })
     }
 }
@@ -236,26 +237,37 @@ pub fn quote(text: &str) -> String {
 /// percent-encoded segment; the only way an id reaches a cloud URL.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UrlPath {
-    segments: Vec<String>,
+    // `None` is the project placeholder, filled in only when the URL is built.
+    segments: Vec<Option<String>>,
 }
+
+/// How the project placeholder of a [`UrlPath`] reads in [`UrlPath::segments`].
+pub const PROJECT_PLACEHOLDER: &str = "{project_id}";
 
 impl UrlPath {
     /// A path starting with the fixed word(s) `literal` (e.g. `"volumes"`, `"os-volume_attachments"`).
     ///
     /// `literal` is the driver's own text, never a request's; it may hold `/` between words.
     pub fn new(literal: &'static str) -> Self {
-        Self { segments: literal.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect() }
+        Self { segments: literal.split('/').filter(|s| !s.is_empty()).map(|s| Some(s.to_string())).collect() }
     }
 
     /// Appends a fixed word (the driver's own text, e.g. `"action"`).
     pub fn word(mut self, literal: &'static str) -> Self {
-        self.segments.extend(literal.split('/').filter(|s| !s.is_empty()).map(str::to_string));
+        self.segments.extend(literal.split('/').filter(|s| !s.is_empty()).map(|s| Some(s.to_string())));
+        self
+    }
+
+    /// Appends the project placeholder: the project id, known only once authenticated, goes
+    /// there as one encoded segment when the URL is built ([`UrlPath::join_with_project`]).
+    pub fn project(mut self) -> Self {
+        self.segments.push(None);
         self
     }
 
     /// Appends a typed id as one segment.
     pub fn id(mut self, id: &CloudId) -> Self {
-        self.segments.push(id.as_str().to_string());
+        self.segments.push(Some(id.as_str().to_string()));
         self
     }
 
@@ -271,25 +283,40 @@ impl UrlPath {
         if text == "." || text == ".." {
             return Err(IdError::Malformed { what, quoted: quote(text) });
         }
-        self.segments.push(text.to_string());
+        self.segments.push(Some(text.to_string()));
         Ok(self)
     }
 
-    /// This path joined under `base` (whose own path is kept): every segment is encoded.
+    /// This path joined under `base` (whose own path is kept): every segment is encoded. A
+    /// project placeholder, if any, stays as its literal (encoded) text: paths with one are
+    /// built with [`UrlPath::join_with_project`].
     pub fn join_to(&self, base: &reqwest::Url) -> reqwest::Url {
+        self.build(base, PROJECT_PLACEHOLDER)
+    }
+
+    /// This path joined under `base`, with `project` (the catalog's or token's project id) as
+    /// the placeholder's one encoded segment. Empty, `.` and `..` projects are refused.
+    pub fn join_with_project(&self, base: &reqwest::Url, project: &str) -> Result<reqwest::Url, IdError> {
+        let checked = Self::default().segment("project_id", project)?;
+        let project = checked.segments[0].as_deref().unwrap_or_default();
+        Ok(self.build(base, project))
+    }
+
+    fn build(&self, base: &reqwest::Url, project: &str) -> reqwest::Url {
         let mut url = base.clone();
         {
             // A base that cannot be a base (e.g. `mailto:`) was refused when configured.
             let mut path = url.path_segments_mut().expect("cloud endpoints are http(s) URLs");
             path.pop_if_empty();
-            path.extend(self.segments.iter().map(String::as_str));
+            path.extend(self.segments.iter().map(|s| s.as_deref().unwrap_or(project)));
         }
         url
     }
 
-    /// The segments, in order (for tests and logging).
-    pub fn segments(&self) -> &[String] {
-        &self.segments
+    /// The segments, in order, the project placeholder as [`PROJECT_PLACEHOLDER`] (for tests
+    /// and logging).
+    pub fn segments(&self) -> Vec<&str> {
+        self.segments.iter().map(|s| s.as_deref().unwrap_or(PROJECT_PLACEHOLDER)).collect()
     }
 }
 

@@ -284,7 +284,9 @@ pub async fn apply(backend: &dyn Backend, findings: &mut [Finding], detach_timeo
             let id = crate::cloud::backend::issued_id(&finding.id)?;
             match finding.kind {
                 Kind::Attachment => {
-                    backend.detach(&id, &crate::cloud::backend::issued_id(&finding.name)?, detach_timeout).await
+                    backend
+                        .detach(&id, &crate::cloud::backend::issued_id(&finding.name)?, detach_timeout)
+                        .await
                 }
                 Kind::Snapshot => backend.delete_snapshot(&id).await,
                 Kind::Volume => backend.delete_volume(&id).await,

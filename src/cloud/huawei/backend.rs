@@ -401,12 +401,20 @@ impl Backend for HuaweiBackend {
                 move |v| v.status == VolumeStatus::InUse && is_attached_to(v, &server),
             )
             .await?;
-        let device_hint =
-            volume.attachments.iter().find(|a| a.server_id == server_id.as_str()).and_then(|a| a.device.clone());
+        let device_hint = volume
+            .attachments
+            .iter()
+            .find(|a| a.server_id == server_id.as_str())
+            .and_then(|a| a.device.clone());
         Ok(Attached { device_hint })
     }
 
-    async fn detach(&self, volume_id: &CloudId, server_id: &CloudId, timeout: Duration) -> Result<(), CloudError> {
+    async fn detach(
+        &self,
+        volume_id: &CloudId,
+        server_id: &CloudId,
+        timeout: Duration,
+    ) -> Result<(), CloudError> {
         let Some(volume) = self.evs.get_volume(volume_id).await? else { return Ok(()) };
         if !is_attached_to(&volume, server_id) {
             return Ok(());

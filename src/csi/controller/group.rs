@@ -67,7 +67,9 @@ impl ControllerService {
                 .ok_or_else(|| CsiError::NotFound(format!("source volume {text} not found")))?;
             self.check_owner("volume", text, &volume.metadata)?;
             if cloud.as_ref().is_some_and(|(c, _)| *c != name) {
-                return Err(CsiError::InvalidArgument("a group snapshot's volumes must be in one cloud".into()));
+                return Err(CsiError::InvalidArgument(
+                    "a group snapshot's volumes must be in one cloud".into(),
+                ));
             }
             cloud = Some((name, backend));
             ids.push(handle.id.clone());
@@ -106,9 +108,8 @@ impl ControllerService {
             Err(CsiError::NotFound(_)) => return Ok(pb::DeleteVolumeGroupSnapshotResponse {}),
             other => other?,
         };
-        let _guard = self
-            .lock(format!("group-snapshot/{}", handle.id), "DeleteVolumeGroupSnapshot", &request)
-            .await?;
+        let _guard =
+            self.lock(format!("group-snapshot/{}", handle.id), "DeleteVolumeGroupSnapshot", &request).await?;
         match backend.delete_group_snapshot(&handle.id, self.settings.create_timeout).await {
             Ok(()) | Err(CloudError::NotFound { .. }) => Ok(pb::DeleteVolumeGroupSnapshotResponse {}),
             Err(e) => Err(e.into()),
@@ -156,7 +157,10 @@ impl GroupController for ControllerService {
         request: Request<pb::CreateVolumeGroupSnapshotRequest>,
     ) -> Result<Response<pb::CreateVolumeGroupSnapshotResponse>, Status> {
         self.observer
-            .call("CreateVolumeGroupSnapshot", request, |r| async move { super::refuse_nul(&r)?; self.create_group(r).await.map_err(Status::from) })
+            .call("CreateVolumeGroupSnapshot", request, |r| async move {
+                super::refuse_nul(&r)?;
+                self.create_group(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -165,7 +169,10 @@ impl GroupController for ControllerService {
         request: Request<pb::DeleteVolumeGroupSnapshotRequest>,
     ) -> Result<Response<pb::DeleteVolumeGroupSnapshotResponse>, Status> {
         self.observer
-            .call("DeleteVolumeGroupSnapshot", request, |r| async move { super::refuse_nul(&r)?; self.delete_group(r).await.map_err(Status::from) })
+            .call("DeleteVolumeGroupSnapshot", request, |r| async move {
+                super::refuse_nul(&r)?;
+                self.delete_group(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -174,7 +181,10 @@ impl GroupController for ControllerService {
         request: Request<pb::GetVolumeGroupSnapshotRequest>,
     ) -> Result<Response<pb::GetVolumeGroupSnapshotResponse>, Status> {
         self.observer
-            .call("GetVolumeGroupSnapshot", request, |r| async move { super::refuse_nul(&r)?; self.get_group(r).await.map_err(Status::from) })
+            .call("GetVolumeGroupSnapshot", request, |r| async move {
+                super::refuse_nul(&r)?;
+                self.get_group(r).await.map_err(Status::from)
+            })
             .await
     }
 }

@@ -191,7 +191,10 @@ impl Controller for ControllerService {
         request: Request<pb::CreateVolumeRequest>,
     ) -> Result<Response<pb::CreateVolumeResponse>, Status> {
         self.observer
-            .call("CreateVolume", request, |r| async move { refuse_nul(&r)?; self.create(r).await.map_err(Status::from) })
+            .call("CreateVolume", request, |r| async move {
+                refuse_nul(&r)?;
+                self.create(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -200,7 +203,10 @@ impl Controller for ControllerService {
         request: Request<pb::DeleteVolumeRequest>,
     ) -> Result<Response<pb::DeleteVolumeResponse>, Status> {
         self.observer
-            .call("DeleteVolume", request, |r| async move { refuse_nul(&r)?; self.delete(r).await.map_err(Status::from) })
+            .call("DeleteVolume", request, |r| async move {
+                refuse_nul(&r)?;
+                self.delete(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -209,7 +215,10 @@ impl Controller for ControllerService {
         request: Request<pb::ControllerPublishVolumeRequest>,
     ) -> Result<Response<pb::ControllerPublishVolumeResponse>, Status> {
         self.observer
-            .call("ControllerPublishVolume", request, |r| async move { refuse_nul(&r)?; self.publish(r).await.map_err(Status::from) })
+            .call("ControllerPublishVolume", request, |r| async move {
+                refuse_nul(&r)?;
+                self.publish(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -218,7 +227,10 @@ impl Controller for ControllerService {
         request: Request<pb::ControllerUnpublishVolumeRequest>,
     ) -> Result<Response<pb::ControllerUnpublishVolumeResponse>, Status> {
         self.observer
-            .call("ControllerUnpublishVolume", request, |r| async move { refuse_nul(&r)?; self.unpublish(r).await.map_err(Status::from) })
+            .call("ControllerUnpublishVolume", request, |r| async move {
+                refuse_nul(&r)?;
+                self.unpublish(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -227,7 +239,10 @@ impl Controller for ControllerService {
         request: Request<pb::ValidateVolumeCapabilitiesRequest>,
     ) -> Result<Response<pb::ValidateVolumeCapabilitiesResponse>, Status> {
         self.observer
-            .call("ValidateVolumeCapabilities", request, |r| async move { refuse_nul(&r)?; self.validate(r).await.map_err(Status::from) })
+            .call("ValidateVolumeCapabilities", request, |r| async move {
+                refuse_nul(&r)?;
+                self.validate(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -236,7 +251,10 @@ impl Controller for ControllerService {
         request: Request<pb::ListVolumesRequest>,
     ) -> Result<Response<pb::ListVolumesResponse>, Status> {
         self.observer
-            .call("ListVolumes", request, |r| async move { refuse_nul(&r)?; self.list(r).await.map_err(Status::from) })
+            .call("ListVolumes", request, |r| async move {
+                refuse_nul(&r)?;
+                self.list(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -245,7 +263,10 @@ impl Controller for ControllerService {
         request: Request<pb::GetCapacityRequest>,
     ) -> Result<Response<pb::GetCapacityResponse>, Status> {
         self.observer
-            .call("GetCapacity", request, |r| async move { refuse_nul(&r)?; self.capacity_rpc(r).await.map_err(Status::from) })
+            .call("GetCapacity", request, |r| async move {
+                refuse_nul(&r)?;
+                self.capacity_rpc(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -273,7 +294,10 @@ impl Controller for ControllerService {
         request: Request<pb::CreateSnapshotRequest>,
     ) -> Result<Response<pb::CreateSnapshotResponse>, Status> {
         self.observer
-            .call("CreateSnapshot", request, |r| async move { refuse_nul(&r)?; self.create_snapshot_rpc(r).await.map_err(Status::from) })
+            .call("CreateSnapshot", request, |r| async move {
+                refuse_nul(&r)?;
+                self.create_snapshot_rpc(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -282,7 +306,10 @@ impl Controller for ControllerService {
         request: Request<pb::DeleteSnapshotRequest>,
     ) -> Result<Response<pb::DeleteSnapshotResponse>, Status> {
         self.observer
-            .call("DeleteSnapshot", request, |r| async move { refuse_nul(&r)?; self.delete_snapshot_rpc(r).await.map_err(Status::from) })
+            .call("DeleteSnapshot", request, |r| async move {
+                refuse_nul(&r)?;
+                self.delete_snapshot_rpc(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -291,7 +318,10 @@ impl Controller for ControllerService {
         request: Request<pb::ListSnapshotsRequest>,
     ) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
         self.observer
-            .call("ListSnapshots", request, |r| async move { refuse_nul(&r)?; self.list_snapshots_rpc(r).await.map_err(Status::from) })
+            .call("ListSnapshots", request, |r| async move {
+                refuse_nul(&r)?;
+                self.list_snapshots_rpc(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -300,11 +330,10 @@ impl Controller for ControllerService {
         request: Request<pb::GetSnapshotRequest>,
     ) -> Result<Response<pb::GetSnapshotResponse>, Status> {
         self.observer
-            .call(
-                "GetSnapshot",
-                request,
-                |r| async move { refuse_nul(&r)?; self.get_snapshot_rpc(r).await.map_err(Status::from) },
-            )
+            .call("GetSnapshot", request, |r| async move {
+                refuse_nul(&r)?;
+                self.get_snapshot_rpc(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -313,7 +342,10 @@ impl Controller for ControllerService {
         request: Request<pb::ControllerExpandVolumeRequest>,
     ) -> Result<Response<pb::ControllerExpandVolumeResponse>, Status> {
         self.observer
-            .call("ControllerExpandVolume", request, |r| async move { refuse_nul(&r)?; self.expand_rpc(r).await.map_err(Status::from) })
+            .call("ControllerExpandVolume", request, |r| async move {
+                refuse_nul(&r)?;
+                self.expand_rpc(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -322,7 +354,10 @@ impl Controller for ControllerService {
         request: Request<pb::ControllerGetVolumeRequest>,
     ) -> Result<Response<pb::ControllerGetVolumeResponse>, Status> {
         self.observer
-            .call("ControllerGetVolume", request, |r| async move { refuse_nul(&r)?; self.get(r).await.map_err(Status::from) })
+            .call("ControllerGetVolume", request, |r| async move {
+                refuse_nul(&r)?;
+                self.get(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -331,7 +366,10 @@ impl Controller for ControllerService {
         request: Request<pb::ControllerModifyVolumeRequest>,
     ) -> Result<Response<pb::ControllerModifyVolumeResponse>, Status> {
         self.observer
-            .call("ControllerModifyVolume", request, |r| async move { refuse_nul(&r)?; self.modify_rpc(r).await.map_err(Status::from) })
+            .call("ControllerModifyVolume", request, |r| async move {
+                refuse_nul(&r)?;
+                self.modify_rpc(r).await.map_err(Status::from)
+            })
             .await
     }
 }

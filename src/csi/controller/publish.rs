@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use super::{ControllerService, capability};
 use crate::cloud::CloudError;
 use crate::cloud::types::VolumeStatus;
+use crate::contract::CloudId;
 use crate::csi::context;
 use crate::csi::pb;
-use crate::contract::CloudId;
 use crate::csi::status::CsiError;
 
 impl ControllerService {
@@ -28,8 +28,7 @@ impl ControllerService {
             .ok_or_else(|| CsiError::InvalidArgument("volume_capability is required".into()))?;
         let handle = super::clouds::volume_handle("volume_id", &request.volume_id)?;
         let node = super::clouds::node_id("node_id", &request.node_id)?;
-        let _guard =
-            self.lock(format!("volume/{}", handle.id), "ControllerPublishVolume", &request).await?;
+        let _guard = self.lock(format!("volume/{}", handle.id), "ControllerPublishVolume", &request).await?;
 
         let ((_, backend), volume) = self
             .clouds
@@ -66,8 +65,7 @@ impl ControllerService {
                 )));
             }
         }
-        let attached = match backend.attach(&handle.id, &node, self.settings.attach_timeout).await
-        {
+        let attached = match backend.attach(&handle.id, &node, self.settings.attach_timeout).await {
             Ok(a) => a,
             Err(CloudError::NotFound { .. }) => {
                 // The volume was seen a moment ago, so the server is what is missing.
@@ -79,9 +77,7 @@ impl ControllerService {
             Err(CloudError::Timeout(why)) => {
                 // A volume stuck attaching is released so that the CO's retry starts clean.
                 tracing::warn!(volume = %handle.id, node = %request.node_id, "attach timed out; detaching before retry");
-                if let Err(e) =
-                    backend.detach(&handle.id, &node, self.settings.attach_timeout).await
-                {
+                if let Err(e) = backend.detach(&handle.id, &node, self.settings.attach_timeout).await {
                     tracing::error!(volume = %handle.id, error = %e, "could not release the stuck attachment");
                 }
                 return Err(CsiError::DeadlineExceeded(format!(
@@ -129,7 +125,11 @@ impl ControllerService {
             return Ok(pb::ControllerUnpublishVolumeResponse {});
         };
         let servers: Vec<CloudId> = match node {
-            None => volume.attachments.iter().filter_map(|a| CloudId::parse("server id", &a.server_id).ok()).collect(),
+            None => volume
+                .attachments
+                .iter()
+                .filter_map(|a| CloudId::parse("server id", &a.server_id).ok())
+                .collect(),
             Some(node) => vec![node],
         };
         for server in servers {

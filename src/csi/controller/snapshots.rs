@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use super::{ControllerService, META_CLUSTER_ID, META_VOLUME_NAME};
 use crate::cloud::CloudError;
 use crate::cloud::types::{Backup, Snapshot, SnapshotSpec, SnapshotStatus};
-use crate::csi::pb;
 use crate::contract::{CloudId, Handle, SnapshotRef};
+use crate::csi::pb;
 use crate::csi::status::CsiError;
 
 const GIB: i64 = 1 << 30;
@@ -41,7 +41,9 @@ impl ControllerService {
         // cloud gave it, and any later call with it is refused as naming nothing.
         let id = match CloudId::parse("backup id", &backup.id) {
             Ok(id) => self.clouds.handle(cloud, &SnapshotRef::Backup(id)),
-            Err(_) => self.clouds.handle(cloud, &format!("{}{}", crate::contract::ids::BACKUP_PREFIX, backup.id)),
+            Err(_) => {
+                self.clouds.handle(cloud, &format!("{}{}", crate::contract::ids::BACKUP_PREFIX, backup.id))
+            }
         };
         pb::Snapshot {
             size_bytes: backup.size_gib as i64 * GIB,
@@ -261,9 +263,10 @@ impl ControllerService {
                         .await?
                         .filter(|s| self.ours_or_imported(&s.metadata))
                         .map(|s| (s.volume_id.clone(), self.csi_snapshot(cloud, &s))),
-                    SnapshotRef::Backup(id) => {
-                        backend.get_backup(id).await?.map(|b| (b.volume_id.clone(), self.csi_backup(cloud, &b)))
-                    }
+                    SnapshotRef::Backup(id) => backend
+                        .get_backup(id)
+                        .await?
+                        .map(|b| (b.volume_id.clone(), self.csi_backup(cloud, &b))),
                 };
                 let Some((volume_id, snapshot)) = found else { continue };
                 let entries = volume_filter
@@ -315,7 +318,9 @@ impl ControllerService {
         for (cloud, backend) in self.clouds.candidates(&handle)? {
             let snapshot = match &handle.id {
                 SnapshotRef::Backup(id) => backend.get_backup(id).await?.map(|b| self.csi_backup(cloud, &b)),
-                SnapshotRef::Snapshot(id) => backend.get_snapshot(id).await?.map(|s| self.csi_snapshot(cloud, &s)),
+                SnapshotRef::Snapshot(id) => {
+                    backend.get_snapshot(id).await?.map(|s| self.csi_snapshot(cloud, &s))
+                }
             };
             if let Some(snapshot) = snapshot {
                 return Ok(pb::GetSnapshotResponse { snapshot: Some(snapshot) });

@@ -9,11 +9,11 @@ use super::{
 };
 use crate::cloud::types::{Encryption, Volume, VolumeSource, VolumeSpec, VolumeStatus};
 use crate::cloud::{Backend, CloudError};
+use crate::contract::{CloudId, SnapshotRef};
 use crate::csi::context;
 use crate::csi::params::{self, VolumeParameters};
 use crate::csi::pb::{self, volume_content_source};
 use crate::csi::status::CsiError;
-use crate::contract::{CloudId, SnapshotRef};
 
 const GIB: i64 = 1 << 30;
 
@@ -49,8 +49,9 @@ impl ControllerService {
 
         if let Some(existing) = self.existing_volume(backend.as_ref(), name).await? {
             self.check_compatible(&existing, &request, &source)?;
-            let ready =
-                backend.wait_volume_ready(&super::issued("volume", &existing.id)?, self.settings.create_timeout).await?;
+            let ready = backend
+                .wait_volume_ready(&super::issued("volume", &existing.id)?, self.settings.create_timeout)
+                .await?;
             return Ok(self.response(cloud_name, &ready, &request, &parameters, zone.as_deref(), false));
         }
 
@@ -146,7 +147,8 @@ impl ControllerService {
         let Some(source) = source else { return Ok(None) };
         let (source, cloud) = match &source.r#type {
             Some(volume_content_source::Type::Snapshot(s)) => {
-                let handle = super::clouds::snapshot_handle("volume_content_source snapshot_id", &s.snapshot_id)?;
+                let handle =
+                    super::clouds::snapshot_handle("volume_content_source snapshot_id", &s.snapshot_id)?;
                 let source = match handle.id.clone() {
                     SnapshotRef::Snapshot(id) => VolumeSource::Snapshot(id),
                     SnapshotRef::Backup(id) => VolumeSource::Backup(id),
