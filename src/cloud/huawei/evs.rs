@@ -16,7 +16,7 @@ use crate::cloud::error::CloudError;
 #[cfg(test)]
 use crate::cloud::types::Encryption;
 use crate::cloud::types::{Capacity, Page, Snapshot, SnapshotSpec, Volume, VolumeSource, VolumeSpec};
-use crate::contract::{CloudId, UrlPath};
+use crate::contract::UrlPath;
 
 /// Smallest data disk, GiB.
 pub const MIN_SIZE_GIB: u64 = 10;
@@ -503,6 +503,7 @@ pub fn capacity_from_json(body: &Value, volume_type: Option<&str>) -> Result<Cap
 mod tests {
     use super::*;
     use crate::cloud::types::{SnapshotStatus, VolumeAttachment, VolumeStatus};
+    use crate::contract::CloudId;
 
     /// The seed's `cloudvolumes/detail` example, with its line-wrapped link joined.
     const LIST: &str = r#"{"count": 1, "volumes": [{
