@@ -231,6 +231,10 @@ impl ControllerService {
         if request.max_entries < 0 {
             return Err(CsiError::InvalidArgument("max_entries must not be negative".into()));
         }
+        // The request's Debug (which `refuse_nul` reads) redacts tokens, so they are checked here.
+        if request.starting_token.contains('\0') {
+            return Err(CsiError::InvalidArgument("starting_token contains a NUL byte".into()));
+        }
         let marker = match request.starting_token.as_str() {
             "" => None,
             t if valid_token(t) => Some(t),
