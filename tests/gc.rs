@@ -42,7 +42,7 @@ async fn volume(backend: &dyn Backend, name: &str, cluster: Option<&str>) -> Str
 
 async fn snapshot(backend: &dyn Backend, name: &str, volume_id: &str, cluster: &str) -> String {
     let metadata = BTreeMap::from([(META_CLUSTER_ID.to_string(), cluster.to_string())]);
-    let spec = SnapshotSpec { name: name.into(), volume_id: common::cid(&volume_id), force: true, metadata };
+    let spec = SnapshotSpec { name: name.into(), volume_id: common::cid(volume_id), force: true, metadata };
     let id = backend.create_snapshot(&spec).await.unwrap().id;
     backend.wait_snapshot_ready(&common::cid(&id), WAIT).await.unwrap();
     id
@@ -80,7 +80,7 @@ async fn world() -> World {
     ids.insert("snap-referenced", snapshot(b, "snap-referenced", &ids["referenced"], "mine").await);
     ids.insert("snap-orphan", snapshot(b, "snap-orphan", &ids["referenced"], "mine").await);
     b.attach(&common::cid(&ids["referenced"]), &common::cid(&node_server), WAIT).await.unwrap();
-    b.attach(&common::cid(&ids["stranded"]), &common::cid(&GONE_SERVER), WAIT).await.unwrap();
+    b.attach(&common::cid(&ids["stranded"]), &common::cid(GONE_SERVER), WAIT).await.unwrap();
 
     let kube = FakeKube::start().await;
     kube.serve(

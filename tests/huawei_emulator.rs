@@ -102,9 +102,9 @@ async fn a_missing_disk_is_none_and_deleting_it_is_success() {
     let cloud = emulator(|_| {}).await;
     let b = aksk(&cloud).await;
     let missing = "00000000-0000-0000-0000-000000000000";
-    assert_eq!(b.backend.get_volume(&common::cid(&missing)).await.unwrap(), None);
-    b.backend.delete_volume(&common::cid(&missing)).await.unwrap();
-    b.backend.wait_volume_deleted(&common::cid(&missing), WAIT).await.unwrap();
+    assert_eq!(b.backend.get_volume(&common::cid(missing)).await.unwrap(), None);
+    b.backend.delete_volume(&common::cid(missing)).await.unwrap();
+    b.backend.wait_volume_deleted(&common::cid(missing), WAIT).await.unwrap();
 }
 
 #[tokio::test]
@@ -345,16 +345,16 @@ async fn operations_on_missing_disks_are_not_found() {
     let server = cloud.handle.this_host_server_id().unwrap();
     let b = aksk(&cloud).await;
     let missing = "00000000-0000-0000-0000-000000000000";
-    let err = b.backend.extend_volume(&common::cid(&missing), 20).await.unwrap_err();
+    let err = b.backend.extend_volume(&common::cid(missing), 20).await.unwrap_err();
     assert!(matches!(err, CloudError::NotFound { kind: "volume", .. }), "{err}");
-    let err = b.backend.attach(&common::cid(&missing), &common::cid(&server), WAIT).await.unwrap_err();
+    let err = b.backend.attach(&common::cid(missing), &common::cid(&server), WAIT).await.unwrap_err();
     assert!(matches!(err, CloudError::NotFound { kind: "volume", .. }), "{err}");
-    assert_eq!(b.backend.get_snapshot(&common::cid(&missing)).await.unwrap(), None);
+    assert_eq!(b.backend.get_snapshot(&common::cid(missing)).await.unwrap(), None);
     let err = b
         .backend
         .create_snapshot(&SnapshotSpec {
             name: "s".into(),
-            volume_id: common::cid(&missing),
+            volume_id: common::cid(missing),
             force: false,
             metadata: BTreeMap::new(),
         })
@@ -813,7 +813,7 @@ async fn a_plain_disk_cannot_attach_to_a_second_server() {
 async fn snapshot_of(b: &TestHuawei, volume_id: &str, name: &str) -> String {
     let spec = SnapshotSpec {
         name: name.into(),
-        volume_id: common::cid(&volume_id),
+        volume_id: common::cid(volume_id),
         force: true,
         metadata: BTreeMap::new(),
     };
