@@ -388,4 +388,102 @@ mod tests {
             assert!(UrlPath::new("servers").segment("name", dots).is_err(), "{dots:?}");
         }
     }
+
+    #[test]
+    fn snapshot_refs_keep_the_backup_spelling() {
+        let snapshot = SnapshotRef::parse("snapshot_id", ID).unwrap();
+        assert_eq!(snapshot, SnapshotRef::Snapshot(CloudId::parse("id", ID).unwrap()));
+        let backup = SnapshotRef::parse("snapshot_id", &format!("backup/{ID}")).unwrap();
+        assert_eq!(backup.to_string(), format!("backup/{ID}"));
+        for hostile in ["backup/", "backup/../volumes/x", &format!("backup/{ID}/x"), &format!("backup//{ID}")]
+        {
+            assert!(SnapshotRef::parse("snapshot_id", hostile).is_err(), "{hostile:?}");
+        }
+    }
+
+    #[test]
+    fn handles_split_at_the_last_colon_and_name_their_cloud() {
+        let h = Handle::<CloudId>::parse("volume_id", &format!("hw:{ID}")).unwrap();
+        assert_eq!((h.cloud.as_deref(), h.id.as_str()), (Some("hw"), ID));
+        assert_eq!(h.to_string(), format!("hw:{ID}"));
+        let bare = Handle::<CloudId>::parse("volume_id", ID).unwrap();
+        assert_eq!((bare.to_string(), bare.cloud), (ID.to_string(), None));
+        for hostile in
+            [format!(":{ID}"), format!("hw:{ID}:"), format!("hw:../{ID}"), format!("{}{ID}", "a".repeat(100))]
+        {
+            assert!(Handle::<CloudId>::parse("volume_id", &hostile).is_err(), "{hostile:?}");
+        }
+    }
+
+    #[test]
+    fn the_project_placeholder_is_one_encoded_segment() {
+        let base = reqwest::Url::parse("https://evs.example.com/").unwrap();
+        let path = UrlPath::new("v2").project().word("cloudvolumes");
+        assert_eq!(
+            path.join_with_project(&base, "p1").unwrap().as_str(),
+            "https://evs.example.com/v2/p1/cloudvolumes"
+        );
+        let odd = path.join_with_project(&base, "a/b?c").unwrap();
+        assert_eq!(odd.path(), "/v2/a%2Fb%3Fc/cloudvolumes");
+        assert_eq!(odd.query(), None);
+        assert!(path.join_with_project(&base, "..").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_is_a_canonical_uuid_or_refused(text in "(?s).{0,64}") {
+            match CloudId::parse("volume_id", &text) {
+                Ok(id) => {
+                    proptest::prop_assert_eq!(id.as_str(), text.to_ascii_lowercase());
+                    proptest::prop_assert!(uuid::Uuid::parse_str(id.as_str()).is_ok());
+                    proptest::prop_assert_eq!(id.as_str().len(), 36);
+                }
+                Err(_) => proptest::prop_assert!(!is_uuid(&text)),
+            }
+        }
+
+        #[test]
+        fn uuid_like_text_parses_exactly_when_it_is_a_uuid(text in "[0-9a-fA-F/.?#%-]{36}") {
+            let parsed = CloudId::parse("volume_id", &text).is_ok();
+            let hyphenated = text.len() == 36 && uuid::Uuid::try_parse(&text).is_ok() && text.as_bytes()[8] == b'-';
+            proptest::prop_assert_eq!(parsed, hyphenated, "{:?}", text);
+        }
+
+        #[test]
+        fn any_handle_text_parses_to_a_uuid_or_is_refused(text in "(?s).{0,200}") {
+            if let Ok(h) = Handle::<CloudId>::parse("volume_id", &text) {
+                proptest::prop_assert!(is_uuid(h.id.as_str()));
+                proptest::prop_assert!(text.to_ascii_lowercase().ends_with(h.id.as_str()));
+            }
+            if let Ok(h) = Handle::<SnapshotRef>::parse("snapshot_id", &text) {
+                proptest::prop_assert!(is_uuid(h.id.id().as_str()));
+            }
+        }
+
+        #[test]
+        fn a_built_url_has_exactly_its_segments_and_no_query(
+            texts in proptest::collection::vec("(?s).{1,40}", 0..4),
+            base_path in "(/[a-z0-9]{1,8}){0,3}/?",
+        ) {
+            let base = reqwest::Url::parse(&format!("http://cloud:8776{base_path}")).unwrap();
+            let base_segments = base.path_segments().unwrap().filter(|s| !s.is_empty()).count();
+            let mut path = UrlPath::new("volumes");
+            let mut expected = 1;
+            for text in &texts {
+                if let Ok(next) = path.clone().segment("id", text) {
+                    path = next;
+                    expected += 1;
+                }
+            }
+            let url = path.word("action").join_to(&base);
+            expected += 1;
+            proptest::prop_assert_eq!(url.query(), None);
+            proptest::prop_assert_eq!(url.fragment(), None);
+            let segments: Vec<&str> = url.path_segments().unwrap().collect();
+            proptest::prop_assert_eq!(segments.len(), base_segments + expected, "{}", url);
+            proptest::prop_assert!(!segments.iter().any(|s| *s == ".." || *s == "."), "{}", url);
+            // Reparsing the text gives the same URL: nothing folds or moves on the way out.
+            proptest::prop_assert_eq!(reqwest::Url::parse(url.as_str()).unwrap(), url.clone());
+        }
+    }
 }
