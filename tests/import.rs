@@ -79,3 +79,40 @@ async fn backend_storage_is_managed_then_printed() {
     let volume = b.backend.get_volume(&common::cid(&id)).await.unwrap().expect("the storage is now a volume");
     assert_eq!(volume.name, "adopted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_of_any_configured_cloud_is_imported_with_a_handle_naming_its_cloud() {
+    use common::cloud::{HuaweiAuth, huawei_backend, huawei_yaml};
+    let cloud = emulator(|_| {}).await;
+    let openstack = clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, "");
+    let huawei = huawei_yaml(&cloud.handle, HuaweiAuth::AkSk(None), "");
+    let hw = huawei_backend(&huawei);
+    let spec = VolumeSpec {
+        name: "legacy-evs".into(),
+        size_gib: 10,
+        zone: Some("nova".into()),
+        ..Default::default()
+    };
+    let created = hw.backend.create_volume(&spec).await.unwrap();
+    hw.backend
+        .wait_volume_ready(&common::cid(&created.id), std::time::Duration::from_secs(20))
+        .await
+        .unwrap();
+    let config = hw.dir.path().join("two-clouds.yaml");
+    std::fs::write(&config, format!("{openstack}{}", huawei.trim_start_matches("clouds:\n"))).unwrap();
+
+    for volume_id in [format!("hw:{}", created.id), created.id.to_uppercase()] {
+        let (ok, stdout, stderr) = import(&config, &["--cloud", "hw", "--volume-id", &volume_id]);
+        assert!(ok, "{volume_id}: {stderr}");
+        let pv: serde_json::Value = serde_yaml_ng::from_str(&stdout).unwrap();
+        assert_eq!(pv["spec"]["csi"]["volumeHandle"], format!("hw:{}", created.id), "{volume_id}");
+        assert_eq!(pv["spec"]["csi"]["volumeAttributes"]["cloudVolumeId"], created.id.as_str());
+    }
+
+    for hostile in [format!("nowhere:{}", created.id), format!("hw:../cloudvolumes/{}", created.id)] {
+        let (ok, stdout, stderr) = import(&config, &["--cloud", "test", "--volume-id", &hostile]);
+        assert!(!ok, "{hostile} was imported: {stdout}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert!(stderr.contains("not") || stderr.contains("UUID"), "{hostile}: {stderr}");
+    }
+}
