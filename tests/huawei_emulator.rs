@@ -249,7 +249,7 @@ async fn detaching_from_a_deleted_server_is_success() {
         .await
         .expect("a deleted server holds no disks");
     b.backend
-        .detach(&common::cid(&id), &common::cid("no-such-server"), WAIT)
+        .detach(&common::cid(&id), &common::cid("5e000000-0000-4000-8000-00000000dead"), WAIT)
         .await
         .expect("a missing server holds no disks");
 }
@@ -259,7 +259,7 @@ async fn attaching_to_a_missing_server_is_not_found() {
     let cloud = emulator(|_| {}).await;
     let b = aksk(&cloud).await;
     let id = ready_volume(&b, "pvc-nowhere", 10).await;
-    let err = b.backend.attach(&common::cid(&id), &common::cid("no-such-server"), WAIT).await.unwrap_err();
+    let err = b.backend.attach(&common::cid(&id), &common::cid("5e000000-0000-4000-8000-00000000dead"), WAIT).await.unwrap_err();
     assert!(matches!(err, CloudError::NotFound { kind: "server", .. }), "{err}");
 }
 
@@ -736,7 +736,7 @@ async fn an_expired_temporary_key_is_unauthorized() {
         })
         .unwrap();
     let b = temporary(&cloud, &ak, &sk, Some(&token));
-    let err = b.backend.get_volume(&common::cid("any")).await.unwrap_err();
+    let err = b.backend.get_volume(&common::cid("00000000-0000-4000-8000-0000000000aa")).await.unwrap_err();
     assert!(matches!(&err, CloudError::Unauthorized(m) if m.contains("expired")), "{err}");
 }
 
