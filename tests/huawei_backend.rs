@@ -277,7 +277,13 @@ async fn a_missing_disk_is_none_and_deleting_it_is_success() {
     let backend = backend(&cloud).await;
     assert_eq!(backend.get_volume(&cid("00000000-0000-4000-8000-00000000e0e0")).await.unwrap(), None);
     backend.delete_volume(&cid("00000000-0000-4000-8000-00000000e0e0")).await.unwrap();
-    assert!(cloud.lock().unwrap().requests.contains(&format!("DELETE /v2/{PROJECT}/cloudvolumes/00000000-0000-4000-8000-00000000e0e0")));
+    assert!(
+        cloud
+            .lock()
+            .unwrap()
+            .requests
+            .contains(&format!("DELETE /v2/{PROJECT}/cloudvolumes/00000000-0000-4000-8000-00000000e0e0"))
+    );
 }
 
 #[tokio::test]

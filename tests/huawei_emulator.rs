@@ -259,7 +259,11 @@ async fn attaching_to_a_missing_server_is_not_found() {
     let cloud = emulator(|_| {}).await;
     let b = aksk(&cloud).await;
     let id = ready_volume(&b, "pvc-nowhere", 10).await;
-    let err = b.backend.attach(&common::cid(&id), &common::cid("5e000000-0000-4000-8000-00000000dead"), WAIT).await.unwrap_err();
+    let err = b
+        .backend
+        .attach(&common::cid(&id), &common::cid("5e000000-0000-4000-8000-00000000dead"), WAIT)
+        .await
+        .unwrap_err();
     assert!(matches!(err, CloudError::NotFound { kind: "server", .. }), "{err}");
 }
 
