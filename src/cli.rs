@@ -588,7 +588,7 @@ async fn run_import(mode: &ImportMode) -> Result<(), CliError> {
         metrics.clone(),
         Observer::new(metrics),
     )?;
-    let manifest = crate::import::run(controller.default_backend.as_ref(), driver_name, &mode.import)
+    let manifest = crate::import::run(controller.service.clouds(), driver_name, &mode.import)
         .await
         .map_err(|e| CliError::Config(format!("import: {e}")))?;
     print!("{manifest}");

@@ -10,15 +10,18 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::json;
 
+use crate::cloud::CloudError;
 use crate::cloud::types::{ManageRef, ManageSpec, Volume};
-use crate::cloud::{Backend, CloudError};
+use crate::contract::{CloudId, Handle};
 use crate::csi::context;
+use crate::csi::controller::Clouds;
 use crate::csi::controller::topology;
 
 /// Flags of the `import` mode.
 #[derive(Clone, Debug, PartialEq, Eq, Args)]
 pub struct ImportArgs {
-    /// The cloud volume to adopt.
+    /// The cloud volume to adopt: its id (looked up in every configured cloud), or
+    /// `<cloud>:<id>`.
     #[arg(long, conflicts_with_all = ["source_name", "source_id"], required_unless_present_any = ["source_name", "source_id"])]
     pub volume_id: Option<String>,
     /// Backend storage to manage first, by the backend's name for it (needs --host, admin).
@@ -53,23 +56,47 @@ pub struct ImportArgs {
     pub reclaim_policy: String,
 }
 
-/// Finds or manages the volume and renders its PersistentVolume.
-pub async fn run(backend: &dyn Backend, driver_name: &str, args: &ImportArgs) -> Result<String, CloudError> {
-    let volume = match (&args.volume_id, &args.source_name, &args.source_id) {
-        (Some(id), _, _) => backend
-            .get_volume(id)
-            .await?
-            .ok_or_else(|| CloudError::NotFound { kind: "volume", id: id.clone() })?,
+/// Why an import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The cloud refused or failed a call.
+    #[error(transparent)]
+    Cloud(#[from] CloudError),
+    /// The volume or cloud the flags name does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The flags contradict each other or name no valid id.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Finds or manages the volume in any configured cloud and renders its PersistentVolume, with
+/// the handle the controller itself would write for it.
+pub async fn run(clouds: &Clouds, driver_name: &str, args: &ImportArgs) -> Result<String, ImportError> {
+    let (cloud, volume) = match (&args.volume_id, &args.source_name, &args.source_id) {
+        (Some(text), _, _) => {
+            let handle = Handle::<CloudId>::parse("--volume-id", text).map_err(|e| {
+                ImportError::Invalid(format!("{e}; give the cloud's volume id, optionally as <cloud>:<id>"))
+            })?;
+            let located =
+                clouds.locate_volume(&handle).await.map_err(|e| ImportError::NotFound(e.to_string()))?;
+            let ((cloud, _), volume) = located.ok_or_else(|| {
+                ImportError::NotFound(format!("volume {text} not found in any configured cloud"))
+            })?;
+            (cloud.to_string(), volume)
+        }
         (None, name, id) => {
             let reference = match (name, id) {
                 (Some(n), _) => ManageRef::Name(n.clone()),
                 (None, Some(i)) => ManageRef::Id(i.clone()),
                 (None, None) => {
-                    return Err(CloudError::InvalidInput(
+                    return Err(ImportError::Invalid(
                         "give --volume-id, --source-name or --source-id".into(),
                     ));
                 }
             };
+            // Storage is managed in the default cloud (the global --cloud flag chooses it).
+            let (cloud, backend) = clouds.backend(None).map_err(|e| ImportError::NotFound(e.to_string()))?;
             let spec = ManageSpec {
                 host: args.host.clone().unwrap_or_default(),
                 reference,
@@ -78,18 +105,20 @@ pub async fn run(backend: &dyn Backend, driver_name: &str, args: &ImportArgs) ->
                 zone: None,
             };
             let managed = backend.manage_volume(&spec).await?;
-            backend.wait_volume_ready(&managed.id, Duration::from_secs(300)).await?
+            let id = crate::cloud::backend::issued_id(&managed.id)?;
+            (cloud.to_string(), backend.wait_volume_ready(&id, Duration::from_secs(300)).await?)
         }
     };
-    Ok(manifest(&volume, driver_name, args))
+    let handle = clouds.handle(&cloud, &volume.id);
+    Ok(manifest(&volume, &handle, driver_name, args))
 }
 
-/// The PersistentVolume manifest of an adopted volume, as YAML.
-pub fn manifest(volume: &Volume, driver_name: &str, args: &ImportArgs) -> String {
+/// The PersistentVolume manifest of an adopted volume, named by CSI `handle`, as YAML.
+pub fn manifest(volume: &Volume, handle: &str, driver_name: &str, args: &ImportArgs) -> String {
     let name = args.pv_name.clone().unwrap_or_else(|| format!("imported-{}", volume.id));
     let mut csi = json!({
         "driver": driver_name,
-        "volumeHandle": volume.id,
+        "volumeHandle": handle,
         "volumeAttributes": { context::CLOUD_VOLUME_ID: volume.id },
     });
     if args.volume_mode == "Filesystem" {
@@ -146,7 +175,7 @@ mod tests {
             source_volume_id: None,
         };
         let pv: serde_json::Value =
-            serde_yaml_ng::from_str(&manifest(&volume, "csi.example.io", &args)).unwrap();
+            serde_yaml_ng::from_str(&manifest(&volume, "v1", "csi.example.io", &args)).unwrap();
         assert_eq!(pv["metadata"]["name"], "imported-v1");
         assert_eq!(pv["spec"]["capacity"]["storage"], "7Gi");
         assert_eq!(pv["spec"]["csi"]["volumeHandle"], "v1");

@@ -93,7 +93,7 @@ async fn the_backend_works_against_an_https_cloud_with_cacert_in_clouds_yaml() {
         .create_volume(&VolumeSpec { name: "over-tls".into(), size_gib: 1, ..Default::default() })
         .await
         .unwrap();
-    b.backend.wait_volume_ready(&volume.id, Duration::from_secs(20)).await.unwrap();
+    b.backend.wait_volume_ready(&common::cid(&volume.id), Duration::from_secs(20)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,10 @@ use serde_json::{Value, json};
 
 use huawei::{AK, PROJECT, SK, Shared};
 
+fn cid(text: &str) -> cinder_evs_csi::contract::CloudId {
+    cinder_evs_csi::contract::CloudId::parse("id", text).unwrap()
+}
+
 const GUARD: Duration = Duration::from_secs(30);
 
 fn volume(id: &str, status: &str, attachments: Value) -> Value {
@@ -78,23 +82,28 @@ async fn create_follows_the_job_to_the_disk_and_waits_until_it_is_available() {
             vec![
                 json!({"status": "INIT", "job_id": "job-create-1", "job_type": "createVolume"}),
                 json!({"status": "RUNNING", "job_id": "job-create-1", "job_type": "createVolume",
-                       "entities": {"volume_id": "vol-1"}}),
+                       "entities": {"volume_id": "b0000000-0000-4000-8000-000000000001"}}),
             ],
         );
         c.volumes.insert(
-            "vol-1".into(),
+            "b0000000-0000-4000-8000-000000000001".into(),
             vec![
-                volume("vol-1", "creating", json!([])),
-                volume("vol-1", "creating", json!([])),
-                volume("vol-1", "available", json!([])),
+                volume("b0000000-0000-4000-8000-000000000001", "creating", json!([])),
+                volume("b0000000-0000-4000-8000-000000000001", "creating", json!([])),
+                volume("b0000000-0000-4000-8000-000000000001", "available", json!([])),
             ],
         );
     }
     let backend = backend(&cloud).await;
     let created = tokio::time::timeout(GUARD, backend.create_volume(&spec())).await.unwrap().unwrap();
-    assert_eq!(created.id, "vol-1");
-    let ready =
-        tokio::time::timeout(GUARD, backend.wait_volume_ready("vol-1", GUARD)).await.unwrap().unwrap();
+    assert_eq!(created.id, "b0000000-0000-4000-8000-000000000001");
+    let ready = tokio::time::timeout(
+        GUARD,
+        backend.wait_volume_ready(&cid("b0000000-0000-4000-8000-000000000001"), GUARD),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(ready.status, VolumeStatus::Available);
 
     let c = cloud.lock().unwrap();
@@ -104,7 +113,8 @@ async fn create_follows_the_job_to_the_disk_and_waits_until_it_is_available() {
     assert_eq!(create["volume"]["volume_type"], "GPSSD");
     assert_eq!(create["volume"]["size"], 20);
     assert_eq!(c.client_tokens.len(), 1, "the create carries an idempotency token");
-    let tags = &c.bodies[&format!("POST /v2/{PROJECT}/cloudvolumes/vol-1/tags/action")];
+    let tags = &c.bodies
+        [&format!("POST /v2/{PROJECT}/cloudvolumes/b0000000-0000-4000-8000-000000000001/tags/action")];
     assert_eq!(
         tags,
         &json!({"action": "create", "tags": [{"key": "cinder-evs-csi_cluster-id", "value": "prod"}]})
@@ -140,47 +150,73 @@ async fn attach_waits_for_the_ecs_job_and_reports_the_device() {
     {
         let mut c = cloud.lock().unwrap();
         c.jobs.insert(
-            "job-attach-srv-1".into(),
+            "job-attach-5e000000-0000-4000-8000-000000000001".into(),
             vec![
-                json!({"status": "RUNNING", "job_id": "job-attach-srv-1", "job_type": "attachVolume"}),
-                json!({"status": "SUCCESS", "job_id": "job-attach-srv-1", "job_type": "attachVolume"}),
+                json!({"status": "RUNNING", "job_id": "job-attach-5e000000-0000-4000-8000-000000000001", "job_type": "attachVolume"}),
+                json!({"status": "SUCCESS", "job_id": "job-attach-5e000000-0000-4000-8000-000000000001", "job_type": "attachVolume"}),
             ],
         );
         c.volumes.insert(
-            "vol-2".into(),
+            "b0000000-0000-4000-8000-000000000002".into(),
             vec![
-                volume("vol-2", "available", json!([])),
+                volume("b0000000-0000-4000-8000-000000000002", "available", json!([])),
                 volume(
-                    "vol-2",
+                    "b0000000-0000-4000-8000-000000000002",
                     "in-use",
-                    json!([{"server_id": "srv-1", "device": "/dev/vdb", "attachment_id": "a1"}]),
+                    json!([{"server_id": "5e000000-0000-4000-8000-000000000001", "device": "/dev/vdb", "attachment_id": "a1"}]),
                 ),
             ],
         );
     }
     let backend = backend(&cloud).await;
-    let attached =
-        tokio::time::timeout(GUARD, backend.attach("vol-2", "srv-1", GUARD)).await.unwrap().unwrap();
+    let attached = tokio::time::timeout(
+        GUARD,
+        backend.attach(
+            &cid("b0000000-0000-4000-8000-000000000002"),
+            &cid("5e000000-0000-4000-8000-000000000001"),
+            GUARD,
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(attached.device_hint.as_deref(), Some("/dev/vdb"));
     let c = cloud.lock().unwrap();
     assert!(c.rejected.is_empty(), "{:?}", c.rejected);
     assert_eq!(
-        c.bodies[&format!("POST /v1/{PROJECT}/cloudservers/srv-1/attachvolume")],
-        json!({"volumeAttachment": {"volumeId": "vol-2"}})
+        c.bodies
+            [&format!("POST /v1/{PROJECT}/cloudservers/5e000000-0000-4000-8000-000000000001/attachvolume")],
+        json!({"volumeAttachment": {"volumeId": "b0000000-0000-4000-8000-000000000002"}})
     );
-    assert!(c.requests.contains(&format!("GET /v1/{PROJECT}/jobs/job-attach-srv-1")));
+    assert!(
+        c.requests
+            .contains(&format!("GET /v1/{PROJECT}/jobs/job-attach-5e000000-0000-4000-8000-000000000001"))
+    );
 }
 
 #[tokio::test]
 async fn attaching_an_already_attached_disk_sends_nothing_to_ecs() {
     let cloud: Shared = Arc::new(Mutex::new(Default::default()));
     cloud.lock().unwrap().volumes.insert(
-        "vol-3".into(),
-        vec![volume("vol-3", "in-use", json!([{"server_id": "srv-1", "device": "/dev/vdc"}]))],
+        "b0000000-0000-4000-8000-000000000003".into(),
+        vec![volume(
+            "b0000000-0000-4000-8000-000000000003",
+            "in-use",
+            json!([{"server_id": "5e000000-0000-4000-8000-000000000001", "device": "/dev/vdc"}]),
+        )],
     );
     let backend = backend(&cloud).await;
-    let attached =
-        tokio::time::timeout(GUARD, backend.attach("vol-3", "srv-1", GUARD)).await.unwrap().unwrap();
+    let attached = tokio::time::timeout(
+        GUARD,
+        backend.attach(
+            &cid("b0000000-0000-4000-8000-000000000003"),
+            &cid("5e000000-0000-4000-8000-000000000001"),
+            GUARD,
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(attached.device_hint.as_deref(), Some("/dev/vdc"));
     assert!(!cloud.lock().unwrap().requests.iter().any(|r| r.contains("attachvolume")));
 }
@@ -190,19 +226,46 @@ async fn detaching_from_a_deleted_server_is_success() {
     let cloud: Shared = Arc::new(Mutex::new(Default::default()));
     {
         let mut c = cloud.lock().unwrap();
-        c.missing_servers.insert("srv-gone".into());
-        c.volumes.insert("vol-4".into(), vec![volume("vol-4", "in-use", json!([{"server_id": "srv-gone"}]))]);
+        c.missing_servers.insert("5e000000-0000-4000-8000-00000000dead".into());
+        c.volumes.insert(
+            "b0000000-0000-4000-8000-000000000004".into(),
+            vec![volume(
+                "b0000000-0000-4000-8000-000000000004",
+                "in-use",
+                json!([{"server_id": "5e000000-0000-4000-8000-00000000dead"}]),
+            )],
+        );
     }
     let backend = backend(&cloud).await;
-    tokio::time::timeout(GUARD, backend.detach("vol-4", "srv-gone", GUARD)).await.unwrap().unwrap();
-    assert!(cloud.lock().unwrap().requests.iter().any(|r| r.contains("detachvolume/vol-4")));
+    tokio::time::timeout(
+        GUARD,
+        backend.detach(
+            &cid("b0000000-0000-4000-8000-000000000004"),
+            &cid("5e000000-0000-4000-8000-00000000dead"),
+            GUARD,
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        cloud
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .any(|r| r.contains("detachvolume/b0000000-0000-4000-8000-000000000004"))
+    );
 }
 
 #[tokio::test]
 async fn a_wrong_secret_key_is_refused_as_unauthorized_without_showing_the_key() {
     let cloud: Shared = Arc::new(Mutex::new(Default::default()));
     let backend = backend_with_key(&cloud, "not-the-secret-key").await;
-    let error = tokio::time::timeout(GUARD, backend.get_volume("vol-1")).await.unwrap().unwrap_err();
+    let error = tokio::time::timeout(GUARD, backend.get_volume(&cid("b0000000-0000-4000-8000-000000000001")))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(matches!(&error, CloudError::Unauthorized(m) if m.contains("APIGW.0301")), "{error:?}");
     assert!(!error.to_string().contains("not-the-secret-key"));
     assert_eq!(cloud.lock().unwrap().rejected.len(), 1, "the fake's check rejected the signature");
@@ -212,9 +275,15 @@ async fn a_wrong_secret_key_is_refused_as_unauthorized_without_showing_the_key()
 async fn a_missing_disk_is_none_and_deleting_it_is_success() {
     let cloud: Shared = Arc::new(Mutex::new(Default::default()));
     let backend = backend(&cloud).await;
-    assert_eq!(backend.get_volume("nope").await.unwrap(), None);
-    backend.delete_volume("nope").await.unwrap();
-    assert!(cloud.lock().unwrap().requests.contains(&format!("DELETE /v2/{PROJECT}/cloudvolumes/nope")));
+    assert_eq!(backend.get_volume(&cid("00000000-0000-4000-8000-00000000e0e0")).await.unwrap(), None);
+    backend.delete_volume(&cid("00000000-0000-4000-8000-00000000e0e0")).await.unwrap();
+    assert!(
+        cloud
+            .lock()
+            .unwrap()
+            .requests
+            .contains(&format!("DELETE /v2/{PROJECT}/cloudvolumes/00000000-0000-4000-8000-00000000e0e0"))
+    );
 }
 
 #[tokio::test]

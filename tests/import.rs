@@ -34,7 +34,7 @@ async fn an_existing_volume_is_printed_as_a_static_persistent_volume() {
         .create_volume(&VolumeSpec { name: "legacy-data".into(), size_gib: 3, ..Default::default() })
         .await
         .unwrap();
-    b.backend.wait_volume_ready(&created.id, std::time::Duration::from_secs(20)).await.unwrap();
+    b.backend.wait_volume_ready(&common::cid(&created.id), std::time::Duration::from_secs(20)).await.unwrap();
     let config = b.dir.path().join("clouds.yaml");
 
     let (ok, stdout, stderr) =
@@ -46,7 +46,7 @@ async fn an_existing_volume_is_printed_as_a_static_persistent_volume() {
     assert_eq!(pv["spec"]["csi"]["volumeHandle"], created.id.as_str());
     assert_eq!(pv["spec"]["capacity"]["storage"], "3Gi");
     assert_eq!(pv["spec"]["persistentVolumeReclaimPolicy"], "Retain");
-    let after = b.backend.get_volume(&created.id).await.unwrap().unwrap();
+    let after = b.backend.get_volume(&common::cid(&created.id)).await.unwrap().unwrap();
     assert!(
         !after.metadata.contains_key("cinder-evs-csi/cluster-id"),
         "imported volumes stay out of gc's reach"
@@ -76,6 +76,43 @@ async fn backend_storage_is_managed_then_printed() {
     let pv: serde_json::Value = serde_yaml_ng::from_str(&stdout).unwrap();
     assert_eq!(pv["spec"]["capacity"]["storage"], "2Gi", "1.5 GiB rounds up to whole GiB");
     let id = pv["spec"]["csi"]["volumeHandle"].as_str().unwrap().to_string();
-    let volume = b.backend.get_volume(&id).await.unwrap().expect("the storage is now a volume");
+    let volume = b.backend.get_volume(&common::cid(&id)).await.unwrap().expect("the storage is now a volume");
     assert_eq!(volume.name, "adopted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_of_any_configured_cloud_is_imported_with_a_handle_naming_its_cloud() {
+    use common::cloud::{HuaweiAuth, huawei_backend, huawei_yaml};
+    let cloud = emulator(|_| {}).await;
+    let openstack = clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, "");
+    let huawei = huawei_yaml(&cloud.handle, HuaweiAuth::AkSk(None), "");
+    let hw = huawei_backend(&huawei);
+    let spec = VolumeSpec {
+        name: "legacy-evs".into(),
+        size_gib: 10,
+        zone: Some("nova".into()),
+        ..Default::default()
+    };
+    let created = hw.backend.create_volume(&spec).await.unwrap();
+    hw.backend
+        .wait_volume_ready(&common::cid(&created.id), std::time::Duration::from_secs(20))
+        .await
+        .unwrap();
+    let config = hw.dir.path().join("two-clouds.yaml");
+    std::fs::write(&config, format!("{openstack}{}", huawei.trim_start_matches("clouds:\n"))).unwrap();
+
+    for volume_id in [format!("hw:{}", created.id), created.id.to_uppercase()] {
+        let (ok, stdout, stderr) = import(&config, &["--cloud", "hw", "--volume-id", &volume_id]);
+        assert!(ok, "{volume_id}: {stderr}");
+        let pv: serde_json::Value = serde_yaml_ng::from_str(&stdout).unwrap();
+        assert_eq!(pv["spec"]["csi"]["volumeHandle"], format!("hw:{}", created.id), "{volume_id}");
+        assert_eq!(pv["spec"]["csi"]["volumeAttributes"]["cloudVolumeId"], created.id.as_str());
+    }
+
+    for hostile in [format!("nowhere:{}", created.id), format!("hw:../cloudvolumes/{}", created.id)] {
+        let (ok, stdout, stderr) = import(&config, &["--cloud", "test", "--volume-id", &hostile]);
+        assert!(!ok, "{hostile} was imported: {stdout}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert!(stderr.contains("not") || stderr.contains("UUID"), "{hostile}: {stderr}");
+    }
 }

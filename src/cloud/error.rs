@@ -60,3 +60,10 @@ impl CloudError {
         matches!(self, Self::Unavailable(_) | Self::Timeout(_))
     }
 }
+
+impl From<crate::contract::IdError> for CloudError {
+    /// An id that cannot be one URL segment (empty, `.` or `..`) never reaches the cloud.
+    fn from(error: crate::contract::IdError) -> Self {
+        Self::InvalidInput(error.to_string())
+    }
+}

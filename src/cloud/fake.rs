@@ -12,6 +12,7 @@ use super::types::{
     Attached, Capacity, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume, VolumeAttachment, VolumeSource,
     VolumeSpec, VolumeStatus,
 };
+use crate::contract::CloudId;
 
 /// The fake cloud.
 #[derive(Debug, Default)]
@@ -45,8 +46,9 @@ impl FakeBackend {
         fake
     }
 
-    fn id(&self, prefix: &str) -> String {
-        format!("{prefix}-{:04}", self.next.fetch_add(1, Ordering::SeqCst))
+    /// A fresh UUID, as a cloud issues; counting up, so that listings keep creation order.
+    fn id(&self, kind: u32) -> String {
+        format!("{kind:08x}-0000-4000-8000-{:012x}", self.next.fetch_add(1, Ordering::SeqCst))
     }
 
     /// Adds a volume directly.
@@ -58,7 +60,7 @@ impl FakeBackend {
 /// A plain available volume.
 pub fn volume(id: &str, name: &str, size_gib: u64) -> Volume {
     Volume {
-        id: id.into(),
+        id: id.to_string(),
         name: name.into(),
         size_gib,
         status: VolumeStatus::Available,
@@ -82,9 +84,11 @@ impl Backend for FakeBackend {
         Ok(())
     }
 
-    async fn set_volume_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), CloudError> {
+    async fn set_volume_metadata(&self, id: &CloudId, key: &str, value: &str) -> Result<(), CloudError> {
         let mut volumes = self.volumes.lock().unwrap();
-        let v = volumes.get_mut(id).ok_or(CloudError::NotFound { kind: "volume", id: id.into() })?;
+        let v = volumes
+            .get_mut(id.as_str())
+            .ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() })?;
         if value.is_empty() {
             v.metadata.remove(key);
         } else {
@@ -101,14 +105,14 @@ impl Backend for FakeBackend {
         if self.refuse_per_volume_options {
             crate::cloud::openstack::cinder::refuse_per_volume_options(spec)?;
         }
-        let mut v = volume(&self.id("vol"), &spec.name, spec.size_gib);
+        let mut v = volume(&self.id(0), &spec.name, spec.size_gib);
         v.zone = spec.zone.clone().unwrap_or_else(|| "nova".into());
         v.volume_type = spec.volume_type.clone();
         v.metadata = spec.metadata.clone();
         v.multiattach = spec.multiattach;
         match &spec.source {
-            Some(VolumeSource::Snapshot(s)) => v.source_snapshot_id = Some(s.clone()),
-            Some(VolumeSource::Volume(s)) => v.source_volume_id = Some(s.clone()),
+            Some(VolumeSource::Snapshot(s)) => v.source_snapshot_id = Some(s.to_string()),
+            Some(VolumeSource::Volume(s)) => v.source_volume_id = Some(s.to_string()),
             _ => {}
         }
         if let Some(status) = self.create_ends_in.lock().unwrap().clone() {
@@ -118,8 +122,8 @@ impl Backend for FakeBackend {
         Ok(v)
     }
 
-    async fn get_volume(&self, id: &str) -> Result<Option<Volume>, CloudError> {
-        Ok(self.volumes.lock().unwrap().get(id).cloned())
+    async fn get_volume(&self, id: &CloudId) -> Result<Option<Volume>, CloudError> {
+        Ok(self.volumes.lock().unwrap().get(id.as_str()).cloned())
     }
 
     async fn find_volumes_by_name(&self, name: &str) -> Result<Vec<Volume>, CloudError> {
@@ -144,24 +148,27 @@ impl Backend for FakeBackend {
         Ok(Page { items: after[..take].to_vec(), next })
     }
 
-    async fn delete_volume(&self, id: &str) -> Result<(), CloudError> {
-        self.volumes.lock().unwrap().remove(id);
+    async fn delete_volume(&self, id: &CloudId) -> Result<(), CloudError> {
+        self.volumes.lock().unwrap().remove(id.as_str());
         Ok(())
     }
 
-    async fn extend_volume(&self, id: &str, size_gib: u64) -> Result<(), CloudError> {
+    async fn extend_volume(&self, id: &CloudId, size_gib: u64) -> Result<(), CloudError> {
         let mut volumes = self.volumes.lock().unwrap();
-        let v = volumes.get_mut(id).ok_or(CloudError::NotFound { kind: "volume", id: id.into() })?;
+        let v = volumes
+            .get_mut(id.as_str())
+            .ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() })?;
         v.size_gib = size_gib;
         Ok(())
     }
 
-    async fn wait_volume_ready(&self, id: &str, _timeout: Duration) -> Result<Volume, CloudError> {
-        let v = self.get_volume(id).await?.ok_or(CloudError::NotFound { kind: "volume", id: id.into() })?;
+    async fn wait_volume_ready(&self, id: &CloudId, _timeout: Duration) -> Result<Volume, CloudError> {
+        let v =
+            self.get_volume(id).await?.ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() })?;
         match &v.status {
             VolumeStatus::Error(status) => Err(CloudError::ErrorState {
                 kind: "volume",
-                id: id.into(),
+                id: id.to_string(),
                 status: status.clone(),
                 reason: None,
             }),
@@ -170,16 +177,18 @@ impl Backend for FakeBackend {
         }
     }
 
-    async fn retype_volume(&self, id: &str, volume_type: &str) -> Result<(), CloudError> {
+    async fn retype_volume(&self, id: &CloudId, volume_type: &str) -> Result<(), CloudError> {
         let mut volumes = self.volumes.lock().unwrap();
-        let v = volumes.get_mut(id).ok_or(CloudError::NotFound { kind: "volume", id: id.into() })?;
+        let v = volumes
+            .get_mut(id.as_str())
+            .ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() })?;
         v.volume_type = Some(volume_type.to_string());
         Ok(())
     }
 
     async fn wait_volume_retyped(
         &self,
-        id: &str,
+        id: &CloudId,
         _volume_type: &str,
         timeout: Duration,
     ) -> Result<Volume, CloudError> {
@@ -188,14 +197,14 @@ impl Backend for FakeBackend {
 
     async fn wait_volume_extended(
         &self,
-        id: &str,
+        id: &CloudId,
         _size_gib: u64,
         timeout: Duration,
     ) -> Result<Volume, CloudError> {
         self.wait_volume_ready(id, timeout).await
     }
 
-    async fn wait_volume_deleted(&self, _id: &str, _timeout: Duration) -> Result<(), CloudError> {
+    async fn wait_volume_deleted(&self, _id: &CloudId, _timeout: Duration) -> Result<(), CloudError> {
         Ok(())
     }
 
@@ -203,12 +212,12 @@ impl Backend for FakeBackend {
         let size_gib = self
             .get_volume(&spec.volume_id)
             .await?
-            .ok_or(CloudError::NotFound { kind: "volume", id: spec.volume_id.clone() })?
+            .ok_or(CloudError::NotFound { kind: "volume", id: spec.volume_id.to_string() })?
             .size_gib;
         let s = Snapshot {
-            id: self.id("snap"),
+            id: self.id(1),
             name: spec.name.clone(),
-            volume_id: spec.volume_id.clone(),
+            volume_id: spec.volume_id.to_string(),
             size_gib,
             status: SnapshotStatus::Available,
             created_at: Some(std::time::SystemTime::now()),
@@ -218,8 +227,8 @@ impl Backend for FakeBackend {
         Ok(s)
     }
 
-    async fn get_snapshot(&self, id: &str) -> Result<Option<Snapshot>, CloudError> {
-        Ok(self.snapshots.lock().unwrap().get(id).cloned())
+    async fn get_snapshot(&self, id: &CloudId) -> Result<Option<Snapshot>, CloudError> {
+        Ok(self.snapshots.lock().unwrap().get(id.as_str()).cloned())
     }
 
     async fn find_snapshots_by_name(&self, name: &str) -> Result<Vec<Snapshot>, CloudError> {
@@ -228,7 +237,7 @@ impl Backend for FakeBackend {
 
     async fn list_snapshots(
         &self,
-        volume_id: Option<&str>,
+        volume_id: Option<&CloudId>,
         _limit: Option<u32>,
         _marker: Option<&str>,
     ) -> Result<Page<Snapshot>, CloudError> {
@@ -237,46 +246,51 @@ impl Backend for FakeBackend {
             .lock()
             .unwrap()
             .values()
-            .filter(|s| volume_id.is_none_or(|v| s.volume_id == v))
+            .filter(|s| volume_id.is_none_or(|v| s.volume_id == v.as_str()))
             .cloned()
             .collect();
         Ok(Page { items, next: None })
     }
 
-    async fn delete_snapshot(&self, id: &str) -> Result<(), CloudError> {
-        self.snapshots.lock().unwrap().remove(id);
+    async fn delete_snapshot(&self, id: &CloudId) -> Result<(), CloudError> {
+        self.snapshots.lock().unwrap().remove(id.as_str());
         Ok(())
     }
 
-    async fn wait_snapshot_ready(&self, id: &str, _timeout: Duration) -> Result<Snapshot, CloudError> {
-        self.get_snapshot(id).await?.ok_or(CloudError::NotFound { kind: "snapshot", id: id.into() })
+    async fn wait_snapshot_ready(&self, id: &CloudId, _timeout: Duration) -> Result<Snapshot, CloudError> {
+        self.get_snapshot(id).await?.ok_or(CloudError::NotFound { kind: "snapshot", id: id.to_string() })
     }
 
     async fn attach(
         &self,
-        volume_id: &str,
-        server_id: &str,
+        volume_id: &CloudId,
+        server_id: &CloudId,
         _timeout: Duration,
     ) -> Result<Attached, CloudError> {
-        if !self.servers.lock().unwrap().iter().any(|s| s == server_id) {
-            return Err(CloudError::NotFound { kind: "server", id: server_id.into() });
+        if !self.servers.lock().unwrap().iter().any(|s| s == server_id.as_str()) {
+            return Err(CloudError::NotFound { kind: "server", id: server_id.to_string() });
         }
         let mut volumes = self.volumes.lock().unwrap();
         let v = volumes
-            .get_mut(volume_id)
-            .ok_or(CloudError::NotFound { kind: "volume", id: volume_id.into() })?;
-        if !v.attachments.iter().any(|a| a.server_id == server_id) {
+            .get_mut(volume_id.as_str())
+            .ok_or(CloudError::NotFound { kind: "volume", id: volume_id.to_string() })?;
+        if !v.attachments.iter().any(|a| a.server_id == server_id.as_str()) {
             v.attachments
-                .push(VolumeAttachment { server_id: server_id.into(), device: Some("/dev/vdb".into()) });
+                .push(VolumeAttachment { server_id: server_id.to_string(), device: Some("/dev/vdb".into()) });
         }
         v.status = VolumeStatus::InUse;
         Ok(Attached { device_hint: Some("/dev/vdb".into()) })
     }
 
-    async fn detach(&self, volume_id: &str, server_id: &str, _timeout: Duration) -> Result<(), CloudError> {
+    async fn detach(
+        &self,
+        volume_id: &CloudId,
+        server_id: &CloudId,
+        _timeout: Duration,
+    ) -> Result<(), CloudError> {
         let mut volumes = self.volumes.lock().unwrap();
-        if let Some(v) = volumes.get_mut(volume_id) {
-            v.attachments.retain(|a| a.server_id != server_id);
+        if let Some(v) = volumes.get_mut(volume_id.as_str()) {
+            v.attachments.retain(|a| a.server_id != server_id.as_str());
             if v.attachments.is_empty() {
                 v.status = VolumeStatus::Available;
             }
@@ -284,16 +298,16 @@ impl Backend for FakeBackend {
         Ok(())
     }
 
-    async fn attached_count(&self, server_id: &str) -> Result<usize, CloudError> {
-        if !self.servers.lock().unwrap().iter().any(|s| s == server_id) {
-            return Err(CloudError::NotFound { kind: "server", id: server_id.into() });
+    async fn attached_count(&self, server_id: &CloudId) -> Result<usize, CloudError> {
+        if !self.servers.lock().unwrap().iter().any(|s| s == server_id.as_str()) {
+            return Err(CloudError::NotFound { kind: "server", id: server_id.to_string() });
         }
         Ok(self
             .volumes
             .lock()
             .unwrap()
             .values()
-            .filter(|v| v.attachments.iter().any(|a| a.server_id == server_id))
+            .filter(|v| v.attachments.iter().any(|a| a.server_id == server_id.as_str()))
             .count())
     }
 

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use crate::contract::CloudId;
+
 /// Where a volume is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VolumeStatus {
@@ -126,11 +128,11 @@ pub struct Volume {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VolumeSource {
     /// A snapshot.
-    Snapshot(String),
+    Snapshot(CloudId),
     /// Another volume (clone).
-    Volume(String),
+    Volume(CloudId),
     /// A backup.
-    Backup(String),
+    Backup(CloudId),
 }
 
 /// Encryption of a new volume's data at rest.
@@ -217,12 +219,12 @@ pub struct Snapshot {
 }
 
 /// What snapshot to take.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SnapshotSpec {
     /// Name (the CSI snapshot name, for idempotency).
     pub name: String,
     /// Source volume.
-    pub volume_id: String,
+    pub volume_id: CloudId,
     /// Allow snapshots of attached volumes.
     pub force: bool,
     /// Metadata.

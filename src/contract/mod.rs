@@ -8,4 +8,4 @@ pub mod fs;
 pub mod ids;
 
 pub use fs::FsType;
-pub use ids::{CloudId, IdError, UrlPath};
+pub use ids::{CloudId, Handle, IdError, SnapshotRef, UrlPath};

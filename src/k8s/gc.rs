@@ -280,11 +280,19 @@ pub fn plan(
 pub async fn apply(backend: &dyn Backend, findings: &mut [Finding], detach_timeout: Duration) {
     // `plan` sorts attachments, snapshots, volumes: the order removal needs.
     for finding in findings.iter_mut().filter(|f| f.action == Action::WouldRemove) {
-        let result = match finding.kind {
-            Kind::Attachment => backend.detach(&finding.id, &finding.name, detach_timeout).await,
-            Kind::Snapshot => backend.delete_snapshot(&finding.id).await,
-            Kind::Volume => backend.delete_volume(&finding.id).await,
-        };
+        let result = async {
+            let id = crate::cloud::backend::issued_id(&finding.id)?;
+            match finding.kind {
+                Kind::Attachment => {
+                    backend
+                        .detach(&id, &crate::cloud::backend::issued_id(&finding.name)?, detach_timeout)
+                        .await
+                }
+                Kind::Snapshot => backend.delete_snapshot(&id).await,
+                Kind::Volume => backend.delete_volume(&id).await,
+            }
+        }
+        .await;
         finding.action = match result {
             Ok(()) => Action::Removed,
             Err(e) => Action::Failed(e.to_string()),

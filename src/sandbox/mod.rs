@@ -362,17 +362,22 @@ pub async fn clean_up(backend: &dyn Backend, state_dir: &Path) {
             }
         }
     }
-    for volume in &volumes {
+    use crate::cloud::backend::issued_id;
+    // The emulator issues UUIDs; anything else is not one of its volumes to clean.
+    let volumes: Vec<(crate::contract::CloudId, _)> =
+        volumes.into_iter().filter_map(|v| issued_id(&v.id).ok().map(|id| (id, v))).collect();
+    for (id, volume) in &volumes {
         for attachment in &volume.attachments {
-            if let Err(e) = backend.detach(&volume.id, &attachment.server_id, wait).await {
+            let Ok(server) = issued_id(&attachment.server_id) else { continue };
+            if let Err(e) = backend.detach(id, &server, wait).await {
                 tracing::warn!(volume = %volume.id, error = %e, "could not detach");
             }
         }
     }
     if let Ok(page) = backend.list_snapshots(None, None, None).await {
-        for snapshot in page.items {
+        for snapshot in page.items.iter().filter_map(|s| issued_id(&s.id).ok()) {
             for _ in 0..100 {
-                match backend.delete_snapshot(&snapshot.id).await {
+                match backend.delete_snapshot(&snapshot).await {
                     Ok(()) => break,
                     // A snapshot still being taken cannot be deleted yet.
                     Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -380,14 +385,14 @@ pub async fn clean_up(backend: &dyn Backend, state_dir: &Path) {
             }
         }
     }
-    for volume in &volumes {
+    for (id, _) in &volumes {
         for _ in 0..100 {
-            match backend.delete_volume(&volume.id).await {
+            match backend.delete_volume(id).await {
                 Ok(()) => break,
                 // Snapshots are still being deleted.
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
-        let _ = backend.wait_volume_deleted(&volume.id, wait).await;
+        let _ = backend.wait_volume_deleted(id, wait).await;
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod endpoint;
 pub mod socket;
+pub mod too_large;
 
 use std::future::Future;
 use std::time::Duration;
@@ -40,7 +41,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     drain: Duration,
 ) -> Result<(), ServeError> {
-    let router = Server::builder().add_routes(routes);
+    let router = Server::builder().layer(too_large::layer()).add_routes(routes);
     let (stop, stopped) = oneshot::channel::<()>();
     let stop_signal = async {
         let _ = stopped.await;

@@ -238,3 +238,8 @@ pub fn http_get(address: &str, path: &str) -> String {
     stream.read_to_string(&mut response).unwrap();
     response
 }
+
+/// A cloud-issued id as the typed id the backends take (panics on anything but a UUID).
+pub fn cid(text: &str) -> cinder_evs_csi::contract::CloudId {
+    cinder_evs_csi::contract::CloudId::parse("id", text).unwrap_or_else(|e| panic!("{e}"))
+}

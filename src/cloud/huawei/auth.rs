@@ -16,6 +16,7 @@ use crate::cloud::error::CloudError;
 use crate::cloud::http::{Call, HttpClient, Reply};
 use crate::cloud::openstack::keystone::Session;
 use crate::config::model::{AuthMethod, Cloud, CloudsConfig};
+use crate::contract::UrlPath;
 
 /// The placeholder for the project id in request paths.
 pub const PROJECT: &str = "{project_id}";
@@ -29,8 +30,8 @@ pub struct Request {
     pub service: Service,
     /// HTTP method.
     pub method: Method,
-    /// Path below the service root; `{project_id}` is replaced.
-    pub path: String,
+    /// Path below the service root; its project placeholder becomes the project id.
+    pub path: UrlPath,
     /// Query pairs.
     pub query: Vec<(String, String)>,
     /// JSON body.
@@ -43,12 +44,12 @@ pub struct Request {
 
 impl Request {
     /// A request without query, body or headers.
-    pub fn new(operation: &'static str, service: Service, method: Method, path: impl Into<String>) -> Self {
+    pub fn new(operation: &'static str, service: Service, method: Method, path: UrlPath) -> Self {
         Self {
             operation,
             service,
             method,
-            path: path.into(),
+            path,
             query: Vec::new(),
             body: None,
             headers: Vec::new(),
@@ -83,7 +84,7 @@ impl Request {
     /// The transport call for this request against `cloud`'s endpoints in `project`.
     pub fn to_call(&self, cloud: &Cloud, project: &str) -> Result<Call, CloudError> {
         let base = endpoints::base_url(cloud, self.service)?;
-        let url = endpoints::join(&base, &self.path.replace(PROJECT, project), &self.query)?;
+        let url = endpoints::join(&base, &self.path, project, &self.query)?;
         let mut call = Call::new(self.operation, self.method.clone(), url);
         if let Some(body) = &self.body {
             call = call.json(body);

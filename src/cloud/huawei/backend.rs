@@ -1,6 +1,7 @@
 //! The Huawei Cloud implementation of [`Backend`]: EVS for disks and snapshots, ECS for
 //! attachments, jobs and disk states followed through the wait engine.
 
+use crate::contract::CloudId;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -238,7 +239,7 @@ impl Backend for HuaweiBackend {
         }
     }
 
-    async fn get_volume(&self, id: &str) -> Result<Option<Volume>, CloudError> {
+    async fn get_volume(&self, id: &CloudId) -> Result<Option<Volume>, CloudError> {
         self.evs.get_volume(id).await
     }
 
@@ -254,15 +255,15 @@ impl Backend for HuaweiBackend {
         self.evs.page_volumes(limit, marker).await
     }
 
-    async fn delete_volume(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_volume(&self, id: &CloudId) -> Result<(), CloudError> {
         self.evs.delete_volume(id).await
     }
 
-    async fn extend_volume(&self, id: &str, size_gib: u64) -> Result<(), CloudError> {
+    async fn extend_volume(&self, id: &CloudId, size_gib: u64) -> Result<(), CloudError> {
         self.evs.extend_volume(id, size_gib).await.map(|_| ())
     }
 
-    async fn wait_volume_ready(&self, id: &str, timeout: Duration) -> Result<Volume, CloudError> {
+    async fn wait_volume_ready(&self, id: &CloudId, timeout: Duration) -> Result<Volume, CloudError> {
         self.wait_volume(id, timeout, &format!("volume {id} to become ready"), |v| {
             matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
         })
@@ -271,7 +272,7 @@ impl Backend for HuaweiBackend {
 
     async fn modify_performance(
         &self,
-        id: &str,
+        id: &CloudId,
         iops: Option<u64>,
         throughput: Option<u64>,
         timeout: Duration,
@@ -282,14 +283,14 @@ impl Backend for HuaweiBackend {
         Ok(())
     }
 
-    async fn retype_volume(&self, id: &str, _volume_type: &str) -> Result<(), CloudError> {
+    async fn retype_volume(&self, id: &CloudId, _volume_type: &str) -> Result<(), CloudError> {
         // EVS documents no retype; changing a disk's performance is a separate QoS API.
         Err(CloudError::Unsupported(format!("EVS cannot change the type of disk {id}")))
     }
 
     async fn wait_volume_retyped(
         &self,
-        id: &str,
+        id: &CloudId,
         _volume_type: &str,
         _timeout: Duration,
     ) -> Result<Volume, CloudError> {
@@ -298,7 +299,7 @@ impl Backend for HuaweiBackend {
 
     async fn wait_volume_extended(
         &self,
-        id: &str,
+        id: &CloudId,
         size_gib: u64,
         timeout: Duration,
     ) -> Result<Volume, CloudError> {
@@ -308,7 +309,7 @@ impl Backend for HuaweiBackend {
         .await
     }
 
-    async fn wait_volume_deleted(&self, id: &str, timeout: Duration) -> Result<(), CloudError> {
+    async fn wait_volume_deleted(&self, id: &CloudId, timeout: Duration) -> Result<(), CloudError> {
         self.volumes
             .wait(
                 id,
@@ -339,7 +340,7 @@ impl Backend for HuaweiBackend {
         self.evs.create_snapshot(spec).await
     }
 
-    async fn get_snapshot(&self, id: &str) -> Result<Option<Snapshot>, CloudError> {
+    async fn get_snapshot(&self, id: &CloudId) -> Result<Option<Snapshot>, CloudError> {
         self.evs.get_snapshot(id).await
     }
 
@@ -350,37 +351,37 @@ impl Backend for HuaweiBackend {
 
     async fn list_snapshots(
         &self,
-        volume_id: Option<&str>,
+        volume_id: Option<&CloudId>,
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<Snapshot>, CloudError> {
-        self.evs.list_snapshots(volume_id, None, limit, marker).await
+        self.evs.list_snapshots(volume_id.map(|v| v.as_str()), None, limit, marker).await
     }
 
-    async fn delete_snapshot(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_snapshot(&self, id: &CloudId) -> Result<(), CloudError> {
         self.evs.delete_snapshot(id).await
     }
 
-    async fn wait_snapshot_ready(&self, id: &str, timeout: Duration) -> Result<Snapshot, CloudError> {
+    async fn wait_snapshot_ready(&self, id: &CloudId, timeout: Duration) -> Result<Snapshot, CloudError> {
         crate::cloud::waits::snapshot_ready(&self.snapshots, id, timeout).await
     }
 
     async fn attach(
         &self,
-        volume_id: &str,
-        server_id: &str,
+        volume_id: &CloudId,
+        server_id: &CloudId,
         timeout: Duration,
     ) -> Result<Attached, CloudError> {
         let volume = self
             .evs
             .get_volume(volume_id)
             .await?
-            .ok_or(CloudError::NotFound { kind: "volume", id: volume_id.into() })?;
+            .ok_or(CloudError::NotFound { kind: "volume", id: volume_id.to_string() })?;
         let attached_here = |v: &Volume| v.status != VolumeStatus::Attaching && is_attached_to(v, server_id);
         if !attached_here(&volume) && volume.status != VolumeStatus::Attaching {
             let outcome = match self.ecs.attach(server_id, volume_id).await? {
                 Ok(Submitted::ServerMissing) => {
-                    Err(CloudError::NotFound { kind: "server", id: server_id.into() })
+                    Err(CloudError::NotFound { kind: "server", id: server_id.to_string() })
                 }
                 Ok(Submitted::NotAttached) => {
                     Err(CloudError::Protocol("ECS answered an attach with \"not attached\"".into()))
@@ -405,12 +406,20 @@ impl Backend for HuaweiBackend {
                 move |v| v.status == VolumeStatus::InUse && is_attached_to(v, &server),
             )
             .await?;
-        let device_hint =
-            volume.attachments.iter().find(|a| a.server_id == server_id).and_then(|a| a.device.clone());
+        let device_hint = volume
+            .attachments
+            .iter()
+            .find(|a| a.server_id == server_id.as_str())
+            .and_then(|a| a.device.clone());
         Ok(Attached { device_hint })
     }
 
-    async fn detach(&self, volume_id: &str, server_id: &str, timeout: Duration) -> Result<(), CloudError> {
+    async fn detach(
+        &self,
+        volume_id: &CloudId,
+        server_id: &CloudId,
+        timeout: Duration,
+    ) -> Result<(), CloudError> {
         let Some(volume) = self.evs.get_volume(volume_id).await? else { return Ok(()) };
         if !is_attached_to(&volume, server_id) {
             return Ok(());
@@ -447,11 +456,11 @@ impl Backend for HuaweiBackend {
         }
     }
 
-    async fn set_volume_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), CloudError> {
+    async fn set_volume_metadata(&self, id: &CloudId, key: &str, value: &str) -> Result<(), CloudError> {
         self.evs.merge_metadata(id, key, value).await
     }
 
-    async fn attached_count(&self, server_id: &str) -> Result<usize, CloudError> {
+    async fn attached_count(&self, server_id: &CloudId) -> Result<usize, CloudError> {
         self.ecs.attachment_count(server_id).await
     }
 

@@ -5,10 +5,11 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::auth::{Client, PROJECT, Request};
+use super::auth::{Client, Request};
 use super::endpoints::Service;
 use super::fault::{self, Fault};
 use crate::cloud::error::CloudError;
+use crate::contract::{CloudId, UrlPath};
 
 /// What ECS answered to an attach or detach request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,23 +25,23 @@ pub enum Submitted {
 }
 
 /// The attach request for `volume_id` on `server_id`.
-pub fn attach_request(server_id: &str, volume_id: &str) -> Request {
+pub fn attach_request(server_id: &CloudId, volume_id: &CloudId) -> Request {
     Request::new(
         "ecs.volume.attach",
         Service::Ecs,
         Method::POST,
-        format!("v1/{PROJECT}/cloudservers/{server_id}/attachvolume"),
+        UrlPath::new("v1").project().word("cloudservers").id(server_id).word("attachvolume"),
     )
     .json(json!({ "volumeAttachment": { "volumeId": volume_id } }))
 }
 
 /// The detach request for `volume_id` on `server_id`.
-pub fn detach_request(server_id: &str, volume_id: &str) -> Request {
+pub fn detach_request(server_id: &CloudId, volume_id: &CloudId) -> Request {
     Request::new(
         "ecs.volume.detach",
         Service::Ecs,
         Method::DELETE,
-        format!("v1/{PROJECT}/cloudservers/{server_id}/detachvolume/{volume_id}"),
+        UrlPath::new("v1").project().word("cloudservers").id(server_id).word("detachvolume").id(volume_id),
     )
 }
 
@@ -90,8 +91,8 @@ impl Ecs {
     /// (an "already attached" refusal is success once the disk shows the attachment).
     pub async fn attach(
         &self,
-        server_id: &str,
-        volume_id: &str,
+        server_id: &CloudId,
+        volume_id: &CloudId,
     ) -> Result<Result<Submitted, Fault>, CloudError> {
         self.submit(attach_request(server_id, volume_id), volume_id, server_id).await
     }
@@ -99,19 +100,19 @@ impl Ecs {
     /// Asks ECS to detach; as for [`Ecs::attach`].
     pub async fn detach(
         &self,
-        server_id: &str,
-        volume_id: &str,
+        server_id: &CloudId,
+        volume_id: &CloudId,
     ) -> Result<Result<Submitted, Fault>, CloudError> {
         self.submit(detach_request(server_id, volume_id), volume_id, server_id).await
     }
 
     /// Disks attached to the server (`GET .../cloudservers/{id}/block_device`).
-    pub async fn attachment_count(&self, server_id: &str) -> Result<usize, CloudError> {
+    pub async fn attachment_count(&self, server_id: &CloudId) -> Result<usize, CloudError> {
         let request = Request::new(
             "ecs.block_device.list",
             Service::Ecs,
             Method::GET,
-            format!("v1/{PROJECT}/cloudservers/{server_id}/block_device"),
+            UrlPath::new("v1").project().word("cloudservers").id(server_id).word("block_device"),
         );
         let reply = self.client.send(&request).await?;
         if !reply.status.is_success() {
@@ -132,6 +133,13 @@ pub fn attachment_count_from_json(body: &Value) -> Result<usize, CloudError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SRV_TEXT: &str = "5e000000-0000-4000-8000-000000000001";
+    const VOL_TEXT: &str = "50000000-0000-4000-8000-000000000001";
+    static SRV: std::sync::LazyLock<CloudId> =
+        std::sync::LazyLock::new(|| CloudId::parse("id", SRV_TEXT).unwrap());
+    static VOL: std::sync::LazyLock<CloudId> =
+        std::sync::LazyLock::new(|| CloudId::parse("id", VOL_TEXT).unwrap());
     use crate::config::model::Cloud;
 
     fn cloud() -> Cloud {
@@ -140,23 +148,25 @@ mod tests {
 
     #[test]
     fn attach_posts_the_volume_to_the_server() {
-        let call = attach_request("srv-1", "vol-1").to_call(&cloud(), "p1").unwrap();
+        let call = attach_request(&SRV, &VOL).to_call(&cloud(), "p1").unwrap();
         assert_eq!(call.method, Method::POST);
         assert_eq!(
             call.url.as_str(),
-            "https://ecs.cn-north-4.myhuaweicloud.com/v1/p1/cloudservers/srv-1/attachvolume"
+            format!("https://ecs.cn-north-4.myhuaweicloud.com/v1/p1/cloudservers/{SRV_TEXT}/attachvolume")
         );
         let body: Value = serde_json::from_slice(call.body.as_deref().unwrap()).unwrap();
-        assert_eq!(body, json!({"volumeAttachment": {"volumeId": "vol-1"}}));
+        assert_eq!(body, json!({"volumeAttachment": {"volumeId": VOL_TEXT}}));
     }
 
     #[test]
     fn detach_deletes_the_volume_from_the_server() {
-        let call = detach_request("srv-1", "vol-1").to_call(&cloud(), "p1").unwrap();
+        let call = detach_request(&SRV, &VOL).to_call(&cloud(), "p1").unwrap();
         assert_eq!(call.method, Method::DELETE);
         assert_eq!(
             call.url.as_str(),
-            "https://ecs.cn-north-4.myhuaweicloud.com/v1/p1/cloudservers/srv-1/detachvolume/vol-1"
+            format!(
+                "https://ecs.cn-north-4.myhuaweicloud.com/v1/p1/cloudservers/{SRV_TEXT}/detachvolume/{VOL_TEXT}"
+            )
         );
         assert!(call.body.is_none());
     }

@@ -6,6 +6,7 @@ use reqwest::Url;
 use super::sign;
 use crate::cloud::error::CloudError;
 use crate::config::model::Cloud;
+use crate::contract::UrlPath;
 
 /// The services this backend calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -49,10 +50,18 @@ pub fn base_url(cloud: &Cloud, service: Service) -> Result<Url, CloudError> {
     Url::parse(&text).map_err(|e| CloudError::Config(format!("{name} endpoint {text:?}: {e}")))
 }
 
-/// `base` joined with `path`, with `query` encoded the way the signature expects.
-pub fn join(base: &Url, path: &str, query: &[(String, String)]) -> Result<Url, CloudError> {
-    let text = format!("{}/{}", base.as_str().trim_end_matches('/'), path.trim_start_matches('/'));
-    let mut url = Url::parse(&text).map_err(|e| CloudError::Config(format!("URL {text:?}: {e}")))?;
+/// `base` joined with `path` (one encoded segment each, `project` in its placeholder), with
+/// `query` encoded the way the signature expects.
+pub fn join(
+    base: &Url,
+    path: &UrlPath,
+    project: &str,
+    query: &[(String, String)],
+) -> Result<Url, CloudError> {
+    if base.cannot_be_a_base() {
+        return Err(CloudError::Config(format!("endpoint {base} cannot hold a path")));
+    }
+    let mut url = path.join_with_project(base, project)?;
     if !query.is_empty() {
         url.set_query(Some(&sign::query_string(query)));
     }
@@ -92,7 +101,8 @@ mod tests {
     #[test]
     fn join_keeps_the_base_path_and_encodes_the_query() {
         let base = Url::parse("http://h:1/evs/").unwrap();
-        let url = join(&base, "/v2/p/cloudvolumes/detail", &[("name".into(), "a b+c".into())]).unwrap();
+        let path = UrlPath::new("v2").project().word("cloudvolumes/detail");
+        let url = join(&base, &path, "p", &[("name".into(), "a b+c".into())]).unwrap();
         assert_eq!(url.as_str(), "http://h:1/evs/v2/p/cloudvolumes/detail?name=a%20b%2Bc");
     }
 }

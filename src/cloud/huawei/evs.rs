@@ -7,7 +7,7 @@ use std::sync::Arc;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::auth::{Client, PROJECT, Request};
+use super::auth::{Client, Request};
 use super::endpoints::Service;
 use super::fault;
 use super::sign;
@@ -16,6 +16,7 @@ use crate::cloud::error::CloudError;
 #[cfg(test)]
 use crate::cloud::types::Encryption;
 use crate::cloud::types::{Capacity, Page, Snapshot, SnapshotSpec, Volume, VolumeSource, VolumeSpec};
+use crate::contract::UrlPath;
 
 /// Smallest data disk, GiB.
 pub const MIN_SIZE_GIB: u64 = 10;
@@ -185,7 +186,7 @@ impl Evs {
             "evs.volume.create",
             Service::Evs,
             Method::POST,
-            format!("v2.1/{PROJECT}/cloudvolumes"),
+            UrlPath::new("v2.1").project().word("cloudvolumes"),
         )
         .json(body)
         .header("x-client-token", client_token(&spec.name));
@@ -211,7 +212,7 @@ impl Evs {
             "evs.volume.get",
             Service::Evs,
             Method::GET,
-            format!("v2/{PROJECT}/cloudvolumes/{id}"),
+            UrlPath::new("v2").project().word("cloudvolumes").segment("id", id)?,
         );
         let reply = self.send(request).await?;
         if reply.status.is_success() {
@@ -229,7 +230,7 @@ impl Evs {
             "evs.volume.update",
             Service::Evs,
             Method::PUT,
-            format!("v2/{PROJECT}/cloudvolumes/{id}"),
+            UrlPath::new("v2").project().word("cloudvolumes").segment("id", id)?,
         )
         .json(json!({ "volume": { "metadata": { key: value } } }));
         let reply = self.send(request).await?;
@@ -242,7 +243,7 @@ impl Evs {
             "evs.volume.list",
             Service::Evs,
             Method::GET,
-            format!("v2/{PROJECT}/cloudvolumes/detail"),
+            UrlPath::new("v2").project().word("cloudvolumes").word("detail"),
         );
         request.query = query;
         let reply = self.send(request).await?;
@@ -323,7 +324,7 @@ impl Evs {
             "evs.volume.delete",
             Service::Evs,
             Method::DELETE,
-            format!("v2/{PROJECT}/cloudvolumes/{id}"),
+            UrlPath::new("v2").project().word("cloudvolumes").segment("id", id)?,
         );
         let reply = self.send(request).await?;
         if reply.status.is_success() {
@@ -344,7 +345,7 @@ impl Evs {
             "evs.volume.extend",
             Service::Evs,
             Method::POST,
-            format!("v2.1/{PROJECT}/cloudvolumes/{id}/action"),
+            UrlPath::new("v2.1").project().word("cloudvolumes").segment("id", id)?.word("action"),
         )
         .json(json!({ "os-extend": { "new_size": size_gib } }));
         let reply = self.send(request).await?;
@@ -373,7 +374,7 @@ impl Evs {
             "evs.volume.modify_qos",
             Service::Evs,
             Method::PUT,
-            format!("v5/{PROJECT}/cloudvolumes/{id}/qos"),
+            UrlPath::new("v5").project().word("cloudvolumes").segment("id", id)?.word("qos"),
         )
         .json(json!({ "qos_modify": qos }));
         let reply = self.send(request).await?;
@@ -393,13 +394,15 @@ impl Evs {
             "evs.snapshot.create",
             Service::Evs,
             Method::POST,
-            format!("v2/{PROJECT}/snapshots"),
+            UrlPath::new("v2").project().word("snapshots"),
         )
         .json(body);
         let reply = self.send(request).await?;
         match reply.status {
             s if s.is_success() => snapshot_from_json(&reply.body),
-            StatusCode::NOT_FOUND => Err(CloudError::NotFound { kind: "volume", id: spec.volume_id.clone() }),
+            StatusCode::NOT_FOUND => {
+                Err(CloudError::NotFound { kind: "volume", id: spec.volume_id.to_string() })
+            }
             _ => Err(fault::to_error(&reply, "volume", &spec.volume_id)),
         }
     }
@@ -410,7 +413,7 @@ impl Evs {
             "evs.snapshot.get",
             Service::Evs,
             Method::GET,
-            format!("v2/{PROJECT}/snapshots/{id}"),
+            UrlPath::new("v2").project().word("snapshots").segment("id", id)?,
         );
         let reply = self.send(request).await?;
         if reply.status.is_success() {
@@ -434,7 +437,7 @@ impl Evs {
             "evs.snapshot.list",
             Service::Evs,
             Method::GET,
-            format!("v2/{PROJECT}/snapshots/detail"),
+            UrlPath::new("v2").project().word("snapshots").word("detail"),
         );
         if let Some(v) = volume_id {
             request = request.query("volume_id", v);
@@ -457,7 +460,7 @@ impl Evs {
             "evs.snapshot.delete",
             Service::Evs,
             Method::DELETE,
-            format!("v2/{PROJECT}/snapshots/{id}"),
+            UrlPath::new("v2").project().word("snapshots").segment("id", id)?,
         );
         let reply = self.send(request).await?;
         if reply.status.is_success() {
@@ -475,7 +478,7 @@ impl Evs {
             "evs.quota.get",
             Service::Evs,
             Method::GET,
-            format!("v2/{PROJECT}/os-quota-sets/{PROJECT}"),
+            UrlPath::new("v2").project().word("os-quota-sets").project(),
         )
         .query("usage", "True");
         let reply = self.send(request).await?;
@@ -513,6 +516,7 @@ pub fn capacity_from_json(body: &Value, volume_type: Option<&str>) -> Result<Cap
 mod tests {
     use super::*;
     use crate::cloud::types::{SnapshotStatus, VolumeAttachment, VolumeStatus};
+    use crate::contract::CloudId;
 
     /// The seed's `cloudvolumes/detail` example, with its line-wrapped link joined.
     const LIST: &str = r#"{"count": 1, "volumes": [{
@@ -635,11 +639,13 @@ mod tests {
     #[test]
     fn disks_from_snapshots_leave_inherited_metadata_out() {
         let mut s = spec();
-        s.source = Some(VolumeSource::Snapshot("snap-1".into()));
+        s.source = Some(VolumeSource::Snapshot(
+            CloudId::parse("id", "5a000000-0000-4000-8000-000000000001").unwrap(),
+        ));
         s.scsi = true;
         s.encryption = Some(Encryption { kms_key_id: None });
         let body = create_body(&s, None).unwrap();
-        assert_eq!(body["volume"]["snapshot_id"], "snap-1");
+        assert_eq!(body["volume"]["snapshot_id"], "5a000000-0000-4000-8000-000000000001");
         assert!(body["volume"]["metadata"].get(META_PASSTHROUGH).is_none());
         assert!(body["volume"]["metadata"].get(META_ENCRYPTED).is_none());
     }
@@ -656,7 +662,12 @@ mod tests {
             create_body(&VolumeSpec { zone: None, ..spec() }, None),
             Err(CloudError::InvalidInput(_))
         ));
-        let clone = VolumeSpec { source: Some(VolumeSource::Volume("v0".into())), ..spec() };
+        let clone = VolumeSpec {
+            source: Some(VolumeSource::Volume(
+                CloudId::parse("id", "5a000000-0000-4000-8000-000000000000").unwrap(),
+            )),
+            ..spec()
+        };
         assert!(matches!(create_body(&clone, None), Err(CloudError::Unsupported(_))));
     }
 

@@ -9,11 +9,12 @@ use std::time::{Duration, SystemTime};
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 
-use super::auth::{Client, PROJECT, Request};
+use super::auth::{Client, Request};
 use super::endpoints::Service;
 use super::fault;
 use crate::cloud::error::CloudError;
 use crate::cloud::wait::{Check, StatusSource, WaitSettings, Waiter};
+use crate::contract::UrlPath;
 
 /// Where a job is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,8 +158,12 @@ impl JobStates {
             Service::Evs => "evs.job.get",
             Service::Ecs => "ecs.job.get",
         };
-        let request =
-            Request::new(operation, self.service, Method::GET, format!("v1/{PROJECT}/jobs/{job_id}"));
+        let request = Request::new(
+            operation,
+            self.service,
+            Method::GET,
+            UrlPath::new("v1").project().word("jobs").segment("job_id", job_id)?,
+        );
         let reply = self.client.send(&request).await?;
         if reply.status.is_success() {
             return Job::from_json(&reply.body, job_id).map(Some);

@@ -10,10 +10,11 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{Client, PROJECT, Request};
+use super::auth::{Client, Request};
 use super::endpoints::Service;
 use super::fault;
 use crate::cloud::error::CloudError;
+use crate::contract::UrlPath;
 
 /// Most tags a disk may carry.
 pub const MAX_TAGS: usize = 10;
@@ -146,7 +147,7 @@ impl Tags {
             "evs.volume.tag",
             Service::Evs,
             Method::POST,
-            format!("v2/{PROJECT}/cloudvolumes/{id}/tags/action"),
+            UrlPath::new("v2").project().word("cloudvolumes").segment("id", id)?.word("tags").word("action"),
         )
         .json(json!({ "action": "create", "tags": tags }))
         .repeatable();
@@ -169,7 +170,7 @@ impl Tags {
                 "evs.volume.by_tag",
                 Service::Evs,
                 Method::POST,
-                format!("v2/{PROJECT}/cloudvolumes/resource_instances/action"),
+                UrlPath::new("v2").project().word("cloudvolumes").word("resource_instances").word("action"),
             )
             .json(query_body(key, value, page_size, found.len() as u64))
             .repeatable();

@@ -1,6 +1,7 @@
 //! The OpenStack implementation of [`Backend`]: Cinder for volumes and snapshots, Nova for
 //! attachments, the wait engine for every transition.
 
+use crate::contract::CloudId;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -234,7 +235,7 @@ impl Backend for OpenStackBackend {
         Ok(volume)
     }
 
-    async fn get_volume(&self, id: &str) -> Result<Option<Volume>, CloudError> {
+    async fn get_volume(&self, id: &CloudId) -> Result<Option<Volume>, CloudError> {
         self.cinder.get_volume(id).await
     }
 
@@ -259,16 +260,16 @@ impl Backend for OpenStackBackend {
         self.cinder.list_volumes(&query).await
     }
 
-    async fn delete_volume(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_volume(&self, id: &CloudId) -> Result<(), CloudError> {
         self.cinder.delete_volume(id).await
     }
 
-    async fn extend_volume(&self, id: &str, size_gib: u64) -> Result<(), CloudError> {
+    async fn extend_volume(&self, id: &CloudId, size_gib: u64) -> Result<(), CloudError> {
         let volume = self
             .cinder
             .get_volume(id)
             .await?
-            .ok_or(CloudError::NotFound { kind: "volume", id: id.into() })?;
+            .ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() })?;
         if volume.status == VolumeStatus::InUse && !self.cinder.supports(IN_USE_EXTEND).await? {
             return Err(CloudError::Unsupported(
                 "extending an attached volume needs Cinder microversion 3.42; detach it first".into(),
@@ -277,14 +278,14 @@ impl Backend for OpenStackBackend {
         self.cinder.extend_volume(id, size_gib).await
     }
 
-    async fn wait_volume_ready(&self, id: &str, timeout: Duration) -> Result<Volume, CloudError> {
+    async fn wait_volume_ready(&self, id: &CloudId, timeout: Duration) -> Result<Volume, CloudError> {
         self.wait_volume(id, timeout, &format!("volume {id} to become ready"), |v| {
             matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
         })
         .await
     }
 
-    async fn retype_volume(&self, id: &str, volume_type: &str) -> Result<(), CloudError> {
+    async fn retype_volume(&self, id: &CloudId, volume_type: &str) -> Result<(), CloudError> {
         // Cinder refuses to migrate a volume with snapshots anyway; `never` gets that refusal
         // cleanly (the volume returns to its status at its old type, which the wait reports).
         let snapshots = super::retype_guard::snapshots_of(&self.cinder, id).await?;
@@ -294,7 +295,7 @@ impl Backend for OpenStackBackend {
 
     async fn wait_volume_retyped(
         &self,
-        id: &str,
+        id: &CloudId,
         volume_type: &str,
         timeout: Duration,
     ) -> Result<Volume, CloudError> {
@@ -314,7 +315,7 @@ impl Backend for OpenStackBackend {
 
     async fn wait_volume_extended(
         &self,
-        id: &str,
+        id: &CloudId,
         size_gib: u64,
         timeout: Duration,
     ) -> Result<Volume, CloudError> {
@@ -324,7 +325,7 @@ impl Backend for OpenStackBackend {
         .await
     }
 
-    async fn wait_volume_deleted(&self, id: &str, timeout: Duration) -> Result<(), CloudError> {
+    async fn wait_volume_deleted(&self, id: &CloudId, timeout: Duration) -> Result<(), CloudError> {
         let outcome = self
             .volumes
             .wait(
@@ -357,7 +358,7 @@ impl Backend for OpenStackBackend {
         self.cinder.create_snapshot(spec).await
     }
 
-    async fn get_snapshot(&self, id: &str) -> Result<Option<Snapshot>, CloudError> {
+    async fn get_snapshot(&self, id: &CloudId) -> Result<Option<Snapshot>, CloudError> {
         self.cinder.get_snapshot(id).await
     }
 
@@ -368,7 +369,7 @@ impl Backend for OpenStackBackend {
 
     async fn list_snapshots(
         &self,
-        volume_id: Option<&str>,
+        volume_id: Option<&CloudId>,
         limit: Option<u32>,
         marker: Option<&str>,
     ) -> Result<Page<Snapshot>, CloudError> {
@@ -385,27 +386,27 @@ impl Backend for OpenStackBackend {
         self.cinder.list_snapshots(&query).await
     }
 
-    async fn delete_snapshot(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_snapshot(&self, id: &CloudId) -> Result<(), CloudError> {
         self.cinder.delete_snapshot(id).await
     }
 
-    async fn wait_snapshot_ready(&self, id: &str, timeout: Duration) -> Result<Snapshot, CloudError> {
+    async fn wait_snapshot_ready(&self, id: &CloudId, timeout: Duration) -> Result<Snapshot, CloudError> {
         let waited = crate::cloud::waits::snapshot_ready(&self.snapshots, id, timeout).await;
         self.explained(waited).await
     }
 
     async fn attach(
         &self,
-        volume_id: &str,
-        server_id: &str,
+        volume_id: &CloudId,
+        server_id: &CloudId,
         timeout: Duration,
     ) -> Result<Attached, CloudError> {
         let volume = self
             .cinder
             .get_volume(volume_id)
             .await?
-            .ok_or(CloudError::NotFound { kind: "volume", id: volume_id.into() })?;
-        if let Some(existing) = volume.attachments.iter().find(|a| a.server_id == server_id) {
+            .ok_or(CloudError::NotFound { kind: "volume", id: volume_id.to_string() })?;
+        if let Some(existing) = volume.attachments.iter().find(|a| a.server_id == server_id.as_str()) {
             if volume.status == VolumeStatus::InUse {
                 return Ok(Attached { device_hint: existing.device.clone() });
             }
@@ -421,12 +422,20 @@ impl Backend for OpenStackBackend {
                 move |v| v.status == VolumeStatus::InUse && is_attached_to(v, &server),
             )
             .await?;
-        let device_hint =
-            volume.attachments.iter().find(|a| a.server_id == server_id).and_then(|a| a.device.clone());
+        let device_hint = volume
+            .attachments
+            .iter()
+            .find(|a| a.server_id == server_id.as_str())
+            .and_then(|a| a.device.clone());
         Ok(Attached { device_hint })
     }
 
-    async fn detach(&self, volume_id: &str, server_id: &str, timeout: Duration) -> Result<(), CloudError> {
+    async fn detach(
+        &self,
+        volume_id: &CloudId,
+        server_id: &CloudId,
+        timeout: Duration,
+    ) -> Result<(), CloudError> {
         let Some(volume) = self.cinder.get_volume(volume_id).await? else { return Ok(()) };
         if !is_attached_to(&volume, server_id) {
             return Ok(());
@@ -452,7 +461,7 @@ impl Backend for OpenStackBackend {
     async fn create_group_snapshot(
         &self,
         name: &str,
-        volume_ids: &[String],
+        volume_ids: &[CloudId],
         timeout: Duration,
     ) -> Result<GroupSnapshot, CloudError> {
         let existing = self.cinder.find_group_snapshots(name).await?;
@@ -475,7 +484,7 @@ impl Backend for OpenStackBackend {
                                 .cinder
                                 .get_volume(id)
                                 .await?
-                                .ok_or(CloudError::NotFound { kind: "volume", id: id.clone() })?;
+                                .ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() })?;
                             let t = v.volume_type.unwrap_or_else(|| "__DEFAULT__".into());
                             if !types.contains(&t) {
                                 types.push(t);
@@ -490,7 +499,7 @@ impl Backend for OpenStackBackend {
                     .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
                     .unwrap_or_default();
                 let missing: Vec<String> =
-                    volume_ids.iter().filter(|v| !members.contains(v)).cloned().collect();
+                    volume_ids.iter().map(|v| v.to_string()).filter(|v| !members.contains(v)).collect();
                 if !missing.is_empty() {
                     self.cinder.update_group(&group_id, &missing, &[]).await?;
                     self.poll_available(Polled::Group(&group_id), timeout).await?;
@@ -508,7 +517,7 @@ impl Backend for OpenStackBackend {
         })
     }
 
-    async fn get_group_snapshot(&self, id: &str) -> Result<Option<GroupSnapshot>, CloudError> {
+    async fn get_group_snapshot(&self, id: &CloudId) -> Result<Option<GroupSnapshot>, CloudError> {
         let Some(g) = self.cinder.get_group_snapshot(id).await? else { return Ok(None) };
         Ok(Some(GroupSnapshot {
             id: id.to_string(),
@@ -519,7 +528,7 @@ impl Backend for OpenStackBackend {
         }))
     }
 
-    async fn delete_group_snapshot(&self, id: &str, timeout: Duration) -> Result<(), CloudError> {
+    async fn delete_group_snapshot(&self, id: &CloudId, timeout: Duration) -> Result<(), CloudError> {
         let Some(g) = self.cinder.get_group_snapshot(id).await? else { return Ok(()) };
         let group_id = g["group_id"].as_str().unwrap_or_default().to_string();
         self.cinder.delete_group_snapshot(id).await?;
@@ -554,7 +563,7 @@ impl Backend for OpenStackBackend {
         Ok(())
     }
 
-    async fn create_backup(&self, name: &str, volume_id: &str) -> Result<Backup, CloudError> {
+    async fn create_backup(&self, name: &str, volume_id: &CloudId) -> Result<Backup, CloudError> {
         if let Some(existing) = self.cinder.find_backups(name).await?.first() {
             return Ok(backup_of(existing));
         }
@@ -579,11 +588,11 @@ impl Backend for OpenStackBackend {
         }
     }
 
-    async fn get_backup(&self, id: &str) -> Result<Option<Backup>, CloudError> {
+    async fn get_backup(&self, id: &CloudId) -> Result<Option<Backup>, CloudError> {
         Ok(self.cinder.get_backup(id).await?.as_ref().map(backup_of))
     }
 
-    async fn delete_backup(&self, id: &str) -> Result<(), CloudError> {
+    async fn delete_backup(&self, id: &CloudId) -> Result<(), CloudError> {
         self.cinder.delete_backup(id).await
     }
 
@@ -591,14 +600,14 @@ impl Backend for OpenStackBackend {
         self.cinder.manage_volume(spec).await
     }
 
-    async fn set_volume_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), CloudError> {
+    async fn set_volume_metadata(&self, id: &CloudId, key: &str, value: &str) -> Result<(), CloudError> {
         // Cinder's update replaces the whole map: merge into what the volume holds now (the
         // controller holds the volume's lock, so no other writer of ours races this).
         let volume = self
             .cinder
             .get_volume(id)
             .await?
-            .ok_or(CloudError::NotFound { kind: "volume", id: id.into() })?;
+            .ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() })?;
         let mut metadata = volume.metadata;
         if value.is_empty() {
             metadata.remove(key);
@@ -608,7 +617,7 @@ impl Backend for OpenStackBackend {
         self.cinder.replace_metadata(id, &metadata).await
     }
 
-    async fn attached_count(&self, server_id: &str) -> Result<usize, CloudError> {
+    async fn attached_count(&self, server_id: &CloudId) -> Result<usize, CloudError> {
         self.nova.attachment_count(server_id).await
     }
 

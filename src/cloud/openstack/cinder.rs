@@ -15,6 +15,7 @@ use crate::cloud::cinder_json::{OneSnapshot, OneVolume, SnapshotJson, SnapshotLi
 use crate::cloud::error::CloudError;
 use crate::cloud::http::{Call, Reply};
 use crate::cloud::types::{Capacity, Page, Snapshot, SnapshotSpec, Volume, VolumeSource, VolumeSpec};
+use crate::contract::UrlPath;
 
 /// The newest microversion this client understands.
 pub const MAX_MICROVERSION: Microversion = Microversion::new(3, 66);
@@ -86,11 +87,12 @@ impl Cinder {
         self.session.endpoint(token, BLOCK_STORAGE_TYPES)
     }
 
-    fn url(&self, token: &Token, path: &str, query: &[(&str, String)]) -> Result<Url, CloudError> {
+    fn url(&self, token: &Token, path: &UrlPath, query: &[(&str, String)]) -> Result<Url, CloudError> {
         let base = self.endpoint(token)?;
-        let mut url =
-            Url::parse(&format!("{}/{}", base.as_str().trim_end_matches('/'), path.trim_start_matches('/')))
-                .map_err(|e| CloudError::Config(format!("block storage endpoint: {e}")))?;
+        if base.cannot_be_a_base() {
+            return Err(CloudError::Config(format!("block storage endpoint {base} cannot hold a path")));
+        }
+        let mut url = path.join_to(&base);
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
@@ -101,7 +103,7 @@ impl Cinder {
         &self,
         operation: &'static str,
         method: Method,
-        path: &str,
+        path: &UrlPath,
         query: &[(&str, String)],
         body: Option<Value>,
     ) -> Result<Reply, CloudError> {
@@ -150,7 +152,13 @@ impl Cinder {
             None => {}
         }
         let reply = self
-            .send("cinder.volume.create", Method::POST, "volumes", &[], Some(json!({ "volume": volume })))
+            .send(
+                "cinder.volume.create",
+                Method::POST,
+                &UrlPath::new("volumes"),
+                &[],
+                Some(json!({ "volume": volume })),
+            )
             .await?;
         if reply.status != StatusCode::ACCEPTED && reply.status != StatusCode::OK {
             // Cinder answers 404 both for a missing source and for an unknown volume type;
@@ -172,7 +180,9 @@ impl Cinder {
 
     /// `GET /volumes/{id}`; `None` on 404.
     pub async fn get_volume(&self, id: &str) -> Result<Option<Volume>, CloudError> {
-        let reply = self.send("cinder.volume.get", Method::GET, &format!("volumes/{id}"), &[], None).await?;
+        let reply = self
+            .send("cinder.volume.get", Method::GET, &UrlPath::new("volumes").segment("id", id)?, &[], None)
+            .await?;
         match reply.status {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => Ok(Some(reply.json::<OneVolume>()?.volume.into())),
@@ -182,7 +192,9 @@ impl Cinder {
 
     /// `GET /volumes/detail` with filters; one page.
     pub async fn list_volumes(&self, query: &[(&str, String)]) -> Result<Page<Volume>, CloudError> {
-        let reply = self.send("cinder.volume.list", Method::GET, "volumes/detail", query, None).await?;
+        let reply = self
+            .send("cinder.volume.list", Method::GET, &UrlPath::new("volumes/detail"), query, None)
+            .await?;
         if !reply.status.is_success() {
             return Err(fault::to_error(&reply, "volume list", ""));
         }
@@ -191,8 +203,15 @@ impl Cinder {
 
     /// `DELETE /volumes/{id}`; a missing volume is success.
     pub async fn delete_volume(&self, id: &str) -> Result<(), CloudError> {
-        let reply =
-            self.send("cinder.volume.delete", Method::DELETE, &format!("volumes/{id}"), &[], None).await?;
+        let reply = self
+            .send(
+                "cinder.volume.delete",
+                Method::DELETE,
+                &UrlPath::new("volumes").segment("id", id)?,
+                &[],
+                None,
+            )
+            .await?;
         match reply.status {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
             // Cinder answers 400 "Invalid volume" when the state forbids deletion.
@@ -224,14 +243,28 @@ impl Cinder {
         metadata: &std::collections::BTreeMap<String, String>,
     ) -> Result<(), CloudError> {
         let body = json!({ "volume": { "metadata": metadata } });
-        let reply =
-            self.send("cinder.volume.update", Method::PUT, &format!("volumes/{id}"), &[], Some(body)).await?;
+        let reply = self
+            .send(
+                "cinder.volume.update",
+                Method::PUT,
+                &UrlPath::new("volumes").segment("id", id)?,
+                &[],
+                Some(body),
+            )
+            .await?;
         if reply.status.is_success() { Ok(()) } else { Err(fault::to_error(&reply, "volume", id)) }
     }
 
     async fn action(&self, operation: &'static str, id: &str, body: Value) -> Result<(), CloudError> {
-        let reply =
-            self.send(operation, Method::POST, &format!("volumes/{id}/action"), &[], Some(body)).await?;
+        let reply = self
+            .send(
+                operation,
+                Method::POST,
+                &UrlPath::new("volumes").segment("id", id)?.word("action"),
+                &[],
+                Some(body),
+            )
+            .await?;
         match reply.status {
             s if s.is_success() => Ok(()),
             StatusCode::BAD_REQUEST => Err(CloudError::Conflict(fault::message(&reply))),
@@ -244,10 +277,14 @@ impl Cinder {
         let body = json!({ "snapshot": {
             "volume_id": spec.volume_id, "name": spec.name, "force": spec.force, "metadata": spec.metadata
         }});
-        let reply = self.send("cinder.snapshot.create", Method::POST, "snapshots", &[], Some(body)).await?;
+        let reply = self
+            .send("cinder.snapshot.create", Method::POST, &UrlPath::new("snapshots"), &[], Some(body))
+            .await?;
         match reply.status {
             s if s.is_success() => Ok(reply.json::<OneSnapshot>()?.snapshot.into()),
-            StatusCode::NOT_FOUND => Err(CloudError::NotFound { kind: "volume", id: spec.volume_id.clone() }),
+            StatusCode::NOT_FOUND => {
+                Err(CloudError::NotFound { kind: "volume", id: spec.volume_id.to_string() })
+            }
             StatusCode::BAD_REQUEST => Err(CloudError::Conflict(fault::message(&reply))),
             _ => Err(fault::to_error(&reply, "snapshot", "")),
         }
@@ -255,8 +292,15 @@ impl Cinder {
 
     /// `GET /snapshots/{id}`; `None` on 404.
     pub async fn get_snapshot(&self, id: &str) -> Result<Option<Snapshot>, CloudError> {
-        let reply =
-            self.send("cinder.snapshot.get", Method::GET, &format!("snapshots/{id}"), &[], None).await?;
+        let reply = self
+            .send(
+                "cinder.snapshot.get",
+                Method::GET,
+                &UrlPath::new("snapshots").segment("id", id)?,
+                &[],
+                None,
+            )
+            .await?;
         match reply.status {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => Ok(Some(reply.json::<OneSnapshot>()?.snapshot.into())),
@@ -266,7 +310,9 @@ impl Cinder {
 
     /// `GET /snapshots/detail` with filters; one page.
     pub async fn list_snapshots(&self, query: &[(&str, String)]) -> Result<Page<Snapshot>, CloudError> {
-        let reply = self.send("cinder.snapshot.list", Method::GET, "snapshots/detail", query, None).await?;
+        let reply = self
+            .send("cinder.snapshot.list", Method::GET, &UrlPath::new("snapshots/detail"), query, None)
+            .await?;
         if !reply.status.is_success() {
             return Err(fault::to_error(&reply, "snapshot list", ""));
         }
@@ -276,7 +322,13 @@ impl Cinder {
     /// `DELETE /snapshots/{id}`; a missing snapshot is success.
     pub async fn delete_snapshot(&self, id: &str) -> Result<(), CloudError> {
         let reply = self
-            .send("cinder.snapshot.delete", Method::DELETE, &format!("snapshots/{id}"), &[], None)
+            .send(
+                "cinder.snapshot.delete",
+                Method::DELETE,
+                &UrlPath::new("snapshots").segment("id", id)?,
+                &[],
+                None,
+            )
             .await?;
         match reply.status {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
@@ -296,7 +348,7 @@ impl Cinder {
             .send(
                 "cinder.quota.get",
                 Method::GET,
-                &format!("os-quota-sets/{project}"),
+                &UrlPath::new("os-quota-sets").segment("project_id", &project)?,
                 &[("usage", "True".into())],
                 None,
             )
@@ -378,7 +430,9 @@ impl Cinder {
     pub async fn get_group(&self, id: &str) -> Result<Option<Value>, CloudError> {
         // Cinder lists a group's volumes only when asked to (3.25).
         let query = [("list_volume", "True".to_string())];
-        let reply = self.send("cinder.group.get", Method::GET, &format!("groups/{id}"), &query, None).await?;
+        let reply = self
+            .send("cinder.group.get", Method::GET, &UrlPath::new("groups").segment("id", id)?, &query, None)
+            .await?;
         match reply.status {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => Ok(Some(reply.json::<Value>()?["group"].clone())),
@@ -389,8 +443,9 @@ impl Cinder {
     /// `GET /group_types/default`: the id of the group type the operator made the default
     /// (cinder.conf `default_group_type`); clouds name it as they like.
     async fn default_group_type(&self) -> Result<String, CloudError> {
-        let reply =
-            self.send("cinder.group_type.default", Method::GET, "group_types/default", &[], None).await?;
+        let reply = self
+            .send("cinder.group_type.default", Method::GET, &UrlPath::new("group_types/default"), &[], None)
+            .await?;
         match reply.status {
             s if s.is_success() => reply.json::<Value>()?["group_type"]["id"]
                 .as_str()
@@ -410,7 +465,8 @@ impl Cinder {
         let group_type = self.default_group_type().await?;
         let body = json!({ "group": { "name": name, "group_type": group_type, "volume_types": volume_types,
             "description": "Helper group of a CSI volume group snapshot (cinder-evs-csi)" } });
-        let reply = self.send("cinder.group.create", Method::POST, "groups", &[], Some(body)).await?;
+        let reply =
+            self.send("cinder.group.create", Method::POST, &UrlPath::new("groups"), &[], Some(body)).await?;
         if !reply.status.is_success() {
             return Err(fault::to_error(&reply, "group", name));
         }
@@ -433,7 +489,7 @@ impl Cinder {
             .send(
                 "cinder.group.update",
                 Method::PUT,
-                &format!("groups/{id}"),
+                &UrlPath::new("groups").segment("id", id)?,
                 &[],
                 Some(json!({ "group": group })),
             )
@@ -449,7 +505,13 @@ impl Cinder {
     pub async fn delete_group(&self, id: &str) -> Result<(), CloudError> {
         let body = json!({ "delete": { "delete-volumes": false } });
         let reply = self
-            .send("cinder.group.delete", Method::POST, &format!("groups/{id}/action"), &[], Some(body))
+            .send(
+                "cinder.group.delete",
+                Method::POST,
+                &UrlPath::new("groups").segment("id", id)?.word("action"),
+                &[],
+                Some(body),
+            )
             .await?;
         match reply.status {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
@@ -474,7 +536,13 @@ impl Cinder {
     /// `GET /group_snapshots/{id}`; `None` on 404.
     pub async fn get_group_snapshot(&self, id: &str) -> Result<Option<Value>, CloudError> {
         let reply = self
-            .send("cinder.group_snapshot.get", Method::GET, &format!("group_snapshots/{id}"), &[], None)
+            .send(
+                "cinder.group_snapshot.get",
+                Method::GET,
+                &UrlPath::new("group_snapshots").segment("id", id)?,
+                &[],
+                None,
+            )
             .await?;
         match reply.status {
             StatusCode::NOT_FOUND => Ok(None),
@@ -487,7 +555,13 @@ impl Cinder {
     pub async fn create_group_snapshot(&self, name: &str, group_id: &str) -> Result<String, CloudError> {
         let body = json!({ "group_snapshot": { "name": name, "group_id": group_id } });
         let reply = self
-            .send("cinder.group_snapshot.create", Method::POST, "group_snapshots", &[], Some(body))
+            .send(
+                "cinder.group_snapshot.create",
+                Method::POST,
+                &UrlPath::new("group_snapshots"),
+                &[],
+                Some(body),
+            )
             .await?;
         match reply.status {
             s if s.is_success() => reply.json::<Value>()?["group_snapshot"]["id"]
@@ -502,7 +576,13 @@ impl Cinder {
     /// `DELETE /group_snapshots/{id}`; a missing one is success.
     pub async fn delete_group_snapshot(&self, id: &str) -> Result<(), CloudError> {
         let reply = self
-            .send("cinder.group_snapshot.delete", Method::DELETE, &format!("group_snapshots/{id}"), &[], None)
+            .send(
+                "cinder.group_snapshot.delete",
+                Method::DELETE,
+                &UrlPath::new("group_snapshots").segment("id", id)?,
+                &[],
+                None,
+            )
             .await?;
         match reply.status {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
@@ -523,7 +603,7 @@ impl Cinder {
                 .send(
                     "cinder.snapshot.list",
                     Method::GET,
-                    "snapshots/detail",
+                    &UrlPath::new("snapshots/detail"),
                     &[("volume_id", volume.to_string())],
                     None,
                 )
@@ -561,7 +641,7 @@ impl Cinder {
             .send(
                 "cinder.volume.manage",
                 Method::POST,
-                "os-volume-manage",
+                &UrlPath::new("os-volume-manage"),
                 &[],
                 Some(json!({ "volume": volume })),
             )
@@ -576,7 +656,9 @@ impl Cinder {
     pub async fn create_backup(&self, name: &str, volume_id: &str) -> Result<Value, CloudError> {
         let body = json!({ "backup": { "name": name, "volume_id": volume_id, "force": true,
             "description": "CSI snapshot of type backup (cinder-evs-csi)" } });
-        let reply = self.send("cinder.backup.create", Method::POST, "backups", &[], Some(body)).await?;
+        let reply = self
+            .send("cinder.backup.create", Method::POST, &UrlPath::new("backups"), &[], Some(body))
+            .await?;
         match reply.status {
             s if s.is_success() => Ok(reply.json::<Value>()?["backup"].clone()),
             StatusCode::NOT_FOUND => Err(CloudError::NotFound { kind: "volume", id: volume_id.to_string() }),
@@ -596,12 +678,13 @@ impl Cinder {
     async fn list_named(
         &self,
         operation: &'static str,
-        collection: &str,
+        collection: &'static str,
         kind: &'static str,
         query: &[(&str, String)],
         name: &str,
     ) -> Result<Vec<Value>, CloudError> {
-        let reply = self.send(operation, Method::GET, &format!("{collection}/detail"), query, None).await?;
+        let reply =
+            self.send(operation, Method::GET, &UrlPath::new(collection).word("detail"), query, None).await?;
         if !reply.status.is_success() {
             return Err(fault::to_error(&reply, kind, ""));
         }
@@ -615,7 +698,9 @@ impl Cinder {
 
     /// `GET /backups/{id}`; `None` on 404.
     pub async fn get_backup(&self, id: &str) -> Result<Option<Value>, CloudError> {
-        let reply = self.send("cinder.backup.get", Method::GET, &format!("backups/{id}"), &[], None).await?;
+        let reply = self
+            .send("cinder.backup.get", Method::GET, &UrlPath::new("backups").segment("id", id)?, &[], None)
+            .await?;
         match reply.status {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => Ok(Some(reply.json::<Value>()?["backup"].clone())),
@@ -625,8 +710,15 @@ impl Cinder {
 
     /// `DELETE /backups/{id}`; a missing one is success.
     pub async fn delete_backup(&self, id: &str) -> Result<(), CloudError> {
-        let reply =
-            self.send("cinder.backup.delete", Method::DELETE, &format!("backups/{id}"), &[], None).await?;
+        let reply = self
+            .send(
+                "cinder.backup.delete",
+                Method::DELETE,
+                &UrlPath::new("backups").segment("id", id)?,
+                &[],
+                None,
+            )
+            .await?;
         match reply.status {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
             StatusCode::BAD_REQUEST => Err(CloudError::Conflict(fault::message(&reply))),
@@ -641,7 +733,8 @@ impl Cinder {
             return Ok(Vec::new());
         }
         let query = [("resource_uuid", resource_uuid.to_string())];
-        let reply = self.send("cinder.message.list", Method::GET, "messages", &query, None).await?;
+        let reply =
+            self.send("cinder.message.list", Method::GET, &UrlPath::new("messages"), &query, None).await?;
         if !reply.status.is_success() {
             return Err(fault::to_error(&reply, "message list", ""));
         }

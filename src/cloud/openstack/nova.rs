@@ -12,6 +12,7 @@ use super::keystone::{COMPUTE_TYPES, Session, Token};
 use super::microversion::{Microversion, VersionDocument, negotiate, version_root};
 use crate::cloud::error::CloudError;
 use crate::cloud::http::{Call, Reply};
+use crate::contract::UrlPath;
 
 /// Multiattach volumes need this compute microversion.
 pub const MULTIATTACH: Microversion = Microversion::new(2, 60);
@@ -68,15 +69,17 @@ impl Nova {
         &self,
         operation: &'static str,
         method: Method,
-        path: &str,
+        path: &UrlPath,
         body: Option<serde_json::Value>,
     ) -> Result<Reply, CloudError> {
         let microversion = self.microversion().await?;
         self.session
             .send(|token| {
                 let base = self.endpoint(token)?;
-                let url = Url::parse(&format!("{}/{}", base.as_str().trim_end_matches('/'), path))
-                    .map_err(|e| CloudError::Config(format!("compute endpoint: {e}")))?;
+                if base.cannot_be_a_base() {
+                    return Err(CloudError::Config(format!("compute endpoint {base} cannot hold a path")));
+                }
+                let url = path.join_to(&base);
                 let mut call = Call::new(operation, method.clone(), url);
                 if let Some(v) = microversion {
                     call = call.header("openstack-api-version", &format!("compute {v}"));
@@ -97,7 +100,7 @@ impl Nova {
             .send(
                 "nova.volume_attachment.create",
                 Method::POST,
-                &format!("servers/{server_id}/os-volume_attachments"),
+                &UrlPath::new("servers").segment("server_id", server_id)?.word("os-volume_attachments"),
                 Some(body),
             )
             .await?;
@@ -119,7 +122,7 @@ impl Nova {
             .send(
                 "nova.volume_attachment.list",
                 Method::GET,
-                &format!("servers/{server_id}/os-volume_attachments"),
+                &UrlPath::new("servers").segment("server_id", server_id)?.word("os-volume_attachments"),
                 None,
             )
             .await?;
@@ -139,7 +142,10 @@ impl Nova {
             .send(
                 "nova.volume_attachment.delete",
                 Method::DELETE,
-                &format!("servers/{server_id}/os-volume_attachments/{volume_id}"),
+                &UrlPath::new("servers")
+                    .segment("server_id", server_id)?
+                    .word("os-volume_attachments")
+                    .segment("volume_id", volume_id)?,
                 None,
             )
             .await?;

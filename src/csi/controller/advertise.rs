@@ -93,10 +93,10 @@ mod tests {
     fn a_clone_sent_to_a_cloud_that_cannot_clone_is_invalid_argument() {
         let mixed = service(&[("hw", EVS_LIKE), ("os", Features::ALL)]);
         let (_, evs) = mixed.clouds.backend(Some("hw")).unwrap();
-        let clone = VolumeSource::Volume("v".into());
+        let clone = VolumeSource::Volume(crate::contract::CloudId::random());
         let refused = mixed.check_source_supported(evs.as_ref(), "hw", Some(&clone)).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::InvalidArgument);
-        let snapshot = VolumeSource::Snapshot("s".into());
+        let snapshot = VolumeSource::Snapshot(crate::contract::CloudId::random());
         assert!(mixed.check_source_supported(evs.as_ref(), "hw", Some(&snapshot)).is_ok());
         let (_, os) = mixed.clouds.backend(Some("os")).unwrap();
         assert!(mixed.check_source_supported(os.as_ref(), "os", Some(&clone)).is_ok());

@@ -52,26 +52,35 @@ impl ControllerService {
         let handles = request
             .source_volume_ids
             .iter()
-            .map(|id| self.clouds.parse(id))
+            .map(|id| super::clouds::volume_handle("source_volume_ids", id))
             .collect::<Result<Vec<_>, _>>()?;
-        let cloud = handles[0].cloud.clone();
-        if handles.iter().any(|h| h.cloud != cloud) {
-            return Err(CsiError::InvalidArgument("a group snapshot's volumes must be in one cloud".into()));
-        }
-        let (cloud, backend) = self.clouds.backend(Some(&cloud))?;
         let _guard = self
             .lock(format!("group-snapshot-name/{}", request.name), "CreateVolumeGroupSnapshot", &request)
             .await?;
-        let ids: Vec<String> = handles.into_iter().map(|h| h.id).collect();
-        for id in &ids {
-            if backend.get_volume(id).await?.is_none() {
-                return Err(CsiError::NotFound(format!("source volume {id} not found")));
+        let mut cloud = None;
+        let mut ids = Vec::new();
+        for (handle, text) in handles.iter().zip(&request.source_volume_ids) {
+            let ((name, backend), volume) = self
+                .clouds
+                .locate_volume(handle)
+                .await?
+                .ok_or_else(|| CsiError::NotFound(format!("source volume {text} not found")))?;
+            self.check_owner("volume", text, &volume.metadata)?;
+            if cloud.as_ref().is_some_and(|(c, _)| *c != name) {
+                return Err(CsiError::InvalidArgument(
+                    "a group snapshot's volumes must be in one cloud".into(),
+                ));
             }
+            cloud = Some((name, backend));
+            ids.push(handle.id.clone());
         }
+        let Some((cloud, backend)) = cloud else {
+            return Err(CsiError::InvalidArgument("source_volume_ids must not be empty".into()));
+        };
         let group = backend.create_group_snapshot(&request.name, &ids, self.settings.create_timeout).await?;
         let mut members: Vec<&str> = group.snapshots.iter().map(|s| s.volume_id.as_str()).collect();
         members.sort_unstable();
-        let mut wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let mut wanted: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
         wanted.sort_unstable();
         if members != wanted {
             return Err(CsiError::AlreadyExists(format!(
@@ -89,25 +98,18 @@ impl ControllerService {
         &self,
         request: pb::DeleteVolumeGroupSnapshotRequest,
     ) -> Result<pb::DeleteVolumeGroupSnapshotResponse, CsiError> {
-        if request.group_snapshot_id.is_empty() {
-            return Err(CsiError::InvalidArgument("group_snapshot_id is required".into()));
-        }
-        let handle = match self.clouds.parse(&request.group_snapshot_id) {
+        let handle = match super::clouds::volume_handle("group_snapshot_id", &request.group_snapshot_id) {
             Ok(h) => h,
+            // An id that cannot be ours names nothing: deleting nothing succeeds.
             Err(CsiError::NotFound(_)) => return Ok(pb::DeleteVolumeGroupSnapshotResponse {}),
             Err(e) => return Err(e),
         };
-        let (_, backend) = self.clouds.backend(Some(&handle.cloud))?;
-        let _guard = self
-            .lock(
-                format!("group-snapshot/{}", request.group_snapshot_id),
-                "DeleteVolumeGroupSnapshot",
-                &request,
-            )
-            .await?;
-        if !crate::contract::ids::is_uuid(&handle.id) {
-            return Ok(pb::DeleteVolumeGroupSnapshotResponse {});
-        }
+        let (_, backend) = match self.clouds.home(&handle) {
+            Err(CsiError::NotFound(_)) => return Ok(pb::DeleteVolumeGroupSnapshotResponse {}),
+            other => other?,
+        };
+        let _guard =
+            self.lock(format!("group-snapshot/{}", handle.id), "DeleteVolumeGroupSnapshot", &request).await?;
         let deleted = backend.delete_group_snapshot(&handle.id, self.settings.create_timeout).await;
         match self.delete_group_once_settled(backend, &handle.id, deleted).await? {
             Ok(()) | Err(CloudError::NotFound { .. } | CloudError::Unsupported(_)) => {
@@ -121,18 +123,11 @@ impl ControllerService {
         &self,
         request: pb::GetVolumeGroupSnapshotRequest,
     ) -> Result<pb::GetVolumeGroupSnapshotResponse, CsiError> {
-        if request.group_snapshot_id.is_empty() {
-            return Err(CsiError::InvalidArgument("group_snapshot_id is required".into()));
-        }
-        let handle = self.clouds.parse(&request.group_snapshot_id)?;
-        let (cloud, backend) = self.clouds.backend(Some(&handle.cloud))?;
+        let handle = super::clouds::volume_handle("group_snapshot_id", &request.group_snapshot_id)?;
+        let (cloud, backend) = self.clouds.home(&handle)?;
         let not_found =
             || CsiError::NotFound(format!("group snapshot {} not found", request.group_snapshot_id));
-        // No cloud issues a group snapshot id that is not a UUID, and a cloud without group
-        // snapshots has none: either way the id names nothing.
-        if !crate::contract::ids::is_uuid(&handle.id) {
-            return Err(not_found());
-        }
+        // A cloud without group snapshots has none: the id names nothing.
         let group = match backend.get_group_snapshot(&handle.id).await {
             Err(CloudError::Unsupported(_)) => return Err(not_found()),
             other => other?.ok_or_else(not_found)?,
@@ -173,6 +168,7 @@ impl GroupController for ControllerService {
     ) -> Result<Response<pb::CreateVolumeGroupSnapshotResponse>, Status> {
         self.observer
             .call("CreateVolumeGroupSnapshot", request, |r| async move {
+                super::refuse_nul(&r)?;
                 self.create_group(r).await.map_err(Status::from)
             })
             .await
@@ -184,6 +180,7 @@ impl GroupController for ControllerService {
     ) -> Result<Response<pb::DeleteVolumeGroupSnapshotResponse>, Status> {
         self.observer
             .call("DeleteVolumeGroupSnapshot", request, |r| async move {
+                super::refuse_nul(&r)?;
                 self.delete_group(r).await.map_err(Status::from)
             })
             .await
@@ -195,6 +192,7 @@ impl GroupController for ControllerService {
     ) -> Result<Response<pb::GetVolumeGroupSnapshotResponse>, Status> {
         self.observer
             .call("GetVolumeGroupSnapshot", request, |r| async move {
+                super::refuse_nul(&r)?;
                 self.get_group(r).await.map_err(Status::from)
             })
             .await

@@ -41,6 +41,10 @@ impl ControllerService {
         if request.max_entries < 0 {
             return Err(CsiError::InvalidArgument("max_entries must not be negative".into()));
         }
+        // The request's Debug (which `refuse_nul` reads) redacts tokens, so they are checked here.
+        if request.starting_token.contains('\0') {
+            return Err(CsiError::InvalidArgument("starting_token contains a NUL byte".into()));
+        }
         let marker = match request.starting_token.as_str() {
             "" => None,
             t if valid_token(t) => Some(t),
@@ -66,7 +70,7 @@ impl ControllerService {
         let entries = page
             .items
             .iter()
-            .filter(|v| !being_deleted(v))
+            .filter(|v| !being_deleted(v) && self.ours_or_imported(&v.metadata))
             .map(|v| pb::list_volumes_response::Entry {
                 volume: Some(self.csi_volume(cloud, v)),
                 status: Some(pb::list_volumes_response::VolumeStatus {
@@ -82,15 +86,12 @@ impl ControllerService {
         &self,
         request: pb::ControllerGetVolumeRequest,
     ) -> Result<pb::ControllerGetVolumeResponse, CsiError> {
-        if request.volume_id.is_empty() {
-            return Err(CsiError::InvalidArgument("volume_id is required".into()));
-        }
-        let handle = self.clouds.parse(&request.volume_id)?;
-        let (cloud, backend) = self.clouds.backend(Some(&handle.cloud))?;
-        let volume = backend
-            .get_volume(&handle.id)
+        let handle = super::clouds::volume_handle("volume_id", &request.volume_id)?;
+        let ((cloud, _), volume) = self
+            .clouds
+            .locate_volume(&handle)
             .await?
-            .filter(|v| !being_deleted(v))
+            .filter(|(_, v)| !being_deleted(v))
             .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
         Ok(pb::ControllerGetVolumeResponse {
             volume: Some(self.csi_volume(cloud, &volume)),
@@ -105,16 +106,13 @@ impl ControllerService {
         &self,
         request: pb::ValidateVolumeCapabilitiesRequest,
     ) -> Result<pb::ValidateVolumeCapabilitiesResponse, CsiError> {
-        if request.volume_id.is_empty() {
-            return Err(CsiError::InvalidArgument("volume_id is required".into()));
-        }
         if request.volume_capabilities.is_empty() {
             return Err(CsiError::InvalidArgument("volume_capabilities must not be empty".into()));
         }
-        let handle = self.clouds.parse(&request.volume_id)?;
-        let (_, backend) = self.clouds.backend(Some(&handle.cloud))?;
-        let volume = backend
-            .get_volume(&handle.id)
+        let handle = super::clouds::volume_handle("volume_id", &request.volume_id)?;
+        let (_, volume) = self
+            .clouds
+            .locate_volume(&handle)
             .await?
             .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
         match capability::check_all(&request.volume_capabilities, volume.multiattach) {
@@ -155,6 +153,7 @@ mod tests {
             let request = pb::ListVolumesRequest { starting_token: token.clone(), ..Default::default() };
             match runtime.block_on(service.list(request)) {
                 Ok(_) => proptest::prop_assert!(token.is_empty() || valid_token(&token)),
+                Err(e) if token.contains('\0') => proptest::prop_assert_eq!(e.code(), tonic::Code::InvalidArgument),
                 Err(e) => proptest::prop_assert_eq!(e.code(), tonic::Code::Aborted, "{:?}", e),
             }
         }

@@ -124,6 +124,36 @@ impl ControllerService {
         Self { clouds, settings, locks: OperationLocks::new(), observer }
     }
 
+    /// The configured clouds (for `import`, which names volumes as the controller does).
+    pub fn clouds(&self) -> &Clouds {
+        &self.clouds
+    }
+
+    /// Whether a resource with this metadata may be touched by this cluster: it names this
+    /// cluster, or no cluster at all (imported, or created by hand).
+    fn ours_or_imported(&self, metadata: &std::collections::BTreeMap<String, String>) -> bool {
+        metadata.get(META_CLUSTER_ID).is_none_or(|owner| *owner == self.settings.cluster_id)
+    }
+
+    /// Refuses a resource another cluster's driver created: deleting, growing, retyping or
+    /// attaching it would act on storage that cluster still relies on.
+    fn check_owner(
+        &self,
+        kind: &str,
+        handle: &str,
+        metadata: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), CsiError> {
+        if self.ours_or_imported(metadata) {
+            return Ok(());
+        }
+        let owner = metadata.get(META_CLUSTER_ID).map(String::as_str).unwrap_or_default();
+        Err(CsiError::FailedPrecondition(format!(
+            "{kind} {handle} belongs to cluster {}, not to this cluster ({}); it is left alone",
+            crate::contract::ids::quote(owner),
+            self.settings.cluster_id
+        )))
+    }
+
     async fn lock(
         &self,
         key: String,
@@ -134,6 +164,34 @@ impl ControllerService {
     }
 }
 
+/// A cloud-issued id as the typed id the backends take. Clouds issue UUIDs; one that does not
+/// is a cloud the driver cannot safely address, reported as such.
+fn issued(kind: &str, id: &str) -> Result<crate::contract::CloudId, CsiError> {
+    crate::contract::CloudId::parse("id", id).map_err(|_| {
+        CsiError::Internal(format!(
+            "the cloud issued {kind} id {} which is not a UUID",
+            crate::contract::ids::quote(id)
+        ))
+    })
+}
+
+/// Refuses a request with a NUL byte in any string field: no cloud name, id, path or
+/// parameter may hold one, and C-string APIs further down would cut the text short there.
+///
+/// It reads the request's `Debug` text, where every string is escaped, so a NUL appears as the
+/// escape `\0` and a literal backslash as `\\`; secrets are redacted there and never used
+/// as names or paths.
+fn refuse_nul(request: &impl std::fmt::Debug) -> Result<(), CsiError> {
+    let text = format!("{request:?}");
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' && chars.next() == Some('0') {
+            return Err(CsiError::InvalidArgument("a field of the request contains a NUL byte".into()));
+        }
+    }
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl Controller for ControllerService {
     async fn create_volume(
@@ -141,7 +199,10 @@ impl Controller for ControllerService {
         request: Request<pb::CreateVolumeRequest>,
     ) -> Result<Response<pb::CreateVolumeResponse>, Status> {
         self.observer
-            .call("CreateVolume", request, |r| async move { self.create(r).await.map_err(Status::from) })
+            .call("CreateVolume", request, |r| async move {
+                refuse_nul(&r)?;
+                self.create(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -150,7 +211,10 @@ impl Controller for ControllerService {
         request: Request<pb::DeleteVolumeRequest>,
     ) -> Result<Response<pb::DeleteVolumeResponse>, Status> {
         self.observer
-            .call("DeleteVolume", request, |r| async move { self.delete(r).await.map_err(Status::from) })
+            .call("DeleteVolume", request, |r| async move {
+                refuse_nul(&r)?;
+                self.delete(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -160,6 +224,7 @@ impl Controller for ControllerService {
     ) -> Result<Response<pb::ControllerPublishVolumeResponse>, Status> {
         self.observer
             .call("ControllerPublishVolume", request, |r| async move {
+                refuse_nul(&r)?;
                 self.publish(r).await.map_err(Status::from)
             })
             .await
@@ -171,6 +236,7 @@ impl Controller for ControllerService {
     ) -> Result<Response<pb::ControllerUnpublishVolumeResponse>, Status> {
         self.observer
             .call("ControllerUnpublishVolume", request, |r| async move {
+                refuse_nul(&r)?;
                 self.unpublish(r).await.map_err(Status::from)
             })
             .await
@@ -182,6 +248,7 @@ impl Controller for ControllerService {
     ) -> Result<Response<pb::ValidateVolumeCapabilitiesResponse>, Status> {
         self.observer
             .call("ValidateVolumeCapabilities", request, |r| async move {
+                refuse_nul(&r)?;
                 self.validate(r).await.map_err(Status::from)
             })
             .await
@@ -192,7 +259,10 @@ impl Controller for ControllerService {
         request: Request<pb::ListVolumesRequest>,
     ) -> Result<Response<pb::ListVolumesResponse>, Status> {
         self.observer
-            .call("ListVolumes", request, |r| async move { self.list(r).await.map_err(Status::from) })
+            .call("ListVolumes", request, |r| async move {
+                refuse_nul(&r)?;
+                self.list(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -201,7 +271,10 @@ impl Controller for ControllerService {
         request: Request<pb::GetCapacityRequest>,
     ) -> Result<Response<pb::GetCapacityResponse>, Status> {
         self.observer
-            .call("GetCapacity", request, |r| async move { self.capacity_rpc(r).await.map_err(Status::from) })
+            .call("GetCapacity", request, |r| async move {
+                refuse_nul(&r)?;
+                self.capacity_rpc(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -231,6 +304,7 @@ impl Controller for ControllerService {
     ) -> Result<Response<pb::CreateSnapshotResponse>, Status> {
         self.observer
             .call("CreateSnapshot", request, |r| async move {
+                refuse_nul(&r)?;
                 self.create_snapshot_rpc(r).await.map_err(Status::from)
             })
             .await
@@ -242,6 +316,7 @@ impl Controller for ControllerService {
     ) -> Result<Response<pb::DeleteSnapshotResponse>, Status> {
         self.observer
             .call("DeleteSnapshot", request, |r| async move {
+                refuse_nul(&r)?;
                 self.delete_snapshot_rpc(r).await.map_err(Status::from)
             })
             .await
@@ -253,6 +328,7 @@ impl Controller for ControllerService {
     ) -> Result<Response<pb::ListSnapshotsResponse>, Status> {
         self.observer
             .call("ListSnapshots", request, |r| async move {
+                refuse_nul(&r)?;
                 self.list_snapshots_rpc(r).await.map_err(Status::from)
             })
             .await
@@ -263,11 +339,10 @@ impl Controller for ControllerService {
         request: Request<pb::GetSnapshotRequest>,
     ) -> Result<Response<pb::GetSnapshotResponse>, Status> {
         self.observer
-            .call(
-                "GetSnapshot",
-                request,
-                |r| async move { self.get_snapshot_rpc(r).await.map_err(Status::from) },
-            )
+            .call("GetSnapshot", request, |r| async move {
+                refuse_nul(&r)?;
+                self.get_snapshot_rpc(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -277,6 +352,7 @@ impl Controller for ControllerService {
     ) -> Result<Response<pb::ControllerExpandVolumeResponse>, Status> {
         self.observer
             .call("ControllerExpandVolume", request, |r| async move {
+                refuse_nul(&r)?;
                 self.expand_rpc(r).await.map_err(Status::from)
             })
             .await
@@ -287,7 +363,10 @@ impl Controller for ControllerService {
         request: Request<pb::ControllerGetVolumeRequest>,
     ) -> Result<Response<pb::ControllerGetVolumeResponse>, Status> {
         self.observer
-            .call("ControllerGetVolume", request, |r| async move { self.get(r).await.map_err(Status::from) })
+            .call("ControllerGetVolume", request, |r| async move {
+                refuse_nul(&r)?;
+                self.get(r).await.map_err(Status::from)
+            })
             .await
     }
 
@@ -297,6 +376,7 @@ impl Controller for ControllerService {
     ) -> Result<Response<pb::ControllerModifyVolumeResponse>, Status> {
         self.observer
             .call("ControllerModifyVolume", request, |r| async move {
+                refuse_nul(&r)?;
                 self.modify_rpc(r).await.map_err(Status::from)
             })
             .await

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use super::{ControllerService, capability};
 use crate::cloud::CloudError;
 use crate::cloud::types::VolumeStatus;
+use crate::contract::CloudId;
 use crate::csi::context;
 use crate::csi::pb;
 use crate::csi::status::CsiError;
@@ -25,15 +26,16 @@ impl ControllerService {
             .volume_capability
             .as_ref()
             .ok_or_else(|| CsiError::InvalidArgument("volume_capability is required".into()))?;
-        let handle = self.clouds.parse(&request.volume_id)?;
-        let (_, backend) = self.clouds.backend(Some(&handle.cloud))?;
-        let _guard =
-            self.lock(format!("volume/{}", request.volume_id), "ControllerPublishVolume", &request).await?;
+        let handle = super::clouds::volume_handle("volume_id", &request.volume_id)?;
+        let node = super::clouds::node_id("node_id", &request.node_id)?;
+        let _guard = self.lock(format!("volume/{}", handle.id), "ControllerPublishVolume", &request).await?;
 
-        let volume = backend
-            .get_volume(&handle.id)
+        let ((_, backend), volume) = self
+            .clouds
+            .locate_volume(&handle)
             .await?
             .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
+        self.check_owner("volume", &request.volume_id, &volume.metadata)?;
         let volume = self
             .settle_volume(backend, volume)
             .await?
@@ -42,7 +44,7 @@ impl ControllerService {
         let elsewhere: Vec<&str> = volume
             .attachments
             .iter()
-            .filter(|a| a.server_id != request.node_id)
+            .filter(|a| a.server_id != node.as_str())
             .map(|a| a.server_id.as_str())
             .collect();
         if !elsewhere.is_empty() && !volume.multiattach {
@@ -53,10 +55,10 @@ impl ControllerService {
             )));
         }
         let record = super::published::describe(capability, request.readonly);
-        self.check_publish_matches(&volume, &request.node_id, &record)?;
-        let here = volume.attachments.iter().any(|a| a.server_id == request.node_id);
+        self.check_publish_matches(&volume, node.as_str(), &record)?;
+        let here = volume.attachments.iter().any(|a| a.server_id == node.as_str());
         if !here && self.settings.max_volumes_per_node > 0 {
-            let count = match backend.attached_count(&request.node_id).await {
+            let count = match backend.attached_count(&node).await {
                 Err(CloudError::NotFound { .. }) => {
                     return Err(CsiError::NotFound(format!("node {} not found", request.node_id)));
                 }
@@ -69,8 +71,7 @@ impl ControllerService {
                 )));
             }
         }
-        let attached = match backend.attach(&handle.id, &request.node_id, self.settings.attach_timeout).await
-        {
+        let attached = match backend.attach(&handle.id, &node, self.settings.attach_timeout).await {
             Ok(a) => a,
             Err(CloudError::NotFound { .. }) => {
                 // The volume was seen a moment ago, so the server is what is missing.
@@ -82,9 +83,7 @@ impl ControllerService {
             Err(CloudError::Timeout(why)) => {
                 // A volume stuck attaching is released so that the CO's retry starts clean.
                 tracing::warn!(volume = %handle.id, node = %request.node_id, "attach timed out; detaching before retry");
-                if let Err(e) =
-                    backend.detach(&handle.id, &request.node_id, self.settings.attach_timeout).await
-                {
+                if let Err(e) = backend.detach(&handle.id, &node, self.settings.attach_timeout).await {
                     tracing::error!(volume = %handle.id, error = %e, "could not release the stuck attachment");
                 }
                 return Err(CsiError::DeadlineExceeded(format!(
@@ -94,8 +93,8 @@ impl ControllerService {
             }
             Err(e) => return Err(e.into()),
         };
-        self.record_publish(backend, &volume, &request.node_id, &record).await?;
-        let mut publish_context = HashMap::from([(context::VOLUME_ID.to_string(), handle.id.clone())]);
+        self.record_publish(backend, &volume, node.as_str(), &record).await?;
+        let mut publish_context = HashMap::from([(context::VOLUME_ID.to_string(), handle.id.to_string())]);
         if let Some(device) = attached.device_hint {
             publish_context.insert(context::DEVICE_PATH.to_string(), device);
         }
@@ -109,24 +108,36 @@ impl ControllerService {
         &self,
         request: pb::ControllerUnpublishVolumeRequest,
     ) -> Result<pb::ControllerUnpublishVolumeResponse, CsiError> {
-        if request.volume_id.is_empty() {
-            return Err(CsiError::InvalidArgument("volume_id is required".into()));
-        }
-        let handle = match self.clouds.parse(&request.volume_id) {
+        // A volume or node that cannot exist is attached nowhere: nothing to detach.
+        let handle = match super::clouds::volume_handle("volume_id", &request.volume_id) {
             Ok(h) => h,
             Err(CsiError::NotFound(_)) => return Ok(pb::ControllerUnpublishVolumeResponse {}),
             Err(e) => return Err(e),
         };
-        let (_, backend) = self.clouds.backend(Some(&handle.cloud))?;
+        let node = match request.node_id.as_str() {
+            "" => None,
+            text => match super::clouds::node_id("node_id", text) {
+                Ok(n) => Some(n),
+                Err(CsiError::NotFound(_)) => return Ok(pb::ControllerUnpublishVolumeResponse {}),
+                Err(e) => return Err(e),
+            },
+        };
         let _guard =
-            self.lock(format!("volume/{}", request.volume_id), "ControllerUnpublishVolume", &request).await?;
-        let Some(volume) = backend.get_volume(&handle.id).await? else {
+            self.lock(format!("volume/{}", handle.id), "ControllerUnpublishVolume", &request).await?;
+        let located = match self.clouds.locate_volume(&handle).await {
+            Err(CsiError::NotFound(_)) => return Ok(pb::ControllerUnpublishVolumeResponse {}),
+            other => other?,
+        };
+        let Some(((_, backend), volume)) = located else {
             return Ok(pb::ControllerUnpublishVolumeResponse {});
         };
-        let servers: Vec<String> = if request.node_id.is_empty() {
-            volume.attachments.iter().map(|a| a.server_id.clone()).collect()
-        } else {
-            vec![request.node_id.clone()]
+        let servers: Vec<CloudId> = match node {
+            None => volume
+                .attachments
+                .iter()
+                .filter_map(|a| CloudId::parse("server id", &a.server_id).ok())
+                .collect(),
+            Some(node) => vec![node],
         };
         for server in servers {
             match backend.detach(&handle.id, &server, self.settings.attach_timeout).await {

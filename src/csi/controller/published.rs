@@ -68,7 +68,7 @@ impl ControllerService {
         if volume.metadata.get(&key(node)).is_some_and(|r| r == wanted) {
             return Ok(());
         }
-        match backend.set_volume_metadata(&volume.id, &key(node), wanted).await {
+        match backend.set_volume_metadata(&super::issued("volume", &volume.id)?, &key(node), wanted).await {
             // A cloud that cannot keep the record cannot tell publishes apart either.
             Ok(()) | Err(CloudError::Unsupported(_)) => Ok(()),
             Err(e) => Err(e.into()),
@@ -81,7 +81,8 @@ impl ControllerService {
         if volume.metadata.get(&key(node)).is_none_or(|r| r.is_empty()) {
             return;
         }
-        if let Err(e) = backend.set_volume_metadata(&volume.id, &key(node), "").await {
+        let Ok(id) = super::issued("volume", &volume.id) else { return };
+        if let Err(e) = backend.set_volume_metadata(&id, &key(node), "").await {
             tracing::warn!(volume = %volume.id, node, error = %e, "could not clear the publish record");
         }
     }

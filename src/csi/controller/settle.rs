@@ -15,6 +15,7 @@ use crate::cloud::types::{Backup, GroupSnapshot, Snapshot, SnapshotStatus, Volum
 use crate::cloud::wait::{Check, StatusSource, WaitSettings, Waiter};
 use crate::cloud::waits::fetch_each;
 use crate::cloud::{Backend, CloudError};
+use crate::contract::{CloudId, SnapshotRef};
 use crate::csi::deadline;
 use crate::csi::status::CsiError;
 
@@ -56,10 +57,11 @@ impl ControllerService {
         }
         let budget = self.settle_budget();
         tracing::info!(volume = %volume.id, status = volume.status.as_str(), "waiting for the volume to settle");
-        match backend.wait_volume_ready(&volume.id, budget).await {
+        let id = super::issued("volume", &volume.id)?;
+        match backend.wait_volume_ready(&id, budget).await {
             Ok(settled) => Ok(Some(settled)),
             Err(CloudError::NotFound { .. }) => Ok(None),
-            Err(CloudError::ErrorState { .. }) => Ok(backend.get_volume(&volume.id).await?),
+            Err(CloudError::ErrorState { .. }) => Ok(backend.get_volume(&id).await?),
             Err(CloudError::Timeout(_)) => {
                 Err(still_settling(format!("volume {} ({})", volume.id, volume.status.as_str()), budget))
             }
@@ -68,9 +70,13 @@ impl ControllerService {
     }
 
     /// Waits until a snapshot that is still being taken is available (or failed, or gone).
-    pub(super) async fn settle_snapshot(&self, backend: &Arc<dyn Backend>, id: &str) -> Result<(), CsiError> {
+    pub(super) async fn settle_snapshot(
+        &self,
+        backend: &Arc<dyn Backend>,
+        id: &CloudId,
+    ) -> Result<(), CsiError> {
         let budget = self.settle_budget();
-        tracing::info!(snapshot = id, "waiting for the snapshot to settle before deleting it");
+        tracing::info!(snapshot = %id, "waiting for the snapshot to settle before deleting it");
         match backend.wait_snapshot_ready(id, budget).await {
             Ok(_) | Err(CloudError::NotFound { .. } | CloudError::ErrorState { .. }) => Ok(()),
             Err(CloudError::Timeout(_)) => Err(still_settling(format!("snapshot {id}"), budget)),
@@ -79,9 +85,13 @@ impl ControllerService {
     }
 
     /// Waits until a backup that is still being made is out of `creating`.
-    pub(super) async fn settle_backup(&self, backend: &Arc<dyn Backend>, id: &str) -> Result<(), CsiError> {
+    pub(super) async fn settle_backup(
+        &self,
+        backend: &Arc<dyn Backend>,
+        id: &CloudId,
+    ) -> Result<(), CsiError> {
         let budget = self.settle_budget();
-        tracing::info!(backup = id, "waiting for the backup to settle before deleting it");
+        tracing::info!(backup = %id, "waiting for the backup to settle before deleting it");
         let waiter = Waiter::new(Backups(backend.clone()), WaitSettings::default());
         let check = |b: Option<&Backup>| match b {
             Some(Backup { status: SnapshotStatus::Creating, .. }) => Check::Continue,
@@ -100,14 +110,14 @@ impl ControllerService {
     pub(super) async fn delete_once_settled(
         &self,
         backend: &Arc<dyn Backend>,
-        id: &str,
+        id: &SnapshotRef,
         first: Result<(), CloudError>,
     ) -> Result<Result<(), CloudError>, CsiError> {
         if !matches!(first, Err(CloudError::Conflict(_) | CloudError::InvalidInput(_))) {
             return Ok(first);
         }
-        match id.strip_prefix(super::snapshots::BACKUP_PREFIX) {
-            Some(backup) => {
+        match id {
+            SnapshotRef::Backup(backup) => {
                 let status = backend.get_backup(backup).await?.map(|b| b.status);
                 if status != Some(SnapshotStatus::Creating) {
                     return Ok(first);
@@ -115,13 +125,13 @@ impl ControllerService {
                 self.settle_backup(backend, backup).await?;
                 Ok(backend.delete_backup(backup).await)
             }
-            None => {
-                let status = backend.get_snapshot(id).await?.map(|s| s.status);
+            SnapshotRef::Snapshot(snapshot) => {
+                let status = backend.get_snapshot(snapshot).await?.map(|s| s.status);
                 if status != Some(SnapshotStatus::Creating) {
                     return Ok(first);
                 }
-                self.settle_snapshot(backend, id).await?;
-                Ok(backend.delete_snapshot(id).await)
+                self.settle_snapshot(backend, snapshot).await?;
+                Ok(backend.delete_snapshot(snapshot).await)
             }
         }
     }
@@ -131,7 +141,7 @@ impl ControllerService {
     pub(super) async fn delete_group_once_settled(
         &self,
         backend: &Arc<dyn Backend>,
-        id: &str,
+        id: &CloudId,
         first: Result<(), CloudError>,
     ) -> Result<Result<(), CloudError>, CsiError> {
         if !matches!(first, Err(CloudError::Conflict(_) | CloudError::InvalidInput(_))) {
@@ -142,7 +152,7 @@ impl ControllerService {
             return Ok(first);
         }
         let budget = self.settle_budget();
-        tracing::info!(group_snapshot = id, "waiting for the group snapshot to settle before deleting it");
+        tracing::info!(group_snapshot = %id, "waiting for the group snapshot to settle before deleting it");
         let waiter = Waiter::new(GroupSnapshots(backend.clone()), WaitSettings::default());
         let check = |g: Option<&GroupSnapshot>| match g {
             Some(GroupSnapshot { status: SnapshotStatus::Creating, .. }) => Check::Continue,
@@ -211,7 +221,14 @@ impl StatusSource for Snapshots {
         _individually: &[String],
         _since: SystemTime,
     ) -> Result<HashMap<String, Option<Snapshot>>, CloudError> {
-        fetch_each(ids, |id| self.0.get_snapshot(id)).await
+        fetch_each(ids, |id| async move {
+            // The ids come from this module's own parsed ids; anything else names nothing.
+            match CloudId::parse("id", id) {
+                Ok(id) => self.0.get_snapshot(&id).await,
+                Err(_) => Ok(None),
+            }
+        })
+        .await
     }
 }
 
@@ -228,7 +245,14 @@ impl StatusSource for Backups {
         _individually: &[String],
         _since: SystemTime,
     ) -> Result<HashMap<String, Option<Backup>>, CloudError> {
-        fetch_each(ids, |id| self.0.get_backup(id)).await
+        fetch_each(ids, |id| async move {
+            // The ids come from this module's own parsed ids; anything else names nothing.
+            match CloudId::parse("id", id) {
+                Ok(id) => self.0.get_backup(&id).await,
+                Err(_) => Ok(None),
+            }
+        })
+        .await
     }
 }
 
@@ -245,7 +269,14 @@ impl StatusSource for GroupSnapshots {
         _individually: &[String],
         _since: SystemTime,
     ) -> Result<HashMap<String, Option<GroupSnapshot>>, CloudError> {
-        fetch_each(ids, |id| self.0.get_group_snapshot(id)).await
+        fetch_each(ids, |id| async move {
+            // The ids come from this module's own parsed ids; anything else names nothing.
+            match CloudId::parse("id", id) {
+                Ok(id) => self.0.get_group_snapshot(&id).await,
+                Err(_) => Ok(None),
+            }
+        })
+        .await
     }
 }
 

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use super::{ControllerService, META_CLUSTER_ID, META_VOLUME_NAME};
 use crate::cloud::CloudError;
-use crate::cloud::types::{Snapshot, SnapshotSpec, SnapshotStatus};
+use crate::cloud::types::{Backup, Snapshot, SnapshotSpec, SnapshotStatus};
+use crate::contract::{CloudId, Handle, SnapshotRef};
 use crate::csi::pb;
 use crate::csi::status::CsiError;
 
@@ -16,8 +17,8 @@ const SNAPSHOT_PARAMETERS: &[&str] = &[FORCE, TYPE];
 const FORCE: &str = "force";
 /// `snapshot` (default) or `backup` (a Cinder backup, stored apart from the volume's backend).
 const TYPE: &str = "type";
-/// Snapshot ids of backups carry this prefix, so every later call knows which API to use.
-pub const BACKUP_PREFIX: &str = "backup/";
+/// The longest snapshot name, as for volumes: what the clouds accept.
+const MAX_NAME: usize = 255;
 
 fn valid_token(token: &str) -> bool {
     !token.is_empty() && token.len() <= 64 && token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -35,12 +36,34 @@ impl ControllerService {
         }
     }
 
+    fn csi_backup(&self, cloud: &str, backup: &Backup) -> pb::Snapshot {
+        // A backup id that is not a UUID cannot be named again by the CO; it is shown as the
+        // cloud gave it, and any later call with it is refused as naming nothing.
+        let id = match CloudId::parse("backup id", &backup.id) {
+            Ok(id) => self.clouds.handle(cloud, &SnapshotRef::Backup(id)),
+            Err(_) => {
+                self.clouds.handle(cloud, &format!("{}{}", crate::contract::ids::BACKUP_PREFIX, backup.id))
+            }
+        };
+        pb::Snapshot {
+            size_bytes: backup.size_gib as i64 * GIB,
+            snapshot_id: id,
+            source_volume_id: self.clouds.handle(cloud, &backup.volume_id),
+            creation_time: backup.created_at.map(prost_types::Timestamp::from),
+            ready_to_use: backup.status == SnapshotStatus::Available,
+            group_snapshot_id: String::new(),
+        }
+    }
+
     pub(super) async fn create_snapshot_rpc(
         &self,
         request: pb::CreateSnapshotRequest,
     ) -> Result<pb::CreateSnapshotResponse, CsiError> {
         if request.name.is_empty() {
             return Err(CsiError::InvalidArgument("name is required".into()));
+        }
+        if request.name.len() > MAX_NAME {
+            return Err(CsiError::InvalidArgument(format!("name is longer than {MAX_NAME} bytes")));
         }
         if request.source_volume_id.is_empty() {
             return Err(CsiError::InvalidArgument("source_volume_id is required".into()));
@@ -80,18 +103,15 @@ impl ControllerService {
                 }
             }
         }
-        let handle = self.clouds.parse(&request.source_volume_id)?;
-        let (cloud, backend) = self.clouds.backend(Some(&handle.cloud))?;
+        let handle = super::clouds::volume_handle("source_volume_id", &request.source_volume_id)?;
         let _guard = self.lock(format!("snapshot-name/{}", request.name), "CreateSnapshot", &request).await?;
+        let Some(((cloud, backend), source)) = self.clouds.locate_volume(&handle).await? else {
+            return Err(CsiError::NotFound(format!("source volume {} not found", request.source_volume_id)));
+        };
+        self.check_owner("volume", &request.source_volume_id, &source.metadata)?;
         if backup {
-            if backend.get_volume(&handle.id).await?.is_none() {
-                return Err(CsiError::NotFound(format!(
-                    "source volume {} not found",
-                    request.source_volume_id
-                )));
-            }
             let b = backend.create_backup(&request.name, &handle.id).await?;
-            if b.volume_id != handle.id {
+            if b.volume_id != handle.id.as_str() {
                 return Err(CsiError::AlreadyExists(format!(
                     "backup {} already exists for another volume",
                     request.name
@@ -101,16 +121,7 @@ impl ControllerService {
                 let reason = b.fail_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
                 return Err(CsiError::Internal(format!("backup {} failed: {status}{reason}", b.id)));
             }
-            return Ok(pb::CreateSnapshotResponse {
-                snapshot: Some(pb::Snapshot {
-                    size_bytes: b.size_gib as i64 * GIB,
-                    snapshot_id: self.clouds.handle(cloud, &format!("{BACKUP_PREFIX}{}", b.id)),
-                    source_volume_id: self.clouds.handle(cloud, &b.volume_id),
-                    creation_time: b.created_at.map(prost_types::Timestamp::from),
-                    ready_to_use: b.status == SnapshotStatus::Available,
-                    group_snapshot_id: String::new(),
-                }),
-            });
+            return Ok(pb::CreateSnapshotResponse { snapshot: Some(self.csi_backup(cloud, &b)) });
         }
 
         let existing = backend.find_snapshots_by_name(&request.name).await?;
@@ -118,7 +129,7 @@ impl ControllerService {
         if let Some(snapshot) =
             existing.iter().find(|s| !matches!(s.status, SnapshotStatus::Error(_) | SnapshotStatus::Deleting))
         {
-            if snapshot.volume_id != handle.id {
+            if snapshot.volume_id != handle.id.as_str() {
                 return Err(CsiError::AlreadyExists(format!(
                     "snapshot {} already exists for another volume ({})",
                     request.name, snapshot.volume_id
@@ -128,9 +139,14 @@ impl ControllerService {
         }
         let mut failures = Vec::new();
         for broken in existing.iter().filter(|s| matches!(s.status, SnapshotStatus::Error(_))) {
+            if !self.ours_or_imported(&broken.metadata) {
+                continue;
+            }
             let reason = backend.failure_reason("snapshot", &broken.id).await;
             tracing::warn!(snapshot = %broken.id, reason = reason.as_deref().unwrap_or("none given"), "deleting a snapshot a failed earlier attempt left behind");
-            let _ = backend.delete_snapshot(&broken.id).await;
+            if let Ok(id) = super::issued("snapshot", &broken.id) {
+                let _ = backend.delete_snapshot(&id).await;
+            }
             failures.push(match reason {
                 Some(reason) => format!("{}: {reason}", broken.id),
                 None => broken.id.clone(),
@@ -143,9 +159,6 @@ impl ControllerService {
                 request.name,
                 failures.join("; ")
             )));
-        }
-        if backend.get_volume(&handle.id).await?.is_none() {
-            return Err(CsiError::NotFound(format!("source volume {} not found", request.source_volume_id)));
         }
         let spec = SnapshotSpec {
             name: request.name.clone(),
@@ -173,41 +186,61 @@ impl ControllerService {
         &self,
         request: pb::DeleteSnapshotRequest,
     ) -> Result<pb::DeleteSnapshotResponse, CsiError> {
-        if request.snapshot_id.is_empty() {
-            return Err(CsiError::InvalidArgument("snapshot_id is required".into()));
-        }
-        let handle = match self.clouds.parse(&request.snapshot_id) {
+        let handle = match super::clouds::snapshot_handle("snapshot_id", &request.snapshot_id) {
             Ok(h) => h,
+            // An id that cannot be ours names nothing: deleting nothing succeeds.
             Err(CsiError::NotFound(_)) => return Ok(pb::DeleteSnapshotResponse {}),
             Err(e) => return Err(e),
         };
-        let (_, backend) = self.clouds.backend(Some(&handle.cloud))?;
-        let _guard =
-            self.lock(format!("snapshot/{}", request.snapshot_id), "DeleteSnapshot", &request).await?;
-        let deleted = match handle.id.strip_prefix(BACKUP_PREFIX) {
-            Some(backup) => backend.delete_backup(backup).await,
-            None => backend.delete_snapshot(&handle.id).await,
+        let _guard = self.lock(format!("snapshot/{}", handle.id), "DeleteSnapshot", &request).await?;
+        let candidates = match self.clouds.candidates(&handle) {
+            Err(CsiError::NotFound(_)) => return Ok(pb::DeleteSnapshotResponse {}),
+            other => other?,
         };
-        let deleted = self.delete_once_settled(backend, &handle.id, deleted).await?;
-        match deleted {
-            Ok(()) => Ok(pb::DeleteSnapshotResponse {}),
-            Err(CloudError::Conflict(why)) => {
+        for (_, backend) in candidates {
+            let status = match &handle.id {
+                SnapshotRef::Backup(id) => match backend.get_backup(id).await? {
+                    Some(b) => b.status,
+                    None => continue,
+                },
+                SnapshotRef::Snapshot(id) => match backend.get_snapshot(id).await? {
+                    Some(s) => {
+                        self.check_owner("snapshot", &request.snapshot_id, &s.metadata)?;
+                        s.status
+                    }
+                    None => continue,
+                },
+            };
+            let deleted = match &handle.id {
+                SnapshotRef::Backup(id) => backend.delete_backup(id).await,
+                SnapshotRef::Snapshot(id) => backend.delete_snapshot(id).await,
+            };
+            let deleted = self.delete_once_settled(backend, &handle.id, deleted).await?;
+            return match deleted {
+                Ok(()) => Ok(pb::DeleteSnapshotResponse {}),
                 // The cloud refuses to delete a snapshot that is already being deleted; for the
                 // CO that is a repeated DeleteSnapshot, which the spec makes idempotent.
-                let status = match handle.id.strip_prefix(BACKUP_PREFIX) {
-                    Some(backup) => backend.get_backup(backup).await?.map(|b| b.status),
-                    None => backend.get_snapshot(&handle.id).await?.map(|s| s.status),
-                };
-                if matches!(status, None | Some(SnapshotStatus::Deleting)) {
-                    return Ok(pb::DeleteSnapshotResponse {});
+                Err(CloudError::Conflict(_)) if status == SnapshotStatus::Deleting => {
+                    Ok(pb::DeleteSnapshotResponse {})
                 }
-                Err(CsiError::FailedPrecondition(format!(
-                    "snapshot {} cannot be deleted now (volumes may depend on it): {why}",
-                    request.snapshot_id
-                )))
-            }
-            Err(e) => Err(e.into()),
+                Err(CloudError::Conflict(why)) => {
+                    let now = match &handle.id {
+                        SnapshotRef::Backup(id) => backend.get_backup(id).await?.map(|b| b.status),
+                        SnapshotRef::Snapshot(id) => backend.get_snapshot(id).await?.map(|s| s.status),
+                    };
+                    if matches!(now, None | Some(SnapshotStatus::Deleting)) {
+                        return Ok(pb::DeleteSnapshotResponse {});
+                    }
+                    Err(CsiError::FailedPrecondition(format!(
+                        "snapshot {} cannot be deleted now (volumes may depend on it): {why}",
+                        request.snapshot_id
+                    )))
+                }
+                Err(CloudError::NotFound { .. }) => Ok(pb::DeleteSnapshotResponse {}),
+                Err(e) => Err(e.into()),
+            };
         }
+        Ok(pb::DeleteSnapshotResponse {})
     }
 
     pub(super) async fn list_snapshots_rpc(
@@ -216,6 +249,10 @@ impl ControllerService {
     ) -> Result<pb::ListSnapshotsResponse, CsiError> {
         if request.max_entries < 0 {
             return Err(CsiError::InvalidArgument("max_entries must not be negative".into()));
+        }
+        // The request's Debug (which `refuse_nul` reads) redacts tokens, so they are checked here.
+        if request.starting_token.contains('\0') {
+            return Err(CsiError::InvalidArgument("starting_token contains a NUL byte".into()));
         }
         let marker = match request.starting_token.as_str() {
             "" => None,
@@ -227,36 +264,61 @@ impl ControllerService {
                 )));
             }
         };
+        // A filter that cannot name anything of ours matches nothing: an empty list, not an error.
+        let volume_filter = match request.source_volume_id.as_str() {
+            "" => None,
+            text => match Handle::<CloudId>::parse("source_volume_id", text) {
+                Ok(h) => Some(h),
+                Err(_) => return Ok(pb::ListSnapshotsResponse::default()),
+            },
+        };
         if !request.snapshot_id.is_empty() {
-            let Ok(handle) = self.clouds.parse(&request.snapshot_id) else {
+            let Ok(handle) = Handle::<SnapshotRef>::parse("snapshot_id", &request.snapshot_id) else {
                 return Ok(pb::ListSnapshotsResponse::default());
             };
-            let (cloud, backend) = self.clouds.backend(Some(&handle.cloud))?;
-            let entries = backend
-                .get_snapshot(&handle.id)
-                .await?
-                .filter(|s| s.status != SnapshotStatus::Deleting)
-                .filter(|s| {
-                    request.source_volume_id.is_empty()
-                        || self.clouds.handle(cloud, &s.volume_id) == request.source_volume_id
-                })
-                .map(|s| pb::list_snapshots_response::Entry { snapshot: Some(self.csi_snapshot(cloud, &s)) })
-                .into_iter()
-                .collect();
-            return Ok(pb::ListSnapshotsResponse { entries, next_token: String::new() });
+            let Ok(candidates) = self.clouds.candidates(&handle) else {
+                return Ok(pb::ListSnapshotsResponse::default());
+            };
+            for (cloud, backend) in candidates {
+                let found = match &handle.id {
+                    SnapshotRef::Snapshot(id) => backend
+                        .get_snapshot(id)
+                        .await?
+                        .filter(|s| {
+                            s.status != SnapshotStatus::Deleting && self.ours_or_imported(&s.metadata)
+                        })
+                        .map(|s| (s.volume_id.clone(), self.csi_snapshot(cloud, &s))),
+                    SnapshotRef::Backup(id) => backend
+                        .get_backup(id)
+                        .await?
+                        .filter(|b| b.status != SnapshotStatus::Deleting)
+                        .map(|b| (b.volume_id.clone(), self.csi_backup(cloud, &b))),
+                };
+                let Some((volume_id, snapshot)) = found else { continue };
+                let entries = volume_filter
+                    .as_ref()
+                    .is_none_or(|v| v.id.as_str() == volume_id)
+                    .then_some(pb::list_snapshots_response::Entry { snapshot: Some(snapshot) })
+                    .into_iter()
+                    .collect();
+                return Ok(pb::ListSnapshotsResponse { entries, next_token: String::new() });
+            }
+            return Ok(pb::ListSnapshotsResponse::default());
         }
-        let (cloud, backend, volume) = if request.source_volume_id.is_empty() {
-            let (cloud, backend) = self.clouds.backend(None)?;
-            (cloud, backend, None)
-        } else {
-            let Ok(handle) = self.clouds.parse(&request.source_volume_id) else {
-                return Ok(pb::ListSnapshotsResponse::default());
-            };
-            let (cloud, backend) = self.clouds.backend(Some(&handle.cloud))?;
-            (cloud, backend, Some(handle.id))
+        let (cloud, backend, volume) = match &volume_filter {
+            None => {
+                let (cloud, backend) = self.clouds.backend(None)?;
+                (cloud, backend, None)
+            }
+            Some(handle) => {
+                let Ok(Some(((cloud, backend), _))) = self.clouds.locate_volume(handle).await else {
+                    return Ok(pb::ListSnapshotsResponse::default());
+                };
+                (cloud, backend, Some(&handle.id))
+            }
         };
         let limit = (request.max_entries > 0).then_some(request.max_entries as u32);
-        let page = match backend.list_snapshots(volume.as_deref(), limit, marker).await {
+        let page = match backend.list_snapshots(volume, limit, marker).await {
             Ok(p) => p,
             Err(CloudError::InvalidInput(why) | CloudError::NotFound { kind: _, id: why })
                 if marker.is_some() =>
@@ -268,7 +330,7 @@ impl ControllerService {
         let entries = page
             .items
             .iter()
-            .filter(|s| s.status != SnapshotStatus::Deleting)
+            .filter(|s| s.status != SnapshotStatus::Deleting && self.ours_or_imported(&s.metadata))
             .map(|s| pb::list_snapshots_response::Entry { snapshot: Some(self.csi_snapshot(cloud, s)) })
             .collect();
         Ok(pb::ListSnapshotsResponse { entries, next_token: page.next.unwrap_or_default() })
@@ -278,43 +340,31 @@ impl ControllerService {
         &self,
         request: pb::GetSnapshotRequest,
     ) -> Result<pb::GetSnapshotResponse, CsiError> {
-        if request.snapshot_id.is_empty() {
-            return Err(CsiError::InvalidArgument("snapshot_id is required".into()));
+        let handle = super::clouds::snapshot_handle("snapshot_id", &request.snapshot_id)?;
+        for (cloud, backend) in self.clouds.candidates(&handle)? {
+            let snapshot = match &handle.id {
+                SnapshotRef::Backup(id) => backend
+                    .get_backup(id)
+                    .await?
+                    .filter(|b| b.status != SnapshotStatus::Deleting)
+                    .map(|b| self.csi_backup(cloud, &b)),
+                SnapshotRef::Snapshot(id) => backend
+                    .get_snapshot(id)
+                    .await?
+                    .filter(|s| s.status != SnapshotStatus::Deleting)
+                    .map(|s| self.csi_snapshot(cloud, &s)),
+            };
+            if let Some(snapshot) = snapshot {
+                return Ok(pb::GetSnapshotResponse { snapshot: Some(snapshot) });
+            }
         }
-        let handle = self.clouds.parse(&request.snapshot_id)?;
-        let (cloud, backend) = self.clouds.backend(Some(&handle.cloud))?;
-        if let Some(backup) = handle.id.strip_prefix(BACKUP_PREFIX) {
-            let b = backend
-                .get_backup(backup)
-                .await?
-                .filter(|b| b.status != SnapshotStatus::Deleting)
-                .ok_or_else(|| CsiError::NotFound(format!("snapshot {} not found", request.snapshot_id)))?;
-            return Ok(pb::GetSnapshotResponse {
-                snapshot: Some(pb::Snapshot {
-                    size_bytes: b.size_gib as i64 * GIB,
-                    snapshot_id: request.snapshot_id.clone(),
-                    source_volume_id: self.clouds.handle(cloud, &b.volume_id),
-                    creation_time: b.created_at.map(prost_types::Timestamp::from),
-                    ready_to_use: b.status == SnapshotStatus::Available,
-                    group_snapshot_id: String::new(),
-                }),
-            });
-        }
-        let snapshot = backend
-            .get_snapshot(&handle.id)
-            .await?
-            .filter(|s| s.status != SnapshotStatus::Deleting)
-            .ok_or_else(|| CsiError::NotFound(format!("snapshot {} not found", request.snapshot_id)))?;
-        Ok(pb::GetSnapshotResponse { snapshot: Some(self.csi_snapshot(cloud, &snapshot)) })
+        Err(CsiError::NotFound(format!("snapshot {} not found", request.snapshot_id)))
     }
 
     pub(super) async fn expand_rpc(
         &self,
         request: pb::ControllerExpandVolumeRequest,
     ) -> Result<pb::ControllerExpandVolumeResponse, CsiError> {
-        if request.volume_id.is_empty() {
-            return Err(CsiError::InvalidArgument("volume_id is required".into()));
-        }
         let range = request
             .capacity_range
             .as_ref()
@@ -323,14 +373,14 @@ impl ControllerService {
         if size_gib == 0 {
             return Err(CsiError::InvalidArgument("capacity_range needs required_bytes".into()));
         }
-        let handle = self.clouds.parse(&request.volume_id)?;
-        let (_, backend) = self.clouds.backend(Some(&handle.cloud))?;
-        let _guard =
-            self.lock(format!("volume/{}", request.volume_id), "ControllerExpandVolume", &request).await?;
-        let volume = backend
-            .get_volume(&handle.id)
+        let handle = super::clouds::volume_handle("volume_id", &request.volume_id)?;
+        let _guard = self.lock(format!("volume/{}", handle.id), "ControllerExpandVolume", &request).await?;
+        let ((_, backend), volume) = self
+            .clouds
+            .locate_volume(&handle)
             .await?
             .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
+        self.check_owner("volume", &request.volume_id, &volume.metadata)?;
         let volume = self
             .settle_volume(backend, volume)
             .await?
@@ -365,14 +415,14 @@ impl ControllerService {
         // Empty mutable parameters are a valid no-op (the spec's "nothing to change").
         let super::mutable::MutableParameters { volume_type: new_type, iops, throughput } =
             super::mutable::parse(&request.mutable_parameters)?;
-        let handle = self.clouds.parse(&request.volume_id)?;
-        let (_, backend) = self.clouds.backend(Some(&handle.cloud))?;
-        let _guard =
-            self.lock(format!("volume/{}", request.volume_id), "ControllerModifyVolume", &request).await?;
-        let volume = backend
-            .get_volume(&handle.id)
+        let handle = super::clouds::volume_handle("volume_id", &request.volume_id)?;
+        let _guard = self.lock(format!("volume/{}", handle.id), "ControllerModifyVolume", &request).await?;
+        let ((_, backend), volume) = self
+            .clouds
+            .locate_volume(&handle)
             .await?
             .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
+        self.check_owner("volume", &request.volume_id, &volume.metadata)?;
         let volume = self
             .settle_volume(backend, volume)
             .await?

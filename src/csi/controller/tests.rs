@@ -47,6 +47,13 @@ fn create_request(name: &str, gib: i64) -> pb::CreateVolumeRequest {
     }
 }
 
+/// A UUID spelling `name` (hex of its bytes, so that names sort as their ids do).
+fn u(name: &str) -> String {
+    let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+    let hex = format!("{hex:0<32}");
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
 fn code<T>(result: Result<T, CsiError>) -> Code {
     result.err().expect("expected an error").code()
 }
@@ -209,13 +216,13 @@ async fn an_incompatible_repeat_is_already_exists() {
 #[tokio::test]
 async fn a_volume_left_in_error_by_an_earlier_attempt_is_replaced_not_duplicated() {
     let fake = Arc::new(FakeBackend::default());
-    let mut broken = volume("old", "pvc-1", 1);
+    let mut broken = volume(&u("old"), "pvc-1", 1);
     broken.status = VolumeStatus::Error("error".into());
     fake.insert_volume(broken);
     let id =
         controller(fake.clone()).create(create_request("pvc-1", 1)).await.unwrap().volume.unwrap().volume_id;
     let volumes = fake.volumes.lock().unwrap();
-    assert_ne!(id, "old");
+    assert_ne!(id, u("old"));
     assert_eq!(volumes.len(), 1, "the broken volume was deleted: {volumes:?}");
 }
 
@@ -268,19 +275,18 @@ async fn a_restore_bigger_than_its_snapshot_tells_the_node_to_grow_the_filesyste
 #[tokio::test]
 async fn deleting_a_missing_volume_succeeds() {
     let c = controller(Arc::new(FakeBackend::default()));
-    c.delete(pb::DeleteVolumeRequest { volume_id: "gone".into(), ..Default::default() }).await.unwrap();
+    c.delete(pb::DeleteVolumeRequest { volume_id: u("gone"), ..Default::default() }).await.unwrap();
     assert_eq!(code(c.delete(pb::DeleteVolumeRequest::default()).await), Code::InvalidArgument);
 }
 
 #[tokio::test]
 async fn deleting_an_attached_volume_is_a_failed_precondition() {
     let fake = Arc::new(FakeBackend::default());
-    let mut attached = volume("v1", "pvc", 1);
-    attached.attachments.push(VolumeAttachment { server_id: "node-1".into(), device: None });
+    let mut attached = volume(&u("v1"), "pvc", 1);
+    attached.attachments.push(VolumeAttachment { server_id: u("node-1"), device: None });
     fake.insert_volume(attached);
-    let err = controller(fake)
-        .delete(pb::DeleteVolumeRequest { volume_id: "v1".into(), ..Default::default() })
-        .await;
+    let err =
+        controller(fake).delete(pb::DeleteVolumeRequest { volume_id: u("v1"), ..Default::default() }).await;
     assert_eq!(code(err), Code::FailedPrecondition);
 }
 
@@ -316,94 +322,94 @@ fn publish_request(volume: &str, node: &str) -> pb::ControllerPublishVolumeReque
 
 #[tokio::test]
 async fn publish_returns_the_volume_id_and_device_hint_and_is_idempotent() {
-    let fake = Arc::new(FakeBackend::with_servers(&["node-1"]));
-    fake.insert_volume(volume("v1", "pvc", 1));
+    let fake = Arc::new(FakeBackend::with_servers(&[&u("node-1")]));
+    fake.insert_volume(volume(&u("v1"), "pvc", 1));
     let c = controller(fake.clone());
-    let first = c.publish(publish_request("v1", "node-1")).await.unwrap();
-    let again = c.publish(publish_request("v1", "node-1")).await.unwrap();
-    assert_eq!(first.publish_context[crate::csi::context::VOLUME_ID], "v1");
+    let first = c.publish(publish_request(&u("v1"), &u("node-1"))).await.unwrap();
+    let again = c.publish(publish_request(&u("v1"), &u("node-1"))).await.unwrap();
+    assert_eq!(first.publish_context[crate::csi::context::VOLUME_ID], u("v1"));
     assert_eq!(first.publish_context[crate::csi::context::DEVICE_PATH], "/dev/vdb");
     assert_eq!(first, again);
-    assert_eq!(fake.volumes.lock().unwrap()["v1"].attachments.len(), 1);
+    assert_eq!(fake.volumes.lock().unwrap()[&u("v1")].attachments.len(), 1);
 }
 
 #[tokio::test]
 async fn publish_validates_its_arguments_and_finds_what_is_missing() {
-    let fake = Arc::new(FakeBackend::with_servers(&["node-1"]));
-    fake.insert_volume(volume("v1", "pvc", 1));
+    let fake = Arc::new(FakeBackend::with_servers(&[&u("node-1")]));
+    fake.insert_volume(volume(&u("v1"), "pvc", 1));
     let c = controller(fake);
-    assert_eq!(code(c.publish(publish_request("", "node-1")).await), Code::InvalidArgument);
-    assert_eq!(code(c.publish(publish_request("v1", "")).await), Code::InvalidArgument);
-    let mut no_cap = publish_request("v1", "node-1");
+    assert_eq!(code(c.publish(publish_request("", &u("node-1"))).await), Code::InvalidArgument);
+    assert_eq!(code(c.publish(publish_request(&u("v1"), "")).await), Code::InvalidArgument);
+    let mut no_cap = publish_request(&u("v1"), &u("node-1"));
     no_cap.volume_capability = None;
     assert_eq!(code(c.publish(no_cap).await), Code::InvalidArgument);
-    assert_eq!(code(c.publish(publish_request("missing", "node-1")).await), Code::NotFound);
-    assert_eq!(code(c.publish(publish_request("v1", "no-such-node")).await), Code::NotFound);
+    assert_eq!(code(c.publish(publish_request(&u("missing"), &u("node-1"))).await), Code::NotFound);
+    assert_eq!(code(c.publish(publish_request(&u("v1"), &u("no-such-node"))).await), Code::NotFound);
 }
 
 #[tokio::test]
 async fn publish_past_the_node_limit_is_resource_exhausted() {
-    let fake = Arc::new(FakeBackend::with_servers(&["node-1"]));
-    for id in ["v1", "v2", "v3"] {
+    let fake = Arc::new(FakeBackend::with_servers(&[&u("node-1")]));
+    for id in [&u("v1"), &u("v2"), &u("v3")] {
         fake.insert_volume(volume(id, id, 1));
     }
     let c = controller(fake);
-    c.publish(publish_request("v1", "node-1")).await.unwrap();
-    c.publish(publish_request("v2", "node-1")).await.unwrap();
-    assert_eq!(code(c.publish(publish_request("v3", "node-1")).await), Code::ResourceExhausted);
-    c.publish(publish_request("v2", "node-1")).await.expect("a repeat at the limit is still fine");
+    c.publish(publish_request(&u("v1"), &u("node-1"))).await.unwrap();
+    c.publish(publish_request(&u("v2"), &u("node-1"))).await.unwrap();
+    assert_eq!(code(c.publish(publish_request(&u("v3"), &u("node-1"))).await), Code::ResourceExhausted);
+    c.publish(publish_request(&u("v2"), &u("node-1"))).await.expect("a repeat at the limit is still fine");
 }
 
 #[tokio::test]
 async fn without_a_configured_limit_the_node_s_own_limit_is_left_to_the_scheduler() {
-    let fake = Arc::new(FakeBackend::with_servers(&["node-1"]));
+    let fake = Arc::new(FakeBackend::with_servers(&[&u("node-1")]));
     let backend: Arc<dyn crate::cloud::Backend> = fake.clone();
     let clouds = Clouds::new("default".into(), BTreeMap::from([("default".to_string(), backend)]));
     let settings = ControllerSettings::new("csi.example.io".into(), "cluster-a".into());
     let c = ControllerService::new(clouds, settings, Observer::new(Metrics::new()));
     // More than a virtio-blk node takes (25), as a SCSI node (59) does.
     for i in 0..30 {
-        let id = format!("v{i}");
+        let id = u(&format!("v{i}"));
         fake.insert_volume(volume(&id, &id, 1));
-        c.publish(publish_request(&id, "node-1")).await.unwrap_or_else(|e| panic!("publish {i}: {e:?}"));
+        c.publish(publish_request(&id, &u("node-1"))).await.unwrap_or_else(|e| panic!("publish {i}: {e:?}"));
     }
 }
 
 #[tokio::test]
 async fn a_single_attach_volume_cannot_be_published_to_a_second_node() {
-    let fake = Arc::new(FakeBackend::with_servers(&["node-1", "node-2"]));
-    fake.insert_volume(volume("v1", "pvc", 1));
+    let fake = Arc::new(FakeBackend::with_servers(&[&u("node-1"), &u("node-2")]));
+    fake.insert_volume(volume(&u("v1"), "pvc", 1));
     let c = controller(fake);
-    c.publish(publish_request("v1", "node-1")).await.unwrap();
-    assert_eq!(code(c.publish(publish_request("v1", "node-2")).await), Code::FailedPrecondition);
+    c.publish(publish_request(&u("v1"), &u("node-1"))).await.unwrap();
+    assert_eq!(code(c.publish(publish_request(&u("v1"), &u("node-2"))).await), Code::FailedPrecondition);
 }
 
 #[tokio::test]
 async fn unpublish_succeeds_when_the_volume_or_node_is_gone() {
-    let fake = Arc::new(FakeBackend::with_servers(&["node-1"]));
-    fake.insert_volume(volume("v1", "pvc", 1));
+    let fake = Arc::new(FakeBackend::with_servers(&[&u("node-1")]));
+    fake.insert_volume(volume(&u("v1"), "pvc", 1));
     let c = controller(fake.clone());
-    c.publish(publish_request("v1", "node-1")).await.unwrap();
+    c.publish(publish_request(&u("v1"), &u("node-1"))).await.unwrap();
     let request = |v: &str, n: &str| pb::ControllerUnpublishVolumeRequest {
         volume_id: v.into(),
         node_id: n.into(),
         ..Default::default()
     };
-    c.unpublish(request("v1", "node-1")).await.unwrap();
-    assert!(fake.volumes.lock().unwrap()["v1"].attachments.is_empty());
-    c.unpublish(request("v1", "node-1")).await.expect("already detached");
-    c.unpublish(request("gone", "node-1")).await.expect("volume gone");
-    c.unpublish(request("v1", "deleted-node")).await.expect("node gone");
+    c.unpublish(request(&u("v1"), &u("node-1"))).await.unwrap();
+    assert!(fake.volumes.lock().unwrap()[&u("v1")].attachments.is_empty());
+    c.unpublish(request(&u("v1"), &u("node-1"))).await.expect("already detached");
+    c.unpublish(request(&u("gone"), &u("node-1"))).await.expect("volume gone");
+    c.unpublish(request(&u("v1"), &u("deleted-node"))).await.expect("node gone");
 }
 
 #[tokio::test]
 async fn list_volumes_pages_with_tokens_and_aborts_on_a_bad_token() {
-    let fake = Arc::new(FakeBackend::with_servers(&["node-1"]));
-    for id in ["a1", "a2", "a3"] {
+    let fake = Arc::new(FakeBackend::with_servers(&[&u("node-1")]));
+    for id in [&u("a1"), &u("a2"), &u("a3")] {
         fake.insert_volume(volume(id, id, 1));
     }
     let c = controller(fake);
-    c.publish(publish_request("a2", "node-1")).await.unwrap();
+    c.publish(publish_request(&u("a2"), &u("node-1"))).await.unwrap();
     let first =
         c.list(pb::ListVolumesRequest { max_entries: 2, starting_token: String::new() }).await.unwrap();
     assert_eq!(first.entries.len(), 2);
@@ -414,7 +420,7 @@ async fn list_volumes_pages_with_tokens_and_aborts_on_a_bad_token() {
     assert!(second.next_token.is_empty());
     let published: Vec<_> =
         first.entries.iter().flat_map(|e| e.status.clone().unwrap().published_node_ids).collect();
-    assert_eq!(published, vec!["node-1".to_string()]);
+    assert_eq!(published, vec![u("node-1")]);
     assert_eq!(
         code(c.list(pb::ListVolumesRequest { max_entries: 1, starting_token: "zz-none".into() }).await),
         Code::Aborted
@@ -432,28 +438,24 @@ async fn list_volumes_pages_with_tokens_and_aborts_on_a_bad_token() {
 #[tokio::test]
 async fn get_volume_reports_an_error_state_as_an_abnormal_condition() {
     let fake = Arc::new(FakeBackend::default());
-    let mut broken = volume("v1", "pvc", 1);
+    let mut broken = volume(&u("v1"), "pvc", 1);
     broken.status = VolumeStatus::Error("error_extending".into());
     fake.insert_volume(broken);
     let c = controller(fake);
-    let status =
-        c.get(pb::ControllerGetVolumeRequest { volume_id: "v1".into() }).await.unwrap().status.unwrap();
+    let status = c.get(pb::ControllerGetVolumeRequest { volume_id: u("v1") }).await.unwrap().status.unwrap();
     let condition = status.volume_condition.unwrap();
     assert!(condition.abnormal);
     assert!(condition.message.contains("error_extending"), "{}", condition.message);
-    assert_eq!(
-        code(c.get(pb::ControllerGetVolumeRequest { volume_id: "gone".into() }).await),
-        Code::NotFound
-    );
+    assert_eq!(code(c.get(pb::ControllerGetVolumeRequest { volume_id: u("gone") }).await), Code::NotFound);
 }
 
 #[tokio::test]
 async fn validate_confirms_supported_capabilities_only() {
     let fake = Arc::new(FakeBackend::default());
-    fake.insert_volume(volume("v1", "pvc", 1));
+    fake.insert_volume(volume(&u("v1"), "pvc", 1));
     let c = controller(fake);
     let request = |cap| pb::ValidateVolumeCapabilitiesRequest {
-        volume_id: "v1".into(),
+        volume_id: u("v1"),
         volume_capabilities: vec![cap],
         ..Default::default()
     };
@@ -470,10 +472,10 @@ async fn validate_confirms_supported_capabilities_only() {
 #[tokio::test]
 async fn expansion_grows_filesystem_volumes_and_is_idempotent() {
     let fake = Arc::new(FakeBackend::default());
-    fake.insert_volume(volume("v1", "pvc", 1));
+    fake.insert_volume(volume(&u("v1"), "pvc", 1));
     let c = controller(fake.clone());
     let request = |gib: i64, cap| pb::ControllerExpandVolumeRequest {
-        volume_id: "v1".into(),
+        volume_id: u("v1"),
         capacity_range: Some(pb::CapacityRange { required_bytes: gib * GIB, limit_bytes: 0 }),
         volume_capability: Some(cap),
         ..Default::default()
@@ -484,28 +486,28 @@ async fn expansion_grows_filesystem_volumes_and_is_idempotent() {
     let again = c.expand_rpc(request(2, block_cap(Mode::SingleNodeWriter))).await.unwrap();
     assert_eq!(again.capacity_bytes, 3 * GIB, "already big enough");
     assert!(!again.node_expansion_required, "raw block needs no node step");
-    assert_eq!(fake.volumes.lock().unwrap()["v1"].size_gib, 3);
+    assert_eq!(fake.volumes.lock().unwrap()[&u("v1")].size_gib, 3);
 }
 
 #[tokio::test]
 async fn snapshots_are_idempotent_by_name_and_need_an_existing_source() {
     let fake = Arc::new(FakeBackend::default());
-    fake.insert_volume(volume("v1", "pvc", 2));
+    fake.insert_volume(volume(&u("v1"), "pvc", 2));
     let c = controller(fake);
     let request = |name: &str, source: &str| pb::CreateSnapshotRequest {
         name: name.into(),
         source_volume_id: source.into(),
         ..Default::default()
     };
-    let first = c.create_snapshot_rpc(request("snap-1", "v1")).await.unwrap().snapshot.unwrap();
-    let again = c.create_snapshot_rpc(request("snap-1", "v1")).await.unwrap().snapshot.unwrap();
+    let first = c.create_snapshot_rpc(request("snap-1", &u("v1"))).await.unwrap().snapshot.unwrap();
+    let again = c.create_snapshot_rpc(request("snap-1", &u("v1"))).await.unwrap().snapshot.unwrap();
     assert_eq!(first.snapshot_id, again.snapshot_id);
     assert!(first.ready_to_use);
     assert_eq!(first.size_bytes, 2 * GIB);
-    assert_eq!(code(c.create_snapshot_rpc(request("snap-2", "missing")).await), Code::NotFound);
-    assert_eq!(code(c.create_snapshot_rpc(request("", "v1")).await), Code::InvalidArgument);
+    assert_eq!(code(c.create_snapshot_rpc(request("snap-2", &u("missing"))).await), Code::NotFound);
+    assert_eq!(code(c.create_snapshot_rpc(request("", &u("v1"))).await), Code::InvalidArgument);
     let listed = c
-        .list_snapshots_rpc(pb::ListSnapshotsRequest { source_volume_id: "v1".into(), ..Default::default() })
+        .list_snapshots_rpc(pb::ListSnapshotsRequest { source_volume_id: u("v1"), ..Default::default() })
         .await
         .unwrap();
     assert_eq!(listed.entries.len(), 1);
@@ -534,10 +536,10 @@ async fn capacity_reports_the_cloud_quota_in_bytes() {
 #[tokio::test]
 async fn modify_validates_performance_parameters_and_forwards_them() {
     let fake = Arc::new(FakeBackend::default());
-    fake.insert_volume(volume("v1", "pvc", 1));
+    fake.insert_volume(volume(&u("v1"), "pvc", 1));
     let c = controller(fake);
     let modify = |pairs: &[(&str, &str)]| pb::ControllerModifyVolumeRequest {
-        volume_id: "v1".into(),
+        volume_id: u("v1"),
         mutable_parameters: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         ..Default::default()
     };

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::cloud::types::{Encryption, Volume, VolumeSource, VolumeSpec, VolumeStatus};
 use crate::cloud::{Backend, CloudError};
+use crate::contract::{CloudId, SnapshotRef};
 use crate::csi::context;
 use crate::csi::params::{self, VolumeParameters};
 use crate::csi::pb::{self, volume_content_source};
@@ -50,7 +51,9 @@ impl ControllerService {
 
         if let Some(existing) = self.existing_volume(backend.as_ref(), name).await? {
             self.check_compatible(&existing, &request, &source)?;
-            let ready = backend.wait_volume_ready(&existing.id, self.settings.create_timeout).await?;
+            let ready = backend
+                .wait_volume_ready(&super::issued("volume", &existing.id)?, self.settings.create_timeout)
+                .await?;
             return Ok(self.response(cloud_name, &ready, &request, &parameters, zone.as_deref(), false));
         }
 
@@ -113,7 +116,8 @@ impl ControllerService {
             scsi: parameters.scsi,
         };
         let created = backend.create_volume(&spec).await?;
-        match backend.wait_volume_ready(&created.id, self.settings.create_timeout + restore_time).await {
+        let created_id = super::issued("volume", &created.id)?;
+        match backend.wait_volume_ready(&created_id, self.settings.create_timeout + restore_time).await {
             Ok(volume) => {
                 if multiattach && !volume.multiattach {
                     self.discard(backend.as_ref(), &volume.id).await;
@@ -143,26 +147,28 @@ impl ControllerService {
         cloud_name: &str,
     ) -> Result<Option<VolumeSource>, CsiError> {
         let Some(source) = source else { return Ok(None) };
-        let (handle, kind) = match &source.r#type {
-            Some(volume_content_source::Type::Snapshot(s)) => (&s.snapshot_id, "snapshot"),
-            Some(volume_content_source::Type::Volume(v)) => (&v.volume_id, "volume"),
+        let (source, cloud) = match &source.r#type {
+            Some(volume_content_source::Type::Snapshot(s)) => {
+                let handle =
+                    super::clouds::snapshot_handle("volume_content_source snapshot_id", &s.snapshot_id)?;
+                let source = match handle.id.clone() {
+                    SnapshotRef::Snapshot(id) => VolumeSource::Snapshot(id),
+                    SnapshotRef::Backup(id) => VolumeSource::Backup(id),
+                };
+                (source, self.clouds.home(&handle)?.0)
+            }
+            Some(volume_content_source::Type::Volume(v)) => {
+                let handle = super::clouds::volume_handle("volume_content_source volume_id", &v.volume_id)?;
+                (VolumeSource::Volume(handle.id.clone()), self.clouds.home(&handle)?.0)
+            }
             None => return Err(CsiError::InvalidArgument("volume_content_source names no source".into())),
         };
-        if handle.is_empty() {
-            return Err(CsiError::InvalidArgument(format!("volume_content_source {kind} id is empty")));
-        }
-        let parsed = self.clouds.parse(handle)?;
-        if parsed.cloud != cloud_name {
+        if cloud != cloud_name {
             return Err(CsiError::InvalidArgument(format!(
-                "source {handle} is in cloud {}, the new volume in {cloud_name}",
-                parsed.cloud
+                "the source is in cloud {cloud}, the new volume in {cloud_name}"
             )));
         }
-        Ok(Some(match (kind, parsed.id.strip_prefix(super::snapshots::BACKUP_PREFIX)) {
-            ("snapshot", Some(backup)) => VolumeSource::Backup(backup.to_string()),
-            ("snapshot", None) => VolumeSource::Snapshot(parsed.id),
-            _ => VolumeSource::Volume(parsed.id),
-        }))
+        Ok(Some(source))
     }
 
     /// A size for a volume made from a source of `source_gib`: at least the source.
@@ -172,7 +178,7 @@ impl ControllerService {
         source_gib: u64,
         request: &pb::CreateVolumeRequest,
         kind: &str,
-        id: &str,
+        id: &CloudId,
     ) -> Result<u64, CsiError> {
         if requested >= source_gib {
             return Ok(requested);
@@ -220,11 +226,11 @@ impl ControllerService {
                 return Err(conflict(format!("{} GiB, larger than the limit", existing.size_gib)));
             }
         }
-        let existing_source = existing
-            .source_snapshot_id
-            .clone()
+        // A source id the cloud reports that is not a UUID matches no request's source.
+        let issued = |id: &Option<String>| id.as_deref().and_then(|i| CloudId::parse("source id", i).ok());
+        let existing_source = issued(&existing.source_snapshot_id)
             .map(VolumeSource::Snapshot)
-            .or_else(|| existing.source_volume_id.clone().map(VolumeSource::Volume));
+            .or_else(|| issued(&existing.source_volume_id).map(VolumeSource::Volume));
         // Cinder does not report a volume's backup source, so only snapshots and clones compare.
         let comparable = matches!(source, Some(VolumeSource::Snapshot(_) | VolumeSource::Volume(_)));
         if comparable && *source != existing_source {
@@ -290,8 +296,12 @@ impl ControllerService {
     }
 
     async fn discard(&self, backend: &dyn Backend, id: &str) {
-        if let Err(e) = backend.delete_volume(id).await {
-            tracing::error!(volume = id, error = %e, "could not delete a failed volume; it needs manual clean-up");
+        let Ok(id) = CloudId::parse("volume id", id) else {
+            tracing::error!(volume = id, "the cloud issued a volume id that is not a UUID; not deleting it");
+            return;
+        };
+        if let Err(e) = backend.delete_volume(&id).await {
+            tracing::error!(volume = %id, error = %e, "could not delete a failed volume; it needs manual clean-up");
         }
     }
 
@@ -299,20 +309,21 @@ impl ControllerService {
         &self,
         request: pb::DeleteVolumeRequest,
     ) -> Result<pb::DeleteVolumeResponse, CsiError> {
-        if request.volume_id.is_empty() {
-            return Err(CsiError::InvalidArgument("volume_id is required".into()));
-        }
-        let handle = match self.clouds.parse(&request.volume_id) {
+        let handle = match super::clouds::volume_handle("volume_id", &request.volume_id) {
             Ok(h) => h,
-            // An id no configured cloud owns names nothing: deleting nothing succeeds.
+            // An id that cannot be ours names nothing: deleting nothing succeeds.
             Err(CsiError::NotFound(_)) => return Ok(pb::DeleteVolumeResponse {}),
             Err(e) => return Err(e),
         };
-        let (_, backend) = self.clouds.backend(Some(&handle.cloud))?;
-        let _guard = self.lock(format!("volume/{}", request.volume_id), "DeleteVolume", &request).await?;
-        let Some(volume) = backend.get_volume(&handle.id).await? else {
+        let _guard = self.lock(format!("volume/{}", handle.id), "DeleteVolume", &request).await?;
+        let located = match self.clouds.locate_volume(&handle).await {
+            Err(CsiError::NotFound(_)) => return Ok(pb::DeleteVolumeResponse {}),
+            other => other?,
+        };
+        let Some(((_, backend), volume)) = located else {
             return Ok(pb::DeleteVolumeResponse {});
         };
+        self.check_owner("volume", &request.volume_id, &volume.metadata)?;
         let Some(volume) = self.settle_volume(backend, volume).await? else {
             return Ok(pb::DeleteVolumeResponse {});
         };
