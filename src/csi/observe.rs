@@ -86,7 +86,7 @@ impl Observer {
             ("name", message.name()),
         ] {
             if !value.is_empty() {
-                span.record(key, value);
+                span.record(key, &*clipped(value));
             }
         }
 
@@ -146,9 +146,34 @@ fn is_server_fault(code: Code) -> bool {
     )
 }
 
+/// The longest request field a log line carries: a hostile id may be megabytes.
+const LOGGED_FIELD_LIMIT: usize = 256;
+
+/// `value` cut to [`LOGGED_FIELD_LIMIT`] bytes (on a character boundary), marked when cut.
+fn clipped(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.len() <= LOGGED_FIELD_LIMIT {
+        return value.into();
+    }
+    let mut end = LOGGED_FIELD_LIMIT;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &value[..end], value.len()).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_request_field_is_logged_cut_short_and_a_normal_one_whole() {
+        let id = "0b8e2f3c-5d6a-4c1b-9e7f-2a3b4c5d6e7f";
+        assert_eq!(clipped(id), id);
+        let huge = "é".repeat(100_000);
+        let logged = clipped(&huge);
+        assert!(logged.len() < 300, "{} bytes logged", logged.len());
+        assert!(logged.ends_with("(200000 bytes)"));
+    }
 
     #[test]
     fn request_id_is_taken_from_metadata_when_sane() {

@@ -286,6 +286,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    /// A volume id as the cloud issues them.
+    const V1: &str = "0b8e2f3c-5d6a-4c1b-9e7f-2a3b4c5d6e7f";
     use crate::cloud::fake::{FakeBackend, volume};
     use crate::csi::controller::{Clouds, ControllerSettings};
     use crate::csi::observe::Observer;
@@ -324,38 +327,38 @@ mod tests {
 
     #[tokio::test]
     async fn a_delete_of_a_volume_that_never_settles_is_aborted_and_deletes_nothing() {
-        let fake = fake_with("v1", VolumeStatus::Creating);
+        let fake = fake_with(V1, VolumeStatus::Creating);
         let service = service(fake.clone());
-        let request = pb::DeleteVolumeRequest { volume_id: "v1".into(), ..Default::default() };
+        let request = pb::DeleteVolumeRequest { volume_id: V1.into(), ..Default::default() };
         let refused = service.delete(request).await.unwrap_err();
         assert_eq!(refused.code(), tonic::Code::Aborted, "{refused}");
-        assert!(fake.volumes.lock().unwrap().contains_key("v1"), "the volume was deleted mid-transition");
+        assert!(fake.volumes.lock().unwrap().contains_key(V1), "the volume was deleted mid-transition");
     }
 
     #[tokio::test]
     async fn an_expand_of_a_volume_that_never_settles_is_aborted_and_changes_nothing() {
-        let fake = fake_with("v1", VolumeStatus::Creating);
+        let fake = fake_with(V1, VolumeStatus::Creating);
         let request = pb::ControllerExpandVolumeRequest {
-            volume_id: "v1".into(),
+            volume_id: V1.into(),
             capacity_range: Some(pb::CapacityRange { required_bytes: 2 << 30, limit_bytes: 0 }),
             ..Default::default()
         };
         let refused = service(fake.clone()).expand_rpc(request).await.unwrap_err();
         assert_eq!(refused.code(), tonic::Code::Aborted);
-        assert_eq!(fake.volumes.lock().unwrap()["v1"].size_gib, 1);
+        assert_eq!(fake.volumes.lock().unwrap()[V1].size_gib, 1);
     }
 
     #[tokio::test]
     async fn a_volume_in_error_is_deleted_without_waiting() {
-        let fake = fake_with("v1", VolumeStatus::Error("error".into()));
-        let request = pb::DeleteVolumeRequest { volume_id: "v1".into(), ..Default::default() };
+        let fake = fake_with(V1, VolumeStatus::Error("error".into()));
+        let request = pb::DeleteVolumeRequest { volume_id: V1.into(), ..Default::default() };
         service(fake.clone()).delete(request).await.unwrap();
         assert!(fake.volumes.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
     async fn the_wait_is_cut_to_the_callers_deadline() {
-        let fake = fake_with("v1", VolumeStatus::Creating);
+        let fake = fake_with(V1, VolumeStatus::Creating);
         let mut service = service(fake);
         service.settings.settle_timeout = Duration::from_secs(600);
         let deadline = tokio::time::Instant::now() + Duration::from_millis(300);
