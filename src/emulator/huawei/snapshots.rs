@@ -15,7 +15,7 @@ use crate::emulator::EVS_PREFIX;
 use crate::emulator::bootstrap::resource_id;
 use crate::emulator::clock::now_ms;
 use crate::emulator::errors::{ApiResult, Family};
-use crate::emulator::model::{Op, Pending, Snapshot};
+use crate::emulator::model::{Metadata, Op, Pending, Snapshot};
 use crate::emulator::sparse;
 use crate::emulator::store::{Cloud, World};
 
@@ -52,6 +52,18 @@ async fn create(
     let name = opt_string(&map, "name")?.unwrap_or_default();
     let description = opt_string(&map, "description")?;
     let force = map.get("force").and_then(Value::as_bool).unwrap_or(false);
+    // Reference 7.3.1: `metadata` is an object of the snapshot's own key/value pairs.
+    let metadata: Metadata = match map.get("metadata") {
+        None | Some(Value::Null) => Metadata::default(),
+        Some(Value::Object(pairs)) => pairs
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(text) => Ok((k.clone(), text.clone())),
+                _ => Err(evs_bad("EVS.5400", "Invalid metadata: values must be strings.")),
+            })
+            .collect::<ApiResult<_>>()?,
+        Some(_) => return Err(evs_bad("EVS.5400", "Invalid metadata: expected an object.")),
+    };
     if name.starts_with("autobk_snapshot_") {
         return Err(evs_bad("EVS.5400", "Snapshot names starting with autobk_snapshot_ are reserved."));
     }
@@ -90,7 +102,7 @@ async fn create(
             volume_id: volume_id.clone(),
             size: volume.size,
             status: "creating".into(),
-            metadata: Default::default(),
+            metadata,
             group_snapshot_id: None,
             created_at_ms: now_ms(),
             updated_at_ms: None,
