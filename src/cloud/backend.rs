@@ -1,5 +1,6 @@
 //! The one interface the CSI controller uses to reach a cloud; one implementation per cloud.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::error::CloudError;
@@ -124,8 +125,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Sets one metadata key of a volume, keeping the others; an empty `value` clears it
     /// (EVS cannot delete a key through its update, so readers treat "" as absent).
-    async fn set_volume_metadata(&self, id: &CloudId, key: &str, value: &str) -> Result<(), CloudError> {
-        let _ = (id, key, value);
+    /// `current` is the metadata the caller read under the volume's lock, so that a cloud
+    /// that can only replace the whole map needs no read of its own.
+    async fn set_volume_metadata(
+        &self,
+        id: &CloudId,
+        current: &BTreeMap<String, String>,
+        key: &str,
+        value: &str,
+    ) -> Result<(), CloudError> {
+        let _ = (id, current, key, value);
         Err(CloudError::Unsupported("volume metadata updates".into()))
     }
 

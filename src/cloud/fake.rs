@@ -84,7 +84,13 @@ impl Backend for FakeBackend {
         Ok(())
     }
 
-    async fn set_volume_metadata(&self, id: &CloudId, key: &str, value: &str) -> Result<(), CloudError> {
+    async fn set_volume_metadata(
+        &self,
+        id: &CloudId,
+        _current: &BTreeMap<String, String>,
+        key: &str,
+        value: &str,
+    ) -> Result<(), CloudError> {
         let mut volumes = self.volumes.lock().unwrap();
         let v = volumes
             .get_mut(id.as_str())

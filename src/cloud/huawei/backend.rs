@@ -456,7 +456,13 @@ impl Backend for HuaweiBackend {
         }
     }
 
-    async fn set_volume_metadata(&self, id: &CloudId, key: &str, value: &str) -> Result<(), CloudError> {
+    async fn set_volume_metadata(
+        &self,
+        id: &CloudId,
+        _current: &std::collections::BTreeMap<String, String>,
+        key: &str,
+        value: &str,
+    ) -> Result<(), CloudError> {
         self.evs.merge_metadata(id, key, value).await
     }
 

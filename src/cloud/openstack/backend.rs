@@ -600,19 +600,22 @@ impl Backend for OpenStackBackend {
         self.cinder.manage_volume(spec).await
     }
 
-    async fn set_volume_metadata(&self, id: &CloudId, key: &str, value: &str) -> Result<(), CloudError> {
-        // Cinder's update replaces the whole map: merge into what the volume holds now (the
-        // controller holds the volume's lock, so no other writer of ours races this).
-        let volume = self
-            .cinder
-            .get_volume(id)
-            .await?
-            .ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() })?;
-        let mut metadata = volume.metadata;
-        if value.is_empty() {
-            metadata.remove(key);
-        } else {
-            metadata.insert(key.to_string(), value.to_string());
+    async fn set_volume_metadata(
+        &self,
+        id: &CloudId,
+        current: &std::collections::BTreeMap<String, String>,
+        key: &str,
+        value: &str,
+    ) -> Result<(), CloudError> {
+        if !value.is_empty() {
+            // One call that merges: no read, and no other key is at stake.
+            return self.cinder.merge_metadata(id, key, value).await;
+        }
+        // Cinder routes cannot name a key holding '/' (ours do) in a DELETE, so a key leaves
+        // only through a replace of the whole map: the one the caller read under the lock.
+        let mut metadata = current.clone();
+        if metadata.remove(key).is_none() {
+            return Ok(());
         }
         self.cinder.replace_metadata(id, &metadata).await
     }

@@ -236,6 +236,21 @@ impl Cinder {
         .await
     }
 
+    /// `POST /volumes/{id}/metadata` with one pair, which Cinder merges into the volume's.
+    pub async fn merge_metadata(&self, id: &str, key: &str, value: &str) -> Result<(), CloudError> {
+        let body = json!({ "metadata": { key: value } });
+        let reply = self
+            .send(
+                "cinder.volume.metadata",
+                Method::POST,
+                &UrlPath::new("volumes").segment("id", id)?.word("metadata"),
+                &[],
+                Some(body),
+            )
+            .await?;
+        if reply.status.is_success() { Ok(()) } else { Err(fault::to_error(&reply, "volume", id)) }
+    }
+
     /// `PUT /volumes/{id}` with the volume's whole metadata, which Cinder replaces.
     pub async fn replace_metadata(
         &self,

@@ -68,7 +68,10 @@ impl ControllerService {
         if volume.metadata.get(&key(node)).is_some_and(|r| r == wanted) {
             return Ok(());
         }
-        match backend.set_volume_metadata(&super::issued("volume", &volume.id)?, &key(node), wanted).await {
+        match backend
+            .set_volume_metadata(&super::issued("volume", &volume.id)?, &volume.metadata, &key(node), wanted)
+            .await
+        {
             // A cloud that cannot keep the record cannot tell publishes apart either.
             Ok(()) | Err(CloudError::Unsupported(_)) => Ok(()),
             Err(e) => Err(e.into()),
@@ -82,7 +85,7 @@ impl ControllerService {
             return;
         }
         let Ok(id) = super::issued("volume", &volume.id) else { return };
-        if let Err(e) = backend.set_volume_metadata(&id, &key(node), "").await {
+        if let Err(e) = backend.set_volume_metadata(&id, &volume.metadata, &key(node), "").await {
             tracing::warn!(volume = %volume.id, node, error = %e, "could not clear the publish record");
         }
     }
