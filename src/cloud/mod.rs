@@ -13,6 +13,7 @@ pub mod openstack;
 pub mod retry;
 pub mod types;
 pub mod wait;
+pub mod wait_learn;
 pub mod waits;
 
 pub use backend::Backend;

@@ -4,3 +4,4 @@ pub mod logging;
 pub mod metrics;
 pub mod redact;
 pub mod secret_names;
+pub mod wait_metrics;
