@@ -231,7 +231,8 @@ impl<S: StatusSource> Waiter<S> {
 
     fn learn(&self, kind: &WaitKind, completion: Completion) {
         let settings = &self.inner.settings;
-        if let Some(sample) = completion.sample(settings.min_interval) {
+        let expected = settings.estimates.warm(kind).map(|e| e.mean);
+        if let Some(sample) = completion.sample(settings.min_interval, expected) {
             settings.estimates.learn(kind, sample);
         }
     }
@@ -244,8 +245,12 @@ impl<S: StatusSource> Waiter<S> {
     ) -> watch::Receiver<Observation<S::Item>> {
         let settings = &self.inner.settings;
         let learned = kind.and_then(|kind| {
-            let estimate = settings.estimates.warm(kind)?;
-            let plan = estimate.plan(settings.min_interval, settings.max_interval, settings.dense_share);
+            let (estimate, plan) = settings.estimates.plan(
+                kind,
+                settings.min_interval,
+                settings.max_interval,
+                settings.dense_share,
+            )?;
             Some(Learned { kind: kind.clone(), estimate, plan, slow_logged: false })
         });
         let mut entries = self.inner.entries.lock().unwrap_or_else(|e| e.into_inner());

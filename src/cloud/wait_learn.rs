@@ -15,6 +15,10 @@ use crate::telemetry::metrics::Metrics;
 const ALPHA: f64 = 0.25;
 /// Completions needed before an estimate is trusted to skip polls.
 pub const WARM_AFTER: u32 = 3;
+/// One learned wait in this many probes early. A wait whose first look comes after the
+/// completion learns only that it was done by then; without an early look now and then, an
+/// estimate would never notice the cloud getting faster.
+pub const PROBE_EVERY: u32 = 10;
 /// Kinds remembered per cloud; volume types come from the cloud's catalogue, but a bound keeps a
 /// misconfigured cluster (thousands of types) from growing the table and the metrics.
 const MAX_KINDS: usize = 128;
@@ -65,14 +69,29 @@ impl Estimate {
         }
     }
 
-    /// The poll plan for a wait that starts now, under the engine's limits.
-    pub fn plan(&self, min_interval: Duration, max_interval: Duration, dense_share: f64) -> Plan {
+    /// The poll plan for a wait that starts now, under the engine's limits; a `probe` looks
+    /// early, to learn the completion time from both sides.
+    pub fn plan(
+        &self,
+        min_interval: Duration,
+        max_interval: Duration,
+        dense_share: f64,
+        probe: bool,
+    ) -> Plan {
         // Dense polls are as far apart as the spread says completions scatter, but never so far
         // that a completion waits more than `dense_share` of the expected time (plus a little)
         // to be seen.
         let ceiling = (self.mean.mul_f64(dense_share) + 2 * min_interval).min(max_interval);
         let dense = self.spread.clamp(min_interval, ceiling.max(min_interval));
-        let first = self.mean.saturating_sub(self.spread);
+        // Steady completions: one look just after the expected time nearly always finds the
+        // transition done. Scattered ones: start early enough to catch the fast ones; the
+        // spread the look interval itself causes (half an interval) is not scatter.
+        let scatter = self.spread.saturating_sub(min_interval / 2);
+        let first = if probe {
+            self.mean.saturating_sub(dense)
+        } else {
+            (self.mean + min_interval / 2).saturating_sub(scatter.mul_f64(1.5))
+        };
         let until = self.mean + 3 * self.spread + 2 * dense;
         // "Far slower" is twice the time by which nearly every completion has come.
         let slow_after = 2 * (self.mean + 2 * self.spread) + Duration::from_secs(1);
@@ -122,13 +141,16 @@ impl Completion {
     /// the wait ended at its first look, which bounds the time from above (and pulls a too-late
     /// estimate earlier); a first look right at registration (the resource was already there,
     /// e.g. a retried create) teaches nothing.
-    pub fn sample(&self, min_interval: Duration) -> Option<Duration> {
+    /// A first look at or after the `expected` time that finds the transition done says
+    /// nothing new.
+    pub fn sample(&self, min_interval: Duration, expected: Option<Duration>) -> Option<Duration> {
         match self.pending_at {
             Some(pending) if pending <= self.done_at => {
                 Some(self.done_at - (min_interval / 2).min(self.done_at - pending))
             }
             Some(_) => None,
             None if self.done_at < min_interval => None,
+            None if expected.is_some_and(|e| self.done_at >= e) => None,
             None => Some(self.done_at),
         }
     }
@@ -137,6 +159,8 @@ impl Completion {
 #[derive(Default)]
 struct Table {
     estimates: HashMap<WaitKind, Estimate>,
+    /// Learned waits started, per kind: every `PROBE_EVERY`th probes.
+    planned: HashMap<WaitKind, u32>,
 }
 
 struct Shared {
@@ -183,6 +207,22 @@ impl Estimates {
     /// The estimate of `kind`, once it has learned from enough completions to be used.
     pub fn warm(&self, kind: &WaitKind) -> Option<Estimate> {
         self.get(kind).filter(|e| e.samples >= WARM_AFTER)
+    }
+
+    /// The estimate and poll plan for a wait of `kind` starting now, once the estimate is warm.
+    pub fn plan(
+        &self,
+        kind: &WaitKind,
+        min_interval: Duration,
+        max_interval: Duration,
+        dense_share: f64,
+    ) -> Option<(Estimate, Plan)> {
+        let mut table = self.shared.table.lock().unwrap_or_else(|e| e.into_inner());
+        let estimate = table.estimates.get(kind).copied().filter(|e| e.samples >= WARM_AFTER)?;
+        let started = table.planned.entry(kind.clone()).or_default();
+        *started = started.wrapping_add(1);
+        let probe = *started % PROBE_EVERY == 0;
+        Some((estimate, estimate.plan(min_interval, max_interval, dense_share, probe)))
     }
 
     /// The estimate of `kind`, however young.
@@ -261,10 +301,10 @@ mod tests {
     }
 
     #[test]
-    fn a_learned_plan_sleeps_until_just_before_the_completion_then_polls_densely() {
+    fn a_learned_plan_sleeps_until_the_expected_completion_then_polls_densely() {
         let estimate = learned(&[1000; 12]).warm(&kind()).unwrap();
-        let plan = estimate.plan(25 * MS, Duration::from_secs(2), 0.1);
-        assert!(plan.first > 980 * MS && plan.first <= 1000 * MS, "{plan:?}");
+        let plan = estimate.plan(25 * MS, Duration::from_secs(2), 0.1, false);
+        assert!(plan.first > 1000 * MS && plan.first <= 1025 * MS, "one look just after: {plan:?}");
         assert_eq!(plan.dense, 25 * MS, "a narrow spread polls at the engine's shortest interval");
         assert!(plan.until > 1000 * MS && plan.until < 1100 * MS, "{plan:?}");
     }
@@ -274,11 +314,21 @@ mod tests {
         // ±30 % around one second.
         let estimate =
             learned(&[700, 1300, 1000, 850, 1150, 700, 1300, 1000, 1200, 800]).warm(&kind()).unwrap();
-        let plan = estimate.plan(25 * MS, Duration::from_secs(2), 0.1);
+        let plan = estimate.plan(25 * MS, Duration::from_secs(2), 0.1, false);
         assert!(plan.first < 900 * MS, "{plan:?} from {estimate:?}");
         assert!(plan.dense > 25 * MS, "{plan:?}");
         assert!(plan.dense <= 150 * MS, "never more than 10 % of the mean + 50 ms apart: {plan:?}");
         assert!(plan.until >= 1300 * MS, "the dense phase covers the slow end: {plan:?}");
+    }
+
+    #[test]
+    fn every_tenth_learned_wait_probes_before_the_expected_time() {
+        let estimates = learned(&[1000; 12]);
+        let firsts: Vec<Duration> = (0..PROBE_EVERY)
+            .map(|_| estimates.plan(&kind(), 25 * MS, Duration::from_secs(2), 0.1).unwrap().1.first)
+            .collect();
+        let early: Vec<_> = firsts.iter().filter(|f| **f < 1000 * MS).collect();
+        assert_eq!(early.len(), 1, "{firsts:?}");
     }
 
     #[test]
@@ -293,23 +343,25 @@ mod tests {
     #[test]
     fn a_completion_between_two_looks_is_learned_as_just_before_the_look_that_saw_it() {
         let c = Completion { pending_at: Some(975 * MS), done_at: 1000 * MS };
-        assert_eq!(c.sample(25 * MS), Some(987_500 * Duration::from_micros(1)));
+        assert_eq!(c.sample(25 * MS, None), Some(987_500 * Duration::from_micros(1)));
         let seeded = Completion { pending_at: Some(Duration::ZERO), done_at: 1000 * MS };
-        assert!(seeded.sample(25 * MS).unwrap() > 980 * MS, "a seed at registration does not halve it");
+        assert!(seeded.sample(25 * MS, None).unwrap() > 980 * MS, "a seed at registration does not halve it");
         let close = Completion { pending_at: Some(995 * MS), done_at: 1000 * MS };
-        assert_eq!(close.sample(25 * MS), Some(995 * MS), "never before the pending look");
+        assert_eq!(close.sample(25 * MS, None), Some(995 * MS), "never before the pending look");
     }
 
     #[test]
     fn a_completion_seen_at_the_first_look_bounds_the_time_from_above() {
         let c = Completion { pending_at: None, done_at: 1000 * MS };
-        assert_eq!(c.sample(25 * MS), Some(1000 * MS));
+        assert_eq!(c.sample(25 * MS, None), Some(1000 * MS));
+        assert_eq!(c.sample(25 * MS, Some(1200 * MS)), Some(1000 * MS), "sooner than expected teaches");
+        assert_eq!(c.sample(25 * MS, Some(990 * MS)), None, "done by the expected time is no news");
     }
 
     #[test]
     fn a_resource_already_there_at_registration_teaches_nothing() {
         let c = Completion { pending_at: None, done_at: 2 * MS };
-        assert_eq!(c.sample(25 * MS), None);
+        assert_eq!(c.sample(25 * MS, None), None);
     }
 
     #[test]
