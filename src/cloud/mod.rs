@@ -10,6 +10,7 @@ pub mod http;
 pub mod huawei;
 pub mod lookup;
 pub mod openstack;
+pub mod recent;
 pub mod retry;
 pub mod types;
 pub mod wait;
