@@ -46,6 +46,11 @@ pub async fn run(dir: &Path, rows: &mut Vec<Row>) {
     std::fs::write(&clouds_yaml, clouds_yaml_text(&cloud)).expect("write clouds.yaml");
     let args = ["controller", "--cloud-config", clouds_yaml.to_str().unwrap(), "--cluster-id", "bench"];
 
+    if std::env::var("BENCH_ONLY").is_ok_and(|o| o == "scale") {
+        crate::scale::run(dir, &cloud, rows).await;
+        cloud.shutdown().await;
+        return;
+    }
     if std::env::var("BENCH_ONLY").is_ok_and(|o| o == "sequential") {
         crate::sequential::run(dir, &cloud, rows).await;
         cloud.shutdown().await;
@@ -87,6 +92,9 @@ pub async fn run(dir: &Path, rows: &mut Vec<Row>) {
     // After the Keystone row: these rows start controllers of their own.
     if std::env::var("BENCH_SKIP_SEQUENTIAL").is_err() {
         crate::sequential::run(dir, &bench.cloud, rows).await;
+    }
+    if std::env::var("BENCH_SKIP_SCALE").is_err() {
+        crate::scale::run(dir, &bench.cloud, rows).await;
     }
     let Bench { cloud, driver, .. } = bench;
     drop(driver);

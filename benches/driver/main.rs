@@ -8,6 +8,7 @@ mod controller;
 mod node;
 mod process;
 mod report;
+mod scale;
 mod sequential;
 
 use std::path::Path;
@@ -33,7 +34,7 @@ async fn main() {
         controller::run(dir.path(), &mut rows).await;
         controller::remove_state_dir();
     }
-    if only != "controller" && only != "sequential" {
+    if only != "controller" && only != "sequential" && only != "scale" {
         node::run(dir.path(), &mut rows).await;
     }
 

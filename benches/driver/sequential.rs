@@ -133,9 +133,9 @@ async fn measure(
     jitter: f64,
     measured: usize,
 ) -> BTreeMap<Op, Vec<Sample>> {
-    let clouds_yaml = dir.join(format!("sequential-{}.yaml", face.name()));
-    std::fs::write(&clouds_yaml, clouds_yaml_text(cloud, face)).expect("write clouds.yaml");
-    let args = ["controller", "--cloud-config", clouds_yaml.to_str().unwrap(), "--cluster-id", "bench-seq"];
+    let config = dir.join(format!("sequential-{}.yaml", face.name()));
+    std::fs::write(&config, clouds_yaml(cloud, face == Face::Evs)).expect("write clouds.yaml");
+    let args = ["controller", "--cloud-config", config.to_str().unwrap(), "--cluster-id", "bench-seq"];
     let driver = Driver::spawn(dir, &format!("sequential-{}", face.name()), &args);
     let mut client = ControllerClient::new(driver.ready().await);
     let mut random = SplitMix(latency_ms ^ ((jitter * 100.0) as u64) << 20);
@@ -291,7 +291,8 @@ fn go_model(face: Face, latency: Duration, jitter: f64, samples: &BTreeMap<Op, V
     let mut parts = Vec::new();
     let mut all_calls = Vec::new();
     for (op, samples) in samples {
-        let modelled: Vec<(usize, Duration)> = samples.iter().map(|s| go_poller(s.latency, backoff)).collect();
+        let modelled: Vec<(usize, Duration)> =
+            samples.iter().map(|s| go_poller(s.latency, backoff)).collect();
         let calls = modelled.iter().map(|(polls, _)| (polls + face.go_fixed_calls(*op)) as f64).sum::<f64>()
             / modelled.len() as f64;
         let mut walls: Vec<Duration> = modelled.iter().map(|(_, w)| *w).collect();
@@ -317,10 +318,11 @@ fn go_model(face: Face, latency: Duration, jitter: f64, samples: &BTreeMap<Op, V
     }
 }
 
-fn clouds_yaml_text(cloud: &EmulatorHandle, face: Face) -> String {
+/// A clouds.yaml for the emulator's demo user, on its Cinder or (`evs`) its Huawei face.
+pub fn clouds_yaml(cloud: &EmulatorHandle, evs: bool) -> String {
     let c = cloud.demo();
-    match face {
-        Face::Cinder => format!(
+    match evs {
+        false => format!(
             "clouds:\n  bench:\n    auth:\n      auth_url: {}\n      username: {}\n      password: {}\n      user_domain_name: {}\n      project_name: {}\n      project_domain_name: {}\n    region_name: {}\n",
             c.auth_url,
             c.username,
@@ -330,7 +332,7 @@ fn clouds_yaml_text(cloud: &EmulatorHandle, face: Face) -> String {
             c.project_domain_name,
             c.region
         ),
-        Face::Evs => {
+        true => {
             let (ak, sk) = cloud.access_keys("demo").into_iter().next().expect("demo has an AK/SK pair");
             format!(
                 "clouds:\n  hw:\n    cloud_type: huawei\n    auth_type: aksk\n    auth:\n      access_key: {ak}\n      secret_key: {sk}\n      project_id: {}\n    region_name: {}\n    evs_endpoint_override: {}\n    ecs_endpoint_override: {}\n",

@@ -221,7 +221,7 @@ impl Estimates {
         let estimate = table.estimates.get(kind).copied().filter(|e| e.samples >= WARM_AFTER)?;
         let started = table.planned.entry(kind.clone()).or_default();
         *started = started.wrapping_add(1);
-        let probe = *started % PROBE_EVERY == 0;
+        let probe = started.is_multiple_of(PROBE_EVERY);
         Some((estimate, estimate.plan(min_interval, max_interval, dense_share, probe)))
     }
 
