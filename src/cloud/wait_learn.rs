@@ -87,22 +87,22 @@ impl Estimate {
         // transition done. Scattered ones: start early enough to catch the fast ones; the
         // spread the look interval itself causes (half an interval) is not scatter.
         let scatter = self.spread.saturating_sub(min_interval / 2);
-        let first = if probe {
-            self.mean.saturating_sub(dense)
-        } else {
-            (self.mean + min_interval / 2).saturating_sub(scatter.mul_f64(1.5))
-        };
+        let first = (self.mean + min_interval / 2).saturating_sub(scatter.mul_f64(1.5));
+        // Halfway: a cloud that got much faster shows at once, one that did not costs one look.
+        let probe_at = probe.then_some(first / 2).filter(|p| !p.is_zero());
         let until = self.mean + 3 * self.spread + 2 * dense;
         // "Far slower" is twice the time by which nearly every completion has come.
         let slow_after = 2 * (self.mean + 2 * self.spread) + Duration::from_secs(1);
-        Plan { first, dense, until, slow_after }
+        Plan { probe_at, first, dense, until, slow_after }
     }
 }
 
 /// When a learned wait polls, measured from its registration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plan {
-    /// The first poll.
+    /// An early look before `first`, now and then, to learn whether the cloud got faster.
+    pub probe_at: Option<Duration>,
+    /// The first poll (after the probe, if any).
     pub first: Duration,
     /// Interval between polls until `until`.
     pub dense: Duration,
@@ -115,6 +115,9 @@ pub struct Plan {
 impl Plan {
     /// The next poll after one at `waited`, or `None` when the plan is over (missed).
     pub fn next_after(&self, waited: Duration) -> Option<Duration> {
+        if let Some(probe) = self.probe_at.filter(|p| waited < *p) {
+            return Some(probe);
+        }
         if waited < self.first {
             return Some(self.first);
         }
@@ -324,16 +327,20 @@ mod tests {
     #[test]
     fn every_tenth_learned_wait_probes_before_the_expected_time() {
         let estimates = learned(&[1000; 12]);
-        let firsts: Vec<Duration> = (0..PROBE_EVERY)
-            .map(|_| estimates.plan(&kind(), 25 * MS, Duration::from_secs(2), 0.1).unwrap().1.first)
+        let plans: Vec<Plan> = (0..PROBE_EVERY)
+            .map(|_| estimates.plan(&kind(), 25 * MS, Duration::from_secs(2), 0.1).unwrap().1)
             .collect();
-        let early: Vec<_> = firsts.iter().filter(|f| **f < 1000 * MS).collect();
-        assert_eq!(early.len(), 1, "{firsts:?}");
+        let probes: Vec<_> = plans.iter().filter_map(|p| p.probe_at).collect();
+        assert_eq!(probes.len(), 1, "{plans:?}");
+        assert!(probes[0] <= 510 * MS, "halfway to the expected time: {probes:?}");
+        let probing = plans.iter().find(|p| p.probe_at.is_some()).unwrap();
+        assert_eq!(probing.next_after(probes[0]), Some(probing.first), "then the usual first look");
     }
 
     #[test]
     fn a_plan_polls_first_then_densely_then_gives_up() {
-        let plan = Plan { first: 900 * MS, dense: 50 * MS, until: 1000 * MS, slow_after: 3000 * MS };
+        let plan =
+            Plan { probe_at: None, first: 900 * MS, dense: 50 * MS, until: 1000 * MS, slow_after: 3000 * MS };
         assert_eq!(plan.next_after(Duration::ZERO), Some(900 * MS));
         assert_eq!(plan.next_after(900 * MS), Some(950 * MS));
         assert_eq!(plan.next_after(950 * MS), Some(1000 * MS));
