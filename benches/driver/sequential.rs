@@ -190,12 +190,15 @@ fn set_latency(cloud: &EmulatorHandle, ms: u64) {
 
 async fn create(client: &mut ControllerClient<Channel>, face: Face, name: String) -> String {
     let mut parameters = HashMap::new();
+    // EVS data disks start at 10 GiB.
+    let mut gib = 1;
     if face == Face::Evs {
         parameters.insert("availability".to_string(), "nova".to_string());
+        gib = 10;
     }
     let request = pb::CreateVolumeRequest {
         name,
-        capacity_range: Some(pb::CapacityRange { required_bytes: 1 << 30, limit_bytes: 0 }),
+        capacity_range: Some(pb::CapacityRange { required_bytes: gib << 30, limit_bytes: 0 }),
         volume_capabilities: vec![crate::controller::mount_capability()],
         parameters,
         ..Default::default()
