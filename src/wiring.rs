@@ -15,7 +15,7 @@ use crate::cloud::openstack::OpenStackBackend;
 use crate::cloud::openstack::keystone::Session;
 use crate::cloud::retry::Backoff;
 use crate::cloud::types::Owner;
-use crate::cloud::wait::WaitSettings;
+use crate::cloud::wait::{Estimates, WaitSettings};
 use crate::config::watch::ConfigWatch;
 use crate::config::{CloudKind, ConfigSource};
 use crate::csi::controller::{Clouds, ControllerService, ControllerSettings, META_CLUSTER_ID};
@@ -85,6 +85,11 @@ pub struct Controller {
     pub backends: Vec<Arc<dyn Backend>>,
 }
 
+/// The wait settings of the cloud `name`: its own learned transition times, in `/metrics`.
+fn waits_for(name: &str, metrics: &Arc<Metrics>) -> WaitSettings {
+    WaitSettings { estimates: Estimates::new(name, Some(metrics.clone())), ..WaitSettings::default() }
+}
+
 /// Loads the configuration and builds a backend for every cloud.
 pub fn controller(
     args: &ControllerArgs,
@@ -104,7 +109,7 @@ pub fn controller(
                     Arc::new(HttpClient::new(&cloud.tls, HttpSettings::default(), Some(metrics.clone()))?);
                 let session = Arc::new(Session::new(http, config.subscribe(), Some(name))?);
                 let owner = Owner { key: META_CLUSTER_ID.to_string(), value: args.cluster_id.clone() };
-                let backend = OpenStackBackend::new(session, WaitSettings::default(), Some(owner));
+                let backend = OpenStackBackend::new(session, waits_for(name, &metrics), Some(owner));
                 backends.insert(name.clone(), Arc::new(backend));
             }
             CloudKind::Huawei => {
@@ -112,7 +117,7 @@ pub fn controller(
                     Arc::new(HttpClient::new(&cloud.tls, HttpSettings::default(), Some(metrics.clone()))?);
                 let client = Arc::new(HuaweiClient::new(http, config.subscribe(), Some(name))?);
                 let owner = Owner { key: META_CLUSTER_ID.to_string(), value: args.cluster_id.clone() };
-                let backend = HuaweiBackend::new(client, WaitSettings::default(), Some(owner));
+                let backend = HuaweiBackend::new(client, waits_for(name, &metrics), Some(owner));
                 backends.insert(name.clone(), Arc::new(backend));
             }
         }

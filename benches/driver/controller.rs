@@ -46,6 +46,16 @@ pub async fn run(dir: &Path, rows: &mut Vec<Row>) {
     std::fs::write(&clouds_yaml, clouds_yaml_text(&cloud)).expect("write clouds.yaml");
     let args = ["controller", "--cloud-config", clouds_yaml.to_str().unwrap(), "--cluster-id", "bench"];
 
+    if std::env::var("BENCH_ONLY").is_ok_and(|o| o == "scale") {
+        crate::scale::run(dir, &cloud, rows).await;
+        cloud.shutdown().await;
+        return;
+    }
+    if std::env::var("BENCH_ONLY").is_ok_and(|o| o == "sequential") {
+        crate::sequential::run(dir, &cloud, rows).await;
+        cloud.shutdown().await;
+        return;
+    }
     rows.push(startup(dir, "Start-up: controller, exec to ready Probe (median of 10)", &args).await);
 
     let before = counters(&cloud);
@@ -79,6 +89,13 @@ pub async fn run(dir: &Path, rows: &mut Vec<Row>) {
         64 * MIB,
     ));
     rows.push(bench.keystone_row(&before));
+    // After the Keystone row: these rows start controllers of their own.
+    if std::env::var("BENCH_SKIP_SEQUENTIAL").is_err() {
+        crate::sequential::run(dir, &bench.cloud, rows).await;
+    }
+    if std::env::var("BENCH_SKIP_SCALE").is_err() {
+        crate::scale::run(dir, &bench.cloud, rows).await;
+    }
     let Bench { cloud, driver, .. } = bench;
     drop(driver);
     cloud.shutdown().await;
@@ -182,7 +199,7 @@ fn create_request(name: String) -> pb::CreateVolumeRequest {
     }
 }
 
-fn mount_capability() -> pb::VolumeCapability {
+pub fn mount_capability() -> pb::VolumeCapability {
     pb::VolumeCapability {
         access_type: Some(AccessType::Mount(MountVolume { fs_type: "ext4".into(), ..Default::default() })),
         access_mode: Some(AccessMode { mode: Mode::SingleNodeWriter as i32 }),

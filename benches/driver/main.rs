@@ -8,6 +8,8 @@ mod controller;
 mod node;
 mod process;
 mod report;
+mod scale;
+mod sequential;
 
 use std::path::Path;
 use std::time::Instant;
@@ -24,14 +26,15 @@ async fn main() {
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut rows = Vec::new();
-    // `BENCH_ONLY=controller` or `BENCH_ONLY=node` runs one half (for profiling a row);
+    // `BENCH_ONLY=controller` or `BENCH_ONLY=node` runs one half (for profiling a row),
+    // `BENCH_ONLY=sequential` only the sequential rows of issue 19;
     // docs/benchmarks.md is only rewritten from a full run.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     if only != "node" {
         controller::run(dir.path(), &mut rows).await;
         controller::remove_state_dir();
     }
-    if only != "controller" {
+    if only != "controller" && only != "sequential" && only != "scale" {
         node::run(dir.path(), &mut rows).await;
     }
 

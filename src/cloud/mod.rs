@@ -11,9 +11,11 @@ pub mod http;
 pub mod huawei;
 pub mod lookup;
 pub mod openstack;
+pub mod recent;
 pub mod retry;
 pub mod types;
 pub mod wait;
+pub mod wait_learn;
 pub mod waits;
 
 pub use backend::Backend;

@@ -5,6 +5,11 @@
 //! waiting (4% of it, between `min_interval` and `max_interval`): a wait therefore ends at most
 //! ~4% after the cloud's transition, and a long wait costs a logarithmic number of polls.
 //! Ids that fall due within `batch_window` of each other are fetched in one call.
+//!
+//! A wait that names its kind (see [`WaitKind`]) uses and teaches the cloud's estimate of how
+//! long such transitions take (src/cloud/wait_learn.rs): once warm, it sleeps until shortly
+//! before the expected completion and polls densely around it, and falls back to the
+//! stretching schedule when the estimate is missed. Planned polls still share batches.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -13,6 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Notify, watch};
 
 use super::error::CloudError;
+use super::wait_learn::{Completion, Estimate, Plan};
+pub use super::wait_learn::{Estimates, WaitKind};
 
 /// Fetches the current state of resources.
 #[async_trait::async_trait]
@@ -55,6 +62,11 @@ pub struct WaitSettings {
     pub batch_window: Duration,
     /// An id not seen in a change list for this long is fetched individually.
     pub refresh_every: Duration,
+    /// A learned wait's dense polls are at most this share of the expected time apart (plus
+    /// two `min_interval`s): the bound on how late it sees a completion.
+    pub dense_share: f64,
+    /// What this cloud's waits have learned; shared by all its waiters.
+    pub estimates: Estimates,
 }
 
 impl Default for WaitSettings {
@@ -65,6 +77,8 @@ impl Default for WaitSettings {
             proportion: 0.04,
             batch_window: Duration::from_millis(40),
             refresh_every: Duration::from_secs(5),
+            dense_share: 0.1,
+            estimates: Estimates::default(),
         }
     }
 }
@@ -79,6 +93,27 @@ struct Entry<T> {
     last_fetched: Instant,
     needs_first_look: bool,
     waiters: usize,
+    /// The learned plan this entry polls by, when its first waiter's kind had a warm estimate.
+    learned: Option<Learned>,
+}
+
+struct Learned {
+    kind: WaitKind,
+    estimate: Estimate,
+    plan: Plan,
+    slow_logged: bool,
+}
+
+impl<T> Entry<T> {
+    /// When to poll next, after a poll that finished at `done`.
+    fn next_due(&self, done: Instant, settings: &WaitSettings) -> Instant {
+        let waited = done.duration_since(self.registered);
+        if let Some(at) = self.learned.as_ref().and_then(|l| l.plan.next_after(waited)) {
+            return self.registered + at;
+        }
+        // Cold, or the estimate was missed: stretch with the time waited.
+        done + waited.mul_f64(settings.proportion).clamp(settings.min_interval, settings.max_interval)
+    }
 }
 
 struct Inner<S: StatusSource> {
@@ -143,11 +178,27 @@ impl<S: StatusSource> Waiter<S> {
         &self,
         id: &str,
         seed: Option<S::Item>,
+        check: impl FnMut(Option<&S::Item>) -> Check,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<Option<S::Item>, CloudError> {
+        self.wait_as(None, id, seed, check, timeout, what).await
+    }
+
+    /// [`Waiter::wait`] for a transition of `kind`: polls by the cloud's estimate of such
+    /// transitions once it is warm, and teaches it this one's completion time.
+    pub async fn wait_as(
+        &self,
+        kind: Option<&WaitKind>,
+        id: &str,
+        seed: Option<S::Item>,
         mut check: impl FnMut(Option<&S::Item>) -> Check,
         timeout: Duration,
         what: &str,
     ) -> Result<Option<S::Item>, CloudError> {
-        let mut latest = self.register(id, seed);
+        let started = Instant::now();
+        let mut pending_at = None;
+        let mut latest = self.register(id, seed, kind);
         let _registration = Registration { inner: self.inner.clone(), id: id.to_string() };
         self.inner.wake.notify_one();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -156,9 +207,14 @@ impl<S: StatusSource> Waiter<S> {
             match observation {
                 None => {}
                 Some(Ok(item)) => match check(item.as_ref()) {
-                    Check::Done => return Ok(item),
+                    Check::Done => {
+                        if let Some(kind) = kind {
+                            self.learn(kind, Completion { pending_at, done_at: started.elapsed() });
+                        }
+                        return Ok(item);
+                    }
                     Check::Fail(e) => return Err(e),
-                    Check::Continue => {}
+                    Check::Continue => pending_at = Some(started.elapsed()),
                 },
                 Some(Err(e)) if e.is_transient() => {
                     tracing::debug!(id, error = %e, "poll failed; still waiting");
@@ -173,7 +229,30 @@ impl<S: StatusSource> Waiter<S> {
         }
     }
 
-    fn register(&self, id: &str, seed: Option<S::Item>) -> watch::Receiver<Observation<S::Item>> {
+    fn learn(&self, kind: &WaitKind, completion: Completion) {
+        let settings = &self.inner.settings;
+        let expected = settings.estimates.warm(kind).map(|e| e.mean);
+        if let Some(sample) = completion.sample(settings.min_interval, expected) {
+            settings.estimates.learn(kind, sample);
+        }
+    }
+
+    fn register(
+        &self,
+        id: &str,
+        seed: Option<S::Item>,
+        kind: Option<&WaitKind>,
+    ) -> watch::Receiver<Observation<S::Item>> {
+        let settings = &self.inner.settings;
+        let learned = kind.and_then(|kind| {
+            let (estimate, plan) = settings.estimates.plan(
+                kind,
+                settings.min_interval,
+                settings.max_interval,
+                settings.dense_share,
+            )?;
+            Some(Learned { kind: kind.clone(), estimate, plan, slow_logged: false })
+        });
         let mut entries = self.inner.entries.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let entry = entries.entry(id.to_string()).or_insert_with(|| Entry {
@@ -184,7 +263,13 @@ impl<S: StatusSource> Waiter<S> {
             last_fetched: now,
             needs_first_look: true,
             waiters: 0,
+            learned: None,
         });
+        // A plan is for a fresh wait; one joining a running wait keeps its schedule.
+        let planned = entry.waiters == 0 && learned.is_some();
+        if entry.waiters == 0 {
+            entry.learned = learned;
+        }
         entry.waiters += 1;
         let mut receiver = entry.latest.subscribe();
         receiver.mark_unchanged();
@@ -195,11 +280,15 @@ impl<S: StatusSource> Waiter<S> {
                 entry.last_fetched = now;
                 entry.needs_first_look = false;
                 entry.next_due = entry.next_due.max(now + self.inner.settings.min_interval);
+                if planned {
+                    entry.next_due = entry.next_due.max(entry.next_due(now, settings));
+                }
                 receiver.mark_changed();
             }
             None => {
-                // A new waiter wants a fresh look, not one from before its operation.
-                entry.next_due = now;
+                // A new waiter wants a fresh look, not one from before its operation; a learned
+                // one takes it when the transition is due instead of right away.
+                entry.next_due = if planned { entry.next_due(now, settings) } else { now };
                 entry.needs_first_look = true;
                 entry.latest.send_replace(None);
             }
@@ -230,8 +319,7 @@ async fn run<S: StatusSource>(weak: Weak<Inner<S>>) {
                 .iter()
                 .filter(|id| {
                     let e = &entries[*id];
-                    e.next_due == e.registered
-                        || now.duration_since(e.last_fetched) >= inner.settings.refresh_every
+                    e.needs_first_look || now.duration_since(e.last_fetched) >= inner.settings.refresh_every
                 })
                 .cloned()
                 .collect();
@@ -263,10 +351,14 @@ async fn run<S: StatusSource>(weak: Weak<Inner<S>>) {
         for id in &due {
             let Some(entry) = entries.get_mut(id) else { continue };
             let waited = done.duration_since(entry.registered);
-            let interval = waited
-                .mul_f64(inner.settings.proportion)
-                .clamp(inner.settings.min_interval, inner.settings.max_interval);
-            entry.next_due = done + interval;
+            entry.next_due = entry.next_due(done, &inner.settings);
+            if let Some(learned) = entry.learned.as_mut()
+                && !learned.slow_logged
+                && waited > learned.plan.slow_after
+            {
+                learned.slow_logged = true;
+                inner.settings.estimates.slow(&learned.kind, learned.estimate.mean, waited);
+            }
             match &result {
                 Ok(states) => {
                     if let Some(state) = states.get(id) {
@@ -296,6 +388,7 @@ mod tests {
         ready_at: Mutex<HashMap<String, Instant>>,
         calls: AtomicUsize,
         individual: AtomicUsize,
+        looks: Mutex<HashMap<String, usize>>,
     }
 
     #[async_trait::async_trait]
@@ -309,6 +402,10 @@ mod tests {
         ) -> Result<HashMap<String, Option<&'static str>>, CloudError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             self.individual.fetch_add(individually.len(), Ordering::SeqCst);
+            let mut looks = self.looks.lock().unwrap();
+            for id in ids {
+                *looks.entry(id.clone()).or_default() += 1;
+            }
             let ready = self.ready_at.lock().unwrap();
             let now = Instant::now();
             Ok(ids
@@ -327,7 +424,48 @@ mod tests {
             ready_at: Mutex::new(ready.iter().map(|(id, d)| (id.to_string(), now + *d)).collect()),
             calls: AtomicUsize::new(0),
             individual: AtomicUsize::new(0),
+            looks: Mutex::new(HashMap::new()),
         })
+    }
+
+    impl Fake {
+        fn ready_in(&self, id: &str, after: Duration) {
+            self.ready_at.lock().unwrap().insert(id.to_string(), Instant::now() + after);
+        }
+
+        fn looks(&self, id: &str) -> usize {
+            self.looks.lock().unwrap().get(id).copied().unwrap_or(0)
+        }
+    }
+
+    const TRANSITION: Duration = Duration::from_millis(300);
+
+    fn create() -> WaitKind {
+        WaitKind::new("volume.create", Some("SSD"))
+    }
+
+    /// Runs one wait of `kind` on a resource that becomes ready `after` from now; its wall time.
+    async fn timed_wait(waiter: &Waiter<Arc<Fake>>, cloud: &Fake, id: &str, after: Duration) -> Duration {
+        cloud.ready_in(id, after);
+        let started = Instant::now();
+        let kind = create();
+        let item = waiter
+            .wait_as(Some(&kind), id, Some("creating"), until_available, Duration::from_secs(20), id)
+            .await
+            .unwrap();
+        assert_eq!(item, Some("available"));
+        started.elapsed()
+    }
+
+    /// A waiter that has seen `warm_up` transitions of `TRANSITION`.
+    async fn warmed(warm_up: usize) -> (Arc<Fake>, Waiter<Arc<Fake>>, WaitSettings) {
+        let cloud = fake(&[]);
+        let settings = WaitSettings::default();
+        let waiter = Waiter::new(cloud.clone(), settings.clone());
+        for i in 0..warm_up {
+            timed_wait(&waiter, &cloud, &format!("warm{i}"), TRANSITION).await;
+        }
+        (cloud, waiter, settings)
     }
 
     fn until_available(item: Option<&&str>) -> Check {
@@ -391,5 +529,89 @@ mod tests {
             cloud.individual.load(Ordering::SeqCst) <= 2 * ids.len(),
             "individual fetches are limited to first looks and refreshes"
         );
+    }
+
+    #[tokio::test]
+    async fn a_cold_wait_polls_on_the_stretching_schedule() {
+        let (cloud, waiter, settings) = warmed(0).await;
+        let took = timed_wait(&waiter, &cloud, "v", TRANSITION).await;
+        // 300 ms at one poll per 25 ms: about a dozen looks, and the end seen promptly.
+        assert!(cloud.looks("v") >= 8, "cold start polls like before: {} looks", cloud.looks("v"));
+        assert!(took < TRANSITION + Duration::from_millis(60), "{took:?}");
+        assert!(settings.estimates.get(&create()).is_some(), "and it learns from the completion");
+    }
+
+    #[tokio::test]
+    async fn a_learned_wait_sleeps_until_the_transition_is_due_then_polls_densely() {
+        let (cloud, waiter, settings) = warmed(5).await;
+        let estimate = settings.estimates.warm(&create()).expect("warm after five");
+        assert!(
+            estimate.mean > Duration::from_millis(250) && estimate.mean < Duration::from_millis(360),
+            "{estimate:?}"
+        );
+        let took = timed_wait(&waiter, &cloud, "v", TRANSITION).await;
+        assert!(cloud.looks("v") <= 3, "a learned wait takes a look or two, took {}", cloud.looks("v"));
+        assert!(took < TRANSITION + Duration::from_millis(60), "and still sees the end promptly: {took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_learned_wait_without_a_seed_skips_the_immediate_look() {
+        let (cloud, waiter, _) = warmed(5).await;
+        cloud.ready_in("v", TRANSITION);
+        let started = Instant::now();
+        let kind = create();
+        waiter.wait_as(Some(&kind), "v", None, until_available, Duration::from_secs(20), "v").await.unwrap();
+        assert!(cloud.looks("v") <= 3, "{} looks", cloud.looks("v"));
+        assert!(started.elapsed() < TRANSITION + Duration::from_millis(60), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_missed_estimate_falls_back_to_the_stretching_schedule() {
+        let (cloud, waiter, _) = warmed(5).await;
+        let slow = Duration::from_millis(1500);
+        let took = timed_wait(&waiter, &cloud, "slow", slow).await;
+        // Past the plan the schedule stretches (4 % of the time waited): the end is seen within
+        // ~60 ms of it, at far fewer looks than one per 25 ms would take.
+        assert!(took >= slow && took < slow + Duration::from_millis(120), "{took:?}");
+        let looks = cloud.looks("slow");
+        assert!((3..40).contains(&looks), "{looks} looks");
+    }
+
+    #[tokio::test]
+    async fn learned_waits_that_fall_due_together_still_share_fetches() {
+        let (cloud, waiter, _) = warmed(5).await;
+        let before = cloud.calls.load(Ordering::SeqCst);
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..100 {
+            let (waiter, cloud) = (waiter.clone(), cloud.clone());
+            tasks.spawn(async move { timed_wait(&waiter, &cloud, &format!("b{i}"), TRANSITION).await });
+        }
+        let mut slowest = Duration::ZERO;
+        while let Some(took) = tasks.join_next().await {
+            slowest = slowest.max(took.unwrap());
+        }
+        let calls = cloud.calls.load(Ordering::SeqCst) - before;
+        assert!(calls <= 8, "100 learned waits took {calls} fetch calls");
+        assert!(slowest < TRANSITION + Duration::from_millis(100), "{slowest:?}");
+    }
+
+    #[tokio::test]
+    async fn a_transition_far_slower_than_learned_is_reported() {
+        let metrics = crate::telemetry::metrics::Metrics::new();
+        let cloud = fake(&[]);
+        let settings =
+            WaitSettings { estimates: Estimates::new("east", Some(metrics.clone())), ..Default::default() };
+        let waiter = Waiter::new(cloud.clone(), settings);
+        for i in 0..4 {
+            timed_wait(&waiter, &cloud, &format!("w{i}"), Duration::from_millis(100)).await;
+        }
+        let text = metrics.render();
+        assert!(!text.contains("cinder_evs_csi_wait_slow_total{"), "{text}");
+        let labels = r#"{cloud="east",operation="volume.create",volume_type="SSD"}"#;
+        assert!(text.contains(&format!("cinder_evs_csi_wait_expected_seconds{labels} 0.")), "{text}");
+        // Far slower: past twice the learned time (plus a second).
+        timed_wait(&waiter, &cloud, "sick", Duration::from_millis(1800)).await;
+        let text = metrics.render();
+        assert!(text.contains(&format!("cinder_evs_csi_wait_slow_total{labels} 1")), "{text}");
     }
 }

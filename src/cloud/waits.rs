@@ -5,8 +5,19 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::error::CloudError;
-use super::types::{Snapshot, SnapshotStatus, Volume, VolumeStatus};
-use super::wait::{Check, StatusSource, Waiter};
+use super::types::{Snapshot, SnapshotStatus, Volume, VolumeSource, VolumeSpec, VolumeStatus};
+use super::wait::{Check, StatusSource, WaitKind, Waiter};
+
+/// The kind of transition creating `spec` starts: restores and clones take their own time.
+pub fn create_kind(spec: &VolumeSpec) -> WaitKind {
+    let operation = match &spec.source {
+        None => "volume.create",
+        Some(VolumeSource::Snapshot(_)) => "volume.create_from_snapshot",
+        Some(VolumeSource::Volume(_)) => "volume.clone",
+        Some(VolumeSource::Backup(_)) => "volume.restore",
+    };
+    WaitKind::new(operation, spec.volume_type.as_deref())
+}
 
 /// The current state of each id, one GET each: the poll of resources a cloud cannot list by
 /// change, shared by every backend's status sources.
@@ -42,6 +53,19 @@ pub async fn volume_until<S: StatusSource<Item = Volume>>(
     what: &str,
     accept: impl Fn(&Volume) -> bool + Send,
 ) -> Result<Volume, CloudError> {
+    volume_until_as(waiter, None, id, seed, timeout, what, accept).await
+}
+
+/// [`volume_until`] for a transition of `kind`, which it learns from and polls by.
+pub async fn volume_until_as<S: StatusSource<Item = Volume>>(
+    waiter: &Waiter<S>,
+    kind: Option<&WaitKind>,
+    id: &str,
+    seed: Option<Volume>,
+    timeout: Duration,
+    what: &str,
+    accept: impl Fn(&Volume) -> bool + Send,
+) -> Result<Volume, CloudError> {
     let check = |v: Option<&Volume>| match v {
         None => Check::Fail(gone("volume", id)),
         Some(v) if accept(v) => Check::Done,
@@ -50,7 +74,7 @@ pub async fn volume_until<S: StatusSource<Item = Volume>>(
         }
         Some(_) => Check::Continue,
     };
-    waiter.wait(id, seed, check, timeout, what).await?.ok_or_else(|| gone("volume", id))
+    waiter.wait_as(kind, id, seed, check, timeout, what).await?.ok_or_else(|| gone("volume", id))
 }
 
 /// Waits until the snapshot is available; an `error*` state or its disappearance fails.

@@ -18,6 +18,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
+use super::wait_metrics::WaitMetrics;
+
 /// Labels of a finished RPC.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RpcLabels {
@@ -63,6 +65,7 @@ pub struct Metrics {
     cloud_total: Family<CloudCallLabels, Counter>,
     cloud_seconds: CloudHistogramFamily,
     tag_repairs: Family<OutcomeLabels, Counter>,
+    waits: WaitMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -112,7 +115,9 @@ impl Metrics {
             "Disks whose missing tags a repair pass added (`repaired`) or could not add (`failed`)",
             tag_repairs.clone(),
         );
+        let waits = WaitMetrics::register(&mut registry);
         Arc::new(Self {
+            waits,
             registry: Mutex::new(registry),
             tag_repairs,
             rpc_total,
@@ -146,6 +151,23 @@ impl Metrics {
         for (outcome, n) in [("repaired", repaired), ("failed", failed)] {
             self.tag_repairs.get_or_create(&OutcomeLabels { outcome: outcome.into() }).inc_by(n as u64);
         }
+    }
+
+    /// Records a transition the wait engine saw complete and the estimate it now holds.
+    pub fn record_wait(
+        &self,
+        cloud: &str,
+        operation: &str,
+        volume_type: &str,
+        expected: Duration,
+        observed: Duration,
+    ) {
+        self.waits.record(cloud, operation, volume_type, expected, observed);
+    }
+
+    /// Counts a wait that ran far past the learned transition time.
+    pub fn record_slow_wait(&self, cloud: &str, operation: &str, volume_type: &str) {
+        self.waits.record_slow(cloud, operation, volume_type);
     }
 
     /// The registry in Prometheus text format, with gauges sampled now.
@@ -221,6 +243,24 @@ mod tests {
         let text = metrics.render();
         assert!(text.contains(r#"cinder_evs_csi_tag_repairs_total{outcome="repaired"} 3"#), "{text}");
         assert!(text.contains(r#"cinder_evs_csi_tag_repairs_total{outcome="failed"} 1"#), "{text}");
+    }
+
+    #[test]
+    fn learned_transition_times_are_exposed_per_cloud_operation_and_type() {
+        let metrics = Metrics::new();
+        metrics.record_wait(
+            "east",
+            "volume.create",
+            "SSD",
+            Duration::from_millis(950),
+            Duration::from_millis(1000),
+        );
+        metrics.record_slow_wait("east", "volume.create", "SSD");
+        let text = metrics.render();
+        let labels = r#"{cloud="east",operation="volume.create",volume_type="SSD"}"#;
+        assert!(text.contains(&format!("cinder_evs_csi_wait_expected_seconds{labels} 0.95")), "{text}");
+        assert!(text.contains(&format!("cinder_evs_csi_wait_observed_seconds_sum{labels} 1.0")), "{text}");
+        assert!(text.contains(&format!("cinder_evs_csi_wait_slow_total{labels} 1")), "{text}");
     }
 
     #[test]

@@ -5,3 +5,4 @@ pub mod metrics;
 pub mod reason;
 pub mod redact;
 pub mod secret_names;
+pub mod wait_metrics;

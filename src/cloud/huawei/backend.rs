@@ -15,14 +15,17 @@ use super::tags::{self, Tags};
 use crate::cloud::backend::Backend;
 use crate::cloud::error::CloudError;
 use crate::cloud::lookup::{self, NameLookups, NameSource};
+use crate::cloud::recent::Recent;
 use crate::cloud::types::{
     Attached, Capacity, Owner, Page, Snapshot, SnapshotSpec, TagRepair, Volume, VolumeSource, VolumeSpec,
     VolumeStatus,
 };
-use crate::cloud::wait::{Check, StatusSource, WaitSettings, Waiter};
+use crate::cloud::wait::{Check, StatusSource, WaitKind, WaitSettings, Waiter};
 
 /// How long `create_volume` waits for the create job to name its disk.
 const CREATE_ACCEPT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a read stands in for the next one of the same RPC (its checks, then the action).
+const READ_TTL: Duration = Duration::from_millis(500);
 
 /// Polls EVS disks for the wait engine: one `ids` query for many, single GETs for few.
 #[derive(Debug)]
@@ -99,6 +102,10 @@ pub struct HuaweiBackend {
     volumes: Waiter<VolumeStates>,
     snapshots: Waiter<SnapshotStates>,
     names: NameLookups,
+    /// What an RPC has just read, so that its attach or detach need not read it again.
+    reads: Recent<Volume>,
+    /// The kind of transition each new disk's create started, for its wait.
+    kinds: Recent<WaitKind>,
 }
 
 fn is_attached_to(volume: &Volume, server_id: &str) -> bool {
@@ -124,6 +131,8 @@ impl HuaweiBackend {
             ecs_jobs: Jobs::new(client.clone(), Service::Ecs, waits.clone()),
             volumes: Waiter::new(VolumeStates(evs.clone()), waits.clone()),
             snapshots: Waiter::new(SnapshotStates(evs.clone()), waits),
+            reads: Recent::new(READ_TTL),
+            kinds: Recent::new(Duration::from_secs(600)),
             evs,
             client,
         }
@@ -136,7 +145,33 @@ impl HuaweiBackend {
         what: &str,
         accept: impl Fn(&Volume) -> bool + Send,
     ) -> Result<Volume, CloudError> {
-        crate::cloud::waits::volume_until(&self.volumes, id, None, timeout, what, accept).await
+        self.wait_volume_as(None, id, timeout, what, accept).await
+    }
+
+    async fn wait_volume_as(
+        &self,
+        kind: Option<&WaitKind>,
+        id: &str,
+        timeout: Duration,
+        what: &str,
+        accept: impl Fn(&Volume) -> bool + Send,
+    ) -> Result<Volume, CloudError> {
+        let waited =
+            crate::cloud::waits::volume_until_as(&self.volumes, kind, id, None, timeout, what, accept).await;
+        // The settled read is the freshest this RPC has: an attach right after it must not
+        // act on an older read taken before the wait.
+        if let Ok(volume) = &waited {
+            self.reads.put(id, volume.clone());
+        }
+        waited
+    }
+
+    /// The disk as this RPC has just read it, or as EVS says now.
+    async fn current(&self, id: &str) -> Result<Option<Volume>, CloudError> {
+        match self.reads.take(id) {
+            Some(volume) => Ok(Some(volume)),
+            None => self.evs.get_volume(id).await,
+        }
     }
 
     /// The type of the disk a snapshot was taken of: EVS restores a snapshot only into a disk
@@ -151,10 +186,13 @@ impl HuaweiBackend {
     }
 
     /// Waits for a job until it names a disk (or finishes); returns the disk id.
-    async fn created_volume_id(&self, job_id: &str, name: &str) -> Result<String, CloudError> {
+    async fn created_volume_id(&self, spec: &VolumeSpec, job_id: &str) -> Result<String, CloudError> {
+        let name = &spec.name;
+        let kind = WaitKind::new("job.create_names_disk", spec.volume_type.as_deref());
         let job = self
             .evs_jobs
-            .wait(
+            .wait_as(
+                Some(&kind),
                 job_id,
                 |job: Option<&Job>| match job {
                     Some(j) if !j.volume_ids.is_empty() => Check::Done,
@@ -172,12 +210,13 @@ impl HuaweiBackend {
     /// actual state (ECS refuses an attach that is already in place, for one).
     async fn finish_ecs(
         &self,
+        kind: &WaitKind,
         submitted: Submitted,
         volume_id: &str,
         timeout: Duration,
     ) -> Result<(), CloudError> {
         if let Submitted::Job(job_id) = submitted {
-            self.ecs_jobs.finish(&job_id, "volume", volume_id, timeout).await?;
+            self.ecs_jobs.finish_as(Some(kind), &job_id, "volume", volume_id, timeout).await?;
         }
         Ok(())
     }
@@ -209,7 +248,7 @@ impl Backend for HuaweiBackend {
         let created = self.evs.create_volume(spec).await?;
         let id = match (created.volume_ids.first(), &created.job_id) {
             (Some(id), _) => id.clone(),
-            (None, Some(job)) => self.created_volume_id(job, &spec.name).await?,
+            (None, Some(job)) => self.created_volume_id(spec, job).await?,
             (None, None) => {
                 return Err(CloudError::Protocol("EVS accepted a create without job or disk id".into()));
             }
@@ -220,27 +259,30 @@ impl Backend for HuaweiBackend {
             // next tag repair adds them.
             tracing::warn!(volume_id = %id, error = %e, "could not tag the new disk");
         }
-        match self.evs.get_volume(&id).await? {
-            Some(volume) => Ok(volume),
-            // Just created: the disk list may lag behind the job.
-            None => Ok(Volume {
-                id,
-                name: spec.name.clone(),
-                size_gib: spec.size_gib,
-                status: VolumeStatus::Creating,
-                zone: spec.zone.clone().unwrap_or_default(),
-                volume_type: Some(spec.volume_type.clone().unwrap_or_else(|| evs::DEFAULT_TYPE.into())),
-                multiattach: spec.multiattach,
-                attachments: Vec::new(),
-                metadata: spec.metadata.clone(),
-                source_snapshot_id: None,
-                source_volume_id: None,
-            }),
-        }
+        self.kinds.put(&id, crate::cloud::waits::create_kind(spec));
+        // The disk as requested, not as read back: every caller waits for it to become ready
+        // next, and that wait's look is the read. A GET here would be one more call per create.
+        Ok(Volume {
+            id,
+            name: spec.name.clone(),
+            size_gib: spec.size_gib,
+            status: VolumeStatus::Creating,
+            zone: spec.zone.clone().unwrap_or_default(),
+            volume_type: Some(spec.volume_type.clone().unwrap_or_else(|| evs::DEFAULT_TYPE.into())),
+            multiattach: spec.multiattach,
+            attachments: Vec::new(),
+            metadata: spec.metadata.clone(),
+            source_snapshot_id: None,
+            source_volume_id: None,
+        })
     }
 
     async fn get_volume(&self, id: &CloudId) -> Result<Option<Volume>, CloudError> {
-        self.evs.get_volume(id).await
+        let volume = self.evs.get_volume(id).await?;
+        if let Some(v) = &volume {
+            self.reads.put(id, v.clone());
+        }
+        Ok(volume)
     }
 
     async fn find_volumes_by_name(&self, name: &str) -> Result<Vec<Volume>, CloudError> {
@@ -264,7 +306,8 @@ impl Backend for HuaweiBackend {
     }
 
     async fn wait_volume_ready(&self, id: &CloudId, timeout: Duration) -> Result<Volume, CloudError> {
-        self.wait_volume(id, timeout, &format!("volume {id} to become ready"), |v| {
+        let kind = self.kinds.take(id);
+        self.wait_volume_as(kind.as_ref(), id, timeout, &format!("volume {id} to become ready"), |v| {
             matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
         })
         .await
@@ -373,10 +416,10 @@ impl Backend for HuaweiBackend {
         timeout: Duration,
     ) -> Result<Attached, CloudError> {
         let volume = self
-            .evs
-            .get_volume(volume_id)
+            .current(volume_id)
             .await?
             .ok_or(CloudError::NotFound { kind: "volume", id: volume_id.to_string() })?;
+        let kind = WaitKind::new("job.attach", volume.volume_type.as_deref());
         let attached_here = |v: &Volume| v.status != VolumeStatus::Attaching && is_attached_to(v, server_id);
         if !attached_here(&volume) && volume.status != VolumeStatus::Attaching {
             let outcome = match self.ecs.attach(server_id, volume_id).await? {
@@ -386,7 +429,7 @@ impl Backend for HuaweiBackend {
                 Ok(Submitted::NotAttached) => {
                     Err(CloudError::Protocol("ECS answered an attach with \"not attached\"".into()))
                 }
-                Ok(submitted) => self.finish_ecs(submitted, volume_id, timeout).await,
+                Ok(submitted) => self.finish_ecs(&kind, submitted, volume_id, timeout).await,
                 Err(fault) => Err(fault.to_error("volume", volume_id)),
             };
             if let Err(error) = outcome {
@@ -420,16 +463,17 @@ impl Backend for HuaweiBackend {
         server_id: &CloudId,
         timeout: Duration,
     ) -> Result<(), CloudError> {
-        let Some(volume) = self.evs.get_volume(volume_id).await? else { return Ok(()) };
+        let Some(volume) = self.current(volume_id).await? else { return Ok(()) };
         if !is_attached_to(&volume, server_id) {
             return Ok(());
         }
+        let kind = WaitKind::new("job.detach", volume.volume_type.as_deref());
         if volume.status != VolumeStatus::Detaching {
             let outcome = match self.ecs.detach(server_id, volume_id).await? {
                 // A deleted server holds no disks; its VolumeAttachment may be released. ECS
                 // is the authority on what a server holds, even while EVS still lists it.
                 Ok(Submitted::ServerMissing | Submitted::NotAttached) => return Ok(()),
-                Ok(submitted) => self.finish_ecs(submitted, volume_id, timeout).await,
+                Ok(submitted) => self.finish_ecs(&kind, submitted, volume_id, timeout).await,
                 Err(fault) => Err(fault.to_error("volume", volume_id)),
             };
             if let Err(error) = outcome {

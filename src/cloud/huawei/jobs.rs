@@ -13,7 +13,7 @@ use super::auth::{Client, Request};
 use super::endpoints::Service;
 use super::fault;
 use crate::cloud::error::CloudError;
-use crate::cloud::wait::{Check, StatusSource, WaitSettings, Waiter};
+use crate::cloud::wait::{Check, StatusSource, WaitKind, WaitSettings, Waiter};
 use crate::contract::UrlPath;
 
 /// Where a job is.
@@ -214,7 +214,19 @@ impl Jobs {
         timeout: Duration,
         what: &str,
     ) -> Result<Option<Job>, CloudError> {
-        self.waiter.wait(job_id, None, check, timeout, what).await
+        self.wait_as(None, job_id, check, timeout, what).await
+    }
+
+    /// [`Jobs::wait`] for a job of `kind`, whose learned time it polls by.
+    pub async fn wait_as(
+        &self,
+        kind: Option<&WaitKind>,
+        job_id: &str,
+        check: impl FnMut(Option<&Job>) -> Check,
+        timeout: Duration,
+        what: &str,
+    ) -> Result<Option<Job>, CloudError> {
+        self.waiter.wait_as(kind, job_id, None, check, timeout, what).await
     }
 
     /// Waits until the job succeeds; its failure is the error of `kind` `id`.
@@ -225,8 +237,21 @@ impl Jobs {
         id: &str,
         timeout: Duration,
     ) -> Result<Job, CloudError> {
+        self.finish_as(None, job_id, kind, id, timeout).await
+    }
+
+    /// [`Jobs::finish`] for a job of `wait_kind`, whose learned time it polls by.
+    pub async fn finish_as(
+        &self,
+        wait_kind: Option<&WaitKind>,
+        job_id: &str,
+        kind: &'static str,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<Job, CloudError> {
         let job = self
-            .wait(
+            .wait_as(
+                wait_kind,
                 job_id,
                 |j| until_finished(j, job_id, kind, id),
                 timeout,

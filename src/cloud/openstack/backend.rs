@@ -12,14 +12,17 @@ use super::nova::Nova;
 use crate::cloud::backend::Backend;
 use crate::cloud::error::CloudError;
 use crate::cloud::lookup::{NameLookups, NameSource};
+use crate::cloud::recent::Recent;
 use crate::cloud::types::{
     Attached, Backup, Capacity, GroupSnapshot, Owner, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume,
     VolumeSpec, VolumeStatus,
 };
-use crate::cloud::wait::{Check, StatusSource, WaitSettings, Waiter};
+use crate::cloud::wait::{Check, StatusSource, WaitKind, WaitSettings, Waiter};
 
 /// How long a volume the cloud just returned may stand in for a first poll.
 const SEED_TTL: Duration = Duration::from_secs(2);
+/// How long a read stands in for the next one of the same RPC (its checks, then the action).
+const READ_TTL: Duration = Duration::from_millis(500);
 
 /// Polls Cinder volumes for the wait engine.
 #[derive(Debug)]
@@ -89,6 +92,10 @@ impl NameSource for VolumeNames {
 pub struct OpenStackBackend {
     /// Volumes just returned by the cloud, handed to the next wait as its first look.
     seeds: std::sync::Mutex<HashMap<String, (std::time::Instant, Volume)>>,
+    /// What an RPC has just read, so that its attach or detach need not read it again.
+    reads: Recent<Volume>,
+    /// The kind of transition each new volume's create started, for its wait.
+    kinds: Recent<WaitKind>,
     session: Arc<Session>,
     cinder: Arc<Cinder>,
     nova: Nova,
@@ -105,6 +112,8 @@ impl OpenStackBackend {
         Self {
             names: NameLookups::new(VolumeNames { cinder: cinder.clone(), owner }),
             seeds: std::sync::Mutex::new(HashMap::new()),
+            reads: Recent::new(READ_TTL),
+            kinds: Recent::new(Duration::from_secs(600)),
             nova: Nova::new(session.clone()),
             volumes: Waiter::new(VolumeStates(cinder.clone()), waits.clone()),
             snapshots: Waiter::new(SnapshotStates(cinder.clone()), waits),
@@ -138,8 +147,25 @@ impl OpenStackBackend {
         what: &str,
         accept: impl Fn(&Volume) -> bool + Send,
     ) -> Result<Volume, CloudError> {
+        self.wait_volume_as(None, id, timeout, what, accept).await
+    }
+
+    async fn wait_volume_as(
+        &self,
+        kind: Option<&WaitKind>,
+        id: &str,
+        timeout: Duration,
+        what: &str,
+        accept: impl Fn(&Volume) -> bool + Send,
+    ) -> Result<Volume, CloudError> {
+        let seed = self.seed(id);
         let waited =
-            crate::cloud::waits::volume_until(&self.volumes, id, self.seed(id), timeout, what, accept).await;
+            crate::cloud::waits::volume_until_as(&self.volumes, kind, id, seed, timeout, what, accept).await;
+        // The settled read is the freshest this RPC has: an attach right after it must not
+        // act on an older read taken before the wait.
+        if let Ok(volume) = &waited {
+            self.reads.put(id, volume.clone());
+        }
         self.explained(waited).await
     }
 
@@ -148,6 +174,14 @@ impl OpenStackBackend {
         match result {
             Err(e @ CloudError::ErrorState { .. }) => Err(super::reasons::explain(&self.cinder, e).await),
             other => other,
+        }
+    }
+
+    /// The volume as this RPC has just read it, or as the cloud says now.
+    async fn current(&self, id: &str) -> Result<Option<Volume>, CloudError> {
+        match self.reads.take(id) {
+            Some(volume) => Ok(Some(volume)),
+            None => self.cinder.get_volume(id).await,
         }
     }
 }
@@ -232,11 +266,16 @@ impl Backend for OpenStackBackend {
     async fn create_volume(&self, spec: &VolumeSpec) -> Result<Volume, CloudError> {
         let volume = self.cinder.create_volume(spec).await?;
         self.remember(&volume);
+        self.kinds.put(&volume.id, crate::cloud::waits::create_kind(spec));
         Ok(volume)
     }
 
     async fn get_volume(&self, id: &CloudId) -> Result<Option<Volume>, CloudError> {
-        self.cinder.get_volume(id).await
+        let volume = self.cinder.get_volume(id).await?;
+        if let Some(v) = &volume {
+            self.reads.put(id, v.clone());
+        }
+        Ok(volume)
     }
 
     async fn find_volumes_by_name(&self, name: &str) -> Result<Vec<Volume>, CloudError> {
@@ -279,7 +318,8 @@ impl Backend for OpenStackBackend {
     }
 
     async fn wait_volume_ready(&self, id: &CloudId, timeout: Duration) -> Result<Volume, CloudError> {
-        self.wait_volume(id, timeout, &format!("volume {id} to become ready"), |v| {
+        let kind = self.kinds.take(id);
+        self.wait_volume_as(kind.as_ref(), id, timeout, &format!("volume {id} to become ready"), |v| {
             matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
         })
         .await
@@ -402,10 +442,10 @@ impl Backend for OpenStackBackend {
         timeout: Duration,
     ) -> Result<Attached, CloudError> {
         let volume = self
-            .cinder
-            .get_volume(volume_id)
+            .current(volume_id)
             .await?
             .ok_or(CloudError::NotFound { kind: "volume", id: volume_id.to_string() })?;
+        let kind = WaitKind::new("volume.attach", volume.volume_type.as_deref());
         if let Some(existing) = volume.attachments.iter().find(|a| a.server_id == server_id.as_str()) {
             if volume.status == VolumeStatus::InUse {
                 return Ok(Attached { device_hint: existing.device.clone() });
@@ -415,7 +455,8 @@ impl Backend for OpenStackBackend {
         }
         let server = server_id.to_string();
         let volume = self
-            .wait_volume(
+            .wait_volume_as(
+                Some(&kind),
                 volume_id,
                 timeout,
                 &format!("volume {volume_id} to attach to {server_id}"),
@@ -436,7 +477,7 @@ impl Backend for OpenStackBackend {
         server_id: &CloudId,
         timeout: Duration,
     ) -> Result<(), CloudError> {
-        let Some(volume) = self.cinder.get_volume(volume_id).await? else { return Ok(()) };
+        let Some(volume) = self.current(volume_id).await? else { return Ok(()) };
         if !is_attached_to(&volume, server_id) {
             return Ok(());
         }
@@ -444,8 +485,10 @@ impl Backend for OpenStackBackend {
             self.nova.detach(server_id, volume_id).await?;
         }
         let server = server_id.to_string();
+        let kind = WaitKind::new("volume.detach", volume.volume_type.as_deref());
         match self
-            .wait_volume(
+            .wait_volume_as(
+                Some(&kind),
                 volume_id,
                 timeout,
                 &format!("volume {volume_id} to detach from {server_id}"),
