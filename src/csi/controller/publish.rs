@@ -30,16 +30,7 @@ impl ControllerService {
         let node = super::clouds::node_id("node_id", &request.node_id)?;
         let _guard = self.lock(format!("volume/{}", handle.id), "ControllerPublishVolume", &request).await?;
 
-        let ((_, backend), volume) = self
-            .clouds
-            .locate_volume(&handle)
-            .await?
-            .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
-        self.check_owner("volume", &request.volume_id, &volume.metadata)?;
-        let volume = self
-            .settle_volume(backend, volume)
-            .await?
-            .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
+        let (backend, volume) = self.volume_to_act_on(&handle, &request.volume_id).await?;
         capability::check(capability, volume.multiattach)?;
         let elsewhere: Vec<&str> = volume
             .attachments

@@ -15,7 +15,7 @@ use crate::cloud::types::{Backup, GroupSnapshot, Snapshot, SnapshotStatus, Volum
 use crate::cloud::wait::{Check, StatusSource, WaitSettings, Waiter};
 use crate::cloud::waits::fetch_each;
 use crate::cloud::{Backend, CloudError};
-use crate::contract::{CloudId, SnapshotRef};
+use crate::contract::{CloudId, Handle, SnapshotRef};
 use crate::csi::deadline;
 use crate::csi::status::CsiError;
 
@@ -43,6 +43,21 @@ impl ControllerService {
     /// How long this request may wait for a transition.
     fn settle_budget(&self) -> Duration {
         deadline::budget(self.settings.settle_timeout)
+    }
+
+    /// The volume a request names and the backend of its cloud, once it is known to be this
+    /// cluster's (or imported) and out of any transition: what expand, modify and publish act
+    /// on. `named` is the request's own spelling of the id, for messages.
+    pub(super) async fn volume_to_act_on(
+        &self,
+        handle: &Handle<CloudId>,
+        named: &str,
+    ) -> Result<(&Arc<dyn Backend>, Volume), CsiError> {
+        let not_found = || CsiError::NotFound(format!("volume {named} not found"));
+        let ((_, backend), volume) = self.clouds.locate_volume(handle).await?.ok_or_else(not_found)?;
+        self.check_owner("volume", named, &volume.metadata)?;
+        let volume = self.settle_volume(backend, volume).await?.ok_or_else(not_found)?;
+        Ok((backend, volume))
     }
 
     /// The volume once it is out of any transition; `None` when it disappeared meanwhile. A

@@ -375,16 +375,7 @@ impl ControllerService {
         }
         let handle = super::clouds::volume_handle("volume_id", &request.volume_id)?;
         let _guard = self.lock(format!("volume/{}", handle.id), "ControllerExpandVolume", &request).await?;
-        let ((_, backend), volume) = self
-            .clouds
-            .locate_volume(&handle)
-            .await?
-            .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
-        self.check_owner("volume", &request.volume_id, &volume.metadata)?;
-        let volume = self
-            .settle_volume(backend, volume)
-            .await?
-            .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
+        let (backend, volume) = self.volume_to_act_on(&handle, &request.volume_id).await?;
         let block = request.volume_capability.as_ref().is_some_and(super::capability::is_block);
         if volume.size_gib < size_gib {
             backend.extend_volume(&handle.id, size_gib).await?;
@@ -417,16 +408,7 @@ impl ControllerService {
             super::mutable::parse(&request.mutable_parameters)?;
         let handle = super::clouds::volume_handle("volume_id", &request.volume_id)?;
         let _guard = self.lock(format!("volume/{}", handle.id), "ControllerModifyVolume", &request).await?;
-        let ((_, backend), volume) = self
-            .clouds
-            .locate_volume(&handle)
-            .await?
-            .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
-        self.check_owner("volume", &request.volume_id, &volume.metadata)?;
-        let volume = self
-            .settle_volume(backend, volume)
-            .await?
-            .ok_or_else(|| CsiError::NotFound(format!("volume {} not found", request.volume_id)))?;
+        let (backend, volume) = self.volume_to_act_on(&handle, &request.volume_id).await?;
         if iops.is_some() || throughput.is_some() {
             backend.modify_performance(&handle.id, iops, throughput, self.settings.create_timeout).await?;
         }
