@@ -7,14 +7,13 @@ use std::time::{Duration, Instant};
 
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
-use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
-use cinder_evs_csi::csi::pb::volume_capability::{AccessMode, AccessType, MountVolume};
 use cinder_evs_csi::emulator::store::Latency;
 use cinder_evs_csi::emulator::{EmulatorConfig, EmulatorHandle};
 use tonic::transport::Channel;
 
 use crate::process::{Driver, unix_channel};
-use crate::report::{Row, Verdict, median, mib, time};
+use crate::report::{Row, Verdict, median, memory_row, time};
+use crate::requests::mount_capability;
 
 const GIB: i64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -124,19 +123,6 @@ pub async fn startup(dir: &Path, name: &str, args: &[&str]) -> Row {
     }
 }
 
-/// Resident memory against a ceiling.
-pub fn memory_row(name: &str, bytes: u64, limit: u64) -> Row {
-    Row {
-        name: name.into(),
-        measured: mib(bytes),
-        compared_to: mib(limit),
-        ratio: format!("{:.2}", bytes as f64 / limit as f64),
-        target: "≤ 1.00".into(),
-        verdict: Verdict::of(bytes <= limit),
-        note: String::new(),
-    }
-}
-
 /// The emulator's volume files: on tmpfs when there is one, since the disk under them is not
 /// what is being measured (nor is the state file, which this emulator does not write).
 fn state_dir(dir: &Path) -> std::path::PathBuf {
@@ -196,13 +182,6 @@ fn create_request(name: String) -> pb::CreateVolumeRequest {
         volume_capabilities: vec![mount_capability()],
         parameters: HashMap::new(),
         ..Default::default()
-    }
-}
-
-pub fn mount_capability() -> pb::VolumeCapability {
-    pb::VolumeCapability {
-        access_type: Some(AccessType::Mount(MountVolume { fs_type: "ext4".into(), ..Default::default() })),
-        access_mode: Some(AccessMode { mode: Mode::SingleNodeWriter as i32 }),
     }
 }
 

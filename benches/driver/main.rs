@@ -8,6 +8,7 @@ mod controller;
 mod node;
 mod process;
 mod report;
+mod requests;
 mod scale;
 mod sequential;
 

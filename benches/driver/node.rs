@@ -10,8 +10,9 @@ use cinder_evs_csi::csi::pb::node_client::NodeClient;
 use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
 use cinder_evs_csi::csi::pb::volume_capability::{AccessMode, AccessType, MountVolume};
 
-use crate::controller::{memory_row, startup};
+use crate::controller::startup;
 use crate::process::Driver;
+use crate::report::memory_row;
 use crate::report::{Row, Verdict, median, percentile, time};
 
 const GIB: u64 = 1 << 30;

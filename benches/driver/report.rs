@@ -162,3 +162,16 @@ pub fn write_docs(path: &Path, results: &str) -> std::io::Result<()> {
     }
     std::fs::write(path, text)
 }
+
+/// Resident memory against a ceiling.
+pub fn memory_row(name: &str, bytes: u64, limit: u64) -> Row {
+    Row {
+        name: name.into(),
+        measured: mib(bytes),
+        compared_to: mib(limit),
+        ratio: format!("{:.2}", bytes as f64 / limit as f64),
+        target: "≤ 1.00".into(),
+        verdict: Verdict::of(bytes <= limit),
+        note: String::new(),
+    }
+}

@@ -134,7 +134,7 @@ pub async fn run(dir: &Path, cloud: &EmulatorHandle, rows: &mut Vec<Row>) {
             note: routes(spent),
         });
     }
-    rows.push(crate::controller::memory_row(
+    rows.push(crate::report::memory_row(
         "Scale: controller RSS after the ListVolumes walk (Cinder) / the repair passes (EVS)",
         rss.max(evs_rss),
         64 << 20,
@@ -146,7 +146,7 @@ fn create_request(name: &str) -> pb::CreateVolumeRequest {
     pb::CreateVolumeRequest {
         name: name.into(),
         capacity_range: Some(pb::CapacityRange { required_bytes: 1 << 30, limit_bytes: 0 }),
-        volume_capabilities: vec![crate::controller::mount_capability()],
+        volume_capabilities: vec![crate::requests::mount_capability()],
         ..Default::default()
     }
 }

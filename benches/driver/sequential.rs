@@ -199,7 +199,7 @@ async fn create(client: &mut ControllerClient<Channel>, face: Face, name: String
     let request = pb::CreateVolumeRequest {
         name,
         capacity_range: Some(pb::CapacityRange { required_bytes: gib << 30, limit_bytes: 0 }),
-        volume_capabilities: vec![crate::controller::mount_capability()],
+        volume_capabilities: vec![crate::requests::mount_capability()],
         parameters,
         ..Default::default()
     };
@@ -211,7 +211,7 @@ async fn publish(client: &mut ControllerClient<Channel>, volume_id: &str, node_i
     let request = pb::ControllerPublishVolumeRequest {
         volume_id: volume_id.into(),
         node_id: node_id.into(),
-        volume_capability: Some(crate::controller::mount_capability()),
+        volume_capability: Some(crate::requests::mount_capability()),
         ..Default::default()
     };
     client.controller_publish_volume(request).await.expect("ControllerPublishVolume");
