@@ -27,6 +27,18 @@ impl<V> Recent<V> {
         entries.insert(id.to_string(), (now, value));
     }
 
+    /// Remembers what a read of `id` found (if it found something) and hands the read back:
+    /// the freshest state this RPC has, for its next step to take instead of asking again.
+    pub fn remember<'a>(&self, id: &str, found: Option<&'a V>) -> Option<&'a V>
+    where
+        V: Clone,
+    {
+        if let Some(value) = found {
+            self.put(id, value.clone());
+        }
+        found
+    }
+
     /// The value for `id` if it is still fresh; it is gone afterwards either way.
     pub fn take(&self, id: &str) -> Option<V> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -37,6 +49,15 @@ impl<V> Recent<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_that_found_something_is_remembered_and_one_that_did_not_is_not() {
+        let recent = Recent::new(Duration::from_secs(60));
+        assert_eq!(recent.remember("a", Some(&1)), Some(&1));
+        assert_eq!(recent.remember("b", None), None);
+        assert_eq!(recent.take("a"), Some(1));
+        assert_eq!(recent.take("b"), None);
+    }
 
     #[test]
     fn a_value_is_taken_once() {

@@ -161,11 +161,8 @@ impl OpenStackBackend {
         let seed = self.seed(id);
         let waited =
             crate::cloud::waits::volume_until_as(&self.volumes, kind, id, seed, timeout, what, accept).await;
-        // The settled read is the freshest this RPC has: an attach right after it must not
-        // act on an older read taken before the wait.
-        if let Ok(volume) = &waited {
-            self.reads.put(id, volume.clone());
-        }
+        // The settled read replaces any older one: an attach right after must act on it.
+        self.reads.remember(id, waited.as_ref().ok());
         self.explained(waited).await
     }
 
@@ -272,9 +269,7 @@ impl Backend for OpenStackBackend {
 
     async fn get_volume(&self, id: &CloudId) -> Result<Option<Volume>, CloudError> {
         let volume = self.cinder.get_volume(id).await?;
-        if let Some(v) = &volume {
-            self.reads.put(id, v.clone());
-        }
+        self.reads.remember(id, volume.as_ref());
         Ok(volume)
     }
 
