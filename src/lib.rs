@@ -9,8 +9,10 @@
 //! - [`csi`]: the generated CSI protocol and the gRPC services that implement it;
 //! - [`host`]: this machine's devices, filesystems and mounts, and the node's identity;
 //! - [`k8s`]: the driver's own Kubernetes calls: the node's drain wait and the garbage collector;
-//! - [`emulator`]: the embedded cloud (Keystone, Cinder, Nova, metadata) the tests and sandbox use;
-//! - [`sandbox`]: emulator + controller + node in one process, and the `--demo` walkthrough;
+//! - `emulator`: the embedded cloud (the `cinder-evs-emulator` crate) the tests and sandbox use,
+//!   linked only with the default `emulator` feature;
+//! - `sandbox`: emulator + controller + node in one process, and the `--demo` walkthrough
+//!   (with the `emulator` feature);
 //! - [`import`]: adopt existing cloud volumes as static PersistentVolumes;
 //! - [`server`]: the gRPC endpoint (unix socket or TCP), start-up checks and graceful drain;
 //! - [`wiring`]: builds each mode's services (controller: config, backends, readiness);
@@ -21,15 +23,19 @@ pub mod cloud;
 pub mod config;
 pub mod contract;
 pub mod csi;
-pub mod emulator;
 pub mod host;
 pub mod import;
 pub mod k8s;
+#[cfg(feature = "emulator")]
 pub mod sandbox;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
 pub mod wiring;
+
+/// The embedded cloud emulator (its own crate), linked only with the `emulator` feature.
+#[cfg(feature = "emulator")]
+pub use cinder_evs_emulator as emulator;
 
 /// The driver's version, as Cargo knows it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

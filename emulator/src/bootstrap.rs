@@ -89,7 +89,7 @@ pub fn apply(world: &mut World, config: &EmulatorConfig) -> Result<(), EmulatorE
 
 /// Creates or updates a configured user (its domain, project, roles and application
 /// credential); returns its id.
-pub fn ensure_user(world: &mut World, user: &crate::emulator::config::UserConfig) -> String {
+pub fn ensure_user(world: &mut World, user: &crate::config::UserConfig) -> String {
     let domain_id = domain(world, &user.domain);
     let project_id = project(world, &user.project, &domain_id);
     let user_id = match world.users.values().find(|u| u.name == user.name && u.domain_id == domain_id) {

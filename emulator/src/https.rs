@@ -34,7 +34,6 @@ fn unreadable(what: &str, path: &Path, e: impl std::fmt::Display) -> EmulatorErr
 
 /// A TLS acceptor for `files` (HTTP/1.1 only, as the API listener serves).
 pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, EmulatorError> {
-    crate::tls::install_crypto_provider();
     let chain = CertificateDer::pem_file_iter(&files.cert)
         .map_err(|e| unreadable("certificate", &files.cert, e))?
         .collect::<Result<Vec<_>, _>>()

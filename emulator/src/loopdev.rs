@@ -25,7 +25,7 @@ pub fn wwn(volume_id: &str) -> String {
 
 /// The by-id link name of an attached volume: `scsi-3<wwn>` for a SCSI (`hw:passthrough`)
 /// disk, as udev names SCSI disks by their WWN, else the virtio serial name.
-pub fn link_name_for(volume_id: &str, metadata: &crate::emulator::model::Metadata) -> String {
+pub fn link_name_for(volume_id: &str, metadata: &crate::model::Metadata) -> String {
     let scsi = metadata.get("hw:passthrough").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if scsi { format!("scsi-3{}", wwn(volume_id)) } else { link_name(volume_id) }
 }
@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn scsi_disks_are_linked_by_wwn() {
-        let mut metadata = crate::emulator::model::Metadata::new();
+        let mut metadata = crate::model::Metadata::new();
         let id = "0123abcd-0000-1111-2222-333344445555";
         assert_eq!(link_name_for(id, &metadata), link_name(id));
         metadata.insert("hw:passthrough".into(), "true".into());

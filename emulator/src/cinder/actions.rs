@@ -12,11 +12,11 @@ use serde_json::{Map, Value, json};
 
 use super::volumes::{find, find_mut};
 use super::{Ctx, check_quota, invalid_volume, not_found, opt_bool, opt_size, opt_str};
-use crate::emulator::bootstrap::resource_id;
-use crate::emulator::clock::now_ms;
-use crate::emulator::errors::{ApiError, ApiResult, Family};
-use crate::emulator::model::{Attachment, Op, Pending};
-use crate::emulator::store::Cloud;
+use crate::bootstrap::resource_id;
+use crate::clock::now_ms;
+use crate::errors::{ApiError, ApiResult, Family};
+use crate::model::{Attachment, Op, Pending};
+use crate::store::Cloud;
 
 const F: Family = Family::Volume;
 
@@ -425,7 +425,7 @@ fn revert(cloud: &Cloud, ctx: &Ctx, id: &str, args: &Map<String, Value>) -> ApiR
                 "Volume and snapshot must be available and of the same size to revert.",
             ));
         }
-        crate::emulator::sparse::copy(
+        crate::sparse::copy(
             &cloud.snapshot_file(&snapshot_id),
             &cloud.volume_file(id),
             volume.size,

@@ -11,11 +11,11 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::{Ctx, body_object, invalid_volume, opt_str, views};
-use crate::emulator::bootstrap::resource_id;
-use crate::emulator::clock::now_ms;
-use crate::emulator::errors::{ApiError, ApiResult, Family};
-use crate::emulator::model::{Attachment, Volume};
-use crate::emulator::store::{Cloud, World};
+use crate::bootstrap::resource_id;
+use crate::clock::now_ms;
+use crate::errors::{ApiError, ApiResult, Family};
+use crate::model::{Attachment, Volume};
+use crate::store::{Cloud, World};
 
 const F: Family = Family::Volume;
 
@@ -177,7 +177,7 @@ async fn action(
         let this_host = w.servers.values().filter(|s| s.this_host).map(|s| s.id.clone()).collect::<Vec<_>>();
         let file = cloud.volume_file(&volume.id);
         let volume = w.volume_mut(&volume.id).expect("located");
-        let link_name = crate::emulator::loopdev::link_name_for(&volume.id, &volume.metadata);
+        let link_name = crate::loopdev::link_name_for(&volume.id, &volume.metadata);
         let attachment = volume.attachments.iter_mut().find(|a| a.id == id).expect("located");
         if attachment.connector.is_none() {
             return Err(ApiError::bad_request(

@@ -13,12 +13,12 @@ use serde_json::{Value, json};
 use super::{
     Ctx, body_object, check_quota, invalid_volume, not_found, opt_bool, opt_metadata, opt_str, views,
 };
-use crate::emulator::bootstrap::resource_id;
-use crate::emulator::clock::now_ms;
-use crate::emulator::errors::{ApiError, ApiResult, Family};
-use crate::emulator::model::{Backup, Op, Pending};
-use crate::emulator::sparse;
-use crate::emulator::store::{Cloud, World};
+use crate::bootstrap::resource_id;
+use crate::clock::now_ms;
+use crate::errors::{ApiError, ApiResult, Family};
+use crate::model::{Backup, Op, Pending};
+use crate::sparse;
+use crate::store::{Cloud, World};
 
 const F: Family = Family::Volume;
 const FILTERS: &[&str] = &["name", "status", "volume_id"];
@@ -236,7 +236,7 @@ async fn restore(
                     &[("volumes".into(), 1), ("gigabytes".into(), backup.size as i64)],
                 )?;
                 let vid = resource_id();
-                let volume = crate::emulator::model::Volume {
+                let volume = crate::model::Volume {
                     id: vid.clone(),
                     project_id: backup.project_id.clone(),
                     user_id: ctx.auth.user_id.clone(),

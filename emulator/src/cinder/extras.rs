@@ -8,8 +8,8 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::Ctx;
-use crate::emulator::errors::ApiResult;
-use crate::emulator::store::Cloud;
+use crate::errors::ApiResult;
+use crate::store::Cloud;
 
 /// The extensions whose behaviour the emulator has (alias, name).
 const EXTENSIONS: &[(&str, &str)] = &[
@@ -42,8 +42,8 @@ async fn summary(
     Query(query): Query<Vec<(String, String)>>,
 ) -> ApiResult<Json<Value>> {
     if !ctx.version.at_least(3, 12) {
-        return Err(crate::emulator::errors::ApiError::not_found(
-            crate::emulator::errors::Family::Volume,
+        return Err(crate::errors::ApiError::not_found(
+            crate::errors::Family::Volume,
             "The resource could not be found.",
         ));
     }

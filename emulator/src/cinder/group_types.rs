@@ -11,9 +11,9 @@ use axum::routing::{get, put};
 use serde_json::{Value, json};
 
 use super::{Ctx, body_object, body_value, not_found, opt_bool, opt_metadata, opt_str};
-use crate::emulator::errors::{ApiError, ApiResult, Family};
-use crate::emulator::model::GroupType;
-use crate::emulator::store::{Cloud, World};
+use crate::errors::{ApiError, ApiResult, Family};
+use crate::model::GroupType;
+use crate::store::{Cloud, World};
 
 const F: Family = Family::Volume;
 

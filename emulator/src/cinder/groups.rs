@@ -11,11 +11,11 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::{Ctx, body_object, check_quota, not_found, opt_str, views};
-use crate::emulator::bootstrap::resource_id;
-use crate::emulator::clock::now_ms;
-use crate::emulator::errors::{ApiError, ApiResult, Family};
-use crate::emulator::model::{Group, GroupSnapshot, GroupType, Op, Pending};
-use crate::emulator::store::{Cloud, World};
+use crate::bootstrap::resource_id;
+use crate::clock::now_ms;
+use crate::errors::{ApiError, ApiResult, Family};
+use crate::model::{Group, GroupSnapshot, GroupType, Op, Pending};
+use crate::store::{Cloud, World};
 
 const F: Family = Family::Volume;
 const SORT_KEYS: &[&str] = &["id", "name", "status", "created_at"];

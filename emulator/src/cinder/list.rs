@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use serde_json::{Value, json};
 
 use super::Ctx;
-use crate::emulator::errors::{ApiError, ApiResult, Family};
+use crate::errors::{ApiError, ApiResult, Family};
 
 const F: Family = Family::Volume;
 /// Cinder's `osapi_max_limit`.

@@ -15,12 +15,12 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::{Ctx, body_object, check_quota, opt_bool, opt_metadata, opt_str, views};
-use crate::emulator::bootstrap::resource_id;
-use crate::emulator::clock::now_ms;
-use crate::emulator::errors::{ApiError, ApiResult, Family};
-use crate::emulator::model::{Op, Pending, Volume};
-use crate::emulator::sparse::GIB;
-use crate::emulator::store::Cloud;
+use crate::bootstrap::resource_id;
+use crate::clock::now_ms;
+use crate::errors::{ApiError, ApiResult, Family};
+use crate::model::{Op, Pending, Volume};
+use crate::sparse::GIB;
+use crate::store::Cloud;
 
 const F: Family = Family::Volume;
 
@@ -119,7 +119,7 @@ async fn manage(
         let id = resource_id();
         std::fs::rename(&file, cloud.volume_file(&id))
             .map_err(|e| ApiError::internal(F, format!("Adopting {source} failed: {e}")))?;
-        crate::emulator::sparse::grow(&cloud.volume_file(&id), size)
+        crate::sparse::grow(&cloud.volume_file(&id), size)
             .map_err(|e| ApiError::internal(F, e.to_string()))?;
         let volume = Volume {
             id: id.clone(),

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Ctx, not_found, views};
-use crate::emulator::bootstrap::resource_id;
-use crate::emulator::clock::iso;
-use crate::emulator::errors::{ApiError, ApiResult, Family};
-use crate::emulator::store::{Cloud, World};
+use crate::bootstrap::resource_id;
+use crate::clock::iso;
+use crate::errors::{ApiError, ApiResult, Family};
+use crate::store::{Cloud, World};
 
 const F: Family = Family::Volume;
 

@@ -10,9 +10,9 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::{Ctx, body_value, opt_metadata};
-use crate::emulator::errors::{ApiError, ApiResult, Family};
-use crate::emulator::model::Metadata;
-use crate::emulator::store::{Cloud, World};
+use crate::errors::{ApiError, ApiResult, Family};
+use crate::model::Metadata;
+use crate::store::{Cloud, World};
 
 const F: Family = Family::Volume;
 

@@ -9,8 +9,8 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::{Ctx, body_object};
-use crate::emulator::errors::{ApiError, ApiResult, Family};
-use crate::emulator::store::{Cloud, World};
+use crate::errors::{ApiError, ApiResult, Family};
+use crate::store::{Cloud, World};
 
 const F: Family = Family::Volume;
 

@@ -14,12 +14,12 @@ use super::metadata::{self, WithMetadata};
 use super::{
     Ctx, body_object, check_quota, invalid_volume, not_found, opt_bool, opt_metadata, opt_str, views,
 };
-use crate::emulator::bootstrap::resource_id;
-use crate::emulator::clock::now_ms;
-use crate::emulator::errors::{ApiError, ApiResult, Family};
-use crate::emulator::model::{Metadata, Op, Pending, Snapshot};
-use crate::emulator::sparse;
-use crate::emulator::store::{Cloud, World};
+use crate::bootstrap::resource_id;
+use crate::clock::now_ms;
+use crate::errors::{ApiError, ApiResult, Family};
+use crate::model::{Metadata, Op, Pending, Snapshot};
+use crate::sparse;
+use crate::store::{Cloud, World};
 
 const F: Family = Family::Volume;
 /// Filters anyone may use: Cinder's default resource_filters.json for snapshots.
@@ -84,7 +84,7 @@ pub fn take(
     volume_id: &str,
     name: String,
     description: Option<String>,
-    metadata: crate::emulator::model::Metadata,
+    metadata: crate::model::Metadata,
     group_snapshot_id: Option<String>,
 ) -> ApiResult<Snapshot> {
     let volume = w.volume(volume_id).cloned().ok_or_else(|| not_found("Volume", volume_id))?;

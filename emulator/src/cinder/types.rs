@@ -9,10 +9,10 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::{Ctx, body_object, not_found, opt_bool, opt_metadata, opt_str, views};
-use crate::emulator::bootstrap::resource_id;
-use crate::emulator::errors::{ApiError, ApiResult, Family};
-use crate::emulator::model::VolumeType;
-use crate::emulator::store::{Cloud, World};
+use crate::bootstrap::resource_id;
+use crate::errors::{ApiError, ApiResult, Family};
+use crate::model::VolumeType;
+use crate::store::{Cloud, World};
 
 const F: Family = Family::Volume;
 

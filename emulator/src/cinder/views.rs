@@ -3,10 +3,10 @@
 use serde_json::{Value, json};
 
 use super::Ctx;
-use crate::emulator::VOLUME_PREFIX;
-use crate::emulator::clock::iso;
-use crate::emulator::model::*;
-use crate::emulator::store::{Cloud, World};
+use crate::VOLUME_PREFIX;
+use crate::clock::iso;
+use crate::model::*;
+use crate::store::{Cloud, World};
 
 /// `self` and `bookmark` links of a resource.
 pub fn links(cloud: &Cloud, project_id: &str, collection: &str, id: &str) -> Value {

@@ -15,12 +15,12 @@ use super::{
     Ctx, body_object, check_quota, invalid_volume, not_found, opt_bool, opt_metadata, opt_size, opt_str,
     views,
 };
-use crate::emulator::bootstrap::resource_id;
-use crate::emulator::clock::now_ms;
-use crate::emulator::errors::{ApiError, ApiResult, Family};
-use crate::emulator::model::{Metadata, Op, Pending, Volume};
-use crate::emulator::sparse;
-use crate::emulator::store::{Cloud, World};
+use crate::bootstrap::resource_id;
+use crate::clock::now_ms;
+use crate::errors::{ApiError, ApiResult, Family};
+use crate::model::{Metadata, Op, Pending, Volume};
+use crate::sparse;
+use crate::store::{Cloud, World};
 
 const F: Family = Family::Volume;
 

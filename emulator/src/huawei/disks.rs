@@ -11,13 +11,13 @@ use serde_json::{Map, Value, json};
 
 use super::jobs::new_job;
 use super::{Ctx, evs_bad, evs_not_found, json_object, opt_int, opt_string, views};
-use crate::emulator::EVS_PREFIX;
-use crate::emulator::bootstrap::{HUAWEI_TYPES, resource_id};
-use crate::emulator::clock::now_ms;
-use crate::emulator::errors::{ApiError, ApiResult, Family};
-use crate::emulator::model::{JobTarget, Metadata, Op, Pending, Volume};
-use crate::emulator::sparse;
-use crate::emulator::store::{Cloud, World};
+use crate::EVS_PREFIX;
+use crate::bootstrap::{HUAWEI_TYPES, resource_id};
+use crate::clock::now_ms;
+use crate::errors::{ApiError, ApiResult, Family};
+use crate::model::{JobTarget, Metadata, Op, Pending, Volume};
+use crate::sparse;
+use crate::store::{Cloud, World};
 
 const F: Family = Family::Evs;
 /// The smallest and largest data disk (GiB).

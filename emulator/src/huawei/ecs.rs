@@ -11,12 +11,12 @@ use serde_json::{Value, json};
 
 use super::jobs::new_job;
 use super::{Ctx, ecs, json_object, views};
-use crate::emulator::bootstrap::resource_id;
-use crate::emulator::clock::{iso_seconds_z, now_ms};
-use crate::emulator::errors::{ApiError, ApiResult, Family};
-use crate::emulator::model::{Attachment, JobTarget, Op, Pending, Server};
-use crate::emulator::nova::next_device;
-use crate::emulator::store::{Cloud, World};
+use crate::bootstrap::resource_id;
+use crate::clock::{iso_seconds_z, now_ms};
+use crate::errors::{ApiError, ApiResult, Family};
+use crate::model::{Attachment, JobTarget, Op, Pending, Server};
+use crate::nova::next_device;
+use crate::store::{Cloud, World};
 
 const F: Family = Family::Ecs;
 

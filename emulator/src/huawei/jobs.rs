@@ -10,11 +10,11 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::Ctx;
-use crate::emulator::bootstrap::keystone_id;
-use crate::emulator::clock::{iso, now_ms};
-use crate::emulator::errors::{ApiError, ApiResult, Family};
-use crate::emulator::model::{Job, JobTarget};
-use crate::emulator::store::{Cloud, World};
+use crate::bootstrap::keystone_id;
+use crate::clock::{iso, now_ms};
+use crate::errors::{ApiError, ApiResult, Family};
+use crate::model::{Job, JobTarget};
+use crate::store::{Cloud, World};
 
 const RUNNING: &str = "RUNNING";
 const SUCCESS: &str = "SUCCESS";

@@ -9,8 +9,8 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::{Ctx, evs};
-use crate::emulator::errors::ApiResult;
-use crate::emulator::store::Cloud;
+use crate::errors::ApiResult;
+use crate::store::Cloud;
 
 /// The quota routes.
 pub fn routes() -> Router<Cloud> {

@@ -11,13 +11,13 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::{Ctx, evs, evs_bad, evs_not_found, json_object, opt_string, views};
-use crate::emulator::EVS_PREFIX;
-use crate::emulator::bootstrap::resource_id;
-use crate::emulator::clock::now_ms;
-use crate::emulator::errors::{ApiResult, Family};
-use crate::emulator::model::{Metadata, Op, Pending, Snapshot};
-use crate::emulator::sparse;
-use crate::emulator::store::{Cloud, World};
+use crate::EVS_PREFIX;
+use crate::bootstrap::resource_id;
+use crate::clock::now_ms;
+use crate::errors::{ApiResult, Family};
+use crate::model::{Metadata, Op, Pending, Snapshot};
+use crate::sparse;
+use crate::store::{Cloud, World};
 
 const F: Family = Family::Evs;
 

@@ -10,8 +10,8 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
 use super::{Ctx, evs_bad, json_object, opt_int, views};
-use crate::emulator::errors::{ApiResult, Family};
-use crate::emulator::store::Cloud;
+use crate::errors::{ApiResult, Family};
+use crate::store::Cloud;
 
 const F: Family = Family::Evs;
 /// The most tags a disk carries.

@@ -7,10 +7,10 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::evs_not_found;
-use crate::emulator::bootstrap::HUAWEI_TYPES;
-use crate::emulator::errors::ApiResult;
-use crate::emulator::model::VolumeType;
-use crate::emulator::store::Cloud;
+use crate::bootstrap::HUAWEI_TYPES;
+use crate::errors::ApiResult;
+use crate::model::VolumeType;
+use crate::store::Cloud;
 
 /// The type routes.
 pub fn routes() -> Router<Cloud> {

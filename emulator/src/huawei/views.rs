@@ -2,11 +2,11 @@
 
 use serde_json::{Value, json};
 
-use crate::emulator::EVS_PREFIX;
-use crate::emulator::clock::iso;
-use crate::emulator::loopdev::wwn;
-use crate::emulator::model::{Snapshot, Volume};
-use crate::emulator::store::{Cloud, World};
+use crate::EVS_PREFIX;
+use crate::clock::iso;
+use crate::loopdev::wwn;
+use crate::model::{Snapshot, Volume};
+use crate::store::{Cloud, World};
 
 /// The EVS tags of a disk (`extra.tags`).
 pub fn tags_of(volume: &Volume) -> serde_json::Map<String, Value> {
