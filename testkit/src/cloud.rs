@@ -14,8 +14,8 @@ use cinder_evs_csi::cloud::types::Owner;
 use cinder_evs_csi::cloud::wait::WaitSettings;
 use cinder_evs_csi::config::ConfigSource;
 use cinder_evs_csi::config::watch::ConfigWatch;
-use cinder_evs_csi::emulator::{Credentials, EmulatorConfig, EmulatorHandle};
 use cinder_evs_csi::telemetry::metrics::Metrics;
+use cinder_evs_emulator::{Credentials, EmulatorConfig, EmulatorHandle};
 
 pub use super::emulator::TestCloud;
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use cinder_evs_csi::emulator::{self, EmulatorConfig, EmulatorHandle};
+use cinder_evs_emulator::{self as emulator, EmulatorConfig, EmulatorHandle};
 use reqwest::Method;
 use serde_json::{Value, json};
 

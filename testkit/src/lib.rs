@@ -1,9 +1,12 @@
-//! A harness that runs the real `cinder-evs-csi` binary as a child process and talks to it
-//! over its socket, the way kubelet and the sidecars do.
-
-#![allow(dead_code)] // Each test binary uses a different part of the harness.
+//! The helpers the driver's test binaries share: the real `cinder-evs-csi` binary run as a
+//! child process and reached over its socket, the way kubelet and the sidecars do; the emulator
+//! started in-process ([`emulator`], [`cloud`]); CSI request builders ([`requests`]); a fake
+//! Kubernetes API ([`fake_kube`]); the secret scan every process goes through ([`secrets`]);
+//! the cloud a suite runs against ([`target`]); and the root check of tests that need loop
+//! devices and mounts.
 
 pub mod cloud;
+pub mod emulator;
 pub mod fake_kube;
 pub mod requests;
 pub mod secrets;
@@ -20,8 +23,41 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tonic::transport::{Channel, Endpoint, Uri};
 
-/// The binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_cinder-evs-csi");
+/// The binary under test: `cinder-evs-csi` beside the running test binary's `deps/`
+/// directory, where cargo builds it for the package's integration tests.
+pub fn bin() -> PathBuf {
+    let test_binary = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = test_binary.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join("cinder-evs-csi");
+    assert!(
+        bin.is_file(),
+        "no driver binary at {} (cargo builds it for the integration tests)",
+        bin.display()
+    );
+    bin
+}
+
+/// True when the test may use loop devices and mounts (root); otherwise fails under CI, where
+/// tests run as root, or prints `SKIPPED <test>: <reason>`.
+pub fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "{test} needs root (loop devices, mounts); CI runs as root");
+    eprintln!("SKIPPED {test}: needs root for loop devices and mounts");
+    false
+}
+
+/// The capability online ext4 resizing needs.
+pub const CAP_SYS_RESOURCE: u32 = 24;
+
+/// True when this process holds the capability numbered `cap` in its effective set (the
+/// processes it starts inherit it).
+pub fn has_capability(cap: u32) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let effective = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap_or("0").trim();
+    u64::from_str_radix(effective, 16).unwrap_or(0) & (1 << cap) != 0
+}
 
 /// A running driver process whose stderr (the log) and stdout are collected line by line.
 /// Dropping it kills the process and fails the test if either output holds a secret value
@@ -50,7 +86,7 @@ fn collect_lines(
 impl Driver {
     /// Starts the binary with `args`; no `CSI_*` variable of the caller leaks in.
     pub fn start(args: &[&str]) -> Self {
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(bin());
         command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (key, _) in std::env::vars() {
             if key.starts_with("CSI_") || key.starts_with("OS_") {
@@ -190,7 +226,6 @@ pub fn temp_socket() -> (tempfile::TempDir, PathBuf, String) {
     let endpoint = format!("unix://{}", path.display());
     (dir, path, endpoint)
 }
-pub mod emulator;
 
 /// Starts `controller` on the clouds.yaml at `config` (cluster `test-cluster`, driver
 /// `csi.example.io`, socket in `dir`) with `extra` flags, and waits until its Probe answers

@@ -8,8 +8,8 @@
 
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use cinder_evs_csi::emulator::store::WeakCloud;
-use cinder_evs_csi::emulator::{Cloud, EmulatorConfig};
+use cinder_evs_emulator::store::WeakCloud;
+use cinder_evs_emulator::{Cloud, EmulatorConfig};
 
 /// Shorter values are too likely to occur by chance to be worth scanning for.
 const MIN_LEN: usize = 6;

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use cinder_evs_csi::emulator::Credentials;
+use cinder_evs_emulator::Credentials;
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -14,11 +14,10 @@
 //! devices, mounts): fails under CI without it, says SKIPPED otherwise. Its paths are its own
 //! (temporary directories, `losetup --find`), so it runs beside the other node tests.
 
-mod chaos_harness;
-mod common;
+mod harness;
 
-use chaos_harness::workload::Flavor;
-use chaos_harness::{Settings, run};
+use harness::workload::Flavor;
+use harness::{Settings, run};
 
 fn root_or_skip(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -38,7 +37,7 @@ async fn soak(test: &str, flavor: Flavor) {
     }
     let _turn = ONE_SOAK_AT_A_TIME.lock().await;
     let settings = Settings { flavor, ..Settings::from_env() };
-    if !chaos_harness::workload::can_grow_filesystems() {
+    if !harness::workload::can_grow_filesystems() {
         eprintln!("chaos: no CAP_SYS_RESOURCE here, so only raw block volumes are expanded");
     }
     eprintln!(

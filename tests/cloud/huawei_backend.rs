@@ -1,8 +1,6 @@
 //! The Huawei backend end to end over HTTP against a small scripted fake of EVS and ECS that
 //! checks every request's AK/SK signature independently.
 
-mod huawei;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +17,7 @@ use cinder_evs_csi::config::model::Tls;
 use cinder_evs_csi::config::{AuthMethod, Cloud, CloudKind, CloudsConfig, Named, Scope, Secret};
 use serde_json::{Value, json};
 
-use huawei::{AK, PROJECT, SK, Shared};
+use crate::huawei_fake::{AK, PROJECT, SK, Shared};
 
 fn cid(text: &str) -> cinder_evs_csi::contract::CloudId {
     cinder_evs_csi::contract::CloudId::parse("id", text).unwrap()
@@ -33,7 +31,7 @@ fn volume(id: &str, status: &str, attachments: Value) -> Value {
 }
 
 async fn client_with_key(cloud: &Shared, secret_key: &str) -> Arc<Client> {
-    let url = huawei::start(cloud.clone()).await;
+    let url = crate::huawei_fake::start(cloud.clone()).await;
     let config = Cloud {
         name: "hw".into(),
         kind: CloudKind::Huawei,

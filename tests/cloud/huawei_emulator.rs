@@ -2,8 +2,6 @@
 //! operator would: AK/SK and IAM tokens, v2.1 create jobs, listing, expand, delete, snapshots,
 //! ECS attach/detach jobs, quotas, failed jobs, the EVS error codes, tags and their repair.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -12,12 +10,12 @@ use cinder_evs_csi::cloud::types::{
     Encryption, Owner, SnapshotSpec, TagRepair, VolumeSource, VolumeSpec, VolumeStatus,
 };
 use cinder_evs_csi::cloud::{Backend, CloudError};
-use cinder_evs_csi::emulator::errors::Family;
-use cinder_evs_csi::emulator::faults::{FaultAction, FaultRule, TransitionEffect, TransitionRule};
-use common::cloud::{
+use cinder_evs_emulator::errors::Family;
+use cinder_evs_emulator::faults::{FaultAction, FaultRule, TransitionEffect, TransitionRule};
+use reqwest::Method;
+use testkit::cloud::{
     HuaweiAuth, TestCloud, TestHuawei, count, emulator, huawei_backend, huawei_yaml, owned_huawei_backend,
 };
-use reqwest::Method;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -37,7 +35,7 @@ async fn aksk(cloud: &TestCloud) -> TestHuawei {
 
 async fn ready_volume(b: &TestHuawei, name: &str, gib: u64) -> String {
     let created = b.backend.create_volume(&spec(name, gib)).await.unwrap();
-    b.backend.wait_volume_ready(&common::cid(&created.id), WAIT).await.unwrap();
+    b.backend.wait_volume_ready(&testkit::cid(&created.id), WAIT).await.unwrap();
     created.id
 }
 
@@ -58,13 +56,13 @@ async fn a_disk_created_through_the_v21_job_becomes_available_and_is_found_by_na
     b.backend.probe().await.unwrap();
     let created = b.backend.create_volume(&spec("pvc-a", 10)).await.unwrap();
     assert_eq!(count(&cloud.handle, "POST", "/evs/v2.1/"), 1, "created through v2.1");
-    let ready = b.backend.wait_volume_ready(&common::cid(&created.id), WAIT).await.unwrap();
+    let ready = b.backend.wait_volume_ready(&testkit::cid(&created.id), WAIT).await.unwrap();
     assert_eq!(ready.status, VolumeStatus::Available);
     assert_eq!(ready.size_gib, 10);
     assert_eq!(ready.zone, "nova");
     assert_eq!(ready.volume_type.as_deref(), Some("GPSSD"), "the default disk type");
     assert_eq!(ready.metadata["cinder-evs-csi/cluster-id"], "k8s");
-    assert_eq!(b.backend.get_volume(&common::cid(&created.id)).await.unwrap().unwrap().id, created.id);
+    assert_eq!(b.backend.get_volume(&testkit::cid(&created.id)).await.unwrap().unwrap().id, created.id);
     let found = b.backend.find_volumes_by_name("pvc-a").await.unwrap();
     assert_eq!(found.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(), vec![created.id.as_str()]);
 }
@@ -102,9 +100,9 @@ async fn a_missing_disk_is_none_and_deleting_it_is_success() {
     let cloud = emulator(|_| {}).await;
     let b = aksk(&cloud).await;
     let missing = "00000000-0000-0000-0000-000000000000";
-    assert_eq!(b.backend.get_volume(&common::cid(missing)).await.unwrap(), None);
-    b.backend.delete_volume(&common::cid(missing)).await.unwrap();
-    b.backend.wait_volume_deleted(&common::cid(missing), WAIT).await.unwrap();
+    assert_eq!(b.backend.get_volume(&testkit::cid(missing)).await.unwrap(), None);
+    b.backend.delete_volume(&testkit::cid(missing)).await.unwrap();
+    b.backend.wait_volume_deleted(&testkit::cid(missing), WAIT).await.unwrap();
 }
 
 #[tokio::test]
@@ -112,10 +110,10 @@ async fn a_deleted_disk_is_gone_after_the_wait() {
     let cloud = emulator(|_| {}).await;
     let b = aksk(&cloud).await;
     let id = ready_volume(&b, "pvc-del", 10).await;
-    b.backend.delete_volume(&common::cid(&id)).await.unwrap();
-    b.backend.wait_volume_deleted(&common::cid(&id), WAIT).await.unwrap();
-    assert_eq!(b.backend.get_volume(&common::cid(&id)).await.unwrap(), None);
-    b.backend.delete_volume(&common::cid(&id)).await.expect("deleting again is success");
+    b.backend.delete_volume(&testkit::cid(&id)).await.unwrap();
+    b.backend.wait_volume_deleted(&testkit::cid(&id), WAIT).await.unwrap();
+    assert_eq!(b.backend.get_volume(&testkit::cid(&id)).await.unwrap(), None);
+    b.backend.delete_volume(&testkit::cid(&id)).await.expect("deleting again is success");
 }
 
 #[tokio::test]
@@ -123,8 +121,8 @@ async fn an_expanded_disk_reaches_its_new_size() {
     let cloud = emulator(|_| {}).await;
     let b = aksk(&cloud).await;
     let id = ready_volume(&b, "pvc-grow", 10).await;
-    b.backend.extend_volume(&common::cid(&id), 20).await.unwrap();
-    let grown = b.backend.wait_volume_extended(&common::cid(&id), 20, WAIT).await.unwrap();
+    b.backend.extend_volume(&testkit::cid(&id), 20).await.unwrap();
+    let grown = b.backend.wait_volume_extended(&testkit::cid(&id), 20, WAIT).await.unwrap();
     assert_eq!(grown.size_gib, 20);
     assert_eq!(grown.status, VolumeStatus::Available);
 }
@@ -138,34 +136,34 @@ async fn snapshots_are_taken_listed_restored_and_deleted() {
         .backend
         .create_snapshot(&SnapshotSpec {
             name: "snap-1".into(),
-            volume_id: common::cid(&source),
+            volume_id: testkit::cid(&source),
             force: true,
             metadata: BTreeMap::new(),
         })
         .await
         .unwrap();
-    let ready = b.backend.wait_snapshot_ready(&common::cid(&taken.id), WAIT).await.unwrap();
+    let ready = b.backend.wait_snapshot_ready(&testkit::cid(&taken.id), WAIT).await.unwrap();
     assert_eq!(ready.volume_id, source);
     assert_eq!(ready.size_gib, 10);
     assert!(ready.created_at.is_some());
-    let listed = b.backend.list_snapshots(Some(&common::cid(&source)), None, None).await.unwrap();
+    let listed = b.backend.list_snapshots(Some(&testkit::cid(&source)), None, None).await.unwrap();
     assert_eq!(listed.items.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec![taken.id.as_str()]);
     assert_eq!(b.backend.find_snapshots_by_name("snap-1").await.unwrap().len(), 1);
 
     let mut restore = spec("pvc-restored", 20);
-    restore.source = Some(VolumeSource::Snapshot(common::cid(&taken.id)));
+    restore.source = Some(VolumeSource::Snapshot(testkit::cid(&taken.id)));
     let restored = b.backend.create_volume(&restore).await.unwrap();
-    let restored = b.backend.wait_volume_ready(&common::cid(&restored.id), WAIT).await.unwrap();
+    let restored = b.backend.wait_volume_ready(&testkit::cid(&restored.id), WAIT).await.unwrap();
     assert_eq!(restored.source_snapshot_id.as_deref(), Some(taken.id.as_str()));
     assert_eq!(restored.size_gib, 20);
 
-    b.backend.delete_snapshot(&common::cid(&taken.id)).await.unwrap();
+    b.backend.delete_snapshot(&testkit::cid(&taken.id)).await.unwrap();
     let deadline = std::time::Instant::now() + WAIT;
-    while b.backend.get_snapshot(&common::cid(&taken.id)).await.unwrap().is_some() {
+    while b.backend.get_snapshot(&testkit::cid(&taken.id)).await.unwrap().is_some() {
         assert!(std::time::Instant::now() < deadline, "the snapshot never went");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    b.backend.delete_snapshot(&common::cid(&taken.id)).await.expect("deleting again is success");
+    b.backend.delete_snapshot(&testkit::cid(&taken.id)).await.expect("deleting again is success");
 }
 
 #[tokio::test]
@@ -179,13 +177,13 @@ async fn snapshot_listing_pages_with_a_marker() {
             .backend
             .create_snapshot(&SnapshotSpec {
                 name: format!("snap-{i}"),
-                volume_id: common::cid(&source),
+                volume_id: testkit::cid(&source),
                 force: false,
                 metadata: BTreeMap::new(),
             })
             .await
             .unwrap();
-        b.backend.wait_snapshot_ready(&common::cid(&s.id), WAIT).await.unwrap();
+        b.backend.wait_snapshot_ready(&testkit::cid(&s.id), WAIT).await.unwrap();
         ids.push(s.id);
     }
     let first = b.backend.list_snapshots(None, Some(2), None).await.unwrap();
@@ -206,26 +204,26 @@ async fn attach_and_detach_through_ecs_jobs_are_idempotent() {
     let server = cloud.handle.this_host_server_id().unwrap();
     let b = aksk(&cloud).await;
     let id = ready_volume(&b, "pvc-attach", 10).await;
-    let attached = b.backend.attach(&common::cid(&id), &common::cid(&server), WAIT).await.unwrap();
+    let attached = b.backend.attach(&testkit::cid(&id), &testkit::cid(&server), WAIT).await.unwrap();
     assert!(attached.device_hint.as_deref().is_some_and(|d| d.starts_with("/dev/")), "{attached:?}");
     assert!(count(&cloud.handle, "GET", "/ecs/v1/") >= 1, "the ECS job was followed");
     assert_eq!(
-        b.backend.attach(&common::cid(&id), &common::cid(&server), WAIT).await.unwrap(),
+        b.backend.attach(&testkit::cid(&id), &testkit::cid(&server), WAIT).await.unwrap(),
         attached,
         "attaching again is success"
     );
     assert_eq!(count(&cloud.handle, "POST", "attachvolume"), 1, "no second attach request");
-    assert_eq!(b.backend.attached_count(&common::cid(&server)).await.unwrap(), 1);
-    b.backend.detach(&common::cid(&id), &common::cid(&server), WAIT).await.unwrap();
+    assert_eq!(b.backend.attached_count(&testkit::cid(&server)).await.unwrap(), 1);
+    b.backend.detach(&testkit::cid(&id), &testkit::cid(&server), WAIT).await.unwrap();
     b.backend
-        .detach(&common::cid(&id), &common::cid(&server), WAIT)
+        .detach(&testkit::cid(&id), &testkit::cid(&server), WAIT)
         .await
         .expect("detaching again is success");
     assert_eq!(count(&cloud.handle, "DELETE", "detachvolume"), 1, "no second detach request");
-    let after = b.backend.get_volume(&common::cid(&id)).await.unwrap().unwrap();
+    let after = b.backend.get_volume(&testkit::cid(&id)).await.unwrap().unwrap();
     assert_eq!(after.status, VolumeStatus::Available);
     assert!(after.attachments.is_empty());
-    assert_eq!(b.backend.attached_count(&common::cid(&server)).await.unwrap(), 0);
+    assert_eq!(b.backend.attached_count(&testkit::cid(&server)).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -234,7 +232,7 @@ async fn detaching_from_a_deleted_server_is_success() {
     let b = aksk(&cloud).await;
     let server = cloud.add_server("doomed", &cloud.handle.demo().project_id).await;
     let id = ready_volume(&b, "pvc-orphan", 10).await;
-    b.backend.attach(&common::cid(&id), &common::cid(&server), WAIT).await.unwrap();
+    b.backend.attach(&testkit::cid(&id), &testkit::cid(&server), WAIT).await.unwrap();
     // The server vanishes with the disk still showing its attachment.
     cloud
         .handle
@@ -245,11 +243,11 @@ async fn detaching_from_a_deleted_server_is_success() {
         })
         .unwrap();
     b.backend
-        .detach(&common::cid(&id), &common::cid(&server), WAIT)
+        .detach(&testkit::cid(&id), &testkit::cid(&server), WAIT)
         .await
         .expect("a deleted server holds no disks");
     b.backend
-        .detach(&common::cid(&id), &common::cid("5e000000-0000-4000-8000-00000000dead"), WAIT)
+        .detach(&testkit::cid(&id), &testkit::cid("5e000000-0000-4000-8000-00000000dead"), WAIT)
         .await
         .expect("a missing server holds no disks");
 }
@@ -261,7 +259,7 @@ async fn attaching_to_a_missing_server_is_not_found() {
     let id = ready_volume(&b, "pvc-nowhere", 10).await;
     let err = b
         .backend
-        .attach(&common::cid(&id), &common::cid("5e000000-0000-4000-8000-00000000dead"), WAIT)
+        .attach(&testkit::cid(&id), &testkit::cid("5e000000-0000-4000-8000-00000000dead"), WAIT)
         .await
         .unwrap_err();
     assert!(matches!(err, CloudError::NotFound { kind: "server", .. }), "{err}");
@@ -274,7 +272,7 @@ async fn a_failed_attach_job_ends_in_the_jobs_error() {
     let b = aksk(&cloud).await;
     let id = ready_volume(&b, "pvc-attach-fails", 10).await;
     cloud.handle.cloud().faults().add_transition(fail_once("volume", "attaching"));
-    let err = b.backend.attach(&common::cid(&id), &common::cid(&server), WAIT).await.unwrap_err();
+    let err = b.backend.attach(&testkit::cid(&id), &testkit::cid(&server), WAIT).await.unwrap_err();
     assert!(
         matches!(&err, CloudError::ErrorState { kind: "volume", status, reason: Some(r), .. }
             if status == "FAIL" && r.contains("attachVolume")),
@@ -288,7 +286,7 @@ async fn a_disk_that_fails_to_create_ends_the_wait_with_its_error_state() {
     cloud.handle.cloud().faults().add_transition(fail_once("volume", "creating"));
     let b = aksk(&cloud).await;
     let created = b.backend.create_volume(&spec("pvc-err", 10)).await.unwrap();
-    let err = b.backend.wait_volume_ready(&common::cid(&created.id), WAIT).await.unwrap_err();
+    let err = b.backend.wait_volume_ready(&testkit::cid(&created.id), WAIT).await.unwrap_err();
     assert!(matches!(&err, CloudError::ErrorState { status, .. } if status == "error"), "{err}");
 }
 
@@ -298,8 +296,8 @@ async fn a_failed_expansion_ends_the_wait_with_its_error_state() {
     let b = aksk(&cloud).await;
     let id = ready_volume(&b, "pvc-grow-fails", 10).await;
     cloud.handle.cloud().faults().add_transition(fail_once("volume", "extending"));
-    b.backend.extend_volume(&common::cid(&id), 20).await.unwrap();
-    let err = b.backend.wait_volume_extended(&common::cid(&id), 20, WAIT).await.unwrap_err();
+    b.backend.extend_volume(&testkit::cid(&id), 20).await.unwrap();
+    let err = b.backend.wait_volume_extended(&testkit::cid(&id), 20, WAIT).await.unwrap_err();
     assert!(matches!(&err, CloudError::ErrorState { status, .. } if status.starts_with("error")), "{err}");
 }
 
@@ -309,8 +307,8 @@ async fn deleting_an_attached_disk_is_a_conflict() {
     let server = cloud.handle.this_host_server_id().unwrap();
     let b = aksk(&cloud).await;
     let id = ready_volume(&b, "pvc-busy", 10).await;
-    b.backend.attach(&common::cid(&id), &common::cid(&server), WAIT).await.unwrap();
-    let err = b.backend.delete_volume(&common::cid(&id)).await.unwrap_err();
+    b.backend.attach(&testkit::cid(&id), &testkit::cid(&server), WAIT).await.unwrap();
+    let err = b.backend.delete_volume(&testkit::cid(&id)).await.unwrap_err();
     assert!(matches!(&err, CloudError::Conflict(m) if m.contains("EVS.1046")), "{err}");
 }
 
@@ -325,7 +323,7 @@ async fn exceeding_the_quota_is_quota_exceeded() {
     let err = b.backend.create_volume(&spec("pvc-too-much", 10)).await.unwrap_err();
     assert!(matches!(&err, CloudError::QuotaExceeded(m) if m.contains("EVS.1042")), "{err}");
     let id = b.backend.find_volumes_by_name("pvc-fits").await.unwrap()[0].id.clone();
-    let err = b.backend.extend_volume(&common::cid(&id), 20).await.unwrap_err();
+    let err = b.backend.extend_volume(&testkit::cid(&id), 20).await.unwrap_err();
     assert!(matches!(err, CloudError::QuotaExceeded(_)), "{err}");
 }
 
@@ -349,16 +347,16 @@ async fn operations_on_missing_disks_are_not_found() {
     let server = cloud.handle.this_host_server_id().unwrap();
     let b = aksk(&cloud).await;
     let missing = "00000000-0000-0000-0000-000000000000";
-    let err = b.backend.extend_volume(&common::cid(missing), 20).await.unwrap_err();
+    let err = b.backend.extend_volume(&testkit::cid(missing), 20).await.unwrap_err();
     assert!(matches!(err, CloudError::NotFound { kind: "volume", .. }), "{err}");
-    let err = b.backend.attach(&common::cid(missing), &common::cid(&server), WAIT).await.unwrap_err();
+    let err = b.backend.attach(&testkit::cid(missing), &testkit::cid(&server), WAIT).await.unwrap_err();
     assert!(matches!(err, CloudError::NotFound { kind: "volume", .. }), "{err}");
-    assert_eq!(b.backend.get_snapshot(&common::cid(missing)).await.unwrap(), None);
+    assert_eq!(b.backend.get_snapshot(&testkit::cid(missing)).await.unwrap(), None);
     let err = b
         .backend
         .create_snapshot(&SnapshotSpec {
             name: "s".into(),
-            volume_id: common::cid(missing),
+            volume_id: testkit::cid(missing),
             force: false,
             metadata: BTreeMap::new(),
         })
@@ -412,7 +410,7 @@ async fn provisioned_iops_and_throughput_are_sent_natively() {
     fast.iops = Some(5000);
     fast.throughput = Some(250);
     let created = b.backend.create_volume(&fast).await.unwrap();
-    b.backend.wait_volume_ready(&common::cid(&created.id), WAIT).await.unwrap();
+    b.backend.wait_volume_ready(&testkit::cid(&created.id), WAIT).await.unwrap();
     let extra = cloud.handle.cloud().read(|w| w.volume(&created.id).unwrap().extra.clone());
     assert_eq!(extra["iops"], 5000);
     assert_eq!(extra["throughput"], 250);
@@ -439,11 +437,11 @@ async fn encryption_and_scsi_become_the_disks_system_metadata() {
     secure.encryption = Some(Encryption { kms_key_id: Some(key.into()) });
     secure.scsi = true;
     let created = b.backend.create_volume(&secure).await.unwrap();
-    let ready = b.backend.wait_volume_ready(&common::cid(&created.id), WAIT).await.unwrap();
+    let ready = b.backend.wait_volume_ready(&testkit::cid(&created.id), WAIT).await.unwrap();
     assert_eq!(ready.metadata["__system__encrypted"], "1");
     assert_eq!(ready.metadata["__system__cmkid"], key);
     assert_eq!(ready.metadata["hw:passthrough"], "true");
-    let attached = b.backend.attach(&common::cid(&created.id), &common::cid(&server), WAIT).await.unwrap();
+    let attached = b.backend.attach(&testkit::cid(&created.id), &testkit::cid(&server), WAIT).await.unwrap();
     assert!(attached.device_hint.as_deref().is_some_and(|d| d.starts_with("/dev/sd")), "{attached:?}");
 }
 
@@ -456,13 +454,13 @@ async fn the_qos_of_a_gpssd2_disk_changes_through_a_job() {
     fast.iops = Some(3000);
     fast.throughput = Some(125);
     let created = b.backend.create_volume(&fast).await.unwrap();
-    b.backend.wait_volume_ready(&common::cid(&created.id), WAIT).await.unwrap();
-    b.backend.modify_performance(&common::cid(&created.id), Some(8000), Some(300), WAIT).await.unwrap();
+    b.backend.wait_volume_ready(&testkit::cid(&created.id), WAIT).await.unwrap();
+    b.backend.modify_performance(&testkit::cid(&created.id), Some(8000), Some(300), WAIT).await.unwrap();
     let extra = cloud.handle.cloud().read(|w| w.volume(&created.id).unwrap().extra.clone());
     assert_eq!(extra["iops"], 8000);
     assert_eq!(extra["throughput"], 300);
     let err =
-        b.backend.modify_performance(&common::cid(&created.id), Some(8000), None, WAIT).await.unwrap_err();
+        b.backend.modify_performance(&testkit::cid(&created.id), Some(8000), None, WAIT).await.unwrap_err();
     assert!(matches!(err, CloudError::InvalidInput(_)), "GPSSD2 needs both values: {err}");
 }
 
@@ -473,9 +471,9 @@ async fn the_qos_of_other_disk_types_cannot_change() {
     let mut plain = spec("pvc-plain", 20);
     plain.volume_type = Some("SAS".into());
     let created = b.backend.create_volume(&plain).await.unwrap();
-    b.backend.wait_volume_ready(&common::cid(&created.id), WAIT).await.unwrap();
+    b.backend.wait_volume_ready(&testkit::cid(&created.id), WAIT).await.unwrap();
     let err =
-        b.backend.modify_performance(&common::cid(&created.id), Some(5000), None, WAIT).await.unwrap_err();
+        b.backend.modify_performance(&testkit::cid(&created.id), Some(5000), None, WAIT).await.unwrap_err();
     assert!(matches!(err, CloudError::InvalidInput(_)), "{err}");
 }
 
@@ -485,7 +483,7 @@ async fn without_volume_ids_in_the_answer_the_disk_id_comes_from_the_finished_jo
     let b = aksk(&cloud).await;
     let created = b.backend.create_volume(&spec("pvc-from-job", 10)).await.unwrap();
     assert!(count(&cloud.handle, "GET", "/jobs/") >= 1, "the job was read");
-    let ready = b.backend.wait_volume_ready(&common::cid(&created.id), WAIT).await.unwrap();
+    let ready = b.backend.wait_volume_ready(&testkit::cid(&created.id), WAIT).await.unwrap();
     assert_eq!(ready.name, "pvc-from-job");
 }
 
@@ -552,7 +550,7 @@ async fn tags_of(cloud: &TestCloud, id: &str) -> BTreeMap<String, String> {
 
 async fn ready(b: &TestHuawei, spec: &VolumeSpec) -> String {
     let created = b.backend.create_volume(spec).await.unwrap();
-    b.backend.wait_volume_ready(&common::cid(&created.id), WAIT).await.unwrap();
+    b.backend.wait_volume_ready(&testkit::cid(&created.id), WAIT).await.unwrap();
     created.id
 }
 
@@ -707,7 +705,7 @@ async fn a_temporary_key_works_with_its_security_token() {
     let (ak, sk, token) = temporary_key(&cloud).await;
     let b = temporary(&cloud, &ak, &sk, Some(&token));
     let id = ready(&b, &spec("pvc-temporary", 10)).await;
-    assert_eq!(b.backend.get_volume(&common::cid(&id)).await.unwrap().unwrap().name, "pvc-temporary");
+    assert_eq!(b.backend.get_volume(&testkit::cid(&id)).await.unwrap().unwrap().name, "pvc-temporary");
 }
 
 #[tokio::test]
@@ -740,7 +738,7 @@ async fn an_expired_temporary_key_is_unauthorized() {
         })
         .unwrap();
     let b = temporary(&cloud, &ak, &sk, Some(&token));
-    let err = b.backend.get_volume(&common::cid("00000000-0000-4000-8000-0000000000aa")).await.unwrap_err();
+    let err = b.backend.get_volume(&testkit::cid("00000000-0000-4000-8000-0000000000aa")).await.unwrap_err();
     assert!(matches!(&err, CloudError::Unauthorized(m) if m.contains("expired")), "{err}");
 }
 
@@ -787,18 +785,18 @@ async fn a_shareable_disk_attaches_to_two_servers() {
     let other = cloud.add_server("worker-2", &cloud.handle.demo().project_id).await;
     let b = aksk(&cloud).await;
     let id = ready(&b, &VolumeSpec { multiattach: true, ..spec("pvc-shared", 10) }).await;
-    b.backend.attach(&common::cid(&id), &common::cid(&this_host), WAIT).await.unwrap();
-    b.backend.attach(&common::cid(&id), &common::cid(&other), WAIT).await.unwrap();
-    let disk = b.backend.get_volume(&common::cid(&id)).await.unwrap().unwrap();
+    b.backend.attach(&testkit::cid(&id), &testkit::cid(&this_host), WAIT).await.unwrap();
+    b.backend.attach(&testkit::cid(&id), &testkit::cid(&other), WAIT).await.unwrap();
+    let disk = b.backend.get_volume(&testkit::cid(&id)).await.unwrap().unwrap();
     assert!(disk.multiattach);
     let mut servers: Vec<&str> = disk.attachments.iter().map(|a| a.server_id.as_str()).collect();
     servers.sort();
     let mut expected = vec![this_host.as_str(), other.as_str()];
     expected.sort();
     assert_eq!(servers, expected);
-    b.backend.detach(&common::cid(&id), &common::cid(&other), WAIT).await.unwrap();
-    b.backend.detach(&common::cid(&id), &common::cid(&this_host), WAIT).await.unwrap();
-    assert!(b.backend.get_volume(&common::cid(&id)).await.unwrap().unwrap().attachments.is_empty());
+    b.backend.detach(&testkit::cid(&id), &testkit::cid(&other), WAIT).await.unwrap();
+    b.backend.detach(&testkit::cid(&id), &testkit::cid(&this_host), WAIT).await.unwrap();
+    assert!(b.backend.get_volume(&testkit::cid(&id)).await.unwrap().unwrap().attachments.is_empty());
 }
 
 #[tokio::test]
@@ -808,8 +806,8 @@ async fn a_plain_disk_cannot_attach_to_a_second_server() {
     let other = cloud.add_server("worker-2", &cloud.handle.demo().project_id).await;
     let b = aksk(&cloud).await;
     let id = ready_volume(&b, "pvc-single", 10).await;
-    b.backend.attach(&common::cid(&id), &common::cid(&this_host), WAIT).await.unwrap();
-    let err = b.backend.attach(&common::cid(&id), &common::cid(&other), WAIT).await.unwrap_err();
+    b.backend.attach(&testkit::cid(&id), &testkit::cid(&this_host), WAIT).await.unwrap();
+    let err = b.backend.attach(&testkit::cid(&id), &testkit::cid(&other), WAIT).await.unwrap_err();
     // ECS refuses it; the controller checks the attachments first and answers FailedPrecondition.
     assert!(matches!(&err, CloudError::InvalidInput(m) if m.contains("in-use")), "{err:?}");
 }
@@ -817,12 +815,12 @@ async fn a_plain_disk_cannot_attach_to_a_second_server() {
 async fn snapshot_of(b: &TestHuawei, volume_id: &str, name: &str) -> String {
     let spec = SnapshotSpec {
         name: name.into(),
-        volume_id: common::cid(volume_id),
+        volume_id: testkit::cid(volume_id),
         force: true,
         metadata: BTreeMap::new(),
     };
     let taken = b.backend.create_snapshot(&spec).await.unwrap();
-    b.backend.wait_snapshot_ready(&common::cid(&taken.id), WAIT).await.unwrap();
+    b.backend.wait_snapshot_ready(&testkit::cid(&taken.id), WAIT).await.unwrap();
     taken.id
 }
 
@@ -834,11 +832,11 @@ async fn a_restore_without_a_type_gets_the_type_of_the_snapshots_disk() {
     let snapshot = snapshot_of(&b, &source, "snap-ssd").await;
 
     let restore = VolumeSpec {
-        source: Some(VolumeSource::Snapshot(common::cid(&snapshot))),
+        source: Some(VolumeSource::Snapshot(testkit::cid(&snapshot))),
         ..spec("pvc-ssd-restored", 10)
     };
     let restored = ready(&b, &restore).await;
-    let restored = b.backend.get_volume(&common::cid(&restored)).await.unwrap().unwrap();
+    let restored = b.backend.get_volume(&testkit::cid(&restored)).await.unwrap().unwrap();
     assert_eq!(restored.volume_type.as_deref(), Some("SSD"), "not the default GPSSD");
 }
 
@@ -850,7 +848,7 @@ async fn a_restore_into_another_type_is_refused_as_invalid() {
     let snapshot = snapshot_of(&b, &source, "snap-ssd").await;
 
     let restore = VolumeSpec {
-        source: Some(VolumeSource::Snapshot(common::cid(&snapshot))),
+        source: Some(VolumeSource::Snapshot(testkit::cid(&snapshot))),
         volume_type: Some("SAS".into()),
         ..spec("pvc-sas-restored", 10)
     };
@@ -863,7 +861,7 @@ async fn a_restore_from_a_missing_snapshot_is_not_found() {
     let cloud = emulator(|_| {}).await;
     let b = aksk(&cloud).await;
     let restore = VolumeSpec {
-        source: Some(VolumeSource::Snapshot(common::cid("00000000-0000-4000-8000-00000000beef"))),
+        source: Some(VolumeSource::Snapshot(testkit::cid("00000000-0000-4000-8000-00000000beef"))),
         ..spec("pvc-x", 10)
     };
     let err = b.backend.create_volume(&restore).await.unwrap_err();

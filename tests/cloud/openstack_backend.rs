@@ -1,15 +1,13 @@
 //! The OpenStack backend against the emulator: every auth method, token life, re-auth,
 //! catalog selection, retryable faults, error states, and coalesced waiting.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cinder_evs_csi::cloud::types::{SnapshotSpec, VolumeSpec, VolumeStatus};
 use cinder_evs_csi::cloud::{Backend, CloudError};
-use cinder_evs_csi::emulator::faults::{FaultAction, FaultRule, TransitionEffect, TransitionRule};
-use common::cloud::{Auth, backend, clouds_yaml, count, emulator};
+use cinder_evs_emulator::faults::{FaultAction, FaultRule, TransitionEffect, TransitionRule};
+use testkit::cloud::{Auth, backend, clouds_yaml, count, emulator};
 
 fn spec(name: &str, gib: u64) -> VolumeSpec {
     VolumeSpec {
@@ -28,7 +26,7 @@ async fn password_auth_by_names_creates_and_waits_for_a_volume() {
     let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
     let created = b.backend.create_volume(&spec("pvc-a", 2)).await.unwrap();
     assert_eq!(created.status, VolumeStatus::Creating);
-    let ready = b.backend.wait_volume_ready(&common::cid(&created.id), WAIT).await.unwrap();
+    let ready = b.backend.wait_volume_ready(&testkit::cid(&created.id), WAIT).await.unwrap();
     assert_eq!(ready.status, VolumeStatus::Available);
     assert_eq!(ready.size_gib, 2);
     assert_eq!(ready.metadata["k"], "v");
@@ -233,7 +231,7 @@ async fn a_volume_that_fails_to_create_ends_the_wait_with_its_error_state() {
     });
     let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
     let created = b.backend.create_volume(&spec("pvc-err", 1)).await.unwrap();
-    let err = b.backend.wait_volume_ready(&common::cid(&created.id), WAIT).await.unwrap_err();
+    let err = b.backend.wait_volume_ready(&testkit::cid(&created.id), WAIT).await.unwrap_err();
     assert!(matches!(&err, CloudError::ErrorState { status, .. } if status == "error"), "{err}");
 }
 
@@ -249,8 +247,11 @@ async fn a_stuck_volume_times_out() {
     });
     let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
     let created = b.backend.create_volume(&spec("pvc-stuck", 1)).await.unwrap();
-    let err =
-        b.backend.wait_volume_ready(&common::cid(&created.id), Duration::from_millis(500)).await.unwrap_err();
+    let err = b
+        .backend
+        .wait_volume_ready(&testkit::cid(&created.id), Duration::from_millis(500))
+        .await
+        .unwrap_err();
     assert!(matches!(err, CloudError::Timeout(_)), "{err}");
 }
 
@@ -260,21 +261,21 @@ async fn attach_and_detach_through_nova_are_idempotent() {
     let server = cloud.handle.this_host_server_id().unwrap();
     let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
     let volume = b.backend.create_volume(&spec("pvc-attach", 1)).await.unwrap();
-    b.backend.wait_volume_ready(&common::cid(&volume.id), WAIT).await.unwrap();
-    let attached = b.backend.attach(&common::cid(&volume.id), &common::cid(&server), WAIT).await.unwrap();
+    b.backend.wait_volume_ready(&testkit::cid(&volume.id), WAIT).await.unwrap();
+    let attached = b.backend.attach(&testkit::cid(&volume.id), &testkit::cid(&server), WAIT).await.unwrap();
     assert!(attached.device_hint.as_deref().is_some_and(|d| d.starts_with("/dev/")), "{attached:?}");
     assert_eq!(
-        b.backend.attach(&common::cid(&volume.id), &common::cid(&server), WAIT).await.unwrap(),
+        b.backend.attach(&testkit::cid(&volume.id), &testkit::cid(&server), WAIT).await.unwrap(),
         attached,
         "attaching again is success"
     );
-    assert_eq!(b.backend.attached_count(&common::cid(&server)).await.unwrap(), 1);
-    b.backend.detach(&common::cid(&volume.id), &common::cid(&server), WAIT).await.unwrap();
+    assert_eq!(b.backend.attached_count(&testkit::cid(&server)).await.unwrap(), 1);
+    b.backend.detach(&testkit::cid(&volume.id), &testkit::cid(&server), WAIT).await.unwrap();
     b.backend
-        .detach(&common::cid(&volume.id), &common::cid(&server), WAIT)
+        .detach(&testkit::cid(&volume.id), &testkit::cid(&server), WAIT)
         .await
         .expect("detaching again is success");
-    let after = b.backend.get_volume(&common::cid(&volume.id)).await.unwrap().unwrap();
+    let after = b.backend.get_volume(&testkit::cid(&volume.id)).await.unwrap().unwrap();
     assert_eq!(after.status, VolumeStatus::Available);
     assert!(after.attachments.is_empty());
 }
@@ -284,30 +285,30 @@ async fn snapshots_restore_and_extend_round_trip() {
     let cloud = emulator(|_| {}).await;
     let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
     let volume = b.backend.create_volume(&spec("pvc-src", 1)).await.unwrap();
-    b.backend.wait_volume_ready(&common::cid(&volume.id), WAIT).await.unwrap();
+    b.backend.wait_volume_ready(&testkit::cid(&volume.id), WAIT).await.unwrap();
     let snapshot = b
         .backend
         .create_snapshot(&SnapshotSpec {
             name: "snap-1".into(),
-            volume_id: common::cid(&volume.id),
+            volume_id: testkit::cid(&volume.id),
             force: true,
             metadata: BTreeMap::new(),
         })
         .await
         .unwrap();
-    let ready = b.backend.wait_snapshot_ready(&common::cid(&snapshot.id), WAIT).await.unwrap();
+    let ready = b.backend.wait_snapshot_ready(&testkit::cid(&snapshot.id), WAIT).await.unwrap();
     assert!(ready.created_at.is_some());
     let mut restore = spec("pvc-restored", 2);
-    restore.source = Some(cinder_evs_csi::cloud::types::VolumeSource::Snapshot(common::cid(&snapshot.id)));
+    restore.source = Some(cinder_evs_csi::cloud::types::VolumeSource::Snapshot(testkit::cid(&snapshot.id)));
     let restored = b.backend.create_volume(&restore).await.unwrap();
-    let restored = b.backend.wait_volume_ready(&common::cid(&restored.id), WAIT).await.unwrap();
+    let restored = b.backend.wait_volume_ready(&testkit::cid(&restored.id), WAIT).await.unwrap();
     assert_eq!(restored.source_snapshot_id.as_deref(), Some(snapshot.id.as_str()));
-    let err = b.backend.delete_volume(&common::cid(&volume.id)).await.unwrap_err();
+    let err = b.backend.delete_volume(&testkit::cid(&volume.id)).await.unwrap_err();
     assert!(matches!(err, CloudError::Conflict(_)), "a volume with snapshots cannot go: {err}");
-    b.backend.extend_volume(&common::cid(&restored.id), 3).await.unwrap();
-    let grown = b.backend.wait_volume_extended(&common::cid(&restored.id), 3, WAIT).await.unwrap();
+    b.backend.extend_volume(&testkit::cid(&restored.id), 3).await.unwrap();
+    let grown = b.backend.wait_volume_extended(&testkit::cid(&restored.id), 3, WAIT).await.unwrap();
     assert_eq!(grown.size_gib, 3);
-    let listed = b.backend.list_snapshots(Some(&common::cid(&volume.id)), None, None).await.unwrap();
+    let listed = b.backend.list_snapshots(Some(&testkit::cid(&volume.id)), None, None).await.unwrap();
     assert_eq!(listed.items.len(), 1);
 }
 
@@ -320,7 +321,7 @@ async fn capacity_comes_from_the_quota_usage() {
     let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
     let before = b.backend.capacity(None).await.unwrap().available_gib.unwrap();
     let volume = b.backend.create_volume(&spec("pvc-q", 5)).await.unwrap();
-    b.backend.wait_volume_ready(&common::cid(&volume.id), WAIT).await.unwrap();
+    b.backend.wait_volume_ready(&testkit::cid(&volume.id), WAIT).await.unwrap();
     let after = b.backend.capacity(None).await.unwrap().available_gib.unwrap();
     assert_eq!(before, 50);
     assert_eq!(after, 45);
@@ -343,7 +344,7 @@ async fn many_concurrent_waits_are_coalesced_into_few_calls() {
         let backend = b.backend.clone();
         tasks.spawn(async move {
             let v = backend.create_volume(&spec(&format!("pvc-{i}"), 1)).await?;
-            backend.wait_volume_ready(&common::cid(&v.id), WAIT).await
+            backend.wait_volume_ready(&testkit::cid(&v.id), WAIT).await
         });
     }
     while let Some(r) = tasks.join_next().await {
@@ -404,10 +405,10 @@ async fn a_failed_extension_ends_the_wait_with_error_extending() {
     let cloud = emulator(|_| {}).await;
     let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
     let volume = b.backend.create_volume(&spec("pvc-ext", 1)).await.unwrap();
-    b.backend.wait_volume_ready(&common::cid(&volume.id), WAIT).await.unwrap();
+    b.backend.wait_volume_ready(&testkit::cid(&volume.id), WAIT).await.unwrap();
     cloud.handle.cloud().faults().add_transition(fail_transition("extending"));
-    b.backend.extend_volume(&common::cid(&volume.id), 2).await.unwrap();
-    let err = b.backend.wait_volume_extended(&common::cid(&volume.id), 2, WAIT).await.unwrap_err();
+    b.backend.extend_volume(&testkit::cid(&volume.id), 2).await.unwrap();
+    let err = b.backend.wait_volume_extended(&testkit::cid(&volume.id), 2, WAIT).await.unwrap_err();
     assert!(matches!(&err, CloudError::ErrorState { status, .. } if status == "error_extending"), "{err}");
 }
 
@@ -416,15 +417,15 @@ async fn a_failed_deletion_ends_the_wait_with_error_deleting() {
     let cloud = emulator(|_| {}).await;
     let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
     let volume = b.backend.create_volume(&spec("pvc-del", 1)).await.unwrap();
-    b.backend.wait_volume_ready(&common::cid(&volume.id), WAIT).await.unwrap();
+    b.backend.wait_volume_ready(&testkit::cid(&volume.id), WAIT).await.unwrap();
     cloud.handle.cloud().faults().add_transition(fail_transition("deleting"));
-    b.backend.delete_volume(&common::cid(&volume.id)).await.unwrap();
-    let err = b.backend.wait_volume_deleted(&common::cid(&volume.id), WAIT).await.unwrap_err();
+    b.backend.delete_volume(&testkit::cid(&volume.id)).await.unwrap();
+    let err = b.backend.wait_volume_deleted(&testkit::cid(&volume.id), WAIT).await.unwrap_err();
     assert!(matches!(&err, CloudError::ErrorState { status, .. } if status == "error_deleting"), "{err}");
 }
 
 /// Demo delegates its `member` role to admin; returns the trust id.
-async fn demo_trusts_admin(cloud: &common::emulator::TestCloud) -> String {
+async fn demo_trusts_admin(cloud: &testkit::emulator::TestCloud) -> String {
     let demo = cloud.login("demo").await;
     let body = serde_json::json!({"trust": {
         "trustor_user_id": cloud.handle.demo().user_id, "trustee_user_id": cloud.handle.admin().user_id,
@@ -446,7 +447,7 @@ async fn trust_auth_creates_volumes_in_the_trustors_project() {
     );
     let b = backend(&yaml);
     let created = b.backend.create_volume(&spec("trusted", 1)).await.unwrap();
-    b.backend.wait_volume_ready(&common::cid(&created.id), WAIT).await.unwrap();
+    b.backend.wait_volume_ready(&testkit::cid(&created.id), WAIT).await.unwrap();
     let demo = cloud.login("demo").await;
     let reply =
         cloud.cinder(&demo, reqwest::Method::GET, &format!("/volumes/{}", created.id), None, "3.0").await;
@@ -477,16 +478,16 @@ async fn truncated_or_mistyped_json_fails_the_one_call_cleanly() {
     let cloud = emulator(|_| {}).await;
     let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
     let id = b.backend.create_volume(&spec("hostile", 1)).await.unwrap().id;
-    b.backend.wait_volume_ready(&common::cid(&id), WAIT).await.unwrap();
+    b.backend.wait_volume_ready(&testkit::cid(&id), WAIT).await.unwrap();
     let faults = cloud.handle.cloud().faults();
     for body in
         [r#"{"volume": {"id": "x", "size": "#, r#"{"volume": {"id": 7, "size": "big", "status": []}}"#]
     {
         faults.add_rule(fault("GET", SHOW_VOLUME, FaultAction::Body { status: 200, body: body.into() }, 1));
-        let error = b.backend.get_volume(&common::cid(&id)).await.unwrap_err();
+        let error = b.backend.get_volume(&testkit::cid(&id)).await.unwrap_err();
         assert!(matches!(error, CloudError::Protocol(_)), "{body}: {error:?}");
         let again =
-            b.backend.get_volume(&common::cid(&id)).await.unwrap().expect("the next call is unaffected");
+            b.backend.get_volume(&testkit::cid(&id)).await.unwrap().expect("the next call is unaffected");
         assert_eq!(again.id, id);
     }
 }
@@ -496,7 +497,7 @@ async fn a_body_past_the_size_limit_fails_the_one_call_cleanly() {
     let cloud = emulator(|_| {}).await;
     let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
     let id = b.backend.create_volume(&spec("huge", 1)).await.unwrap().id;
-    b.backend.wait_volume_ready(&common::cid(&id), WAIT).await.unwrap();
+    b.backend.wait_volume_ready(&testkit::cid(&id), WAIT).await.unwrap();
     // 17 MiB of valid JSON: over the 16 MiB the transport accepts, on every retry.
     let huge = format!(r#"{{"volume": {{"id": "{id}", "name": "{}"}}}}"#, "x".repeat(17 << 20));
     let attempts = 6;
@@ -506,10 +507,10 @@ async fn a_body_past_the_size_limit_fails_the_one_call_cleanly() {
         FaultAction::Body { status: 200, body: huge },
         attempts,
     ));
-    let error = b.backend.get_volume(&common::cid(&id)).await.unwrap_err();
+    let error = b.backend.get_volume(&testkit::cid(&id)).await.unwrap_err();
     assert!(!error.to_string().contains("xxxx"), "none of the body is quoted: {error}");
     assert_eq!(
-        b.backend.get_volume(&common::cid(&id)).await.unwrap().unwrap().id,
+        b.backend.get_volume(&testkit::cid(&id)).await.unwrap().unwrap().id,
         id,
         "the next call is unaffected"
     );
@@ -520,7 +521,7 @@ async fn a_slow_loris_body_is_abandoned_at_the_request_timeout_and_retried() {
     let cloud = emulator(|_| {}).await;
     let b = backend(&clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, ""));
     let id = b.backend.create_volume(&spec("loris", 1)).await.unwrap().id;
-    b.backend.wait_volume_ready(&common::cid(&id), WAIT).await.unwrap();
+    b.backend.wait_volume_ready(&testkit::cid(&id), WAIT).await.unwrap();
     let before = count(&cloud.handle, "GET", "volumes/{volume_id}");
     // One byte a second: the body would take over a minute, the transport gives up at 5 s.
     cloud.handle.cloud().faults().add_rule(fault(
@@ -529,7 +530,7 @@ async fn a_slow_loris_body_is_abandoned_at_the_request_timeout_and_retried() {
         FaultAction::Trickle { delay_ms: 1000 },
         1,
     ));
-    let volume = b.backend.get_volume(&common::cid(&id)).await.unwrap().expect("the retry is answered");
+    let volume = b.backend.get_volume(&testkit::cid(&id)).await.unwrap().expect("the retry is answered");
     assert_eq!(volume.id, id);
     assert_eq!(count(&cloud.handle, "GET", "volumes/{volume_id}") - before, 2, "one abandoned, one answered");
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use cinder_evs_csi::cloud::huawei::sign::Signer;
-use cinder_evs_csi::emulator::huawei::sign::{self as verifier, Received, SignError};
+use cinder_evs_emulator::huawei::sign::{self as verifier, Received, SignError};
 use reqwest::Url;
 use serde_json::Value;
 

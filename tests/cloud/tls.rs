@@ -3,18 +3,16 @@
 //! trusts it only with `cacert`, and never for a certificate naming another host. No refusal
 //! carries a secret.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cinder_evs_csi::cloud::Backend;
 use cinder_evs_csi::cloud::types::VolumeSpec;
 use cinder_evs_csi::csi::pb;
-use cinder_evs_csi::emulator::https::TlsFiles;
-use common::cloud::{Auth, TestCloud, backend, clouds_yaml, emulator};
-use common::{Driver, unix_channel, wait_for_path};
+use cinder_evs_emulator::https::TlsFiles;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+use testkit::cloud::{Auth, TestCloud, backend, clouds_yaml, emulator};
+use testkit::{Driver, unix_channel, wait_for_path};
 
 /// A CA and a server certificate it signed for `names`, written as PEM files into `dir`.
 struct Pki {
@@ -69,7 +67,7 @@ fn cacert(path: &Path) -> String {
 fn assert_no_secret(cloud: &TestCloud, message: &str) {
     let demo = cloud.handle.demo();
     assert!(!message.contains(&demo.password), "the password is in: {message}");
-    let leaks = common::secrets::scan("error", &[message.to_string()]);
+    let leaks = testkit::secrets::scan("error", &[message.to_string()]);
     assert!(leaks.is_empty(), "{leaks:?}");
 }
 
@@ -93,7 +91,7 @@ async fn the_backend_works_against_an_https_cloud_with_cacert_in_clouds_yaml() {
         .create_volume(&VolumeSpec { name: "over-tls".into(), size_gib: 1, ..Default::default() })
         .await
         .unwrap();
-    b.backend.wait_volume_ready(&common::cid(&volume.id), Duration::from_secs(20)).await.unwrap();
+    b.backend.wait_volume_ready(&testkit::cid(&volume.id), Duration::from_secs(20)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,14 +3,14 @@
 //! parameters, and capabilities that match what EVS can do (no clones, no group snapshots).
 
 use cinder_evs_csi::csi::pb::controller_service_capability::rpc::Type as Rpc;
-use common::cloud::{HuaweiAuth, emulator, huawei_yaml};
+use testkit::cloud::{HuaweiAuth, emulator, huawei_yaml};
 
 use super::*;
 
 /// A controller whose only cloud is the emulator's Huawei side.
 struct Evs {
     driver: Option<Driver>,
-    cloud: common::emulator::TestCloud,
+    cloud: testkit::emulator::TestCloud,
     controller: ControllerClient<Channel>,
     identity: IdentityClient<Channel>,
     group: GroupControllerClient<Channel>,
@@ -22,7 +22,7 @@ impl Evs {
         let config = cloud.dir.path().join("clouds.yaml");
         std::fs::write(&config, huawei_yaml(&cloud.handle, HuaweiAuth::AkSk(None), "")).unwrap();
         let (driver, channel) =
-            common::start_controller(cloud.dir.path(), &config, &[], Duration::from_secs(20)).await;
+            testkit::start_controller(cloud.dir.path(), &config, &[], Duration::from_secs(20)).await;
         Self {
             driver: Some(driver),
             cloud,
@@ -38,7 +38,7 @@ impl Evs {
         let dir = self.cloud.dir.path();
         let _ = std::fs::remove_file(dir.join("csi.sock"));
         let (driver, channel) =
-            common::start_controller(dir, &dir.join("clouds.yaml"), &[], Duration::from_secs(20)).await;
+            testkit::start_controller(dir, &dir.join("clouds.yaml"), &[], Duration::from_secs(20)).await;
         self.driver = Some(driver);
         self.controller = ControllerClient::new(channel.clone());
         self.identity = IdentityClient::new(channel.clone());

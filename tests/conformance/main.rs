@@ -9,9 +9,6 @@
 //! Test names state the rule checked. Node tests that mount need root: they fail under CI and
 //! print `SKIPPED` otherwise. docs/reliability.md lists the spec rules covered.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod controller;
 mod huawei;
 mod identity;
@@ -31,7 +28,7 @@ use cinder_evs_csi::csi::pb::identity_client::IdentityClient;
 use cinder_evs_csi::csi::pb::node_client::NodeClient;
 use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
 use cinder_evs_csi::csi::pb::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
-use common::{Driver, unix_channel, wait_for_path};
+use testkit::{Driver, unix_channel, wait_for_path};
 use tonic::transport::Channel;
 use tonic::{Code, Response, Status};
 

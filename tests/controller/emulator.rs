@@ -2,16 +2,14 @@
 //! what needs Nova (attach, detach), fault injection or several clouds. The rest of the controller
 //! suite runs on the emulator or a real OpenStack alike: tests/controller_suite.rs.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
-use common::Driver;
-use common::cloud::{Auth, TestCloud, clouds_yaml, count, emulator};
-use common::requests::{GIB, create, mount_cap};
+use testkit::Driver;
+use testkit::cloud::{Auth, TestCloud, clouds_yaml, count, emulator};
+use testkit::requests::{GIB, create, mount_cap};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -31,9 +29,9 @@ async fn setup() -> Setup {
 async fn setup_with(
     make_yaml: impl FnOnce(&TestCloud) -> String,
     extra_args: &[&str],
-    tweak: impl FnOnce(&mut cinder_evs_csi::emulator::EmulatorConfig),
+    tweak: impl FnOnce(&mut cinder_evs_emulator::EmulatorConfig),
 ) -> Setup {
-    common::secrets::register("the CSI secret in CreateVolume", "never-logged-secret");
+    testkit::secrets::register("the CSI secret in CreateVolume", "never-logged-secret");
     let cloud = emulator(|c| {
         c.default_quotas.insert("volumes".into(), -1);
         c.default_quotas.insert("gigabytes".into(), -1);
@@ -43,7 +41,7 @@ async fn setup_with(
     let config = cloud.dir.path().join("clouds.yaml");
     std::fs::write(&config, make_yaml(&cloud)).unwrap();
     let (driver, channel) =
-        common::start_controller(cloud.dir.path(), &config, extra_args, Duration::from_secs(20)).await;
+        testkit::start_controller(cloud.dir.path(), &config, extra_args, Duration::from_secs(20)).await;
     let server_id = cloud.handle.this_host_server_id().unwrap();
     Setup { cloud, _driver: driver, client: ControllerClient::new(channel), server_id }
 }
@@ -57,7 +55,7 @@ fn volumes_named(cloud: &TestCloud, name: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_distinct_creates_shares_its_name_lookups() {
-    use cinder_evs_csi::emulator::faults::{FaultAction, FaultRule};
+    use cinder_evs_emulator::faults::{FaultAction, FaultRule};
     let s = setup().await;
     // A slow list makes sure the burst arrives while the first lookup is still out.
     s.cloud.handle.cloud().faults().add_rule(FaultRule {
@@ -140,7 +138,7 @@ fn publish_request(volume_id: &str, node_id: &str) -> pb::ControllerPublishVolum
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_volume_stuck_attaching_is_detached_so_the_retry_starts_clean() {
-    use cinder_evs_csi::emulator::faults::{TransitionEffect, TransitionRule};
+    use cinder_evs_emulator::faults::{TransitionEffect, TransitionRule};
     let s = setup_with(
         |c| clouds_yaml(&c.handle.demo(), Auth::PasswordByName, ""),
         &["--attach-timeout", "1s"],
@@ -253,7 +251,7 @@ async fn ignoring_the_volume_zone_reports_the_compute_zone_asked_for() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_different_operation_on_a_busy_volume_is_aborted() {
-    use cinder_evs_csi::emulator::faults::{TransitionEffect, TransitionRule};
+    use cinder_evs_emulator::faults::{TransitionEffect, TransitionRule};
     let s = setup_with(
         |c| clouds_yaml(&c.handle.demo(), Auth::PasswordByName, ""),
         &["--attach-timeout", "2s"],
@@ -302,12 +300,12 @@ async fn with_wait_for_delete_the_volume_is_gone_when_delete_returns() {
     );
 }
 
-fn fail(resource: &str, status: &str) -> cinder_evs_csi::emulator::faults::TransitionRule {
-    cinder_evs_csi::emulator::faults::TransitionRule {
+fn fail(resource: &str, status: &str) -> cinder_evs_emulator::faults::TransitionRule {
+    cinder_evs_emulator::faults::TransitionRule {
         resource: resource.into(),
         status: status.into(),
         id: None,
-        effect: cinder_evs_csi::emulator::faults::TransitionEffect::Fail,
+        effect: cinder_evs_emulator::faults::TransitionEffect::Fail,
         count: None,
     }
 }

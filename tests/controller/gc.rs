@@ -2,19 +2,17 @@
 //! attachments of this cluster id that no PersistentVolume, VolumeSnapshotContent or Node
 //! references, removes them only with `delete`, and never touches another cluster's.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cinder_evs_csi::cloud::Backend;
 use cinder_evs_csi::cloud::types::{SnapshotSpec, VolumeSpec};
 use cinder_evs_csi::csi::controller::META_CLUSTER_ID;
-use cinder_evs_csi::emulator::ServerConfig;
 use cinder_evs_csi::k8s::gc::{self, Action, Finding, GcSettings, Kind};
-use common::cloud::{Auth, TestBackend, TestCloud, backend, clouds_yaml, emulator};
-use common::fake_kube::{FakeKube, list};
+use cinder_evs_emulator::ServerConfig;
 use serde_json::{Value, json};
+use testkit::cloud::{Auth, TestBackend, TestCloud, backend, clouds_yaml, emulator};
+use testkit::fake_kube::{FakeKube, list};
 
 const DRIVER: &str = "csi.cinder-evs.io";
 const WAIT: Duration = Duration::from_secs(30);
@@ -36,15 +34,15 @@ async fn volume(backend: &dyn Backend, name: &str, cluster: Option<&str>) -> Str
     }
     let spec = VolumeSpec { name: name.into(), size_gib: 1, metadata, ..Default::default() };
     let id = backend.create_volume(&spec).await.unwrap().id;
-    backend.wait_volume_ready(&common::cid(&id), WAIT).await.unwrap();
+    backend.wait_volume_ready(&testkit::cid(&id), WAIT).await.unwrap();
     id
 }
 
 async fn snapshot(backend: &dyn Backend, name: &str, volume_id: &str, cluster: &str) -> String {
     let metadata = BTreeMap::from([(META_CLUSTER_ID.to_string(), cluster.to_string())]);
-    let spec = SnapshotSpec { name: name.into(), volume_id: common::cid(volume_id), force: true, metadata };
+    let spec = SnapshotSpec { name: name.into(), volume_id: testkit::cid(volume_id), force: true, metadata };
     let id = backend.create_snapshot(&spec).await.unwrap().id;
-    backend.wait_snapshot_ready(&common::cid(&id), WAIT).await.unwrap();
+    backend.wait_snapshot_ready(&testkit::cid(&id), WAIT).await.unwrap();
     id
 }
 
@@ -79,8 +77,8 @@ async fn world() -> World {
     ids.insert("untagged", volume(b, "someone-elses", None).await);
     ids.insert("snap-referenced", snapshot(b, "snap-referenced", &ids["referenced"], "mine").await);
     ids.insert("snap-orphan", snapshot(b, "snap-orphan", &ids["referenced"], "mine").await);
-    b.attach(&common::cid(&ids["referenced"]), &common::cid(&node_server), WAIT).await.unwrap();
-    b.attach(&common::cid(&ids["stranded"]), &common::cid(GONE_SERVER), WAIT).await.unwrap();
+    b.attach(&testkit::cid(&ids["referenced"]), &testkit::cid(&node_server), WAIT).await.unwrap();
+    b.attach(&testkit::cid(&ids["stranded"]), &testkit::cid(GONE_SERVER), WAIT).await.unwrap();
 
     let kube = FakeKube::start().await;
     kube.serve(
@@ -136,9 +134,9 @@ async fn the_dry_run_lists_exactly_this_clusters_orphans_and_changes_nothing() {
     expected.sort();
     assert_eq!(summary(&findings), expected);
     assert!(findings.iter().all(|f| f.action == Action::WouldRemove), "{findings:?}");
-    assert!(b.get_volume(&common::cid(&w.ids["orphan"])).await.unwrap().is_some());
-    assert!(b.get_snapshot(&common::cid(&w.ids["snap-orphan"])).await.unwrap().is_some());
-    assert_eq!(b.get_volume(&common::cid(&w.ids["stranded"])).await.unwrap().unwrap().attachments.len(), 1);
+    assert!(b.get_volume(&testkit::cid(&w.ids["orphan"])).await.unwrap().is_some());
+    assert!(b.get_snapshot(&testkit::cid(&w.ids["snap-orphan"])).await.unwrap().is_some());
+    assert_eq!(b.get_volume(&testkit::cid(&w.ids["stranded"])).await.unwrap().unwrap().attachments.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,9 +146,9 @@ async fn delete_removes_the_orphans_and_keeps_everything_else() {
     let findings = gc::run(&w.kube.client().await, b, &settings(true)).await.unwrap();
     assert_eq!(findings.len(), 3);
     assert!(findings.iter().all(|f| f.action == Action::Removed), "{findings:?}");
-    b.wait_volume_deleted(&common::cid(&w.ids["orphan"]), WAIT).await.unwrap();
+    b.wait_volume_deleted(&testkit::cid(&w.ids["orphan"]), WAIT).await.unwrap();
     let attached: Vec<_> = b
-        .get_volume(&common::cid(&w.ids["referenced"]))
+        .get_volume(&testkit::cid(&w.ids["referenced"]))
         .await
         .unwrap()
         .unwrap()
@@ -159,11 +157,11 @@ async fn delete_removes_the_orphans_and_keeps_everything_else() {
         .map(|a| a.server_id)
         .collect();
     assert_eq!(attached, vec![w.node_server.clone()]);
-    assert!(b.get_volume(&common::cid(&w.ids["stranded"])).await.unwrap().unwrap().attachments.is_empty());
+    assert!(b.get_volume(&testkit::cid(&w.ids["stranded"])).await.unwrap().unwrap().attachments.is_empty());
     for kept in ["referenced", "stranded", "theirs", "untagged"] {
-        assert!(b.get_volume(&common::cid(&w.ids[kept])).await.unwrap().is_some(), "{kept} was removed");
+        assert!(b.get_volume(&testkit::cid(&w.ids[kept])).await.unwrap().is_some(), "{kept} was removed");
     }
-    assert!(b.get_snapshot(&common::cid(&w.ids["snap-referenced"])).await.unwrap().is_some());
+    assert!(b.get_snapshot(&testkit::cid(&w.ids["snap-referenced"])).await.unwrap().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,5 +181,5 @@ async fn a_failing_kubernetes_listing_stops_the_run_before_any_removal() {
     let b: &dyn Backend = w.backend.backend.as_ref();
     let result = gc::run(&w.kube.client().await, b, &settings(true)).await;
     assert!(result.is_err());
-    assert!(b.get_volume(&common::cid(&w.ids["orphan"])).await.unwrap().is_some());
+    assert!(b.get_volume(&testkit::cid(&w.ids["orphan"])).await.unwrap().is_some());
 }

@@ -3,8 +3,6 @@
 //! precise gRPC code and that the cloud's volumes, snapshots and backups (with sizes, statuses,
 //! metadata and attachments) are exactly as before.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -14,8 +12,8 @@ use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
 use cinder_evs_csi::csi::pb::group_controller_client::GroupControllerClient;
 use cinder_evs_csi::csi::pb::volume_content_source::{SnapshotSource, Type, VolumeSource};
-use common::cloud::{Auth, HuaweiAuth, clouds_yaml, emulator, huawei_yaml};
-use common::requests::{GIB, mount_cap};
+use testkit::cloud::{Auth, HuaweiAuth, clouds_yaml, emulator, huawei_yaml};
+use testkit::requests::{GIB, mount_cap};
 use tonic::Code;
 
 type Client = ControllerClient<tonic::transport::Channel>;
@@ -25,8 +23,8 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// One emulator, a controller configured with both of its faces, and resources to attack.
 struct World {
-    cloud: common::emulator::TestCloud,
-    _driver: common::Driver,
+    cloud: testkit::emulator::TestCloud,
+    _driver: testkit::Driver,
     c: Client,
     groups: GroupControllerClient<tonic::transport::Channel>,
     server: String,
@@ -41,7 +39,7 @@ struct World {
 }
 
 /// The two-cloud clouds.yaml: OpenStack as `test`, the Huawei face as `hw`.
-fn two_clouds(cloud: &common::emulator::TestCloud) -> String {
+fn two_clouds(cloud: &testkit::emulator::TestCloud) -> String {
     let openstack = clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, "");
     let huawei = huawei_yaml(&cloud.handle, HuaweiAuth::AkSk(None), "");
     format!("{openstack}{}", huawei.trim_start_matches("clouds:\n"))
@@ -53,7 +51,7 @@ async fn world() -> World {
     let config = cloud.dir.path().join("clouds.yaml");
     std::fs::write(&config, &yaml).unwrap();
     let (driver, channel) =
-        common::start_controller(cloud.dir.path(), &config, &["--cloud", "test"], Duration::from_secs(20))
+        testkit::start_controller(cloud.dir.path(), &config, &["--cloud", "test"], Duration::from_secs(20))
             .await;
     let mut c = ControllerClient::new(channel.clone());
     let victim = create(&mut c, "pvc-victim", "test").await;
@@ -625,11 +623,11 @@ async fn a_request_over_the_message_limit_is_resource_exhausted_and_a_long_snaps
 async fn foreign(w: &World, cloud: &str, name: &str) -> (String, String) {
     let (volume, snapshot) = if cloud == "test" {
         let yaml = clouds_yaml(&w.cloud.handle.demo(), Auth::PasswordByName, "");
-        let b = common::cloud::backend(&yaml);
+        let b = testkit::cloud::backend(&yaml);
         made_by_another_cluster(b.backend.as_ref(), name, None).await
     } else {
         let yaml = huawei_yaml(&w.cloud.handle, HuaweiAuth::AkSk(None), "");
-        let b = common::cloud::huawei_backend(&yaml);
+        let b = testkit::cloud::huawei_backend(&yaml);
         made_by_another_cluster(b.backend.as_ref(), name, Some("nova".into())).await
     };
     (format!("{cloud}:{volume}"), format!("{cloud}:{snapshot}"))
@@ -649,15 +647,15 @@ async fn made_by_another_cluster(
         ..Default::default()
     };
     let volume = backend.create_volume(&spec).await.unwrap();
-    backend.wait_volume_ready(&common::cid(&volume.id), WAIT).await.unwrap();
+    backend.wait_volume_ready(&testkit::cid(&volume.id), WAIT).await.unwrap();
     let spec = SnapshotSpec {
         name: format!("{name}-snap"),
-        volume_id: common::cid(&volume.id),
+        volume_id: testkit::cid(&volume.id),
         force: true,
         metadata,
     };
     let snapshot = backend.create_snapshot(&spec).await.unwrap();
-    backend.wait_snapshot_ready(&common::cid(&snapshot.id), WAIT).await.unwrap();
+    backend.wait_snapshot_ready(&testkit::cid(&snapshot.id), WAIT).await.unwrap();
     (volume.id, snapshot.id)
 }
 
@@ -767,11 +765,11 @@ async fn imported_volumes_stay_listed_and_usable_and_handles_are_stable_across_c
     assert!(w.hw.starts_with("hw:"), "{}", w.hw);
     // A volume made by hand (no cluster id), as `import` adopts.
     let yaml = clouds_yaml(&w.cloud.handle.demo(), Auth::PasswordByName, "");
-    let legacy = common::cloud::backend(&yaml);
+    let legacy = testkit::cloud::backend(&yaml);
     let backend = legacy.backend.as_ref();
     let spec = VolumeSpec { name: "legacy".into(), size_gib: 1, ..Default::default() };
     let imported = backend.create_volume(&spec).await.unwrap().id;
-    backend.wait_volume_ready(&common::cid(&imported), WAIT).await.unwrap();
+    backend.wait_volume_ready(&testkit::cid(&imported), WAIT).await.unwrap();
 
     let listed = w.c.list_volumes(pb::ListVolumesRequest::default()).await.unwrap().into_inner();
     let ids: Vec<String> = listed.entries.iter().map(|e| e.volume.clone().unwrap().volume_id).collect();

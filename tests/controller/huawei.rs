@@ -1,35 +1,33 @@
 //! The controller binary over its unix socket against the emulator's Huawei side, configured as
 //! a Huawei cloud with AK/SK: create, publish to this host's server, unpublish, delete.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
-use common::Driver;
-use common::cloud::{HuaweiAuth, count, emulator, huawei_yaml};
-use common::http_get;
-use common::requests::{GIB, mount_cap};
+use testkit::Driver;
+use testkit::cloud::{HuaweiAuth, count, emulator, huawei_yaml};
+use testkit::http_get;
+use testkit::requests::{GIB, mount_cap};
 use tonic::Code;
 
 /// A controller on the emulator's Huawei side, ready.
 async fn controller(
-    cloud: &common::emulator::TestCloud,
+    cloud: &testkit::emulator::TestCloud,
 ) -> (Driver, ControllerClient<tonic::transport::Channel>) {
     controller_with(cloud, &[]).await
 }
 
 /// [`controller`] with extra flags.
 async fn controller_with(
-    cloud: &common::emulator::TestCloud,
+    cloud: &testkit::emulator::TestCloud,
     extra: &[&str],
 ) -> (Driver, ControllerClient<tonic::transport::Channel>) {
     let config = cloud.dir.path().join("clouds.yaml");
     std::fs::write(&config, huawei_yaml(&cloud.handle, HuaweiAuth::AkSk(None), "")).unwrap();
     let (driver, channel) =
-        common::start_controller(cloud.dir.path(), &config, extra, Duration::from_secs(20)).await;
+        testkit::start_controller(cloud.dir.path(), &config, extra, Duration::from_secs(20)).await;
     (driver, ControllerClient::new(channel))
 }
 
@@ -91,7 +89,7 @@ async fn a_huawei_volume_is_created_published_unpublished_and_deleted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_distinct_creates_shares_its_disk_name_lookups() {
-    use cinder_evs_csi::emulator::faults::{FaultAction, FaultRule};
+    use cinder_evs_emulator::faults::{FaultAction, FaultRule};
     let cloud = emulator(|c| {
         c.default_quotas.insert("volumes".into(), -1);
         c.default_quotas.insert("gigabytes".into(), -1);
@@ -130,7 +128,7 @@ async fn a_burst_of_distinct_creates_shares_its_disk_name_lookups() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_repairs_the_tags_a_failed_call_left_off() {
-    use cinder_evs_csi::emulator::faults::{FaultAction, FaultRule};
+    use cinder_evs_emulator::faults::{FaultAction, FaultRule};
     let cloud = emulator(|_| {}).await;
     cloud.handle.cloud().faults().add_rule(FaultRule {
         method: Some("POST".into()),

@@ -1,22 +1,20 @@
 //! `cinder-evs-csi import`: existing cloud volumes and backend storage become static PVs.
 
-mod common;
-
 use std::process::Command;
 
 use cinder_evs_csi::cloud::Backend;
 use cinder_evs_csi::cloud::types::VolumeSpec;
-use common::cloud::{Auth, backend, clouds_yaml, emulator};
+use testkit::cloud::{Auth, backend, clouds_yaml, emulator};
 
 fn import(config: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(common::BIN)
+    let output = Command::new(testkit::bin())
         .args(["import", "--cloud-config", config.to_str().unwrap(), "--driver-name", "csi.example.io"])
         .args(args)
         .env_remove("OS_CLOUD")
         .output()
         .unwrap();
-    common::secrets::assert_clean("import", "stdout", &String::from_utf8_lossy(&output.stdout));
-    common::secrets::assert_clean("import", "stderr", &String::from_utf8_lossy(&output.stderr));
+    testkit::secrets::assert_clean("import", "stdout", &String::from_utf8_lossy(&output.stdout));
+    testkit::secrets::assert_clean("import", "stderr", &String::from_utf8_lossy(&output.stderr));
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into(),
@@ -34,7 +32,10 @@ async fn an_existing_volume_is_printed_as_a_static_persistent_volume() {
         .create_volume(&VolumeSpec { name: "legacy-data".into(), size_gib: 3, ..Default::default() })
         .await
         .unwrap();
-    b.backend.wait_volume_ready(&common::cid(&created.id), std::time::Duration::from_secs(20)).await.unwrap();
+    b.backend
+        .wait_volume_ready(&testkit::cid(&created.id), std::time::Duration::from_secs(20))
+        .await
+        .unwrap();
     let config = b.dir.path().join("clouds.yaml");
 
     let (ok, stdout, stderr) =
@@ -46,7 +47,7 @@ async fn an_existing_volume_is_printed_as_a_static_persistent_volume() {
     assert_eq!(pv["spec"]["csi"]["volumeHandle"], created.id.as_str());
     assert_eq!(pv["spec"]["capacity"]["storage"], "3Gi");
     assert_eq!(pv["spec"]["persistentVolumeReclaimPolicy"], "Retain");
-    let after = b.backend.get_volume(&common::cid(&created.id)).await.unwrap().unwrap();
+    let after = b.backend.get_volume(&testkit::cid(&created.id)).await.unwrap().unwrap();
     assert!(
         !after.metadata.contains_key("cinder-evs-csi/cluster-id"),
         "imported volumes stay out of gc's reach"
@@ -76,13 +77,14 @@ async fn backend_storage_is_managed_then_printed() {
     let pv: serde_json::Value = serde_yaml_ng::from_str(&stdout).unwrap();
     assert_eq!(pv["spec"]["capacity"]["storage"], "2Gi", "1.5 GiB rounds up to whole GiB");
     let id = pv["spec"]["csi"]["volumeHandle"].as_str().unwrap().to_string();
-    let volume = b.backend.get_volume(&common::cid(&id)).await.unwrap().expect("the storage is now a volume");
+    let volume =
+        b.backend.get_volume(&testkit::cid(&id)).await.unwrap().expect("the storage is now a volume");
     assert_eq!(volume.name, "adopted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_volume_of_any_configured_cloud_is_imported_with_a_handle_naming_its_cloud() {
-    use common::cloud::{HuaweiAuth, huawei_backend, huawei_yaml};
+    use testkit::cloud::{HuaweiAuth, huawei_backend, huawei_yaml};
     let cloud = emulator(|_| {}).await;
     let openstack = clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, "");
     let huawei = huawei_yaml(&cloud.handle, HuaweiAuth::AkSk(None), "");
@@ -95,7 +97,7 @@ async fn a_volume_of_any_configured_cloud_is_imported_with_a_handle_naming_its_c
     };
     let created = hw.backend.create_volume(&spec).await.unwrap();
     hw.backend
-        .wait_volume_ready(&common::cid(&created.id), std::time::Duration::from_secs(20))
+        .wait_volume_ready(&testkit::cid(&created.id), std::time::Duration::from_secs(20))
         .await
         .unwrap();
     let config = hw.dir.path().join("two-clouds.yaml");

@@ -5,18 +5,16 @@
 //! when the target is the emulator; attach and detach need Nova and live in
 //! tests/controller_emulator.rs.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
 use cinder_evs_csi::csi::pb::group_controller_client::GroupControllerClient;
-use common::Driver;
-use common::cloud::{Auth, clouds_yaml, count};
-use common::requests::{GIB, create, mount_cap};
-use common::target::Target;
+use testkit::Driver;
+use testkit::cloud::{Auth, clouds_yaml, count};
+use testkit::requests::{GIB, create, mount_cap};
+use testkit::target::Target;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -35,7 +33,7 @@ async fn setup() -> Suite {
     let config = target.dir().join("clouds.yaml");
     std::fs::write(&config, clouds_yaml(&target.user, Auth::PasswordByName, "")).unwrap();
     let (driver, channel) =
-        common::start_controller(target.dir(), &config, &[], Duration::from_secs(60)).await;
+        testkit::start_controller(target.dir(), &config, &[], Duration::from_secs(60)).await;
     Suite {
         target,
         driver,
@@ -572,7 +570,7 @@ async fn a_backup_snapshot_restores_into_a_new_volume() {
 /// reason, cut before the traceback Cinder stores with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_backup_reports_the_clouds_reason() {
-    use cinder_evs_csi::emulator::faults::{TransitionEffect, TransitionRule};
+    use cinder_evs_emulator::faults::{TransitionEffect, TransitionRule};
     let s = setup().await;
     let mut c = s.client.clone();
     let volume = s.create(of_type(create("pvc-backup-fails", 1), s.target.types.initial)).await;
@@ -618,7 +616,7 @@ async fn a_call_cut_off_by_its_deadline_is_logged_counted_and_adopted_by_the_ret
     std::fs::write(&config, clouds_yaml(&target.user, Auth::PasswordByName, "")).unwrap();
     let extra = ["--metrics-address", "127.0.0.1:0", "--log-format", "json"];
     let (driver, channel) =
-        common::start_controller(target.dir(), &config, &extra, Duration::from_secs(60)).await;
+        testkit::start_controller(target.dir(), &config, &extra, Duration::from_secs(60)).await;
     let line = driver.wait_for_log(|l| l.contains("serving /metrics"), Duration::from_secs(20));
     let entry: serde_json::Value = serde_json::from_str(&line).expect("json log line");
     let address = entry["address"].as_str().expect("the metrics address").to_string();
@@ -643,7 +641,7 @@ async fn a_call_cut_off_by_its_deadline_is_logged_counted_and_adopted_by_the_ret
     assert!(line.contains(r#""name":"pvc-cut-off""#), "{line}");
     assert_eq!(entry["span"]["request_id"], "req-cut-off", "{line}");
     assert!(entry["duration_ms"].as_f64().is_some_and(|d| d >= 15.0), "{line}");
-    let metrics = common::http_get(&address, "/metrics");
+    let metrics = testkit::http_get(&address, "/metrics");
     assert!(
         metrics.contains(r#"cinder_evs_csi_csi_rpc_total{method="CreateVolume",code="DeadlineExceeded"} 1"#),
         "{metrics}"

@@ -1,20 +1,18 @@
 //! Cinder volume actions, types, quotas and the other Cinder families of the emulator.
 
-mod common;
-
 use std::time::Duration;
 
-use common::emulator::TestCloud;
 use reqwest::Method;
 use serde_json::json;
+use testkit::emulator::TestCloud;
 
 async fn action(
     cloud: &TestCloud,
-    s: &common::emulator::Session,
+    s: &testkit::emulator::Session,
     id: &str,
     body: serde_json::Value,
     version: &str,
-) -> common::emulator::Reply {
+) -> testkit::emulator::Reply {
     cloud.cinder(s, Method::POST, &format!("/volumes/{id}/action"), Some(body), version).await
 }
 
@@ -564,7 +562,7 @@ async fn a_retype_needing_no_migration_succeeds_when_the_snapshots_carry_no_meta
 
 #[tokio::test]
 async fn a_failed_backup_carries_a_fail_reason_and_a_user_message_as_cinder_records_them() {
-    use cinder_evs_csi::emulator::faults::{TransitionEffect, TransitionRule};
+    use cinder_evs_emulator::faults::{TransitionEffect, TransitionRule};
     let cloud = TestCloud::start_with(|c| c.latency = Duration::from_millis(20)).await;
     let s = cloud.login("demo").await;
     let id = cloud.available_volume(&s, 1).await;

@@ -1,12 +1,10 @@
 //! Nova volume attachments, the metadata service and loop devices of the emulator.
 
-mod common;
-
 use std::time::Duration;
 
-use common::emulator::TestCloud;
 use reqwest::Method;
 use serde_json::json;
+use testkit::emulator::TestCloud;
 
 fn attach_body(id: &str) -> serde_json::Value {
     json!({"volumeAttachment": {"volumeId": id}})

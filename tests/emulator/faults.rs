@@ -1,12 +1,10 @@
 //! Fault injection, counters, stuck states and restart persistence of the emulator.
 
-mod common;
-
 use std::time::Duration;
 
-use common::emulator::TestCloud;
 use reqwest::Method;
 use serde_json::json;
+use testkit::emulator::TestCloud;
 
 #[tokio::test]
 async fn counters_count_requests_by_method_and_route_template() {
@@ -197,7 +195,7 @@ async fn tokens_survive_a_restart() {
     let cloud = TestCloud::start().await;
     let s = cloud.login("demo").await;
     let cloud = cloud.restart().await;
-    let moved = common::emulator::Session {
+    let moved = testkit::emulator::Session {
         volume: s.volume.replace(&s.volume[..s.volume.find("/volume").unwrap()], cloud.handle.base_url()),
         ..s.clone()
     };

@@ -2,15 +2,13 @@
 //! (issue 22): Cinder's create/update/show views, group types, list filters, Nova's server
 //! detail, and Huawei's per-service listeners, IAM catalog, ECS v2.1, EVS answers and quotas.
 
-mod common;
-
 use std::time::Duration;
 
 use cinder_evs_csi::cloud::huawei::sign::{Signer, sdk_date};
-use cinder_evs_csi::emulator::services::Service;
-use common::emulator::{Reply, TestCloud};
+use cinder_evs_emulator::services::Service;
 use reqwest::{Method, Url};
 use serde_json::{Value, json};
+use testkit::emulator::{Reply, TestCloud};
 
 fn has(view: &Value, key: &str) -> bool {
     view.as_object().is_some_and(|o| o.contains_key(key))

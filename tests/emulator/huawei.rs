@@ -1,11 +1,9 @@
 //! The Huawei side of the emulator over HTTP: AK/SK signatures, IAM tokens, EVS disks, jobs,
 //! listing, tags, expand, snapshots, quotas, error codes, ECS attach/detach and persistence.
 
-mod common;
-
-use common::emulator::{AkSk, Signing, TestCloud};
 use reqwest::Method;
 use serde_json::{Value, json};
+use testkit::emulator::{AkSk, Signing, TestCloud};
 
 fn project(cloud: &TestCloud) -> String {
     cloud.handle.demo().project_id
@@ -31,7 +29,7 @@ async fn create_disks(cloud: &TestCloud, key: &AkSk, body: Value) -> Vec<String>
     }
 }
 
-fn code(reply: &common::emulator::Reply) -> String {
+fn code(reply: &testkit::emulator::Reply) -> String {
     reply.body["error"]["code"].as_str().or(reply.body["error_code"].as_str()).unwrap_or_default().to_string()
 }
 
@@ -537,7 +535,7 @@ async fn a_scsi_disk_attached_to_this_host_gets_a_scsi_by_id_link() {
     let job = cloud.wait_job(&key, "ecs", &pid, reply.body["job_id"].as_str().unwrap()).await;
     assert_eq!(job["status"], "SUCCESS", "{job:?}");
     let link =
-        cloud.dir.path().join("by-id").join(format!("scsi-3{}", cinder_evs_csi::emulator::loopdev::wwn(&id)));
+        cloud.dir.path().join("by-id").join(format!("scsi-3{}", cinder_evs_emulator::loopdev::wwn(&id)));
     let target = std::fs::read_link(&link).expect("scsi by-id link");
     assert!(target.to_string_lossy().starts_with("/dev/loop"), "{target:?}");
     let shown =

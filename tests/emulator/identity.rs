@@ -1,10 +1,8 @@
 //! Keystone v3 of the emulator, over HTTP.
 
-mod common;
-
-use common::emulator::TestCloud;
 use reqwest::Method;
 use serde_json::json;
+use testkit::emulator::TestCloud;
 
 fn password_auth(user: serde_json::Value, scope: serde_json::Value) -> serde_json::Value {
     json!({"auth": {"identity": {"methods": ["password"], "password": {"user": user}}, "scope": scope}})
@@ -106,7 +104,7 @@ async fn a_token_can_be_exchanged_validated_and_revoked() {
     assert_eq!(check.status, 404);
     let use_revoked = cloud
         .cinder(
-            &common::emulator::Session { token: second, ..s.clone() },
+            &testkit::emulator::Session { token: second, ..s.clone() },
             Method::GET,
             "/volumes",
             None,

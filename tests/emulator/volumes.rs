@@ -1,12 +1,10 @@
 //! Cinder v3 volumes, snapshots and version discovery of the emulator, over HTTP.
 
-mod common;
-
 use std::time::Duration;
 
-use common::emulator::TestCloud;
 use reqwest::Method;
 use serde_json::json;
+use testkit::emulator::TestCloud;
 
 #[tokio::test]
 async fn version_discovery_reports_the_microversion_range() {
@@ -100,7 +98,7 @@ async fn projects_never_see_each_others_volumes() {
     let listed = cloud.cinder(&admin, Method::GET, "/volumes/detail", None, "3.0").await;
     assert!(listed.body["volumes"].as_array().unwrap().iter().all(|v| v["id"] != id.as_str()));
     let other = TestCloud::start_with(|c| {
-        c.users.push(cinder_evs_csi::emulator::UserConfig {
+        c.users.push(cinder_evs_emulator::UserConfig {
             name: "alt".into(),
             password: "alt-secret".into(),
             project: "alt".into(),

@@ -820,10 +820,10 @@ fn the_example_classes_name_volume_types_the_emulator_has() {
     let test = "the_example_classes_name_volume_types_the_emulator_has";
     // The emulator's own bootstrap decides which types exist.
     let dir = tempfile::tempdir().unwrap();
-    let mut world = cinder_evs_csi::emulator::store::World::default();
-    cinder_evs_csi::emulator::bootstrap::apply(
+    let mut world = cinder_evs_emulator::store::World::default();
+    cinder_evs_emulator::bootstrap::apply(
         &mut world,
-        &cinder_evs_csi::emulator::EmulatorConfig::in_dir(dir.path()),
+        &cinder_evs_emulator::EmulatorConfig::in_dir(dir.path()),
     )
     .unwrap();
     let types: Vec<String> = world.volume_types.values().map(|t| t.name.clone()).collect();

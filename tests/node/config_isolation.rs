@@ -3,16 +3,14 @@
 //! and Node RPCs (a stage included) and stops. The watch itself is proven to work by the
 //! controller, which must open the same file, and by opening it once ourselves.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cinder_evs_csi::csi::pb;
-use common::cloud::{Auth, clouds_yaml, emulator};
-use common::{Driver, unix_channel, wait_for_path};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::signal::Signal;
+use testkit::cloud::{Auth, clouds_yaml, emulator};
+use testkit::{Driver, unix_channel, wait_for_path};
 
 /// An inotify watch for opens of one file.
 struct OpenWatch {
@@ -37,7 +35,7 @@ impl OpenWatch {
 }
 
 /// A cloud configuration with real credentials, where the controller would read it.
-async fn config_file(dir: &Path) -> (common::cloud::TestCloud, PathBuf) {
+async fn config_file(dir: &Path) -> (testkit::cloud::TestCloud, PathBuf) {
     let cloud = emulator(|_| {}).await;
     let path = dir.join("clouds.yaml");
     std::fs::write(&path, clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, "")).unwrap();

@@ -166,7 +166,7 @@ impl NodeHarness {
                 .await
                 .unwrap();
         });
-        let client = NodeClient::new(crate::common::unix_channel(socket).await);
+        let client = NodeClient::new(testkit::unix_channel(socket).await);
         Self { dir, by_id, client, server }
     }
 

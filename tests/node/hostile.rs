@@ -6,15 +6,12 @@
 //! Each test runs in a private mount namespace of its own (the test binary re-runs itself for
 //! that one test under `unshare --mount`), so a failure cannot damage the host's mounts.
 
-mod common;
-mod node_harness;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::harness::*;
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
-use node_harness::*;
 use tonic::Code;
 
 const SMALL: u64 = 128 * MIB;

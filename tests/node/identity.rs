@@ -1,15 +1,12 @@
 //! Who the node says it is: the server id and zone from the metadata service or the config
 //! drive, in the configured order, reported by NodeGetInfo with the zone as topology.
 
-mod common;
-mod node_harness;
-
 use std::time::Duration;
 
+use crate::harness::{LoopVolume, MIB, root_or_skip, run};
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::host::identity::{self, IdentityConfig, NodeIdentity, Source};
-use common::{Driver, temp_socket, unix_channel, wait_for_path};
-use node_harness::{LoopVolume, MIB, root_or_skip, run};
+use testkit::{Driver, temp_socket, unix_channel, wait_for_path};
 
 const DOCUMENT_PATH: &str = "/openstack/latest/meta_data.json";
 

@@ -1,13 +1,10 @@
 //! What the Node service says about requests before it touches the host: precise
 //! InvalidArgument messages, its capabilities and its identity.
 
-mod common;
-mod node_harness;
-
+use crate::harness::*;
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::node_service_capability::rpc::Type;
 use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
-use node_harness::*;
 use tonic::Code;
 
 /// A well-formed volume id that names no device.

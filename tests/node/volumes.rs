@@ -2,15 +2,12 @@
 //! blank devices, publishing binds, everything is idempotent, and nothing that is not the
 //! volume's is ever formatted or unmounted.
 
-mod common;
-mod node_harness;
-
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
+use crate::harness::*;
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
-use node_harness::*;
 use tonic::Code;
 
 /// xfs needs ≥ 300 MiB; the files are sparse, so this costs nothing.

@@ -2,13 +2,11 @@
 //! VolumeAttachment of this driver names the node; otherwise it returns at once. Runs against
 //! a fake Kubernetes API.
 
-mod common;
-
 use std::time::Duration;
 
 use cinder_evs_csi::k8s::drain::{self, DrainError, DrainOutcome, DrainSettings};
-use common::fake_kube::{FakeKube, list};
 use serde_json::{Value, json};
+use testkit::fake_kube::{FakeKube, list};
 
 const DRIVER: &str = "csi.cinder-evs.io";
 const NODE_PATH: &str = "/api/v1/nodes/worker-1";
@@ -108,7 +106,7 @@ async fn the_binary_drain_wait_exits_zero_once_the_node_is_drained() {
     );
     let kubeconfig = kube.kubeconfig.to_str().unwrap().to_string();
     let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(common::BIN)
+        std::process::Command::new(testkit::bin())
             .args(["drain-wait", "--kube-node-name", "worker-1", "--kubeconfig", &kubeconfig])
             .args(["--interval", "20ms", "--timeout", "60s"])
             .env_remove("CSI_DRIVER_NAME")
@@ -117,7 +115,7 @@ async fn the_binary_drain_wait_exits_zero_once_the_node_is_drained() {
     })
     .await
     .unwrap();
-    common::secrets::assert_clean("drain-wait", "stderr", &String::from_utf8_lossy(&output.stderr));
+    testkit::secrets::assert_clean("drain-wait", "stderr", &String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success());
     assert_eq!(kube.hits(ATTACHMENTS_PATH), 2);
 }

@@ -1,14 +1,12 @@
 //! The binary as kubelet and the sidecars see it: a socket, the Identity service, a clean
 //! stop on SIGTERM, and its start-up refusals.
 
-mod common;
-
 use std::time::Duration;
 
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::identity_client::IdentityClient;
-use common::{Driver, temp_socket, unix_channel, wait_for_path};
 use nix::sys::signal::Signal;
+use testkit::{Driver, temp_socket, unix_channel, wait_for_path};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_rpcs_answer_over_the_unix_socket_and_sigterm_exits_zero_removing_it() {
@@ -149,7 +147,7 @@ fn a_malformed_endpoint_is_refused_before_start() {
 
 #[test]
 fn version_prints_the_cargo_version_and_git_commit() {
-    let out = std::process::Command::new(common::BIN).arg("--version").output().unwrap();
+    let out = std::process::Command::new(testkit::bin()).arg("--version").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with(&format!("cinder-evs-csi {} (commit ", env!("CARGO_PKG_VERSION"))), "{text}");
     let commit = text.split("(commit ").nth(1).unwrap().trim_end().trim_end_matches(')');
@@ -158,7 +156,7 @@ fn version_prints_the_cargo_version_and_git_commit() {
 
 #[test]
 fn help_lists_every_flag_with_its_environment_variable() {
-    let out = std::process::Command::new(common::BIN).args(["node", "--help"]).output().unwrap();
+    let out = std::process::Command::new(testkit::bin()).args(["node", "--help"]).output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
     for (flag, env) in [
         ("--endpoint", "CSI_ENDPOINT"),
@@ -186,7 +184,7 @@ fn help_lists_every_flag_with_its_environment_variable() {
 #[tokio::test]
 async fn flags_are_read_from_environment_variables() {
     let (_dir, path, endpoint) = temp_socket();
-    let mut command = std::process::Command::new(common::BIN);
+    let mut command = std::process::Command::new(testkit::bin());
     command
         .arg("node")
         .env("CSI_ENDPOINT", &endpoint)

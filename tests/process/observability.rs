@@ -1,20 +1,18 @@
 //! What operators see: one structured log line per RPC, no secret in any log line, and the
 //! Prometheus endpoint.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
 use cinder_evs_csi::csi::pb;
-use common::{Driver, http_get, temp_socket, unix_channel, wait_for_path};
 use nix::sys::signal::Signal;
+use testkit::{Driver, http_get, temp_socket, unix_channel, wait_for_path};
 
 const SECRET_VALUES: &[&str] = &["hunter2-csi-secret", "AKIDEXAMPLE0000001", "tok-5ecr3t-in-context"];
 
 fn stage_request_with_secrets() -> pb::NodeStageVolumeRequest {
     for value in SECRET_VALUES {
-        common::secrets::register("a CSI secret in NodeStageVolume", value);
+        testkit::secrets::register("a CSI secret in NodeStageVolume", value);
     }
     pb::NodeStageVolumeRequest {
         volume_id: "vol-1234".into(),
@@ -124,8 +122,8 @@ async fn metrics_endpoint_counts_rpcs_and_reports_rss_and_health() {
 /// the driver still says so, once, with the code, the duration and the ids, and counts it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rpc_cut_off_by_the_callers_deadline_is_logged_and_counted() {
-    use common::cloud::{Auth, clouds_yaml};
-    let cloud = common::cloud::emulator(|c| {
+    use testkit::cloud::{Auth, clouds_yaml};
+    let cloud = testkit::cloud::emulator(|c| {
         c.transition_latency.insert("volume.creating".into(), Duration::from_secs(30));
     })
     .await;
@@ -133,13 +131,13 @@ async fn an_rpc_cut_off_by_the_callers_deadline_is_logged_and_counted() {
     std::fs::write(&config, clouds_yaml(&cloud.handle.demo(), Auth::PasswordByName, "")).unwrap();
     let extra = ["--metrics-address", "127.0.0.1:0", "--log-format", "json"];
     let (driver, channel) =
-        common::start_controller(cloud.dir.path(), &config, &extra, Duration::from_secs(60)).await;
+        testkit::start_controller(cloud.dir.path(), &config, &extra, Duration::from_secs(60)).await;
     let line = driver.wait_for_log(|l| l.contains("serving /metrics"), Duration::from_secs(20));
     let entry: serde_json::Value = serde_json::from_str(&line).expect("json log line");
     let address = entry["address"].as_str().expect("the metrics address").to_string();
 
     let mut controller = pb::controller_client::ControllerClient::new(channel);
-    let mut request = tonic::Request::new(common::requests::create("pvc-slow", 1));
+    let mut request = tonic::Request::new(testkit::requests::create("pvc-slow", 1));
     request.set_timeout(Duration::from_millis(800));
     request.metadata_mut().insert("x-request-id", "req-slow".parse().unwrap());
     let status = controller.create_volume(request).await.unwrap_err();

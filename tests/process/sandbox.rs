@@ -1,7 +1,5 @@
 //! `cinder-evs-csi sandbox --demo`: the whole driver on one machine, end to end, as root.
 
-mod common;
-
 use std::process::Command;
 
 /// Needs root for loop devices and mounts: fails under CI, says it skipped otherwise.
@@ -30,15 +28,15 @@ fn the_demo_walks_a_volume_through_its_life_and_leaves_nothing_behind() {
     }
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("sandbox");
-    let output = Command::new(common::BIN)
+    let output = Command::new(testkit::bin())
         .args(["sandbox", "--demo", "--latency", "50ms", "--state-dir", state.to_str().unwrap()])
         .env_remove("CSI_ENDPOINT")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    common::secrets::assert_clean("sandbox --demo", "stdout", &stdout);
-    common::secrets::assert_clean("sandbox --demo", "stderr", &stderr);
+    testkit::secrets::assert_clean("sandbox --demo", "stdout", &stdout);
+    testkit::secrets::assert_clean("sandbox --demo", "stderr", &stderr);
     assert!(output.status.success(), "sandbox --demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("data read back after restore matches"), "{stdout}");
     assert!(stdout.contains("data read back after expansion matches"), "{stdout}");
@@ -58,12 +56,12 @@ fn the_sandbox_serves_every_service_and_cleans_up_on_sigterm() {
     let state = dir.path().join("sandbox");
     let socket = state.join("csi.sock");
     let mut driver =
-        common::Driver::start(&["sandbox", "--latency", "20ms", "--state-dir", state.to_str().unwrap()]);
-    common::wait_for_path(&socket, &driver);
+        testkit::Driver::start(&["sandbox", "--latency", "20ms", "--state-dir", state.to_str().unwrap()]);
+    testkit::wait_for_path(&socket, &driver);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         use cinder_evs_csi::csi::pb;
-        let channel = common::unix_channel(socket.clone()).await;
+        let channel = testkit::unix_channel(socket.clone()).await;
         let caps = pb::identity_client::IdentityClient::new(channel.clone())
             .get_plugin_capabilities(pb::GetPluginCapabilitiesRequest {})
             .await
@@ -100,13 +98,13 @@ fn the_sandbox_serves_every_service_and_cleans_up_on_sigterm() {
 }
 
 /// Starts a sandbox in a fresh directory and waits for its socket.
-fn start_sandbox(dir: &std::path::Path, extra: &[&str]) -> (common::Driver, std::path::PathBuf) {
+fn start_sandbox(dir: &std::path::Path, extra: &[&str]) -> (testkit::Driver, std::path::PathBuf) {
     let state = dir.join("sandbox");
     let socket = state.join("csi.sock");
     let mut args = vec!["sandbox", "--latency", "20ms", "--state-dir", state.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let driver = common::Driver::start(&args);
-    common::wait_for_path(&socket, &driver);
+    let driver = testkit::Driver::start(&args);
+    testkit::wait_for_path(&socket, &driver);
     (driver, state)
 }
 
@@ -156,7 +154,7 @@ fn a_volume_staged_outside_the_sandbox_directory_is_unmounted_at_ctrl_c() {
     let (mut driver, state) = start_sandbox(dir.path(), &[]);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        let channel = common::unix_channel(state.join("csi.sock")).await;
+        let channel = testkit::unix_channel(state.join("csi.sock")).await;
         let node_id = pb::node_client::NodeClient::new(channel.clone())
             .node_get_info(pb::NodeGetInfoRequest {})
             .await
@@ -222,7 +220,7 @@ fn the_sandbox_quota_is_generous_by_default_and_set_by_a_flag() {
     let dir = tempfile::tempdir().unwrap();
     let (mut driver, state) = start_sandbox(dir.path(), &[]);
     runtime.block_on(async {
-        let channel = common::unix_channel(state.join("csi.sock")).await;
+        let channel = testkit::unix_channel(state.join("csi.sock")).await;
         let mut controller = pb::controller_client::ControllerClient::new(channel);
         for i in 0..12 {
             create(&mut controller, mount_volume(&format!("many-{i}"))).await.unwrap();
@@ -234,7 +232,7 @@ fn the_sandbox_quota_is_generous_by_default_and_set_by_a_flag() {
     let dir = tempfile::tempdir().unwrap();
     let (mut driver, state) = start_sandbox(dir.path(), &["--quota", "volumes=2"]);
     runtime.block_on(async {
-        let channel = common::unix_channel(state.join("csi.sock")).await;
+        let channel = testkit::unix_channel(state.join("csi.sock")).await;
         let mut controller = pb::controller_client::ControllerClient::new(channel);
         for i in 0..2 {
             create(&mut controller, mount_volume(&format!("few-{i}"))).await.unwrap();
@@ -249,7 +247,8 @@ fn the_sandbox_quota_is_generous_by_default_and_set_by_a_flag() {
 #[test]
 fn an_unknown_or_malformed_sandbox_quota_is_refused() {
     for bad in ["volumez=5", "volumes", "volumes=many", "volumes=-2"] {
-        let output = Command::new(common::BIN).args(["sandbox", "--quota", bad, "--help"]).output().unwrap();
+        let output =
+            Command::new(testkit::bin()).args(["sandbox", "--quota", bad, "--help"]).output().unwrap();
         // --help would succeed; a bad value must fail before it.
         assert!(!output.status.success(), "--quota {bad} was accepted");
         assert!(String::from_utf8_lossy(&output.stderr).contains("--quota"), "{bad}");

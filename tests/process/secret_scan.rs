@@ -1,17 +1,15 @@
 //! The secret scan every driver process of every test goes through (tests/common/secrets.rs):
 //! it knows the secret values the tests use, and it catches one that reaches a log.
 
-mod common;
-
 use std::time::Duration;
 
-use common::cloud::emulator;
-use common::{Driver, secrets, temp_socket, wait_for_path};
+use testkit::cloud::emulator;
+use testkit::{Driver, secrets, temp_socket, wait_for_path};
 
 #[test]
 fn the_emulators_default_secrets_are_registered() {
     let known: Vec<String> = secrets::known().into_iter().map(|(_, v)| v).collect();
-    let defaults = cinder_evs_csi::emulator::EmulatorConfig::default();
+    let defaults = cinder_evs_emulator::EmulatorConfig::default();
     for user in &defaults.users {
         assert!(known.contains(&user.password), "password of {} is not scanned for", user.name);
         if let Some((_, secret)) = &user.app_credential {

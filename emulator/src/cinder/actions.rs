@@ -425,12 +425,8 @@ fn revert(cloud: &Cloud, ctx: &Ctx, id: &str, args: &Map<String, Value>) -> ApiR
                 "Volume and snapshot must be available and of the same size to revert.",
             ));
         }
-        crate::sparse::copy(
-            &cloud.snapshot_file(&snapshot_id),
-            &cloud.volume_file(id),
-            volume.size,
-        )
-        .map_err(|e| ApiError::internal(F, format!("Reverting failed: {e}")))?;
+        crate::sparse::copy(&cloud.snapshot_file(&snapshot_id), &cloud.volume_file(id), volume.size)
+            .map_err(|e| ApiError::internal(F, format!("Reverting failed: {e}")))?;
         let volume = store.volumes.get_mut(id).expect("found above");
         volume.status = "reverting".into();
         volume.pending = Some(Pending {

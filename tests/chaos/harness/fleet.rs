@@ -12,7 +12,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Response, Status};
 
 use super::Rng;
-use crate::common::Driver;
+use testkit::Driver;
 
 /// How the driver is deployed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,7 +156,7 @@ pub async fn killer(
 
 /// A fresh connection to `socket`, waiting (up to a guard) for a restarted driver to bind it.
 async fn connect(socket: &Path) -> Channel {
-    crate::common::unix_channel_within(socket, Duration::from_secs(60)).await
+    testkit::unix_channel_within(socket, Duration::from_secs(60)).await
 }
 
 /// Codes the workload retries, as the sidecars do: the driver died or was busy, the cloud

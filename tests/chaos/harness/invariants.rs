@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::common::cloud::TestCloud;
+use testkit::cloud::TestCloud;
 
 use super::workload::Lane;
 

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use cinder_evs_csi::emulator::EmulatorConfig;
+use cinder_evs_emulator::EmulatorConfig;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::cloud::{Auth, HuaweiAuth, TestCloud, clouds_yaml, huawei_yaml};
 use fleet::{Fleet, Topology};
+use testkit::cloud::{Auth, HuaweiAuth, TestCloud, clouds_yaml, huawei_yaml};
 use workload::{Flavor, Lane};
 
 /// splitmix64: the one source of the run's randomness.
