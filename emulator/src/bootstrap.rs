@@ -6,7 +6,10 @@ use super::clock::now_ms;
 use super::config::{EmulatorConfig, cinder_default_quotas};
 use super::errors::EmulatorError;
 use super::model::*;
-use super::store::World;
+use super::world::World;
+
+/// The name of the group type `GET /group_types/default` answers with.
+pub const DEFAULT_GROUP_TYPE: &str = "default_group_type";
 
 /// A Keystone-style id: 32 hex digits.
 pub fn keystone_id() -> String {
@@ -77,7 +80,7 @@ pub fn apply(world: &mut World, config: &EmulatorConfig) -> Result<(), EmulatorE
             id.clone(),
             GroupType {
                 id,
-                name: super::cinder::groups::DEFAULT_GROUP_TYPE.into(),
+                name: DEFAULT_GROUP_TYPE.into(),
                 description: Some("Default group type".into()),
                 is_public: true,
                 group_specs: Default::default(),

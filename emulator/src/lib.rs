@@ -30,6 +30,8 @@ pub mod persistence;
 pub mod services;
 pub mod sparse;
 pub mod store;
+pub mod transitions;
+pub mod world;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -512,3 +512,20 @@ pub struct Job {
     /// Why it failed.
     pub fail_reason: Option<String>,
 }
+
+/// One user message.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Message {
+    /// The id.
+    pub id: String,
+    /// `VOLUME_<resource>_<action>_<detail>`.
+    pub event_id: String,
+    /// `"<action>:<detail>"`.
+    pub user_message: String,
+    /// `VOLUME`, `VOLUME_SNAPSHOT` or `VOLUME_BACKUP`.
+    pub resource_type: String,
+    /// The resource it is about.
+    pub resource_uuid: String,
+    /// When it was recorded (ms).
+    pub created_at_ms: u64,
+}

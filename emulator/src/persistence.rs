@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::errors::EmulatorError;
-use super::store::World;
+use super::world::World;
 
 /// The state file's name inside the state directory.
 pub const STATE_FILE: &str = "state.json";

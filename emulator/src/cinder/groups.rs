@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::{Ctx, body_object, check_quota, not_found, opt_str, views};
-use crate::bootstrap::resource_id;
+use crate::bootstrap::{DEFAULT_GROUP_TYPE, resource_id};
 use crate::clock::now_ms;
 use crate::errors::{ApiError, ApiResult, Family};
 use crate::model::{Group, GroupSnapshot, GroupType, Op, Pending};
@@ -85,9 +85,6 @@ async fn group_type(
         Ok(Json(json!({"group_type": group_type_view(t)})))
     })
 }
-
-/// The name of the group type `GET /group_types/default` answers with.
-pub const DEFAULT_GROUP_TYPE: &str = "default_group_type";
 
 fn find_group_type<'a>(w: &'a World, name_or_id: &str) -> Option<&'a GroupType> {
     w.group_types.get(name_or_id).or_else(|| w.group_types.values().find(|t| t.name == name_or_id))
