@@ -227,6 +227,17 @@ pub fn temp_socket() -> (tempfile::TempDir, PathBuf, String) {
     (dir, path, endpoint)
 }
 
+/// Starts `node` as server `server-1` on the unix socket at `socket` with `extra` flags, and
+/// waits until the socket is bound.
+pub fn start_node(socket: &Path, extra: &[&str]) -> Driver {
+    let endpoint = format!("unix://{}", socket.display());
+    let mut args = vec!["node", "--endpoint", &endpoint, "--node-id", "server-1"];
+    args.extend_from_slice(extra);
+    let driver = Driver::start(&args);
+    wait_for_path(socket, &driver);
+    driver
+}
+
 /// Starts `controller` on the clouds.yaml at `config` (cluster `test-cluster`, driver
 /// `csi.example.io`, socket in `dir`) with `extra` flags, and waits until its Probe answers
 /// ready.

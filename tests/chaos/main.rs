@@ -19,20 +19,11 @@ mod harness;
 use harness::workload::Flavor;
 use harness::{Settings, run};
 
-fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "{test} needs root (loop devices, mounts); CI runs as root");
-    eprintln!("SKIPPED {test}: needs root for loop devices and mounts");
-    false
-}
-
 /// The soaks take the machine's loop devices and cores; one runs at a time.
 static ONE_SOAK_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn soak(test: &str, flavor: Flavor) {
-    if !root_or_skip(test) {
+    if !testkit::root_or_skip(test) {
         return;
     }
     let _turn = ONE_SOAK_AT_A_TIME.lock().await;

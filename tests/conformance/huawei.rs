@@ -50,26 +50,16 @@ impl Evs {
     }
 
     async fn volume_ids(&mut self) -> Vec<String> {
-        let page = ok(self.controller.list_volumes(pb::ListVolumesRequest::default()).await);
-        page.entries.into_iter().map(|e| e.volume.unwrap().volume_id).collect()
+        listed_volume_ids(&mut self.controller).await
     }
 
     async fn snapshot_ids(&mut self) -> Vec<String> {
-        let page = ok(self.controller.list_snapshots(pb::ListSnapshotsRequest::default()).await);
-        page.entries.into_iter().map(|e| e.snapshot.unwrap().snapshot_id).collect()
+        listed_snapshot_ids(&mut self.controller).await
     }
 
     /// Checks that the test removed what it made.
     async fn finish(mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (snapshots, volumes) = (self.snapshot_ids().await, self.volume_ids().await);
-            if snapshots.is_empty() && volumes.is_empty() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "left behind: snapshots {snapshots:?}, volumes {volumes:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        nothing_left_behind(&mut self.controller).await;
     }
 }
 
@@ -81,7 +71,7 @@ fn evs_request(name: &str) -> pb::CreateVolumeRequest {
             ("type".to_string(), "SSD".to_string()),
             ("availability".to_string(), "nova".to_string()),
         ]),
-        ..create_request(name)
+        ..create_request(name, 1)
     }
 }
 
@@ -197,7 +187,7 @@ async fn evs_controller_publish_with_another_readonly_flag_is_already_exists_eve
     let first = pb::ControllerPublishVolumeRequest {
         volume_id: volume.volume_id.clone(),
         node_id: node.clone(),
-        volume_capability: Some(mount_capability()),
+        volume_capability: Some(mount_cap()),
         ..Default::default()
     };
     ok(s.controller.controller_publish_volume(first.clone()).await);

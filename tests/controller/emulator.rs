@@ -9,7 +9,7 @@ use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
 use testkit::Driver;
 use testkit::cloud::{Auth, TestCloud, clouds_yaml, count, emulator};
-use testkit::requests::{GIB, create, mount_cap};
+use testkit::requests::{GIB, create, mount_cap, publish_request};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -125,15 +125,6 @@ async fn volume_lifecycle_create_publish_unpublish_delete() {
     c.delete_volume(delete).await.expect("deleting a deleted volume succeeds");
     let missing = publish_request("00000000-0000-0000-0000-000000000000", &s.server_id);
     assert_eq!(c.controller_publish_volume(missing).await.unwrap_err().code(), Code::NotFound);
-}
-
-fn publish_request(volume_id: &str, node_id: &str) -> pb::ControllerPublishVolumeRequest {
-    pb::ControllerPublishVolumeRequest {
-        volume_id: volume_id.into(),
-        node_id: node_id.into(),
-        volume_capability: Some(mount_cap()),
-        ..Default::default()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

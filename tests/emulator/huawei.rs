@@ -514,11 +514,7 @@ async fn attaching_to_a_missing_server_is_ecs_0114() {
 
 #[tokio::test]
 async fn a_scsi_disk_attached_to_this_host_gets_a_scsi_by_id_link() {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
-        eprintln!(
-            "SKIPPED a_scsi_disk_attached_to_this_host_gets_a_scsi_by_id_link: needs root for loop devices"
-        );
+    if !testkit::root_or_skip("a_scsi_disk_attached_to_this_host_gets_a_scsi_by_id_link") {
         return;
     }
     let cloud = TestCloud::start().await;

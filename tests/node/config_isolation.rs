@@ -10,7 +10,7 @@ use cinder_evs_csi::csi::pb;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::signal::Signal;
 use testkit::cloud::{Auth, clouds_yaml, emulator};
-use testkit::{Driver, unix_channel, wait_for_path};
+use testkit::{Driver, start_node, unix_channel, wait_for_path};
 
 /// An inotify watch for opens of one file.
 struct OpenWatch {
@@ -50,21 +50,17 @@ async fn the_node_never_opens_the_cloud_config_it_is_given() {
     std::fs::create_dir(&by_id).unwrap();
     let watch = OpenWatch::on(&config);
     let socket = dir.path().join("node.sock");
-    let endpoint = format!("unix://{}", socket.display());
-    let mut driver = Driver::start(&[
-        "node",
-        "--endpoint",
-        &endpoint,
-        "--node-id",
-        "server-1",
-        "--cloud-config",
-        config.to_str().unwrap(),
-        "--device-search-dirs",
-        by_id.to_str().unwrap(),
-        "--device-wait-timeout",
-        "100ms",
-    ]);
-    wait_for_path(&socket, &driver);
+    let mut driver = start_node(
+        &socket,
+        &[
+            "--cloud-config",
+            config.to_str().unwrap(),
+            "--device-search-dirs",
+            by_id.to_str().unwrap(),
+            "--device-wait-timeout",
+            "100ms",
+        ],
+    );
     let channel = unix_channel(socket).await;
     let mut identity = pb::identity_client::IdentityClient::new(channel.clone());
     assert_eq!(identity.probe(pb::ProbeRequest {}).await.unwrap().into_inner().ready, Some(true));

@@ -15,35 +15,14 @@ use cinder_evs_csi::csi::observe::Observer;
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::node_client::NodeClient;
 use cinder_evs_csi::csi::pb::node_server::NodeServer;
-use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
-use cinder_evs_csi::csi::pb::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
 use cinder_evs_csi::host::device::DeviceFinder;
 use cinder_evs_csi::host::identity::NodeIdentity;
 use cinder_evs_csi::telemetry::metrics::Metrics;
+pub use testkit::requests::{block_capability, mount_capability};
+pub use testkit::{CAP_SYS_RESOURCE, has_capability, root_or_skip};
 use tonic::transport::Channel;
 
 pub const MIB: u64 = 1 << 20;
-
-/// True when the test may use loop devices and mounts; otherwise fails under CI or prints
-/// `SKIPPED <test>: <reason>`.
-pub fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "{test} needs root (loop devices, mounts); CI runs as root");
-    eprintln!("SKIPPED {test}: needs root for loop devices and mounts");
-    false
-}
-
-/// The capability online ext4 resizing needs.
-pub const CAP_SYS_RESOURCE: u32 = 24;
-
-/// True when this process holds the capability numbered `cap` (effective set).
-pub fn has_capability(cap: u32) -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let effective = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap().trim();
-    u64::from_str_radix(effective, 16).unwrap() & (1 << cap) != 0
-}
 
 /// Runs a tool and returns its stdout; panics with its stderr on failure.
 pub fn run(program: &str, args: &[&str]) -> String {
@@ -203,22 +182,6 @@ impl Drop for NodeHarness {
             let _ = nix::mount::umount2(&m.mount_point, nix::mount::MntFlags::MNT_DETACH);
         }
         self.server.abort();
-    }
-}
-
-/// A mount capability for `fs` with `mode`.
-pub fn mount_capability(fs: &str, mode: Mode) -> pb::VolumeCapability {
-    pb::VolumeCapability {
-        access_mode: Some(AccessMode { mode: mode as i32 }),
-        access_type: Some(AccessType::Mount(MountVolume { fs_type: fs.into(), ..Default::default() })),
-    }
-}
-
-/// A raw block capability with `mode`.
-pub fn block_capability(mode: Mode) -> pb::VolumeCapability {
-    pb::VolumeCapability {
-        access_mode: Some(AccessMode { mode: mode as i32 }),
-        access_type: Some(AccessType::Block(BlockVolume {})),
     }
 }
 

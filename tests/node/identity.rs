@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::harness::{LoopVolume, MIB, root_or_skip, run};
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::host::identity::{self, IdentityConfig, NodeIdentity, Source};
+use testkit::fake_kube::FakeKube;
 use testkit::{Driver, temp_socket, unix_channel, wait_for_path};
 
 const DOCUMENT_PATH: &str = "/openstack/latest/meta_data.json";
@@ -19,27 +20,11 @@ async fn metadata_service(document: &'static str) -> String {
     format!("http://{address}{DOCUMENT_PATH}")
 }
 
-/// Serves the Kubernetes API's `GET /api/v1/nodes/{name}` with `node` for every name, and
-/// writes a kubeconfig pointing at it; returns the kubeconfig's path.
-async fn kubernetes_api(dir: &std::path::Path, node: &'static str) -> std::path::PathBuf {
-    let app = axum::Router::new().route(
-        "/api/v1/nodes/{name}",
-        axum::routing::get(move || async move { ([("content-type", "application/json")], node) }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{address}\n\
-             contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n\
-             current-context: fake\nusers:\n- name: fake\n  user: {{}}\n"
-        ),
-    )
-    .unwrap();
-    kubeconfig
+/// A fake Kubernetes API answering `GET /api/v1/nodes/worker-1` with `node`.
+async fn kubernetes_api(node: &str) -> FakeKube {
+    let kube = FakeKube::start().await;
+    kube.serve("/api/v1/nodes/worker-1", serde_json::from_str(node).unwrap());
+    kube
 }
 
 const NODE_WITH_PROVIDER_ID: &str = r#"{"apiVersion": "v1", "kind": "Node",
@@ -48,8 +33,8 @@ const NODE_WITH_PROVIDER_ID: &str = r#"{"apiVersion": "v1", "kind": "Node",
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_takes_id_and_zone_from_the_kubernetes_node_object() {
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = kubernetes_api(dir.path(), NODE_WITH_PROVIDER_ID).await;
+    let kube = kubernetes_api(NODE_WITH_PROVIDER_ID).await;
+    let kubeconfig = &kube.kubeconfig;
     let (_sockdir, path, endpoint) = temp_socket();
     let driver = Driver::start(&[
         "node",
@@ -71,12 +56,11 @@ async fn the_binary_takes_id_and_zone_from_the_kubernetes_node_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_object_without_provider_id_passes_on_to_the_next_source() {
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = kubernetes_api(
-        dir.path(),
+    let kube = kubernetes_api(
         r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "worker-1"}, "spec": {}}"#,
     )
     .await;
+    let kubeconfig = &kube.kubeconfig;
     let url = metadata_service(r#"{"uuid": "from-metadata"}"#).await;
     let config = IdentityConfig {
         sources: vec![Source::Kubernetes, Source::Metadata],

@@ -6,21 +6,12 @@ use std::time::Duration;
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::identity_client::IdentityClient;
 use nix::sys::signal::Signal;
-use testkit::{Driver, temp_socket, unix_channel, wait_for_path};
+use testkit::{Driver, start_node, temp_socket, unix_channel, wait_for_path};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_rpcs_answer_over_the_unix_socket_and_sigterm_exits_zero_removing_it() {
-    let (_dir, path, endpoint) = temp_socket();
-    let mut driver = Driver::start(&[
-        "node",
-        "--endpoint",
-        &endpoint,
-        "--node-id",
-        "server-1",
-        "--driver-name",
-        "test.csi.example.io",
-    ]);
-    wait_for_path(&path, &driver);
+    let (_dir, path, _) = temp_socket();
+    let mut driver = start_node(&path, &["--driver-name", "test.csi.example.io"]);
 
     let mut identity = IdentityClient::new(unix_channel(path.clone()).await);
     let info = identity.get_plugin_info(pb::GetPluginInfoRequest {}).await.unwrap().into_inner();
@@ -43,17 +34,8 @@ async fn identity_rpcs_answer_over_the_unix_socket_and_sigterm_exits_zero_removi
 async fn shutdown_drain_is_bounded_when_a_client_never_lets_go() {
     // This test's runtime is single-threaded and blocked while waiting for the exit, so the
     // client never answers the server's graceful-shutdown handshake: only the bound ends it.
-    let (_dir, path, endpoint) = temp_socket();
-    let mut driver = Driver::start(&[
-        "node",
-        "--endpoint",
-        &endpoint,
-        "--node-id",
-        "server-1",
-        "--shutdown-timeout",
-        "1s",
-    ]);
-    wait_for_path(&path, &driver);
+    let (_dir, path, _) = temp_socket();
+    let mut driver = start_node(&path, &["--shutdown-timeout", "1s"]);
     let mut identity = IdentityClient::new(unix_channel(path.clone()).await);
     identity.probe(pb::ProbeRequest {}).await.unwrap();
     let started = std::time::Instant::now();

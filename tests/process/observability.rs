@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cinder_evs_csi::csi::pb;
 use nix::sys::signal::Signal;
-use testkit::{Driver, http_get, temp_socket, unix_channel, wait_for_path};
+use testkit::{Driver, http_get, start_node, temp_socket, unix_channel, wait_for_path};
 
 const SECRET_VALUES: &[&str] = &["hunter2-csi-secret", "AKIDEXAMPLE0000001", "tok-5ecr3t-in-context"];
 
@@ -31,19 +31,8 @@ fn stage_request_with_secrets() -> pb::NodeStageVolumeRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_logs_of_a_request_carrying_secrets_contain_no_secret_value() {
-    let (_dir, path, endpoint) = temp_socket();
-    let mut driver = Driver::start(&[
-        "node",
-        "--endpoint",
-        &endpoint,
-        "--node-id",
-        "server-1",
-        "--log-level",
-        "debug",
-        "--log-format",
-        "json",
-    ]);
-    wait_for_path(&path, &driver);
+    let (_dir, path, _) = temp_socket();
+    let mut driver = start_node(&path, &["--log-level", "debug", "--log-format", "json"]);
     let mut node = pb::node_client::NodeClient::new(unix_channel(path).await);
     // Without a volume capability the request is refused after it has been logged.
     let status = node.node_stage_volume(stage_request_with_secrets()).await.unwrap_err();

@@ -2,16 +2,6 @@
 
 use std::process::Command;
 
-/// Needs root for loop devices and mounts: fails under CI, says it skipped otherwise.
-fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "{test} needs root, and CI runs as root");
-    eprintln!("SKIPPED {test}: needs root (loop devices and mounts)");
-    false
-}
-
 fn loop_devices_backed_by(dir: &std::path::Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/sys/block") else { return Vec::new() };
     entries
@@ -23,7 +13,7 @@ fn loop_devices_backed_by(dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn the_demo_walks_a_volume_through_its_life_and_leaves_nothing_behind() {
-    if !root_or_skip("the_demo_walks_a_volume_through_its_life_and_leaves_nothing_behind") {
+    if !testkit::root_or_skip("the_demo_walks_a_volume_through_its_life_and_leaves_nothing_behind") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -49,7 +39,7 @@ fn the_demo_walks_a_volume_through_its_life_and_leaves_nothing_behind() {
 
 #[test]
 fn the_sandbox_serves_every_service_and_cleans_up_on_sigterm() {
-    if !root_or_skip("the_sandbox_serves_every_service_and_cleans_up_on_sigterm") {
+    if !testkit::root_or_skip("the_sandbox_serves_every_service_and_cleans_up_on_sigterm") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -108,19 +98,6 @@ fn start_sandbox(dir: &std::path::Path, extra: &[&str]) -> (testkit::Driver, std
     (driver, state)
 }
 
-fn mount_volume(name: &str) -> cinder_evs_csi::csi::pb::CreateVolumeRequest {
-    use cinder_evs_csi::csi::pb;
-    pb::CreateVolumeRequest {
-        name: name.into(),
-        capacity_range: Some(pb::CapacityRange { required_bytes: 1 << 30, limit_bytes: 0 }),
-        volume_capabilities: vec![pb::VolumeCapability {
-            access_type: Some(pb::volume_capability::AccessType::Mount(Default::default())),
-            access_mode: Some(pb::volume_capability::AccessMode { mode: 1 }),
-        }],
-        ..Default::default()
-    }
-}
-
 /// CreateVolume, retried while the readiness gate is still opening.
 async fn create(
     controller: &mut cinder_evs_csi::csi::pb::controller_client::ControllerClient<tonic::transport::Channel>,
@@ -143,7 +120,7 @@ async fn create(
 #[test]
 fn a_volume_staged_outside_the_sandbox_directory_is_unmounted_at_ctrl_c() {
     let test = "a_volume_staged_outside_the_sandbox_directory_is_unmounted_at_ctrl_c";
-    if !root_or_skip(test) {
+    if !testkit::root_or_skip(test) {
         return;
     }
     use cinder_evs_csi::csi::pb;
@@ -162,7 +139,7 @@ fn a_volume_staged_outside_the_sandbox_directory_is_unmounted_at_ctrl_c() {
             .into_inner()
             .node_id;
         let mut controller = pb::controller_client::ControllerClient::new(channel.clone());
-        let request = mount_volume("staged-elsewhere");
+        let request = testkit::requests::create_request("staged-elsewhere", 1);
         let volume = create(&mut controller, request.clone()).await.unwrap();
         let published = controller
             .controller_publish_volume(pb::ControllerPublishVolumeRequest {
@@ -211,7 +188,7 @@ fn a_volume_staged_outside_the_sandbox_directory_is_unmounted_at_ctrl_c() {
 #[test]
 fn the_sandbox_quota_is_generous_by_default_and_set_by_a_flag() {
     let test = "the_sandbox_quota_is_generous_by_default_and_set_by_a_flag";
-    if !root_or_skip(test) {
+    if !testkit::root_or_skip(test) {
         return;
     }
     use cinder_evs_csi::csi::pb;
@@ -223,7 +200,9 @@ fn the_sandbox_quota_is_generous_by_default_and_set_by_a_flag() {
         let channel = testkit::unix_channel(state.join("csi.sock")).await;
         let mut controller = pb::controller_client::ControllerClient::new(channel);
         for i in 0..12 {
-            create(&mut controller, mount_volume(&format!("many-{i}"))).await.unwrap();
+            create(&mut controller, testkit::requests::create_request(&format!("many-{i}"), 1))
+                .await
+                .unwrap();
         }
     });
     driver.signal(nix::sys::signal::Signal::SIGTERM);
@@ -235,9 +214,10 @@ fn the_sandbox_quota_is_generous_by_default_and_set_by_a_flag() {
         let channel = testkit::unix_channel(state.join("csi.sock")).await;
         let mut controller = pb::controller_client::ControllerClient::new(channel);
         for i in 0..2 {
-            create(&mut controller, mount_volume(&format!("few-{i}"))).await.unwrap();
+            create(&mut controller, testkit::requests::create_request(&format!("few-{i}"), 1)).await.unwrap();
         }
-        let refused = create(&mut controller, mount_volume("one-too-many")).await.unwrap_err();
+        let refused =
+            create(&mut controller, testkit::requests::create_request("one-too-many", 1)).await.unwrap_err();
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused:?}");
     });
     driver.signal(nix::sys::signal::Signal::SIGTERM);

@@ -9,8 +9,6 @@ use std::sync::Arc;
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
 use cinder_evs_csi::csi::pb::node_client::NodeClient;
-use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
-use cinder_evs_csi::csi::pb::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
 
 use super::Rng;
 use super::data::{self, Contents, SLOTS};
@@ -144,21 +142,11 @@ pub struct Lane {
 
 /// True when this process holds CAP_SYS_RESOURCE (the driver it starts inherits it).
 pub fn can_grow_filesystems() -> bool {
-    const CAP_SYS_RESOURCE: u32 = 24;
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let effective = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap_or("0").trim();
-    u64::from_str_radix(effective, 16).unwrap_or(0) & (1 << CAP_SYS_RESOURCE) != 0
+    testkit::has_capability(testkit::CAP_SYS_RESOURCE)
 }
 
 fn capability(block: bool) -> pb::VolumeCapability {
-    pb::VolumeCapability {
-        access_mode: Some(AccessMode { mode: Mode::SingleNodeWriter as i32 }),
-        access_type: Some(if block {
-            AccessType::Block(BlockVolume {})
-        } else {
-            AccessType::Mount(MountVolume { fs_type: "ext4".into(), ..Default::default() })
-        }),
-    }
+    if block { testkit::requests::block_cap() } else { testkit::requests::mount_cap() }
 }
 
 fn range(gib: i64) -> Option<pb::CapacityRange> {
