@@ -5,7 +5,7 @@
 #
 #   docker build --build-arg GIT_COMMIT=$(git rev-parse --short=12 HEAD) -t REGISTRY/cinder-evs-csi:TAG .
 #
-# tests/image.rs replays the two RUN stages outside docker exactly as written (same COPY set,
+# tests/install/image.rs replays the two RUN stages outside docker exactly as written (same COPY set,
 # same commands) on every CI run, so keep every command relative to WORKDIR and `--locked`.
 
 FROM rust:1.95-slim-trixie AS build

@@ -87,7 +87,15 @@ impl Driver {
     /// Starts the binary with `args`; no `CSI_*` variable of the caller leaks in.
     pub fn start(args: &[&str]) -> Self {
         let mut command = Command::new(bin());
-        command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.args(args);
+        Self::spawn(command)
+    }
+
+    /// Starts `command` (a driver run some other way, e.g. under chroot), with its outputs
+    /// collected and scanned like [`Driver::start`]'s; no `CSI_*` or `OS_*` variable of the
+    /// caller leaks in.
+    pub fn spawn(mut command: Command) -> Self {
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         for (key, _) in std::env::vars() {
             if key.starts_with("CSI_") || key.starts_with("OS_") {
                 command.env_remove(key);

@@ -1,6 +1,6 @@
 //! The controller binary over its unix socket, as the sidecars drive it, against the emulator:
 //! what needs Nova (attach, detach), fault injection or several clouds. The rest of the controller
-//! suite runs on the emulator or a real OpenStack alike: tests/controller_suite.rs.
+//! suite runs on the emulator or a real OpenStack alike: tests/controller/suite.rs.
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! tests/real-openstack/). The same tests run on both; what is checked goes through the cloud's
 //! API. Checks only the emulator can make (request counts, the bytes of a volume) are made
 //! when the target is the emulator; attach and detach need Nova and live in
-//! tests/controller_emulator.rs.
+//! tests/controller/emulator.rs.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! The secret scan every driver process of every test goes through (tests/common/secrets.rs):
+//! The secret scan every driver process of every test goes through (testkit/src/secrets.rs):
 //! it knows the secret values the tests use, and it catches one that reaches a log.
 
 use std::time::Duration;
