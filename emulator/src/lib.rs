@@ -7,6 +7,11 @@
 //! metadata service has its own listener. Each API family is a router over the shared
 //! [`store::Cloud`], merged in [`api_router`], the one place a new family (e.g. Huawei EVS)
 //! is added.
+//!
+//! Imports run one way: [`world`] (the data, with [`bootstrap`] and [`persistence`] beside it)
+//! → [`store`] (the lock, the transitions and what they leave behind, [`transitions`]) → the API
+//! faces ([`keystone`], [`cinder`], [`nova`], [`huawei`], [`admin`], ...). The store never calls
+//! a face. The driver links this crate only through its `emulator` feature.
 
 pub mod admin;
 pub mod bootstrap;

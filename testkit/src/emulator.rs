@@ -212,6 +212,30 @@ impl TestCloud {
         id
     }
 
+    /// Attaches volume `id` to `server` through Nova (2.1) and waits until it is in-use.
+    pub async fn attach_through_nova(&self, s: &Session, server: &str, id: &str) {
+        let path = format!("/servers/{server}/os-volume_attachments");
+        let body = json!({"volumeAttachment": {"volumeId": id}});
+        self.nova(s, Method::POST, &path, Some(body), "2.1").await;
+        self.wait_status(s, &format!("/volumes/{id}"), "volume", "in-use").await;
+    }
+
+    /// Writes `data` at `offset` into the backing file of volume `id`.
+    pub fn write_volume(&self, id: &str, offset: u64, data: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        let path = self.dir.path().join("volumes").join(format!("{id}.img"));
+        std::fs::OpenOptions::new().write(true).open(path).unwrap().write_all_at(data, offset).unwrap();
+    }
+
+    /// Reads `len` bytes at `offset` from the backing file of volume `id`.
+    pub fn read_volume(&self, id: &str, offset: u64, len: usize) -> Vec<u8> {
+        use std::os::unix::fs::FileExt;
+        let path = self.dir.path().join("volumes").join(format!("{id}.img"));
+        let mut buf = vec![0u8; len];
+        std::fs::File::open(path).unwrap().read_exact_at(&mut buf, offset).unwrap();
+        buf
+    }
+
     /// Adds a server that is not this host and returns its id.
     pub async fn add_server(&self, name: &str, project: &str) -> String {
         let reply =

@@ -38,16 +38,7 @@ async fn in_use_extend_needs_3_42() {
     let s = cloud.login("demo").await;
     let server = cloud.add_server("other", "demo").await;
     let id = cloud.available_volume(&s, 1).await;
-    cloud
-        .nova(
-            &s,
-            Method::POST,
-            &format!("/servers/{server}/os-volume_attachments"),
-            Some(json!({"volumeAttachment": {"volumeId": id}})),
-            "2.1",
-        )
-        .await;
-    cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "in-use").await;
+    cloud.attach_through_nova(&s, &server, &id).await;
     let old = action(&cloud, &s, &id, json!({"os-extend": {"new_size": 2}}), "3.41").await;
     assert_eq!(old.status, 400);
     let new = action(&cloud, &s, &id, json!({"os-extend": {"new_size": 2}}), "3.42").await;
@@ -140,16 +131,7 @@ async fn reset_status_and_force_detach_work_for_admins() {
     let admin = cloud.login("admin").await;
     let server = cloud.add_server("other", "demo").await;
     let id = cloud.available_volume(&demo, 1).await;
-    cloud
-        .nova(
-            &demo,
-            Method::POST,
-            &format!("/servers/{server}/os-volume_attachments"),
-            Some(json!({"volumeAttachment": {"volumeId": id}})),
-            "2.1",
-        )
-        .await;
-    cloud.wait_status(&demo, &format!("/volumes/{id}"), "volume", "in-use").await;
+    cloud.attach_through_nova(&demo, &server, &id).await;
     assert_eq!(action(&cloud, &admin, &id, json!({"os-force_detach": {}}), "3.0").await.status, 202);
     let v = cloud.wait_status(&demo, &format!("/volumes/{id}"), "volume", "available").await;
     assert_eq!(v["attachments"].as_array().unwrap().len(), 0);
@@ -380,16 +362,10 @@ async fn groups_and_group_snapshots_snapshot_every_member() {
 
 #[tokio::test]
 async fn backups_are_made_and_restored() {
-    use std::os::unix::fs::FileExt;
     let cloud = TestCloud::start().await;
     let s = cloud.login("demo").await;
     let id = cloud.available_volume(&s, 1).await;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(cloud.dir.path().join("volumes").join(format!("{id}.img")))
-        .unwrap();
-    file.write_all_at(b"kept", 0).unwrap();
-    drop(file);
+    cloud.write_volume(&id, 0, b"kept");
     let b = cloud
         .cinder(&s, Method::POST, "/backups", Some(json!({"backup": {"volume_id": id, "name": "b"}})), "3.0")
         .await;
@@ -408,10 +384,7 @@ async fn backups_are_made_and_restored() {
     assert_eq!(r.status, 202);
     let vid = r.body["restore"]["volume_id"].as_str().unwrap().to_string();
     cloud.wait_status(&s, &format!("/volumes/{vid}"), "volume", "available").await;
-    let file = std::fs::File::open(cloud.dir.path().join("volumes").join(format!("{vid}.img"))).unwrap();
-    let mut buf = [0u8; 4];
-    file.read_at(&mut buf, 0).unwrap();
-    assert_eq!(&buf, b"kept");
+    assert_eq!(cloud.read_volume(&vid, 0, 4), b"kept");
 }
 
 #[tokio::test]

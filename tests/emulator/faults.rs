@@ -159,16 +159,7 @@ async fn state_survives_a_restart() {
     let s = cloud.login("demo").await;
     let server = cloud.add_server("vm", "demo").await;
     let id = cloud.available_volume(&s, 3).await;
-    cloud
-        .nova(
-            &s,
-            Method::POST,
-            &format!("/servers/{server}/os-volume_attachments"),
-            Some(json!({"volumeAttachment": {"volumeId": id}})),
-            "2.1",
-        )
-        .await;
-    cloud.wait_status(&s, &format!("/volumes/{id}"), "volume", "in-use").await;
+    cloud.attach_through_nova(&s, &server, &id).await;
     let snap = cloud
         .cinder(
             &s,

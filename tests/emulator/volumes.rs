@@ -232,16 +232,10 @@ async fn a_volume_with_snapshots_cannot_be_deleted_without_cascade() {
 
 #[tokio::test]
 async fn snapshots_and_clones_copy_the_data() {
-    use std::os::unix::fs::FileExt;
     let cloud = TestCloud::start().await;
     let s = cloud.login("demo").await;
     let id = cloud.available_volume(&s, 1).await;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(cloud.dir.path().join("volumes").join(format!("{id}.img")))
-        .unwrap();
-    file.write_all_at(b"payload", 4096).unwrap();
-    drop(file);
+    cloud.write_volume(&id, 4096, b"payload");
     let snap = cloud
         .cinder(
             &s,
@@ -257,10 +251,7 @@ async fn snapshots_and_clones_copy_the_data() {
     let clone = cloud.create_volume(&s, json!({"source_volid": id})).await;
     for vid in [&from_snap, &clone] {
         let v = cloud.wait_status(&s, &format!("/volumes/{vid}"), "volume", "available").await;
-        let file = std::fs::File::open(cloud.dir.path().join("volumes").join(format!("{vid}.img"))).unwrap();
-        let mut buf = [0u8; 7];
-        file.read_at(&mut buf, 4096).unwrap();
-        assert_eq!(&buf, b"payload");
+        assert_eq!(cloud.read_volume(&vid, 4096, 7), b"payload");
         assert!(v["snapshot_id"] == sid.as_str() || v["source_volid"] == id.as_str());
     }
     let small = cloud
