@@ -251,7 +251,7 @@ async fn snapshots_and_clones_copy_the_data() {
     let clone = cloud.create_volume(&s, json!({"source_volid": id})).await;
     for vid in [&from_snap, &clone] {
         let v = cloud.wait_status(&s, &format!("/volumes/{vid}"), "volume", "available").await;
-        assert_eq!(cloud.read_volume(&vid, 4096, 7), b"payload");
+        assert_eq!(cloud.read_volume(vid, 4096, 7), b"payload");
         assert!(v["snapshot_id"] == sid.as_str() || v["source_volid"] == id.as_str());
     }
     let small = cloud
