@@ -29,10 +29,13 @@ fn in_private_namespace(test: &str) -> bool {
         return true;
     }
     let exe = std::env::current_exe().unwrap();
+    // The harness names a test by its path below the crate (`hostile::<test>`).
+    let module = module_path!().split_once("::").map_or("", |(_, module)| module);
+    let name = format!("{module}::{test}");
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "--"])
         .arg(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .args([name.as_str(), "--exact", "--nocapture", "--test-threads=1"])
         .env(IN_NAMESPACE, "1")
         .output()
         .expect("running unshare");
