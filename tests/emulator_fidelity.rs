@@ -952,3 +952,33 @@ async fn the_volume_transfers_route_needs_3_55_and_shows_history_fields_from_3_5
     let listed = cloud.cinder(&demo, Method::GET, "/volume-transfers", None, "3.57").await;
     assert!(!has(&listed.body["transfers"][0], "created_at"), "the plain list is a summary");
 }
+
+#[tokio::test]
+async fn only_an_admin_creates_and_deletes_keystone_projects() {
+    let cloud = TestCloud::start().await;
+    let admin = cloud.login("admin").await;
+    let demo = cloud.login("demo").await;
+    let url = cloud.url("/identity/v3/projects");
+    let body = json!({"project": {"name": "fresh", "description": "d", "domain_id": "default"}});
+    let denied = cloud.send(Method::POST, &url, Some(&demo.token), Some(body.clone()), &[]).await;
+    assert_eq!(denied.status, 403);
+    let made = cloud.send(Method::POST, &url, Some(&admin.token), Some(body.clone()), &[]).await;
+    assert_eq!(made.status, 201, "{:?}", made.body);
+    let id = made.body["project"]["id"].as_str().unwrap().to_string();
+    assert_eq!(cloud.send(Method::POST, &url, Some(&admin.token), Some(body), &[]).await.status, 409);
+    let huge = json!({"project": {"name": "p".repeat(65)}});
+    assert_eq!(cloud.send(Method::POST, &url, Some(&admin.token), Some(huge), &[]).await.status, 400);
+    let defaults =
+        cloud.cinder(&admin, Method::GET, &format!("/os-quota-sets/{id}/defaults"), None, "3.0").await;
+    assert_eq!(defaults.body["quota_set"]["volumes"], 10);
+    let domains = cloud
+        .send(Method::GET, &cloud.url("/identity/v3/domains?name=Default"), Some(&admin.token), None, &[])
+        .await;
+    assert_eq!(domains.body["domains"][0]["id"], "default");
+    let one = format!("{url}/{id}");
+    assert_eq!(cloud.send(Method::DELETE, &one, Some(&demo.token), None, &[]).await.status, 403);
+    assert_eq!(cloud.send(Method::DELETE, &one, Some(&admin.token), None, &[]).await.status, 204);
+    assert_eq!(cloud.send(Method::DELETE, &one, Some(&admin.token), None, &[]).await.status, 404);
+    let users = format!("{url}/{}", demo.project_id);
+    assert_eq!(cloud.send(Method::DELETE, &users, Some(&admin.token), None, &[]).await.status, 403);
+}
