@@ -669,6 +669,7 @@ async fn qos_specs_with_a_bad_consumer_an_oversize_name_or_a_non_string_value_ar
         json!({"name": "a", "consumer": "everyone"}),
         json!({"name": "n".repeat(256)}),
         json!({"name": "   "}),
+        json!({"name": "nul\u{0}name"}),
         json!({"name": "b", "read_iops_sec": 5}),
         json!({"name": "c", "k": "v".repeat(256)}),
         json!({"consumer": "both"}),
@@ -785,6 +786,11 @@ async fn an_accepted_transfer_moves_the_volume_its_snapshots_and_their_quota_usa
     assert_eq!(taker["snapshots"]["in_use"], 1);
     let gone = cloud.cinder(&demo, Method::GET, &format!("/os-volume-transfer/{id}"), None, "3.0").await;
     assert_eq!(gone.status, 404, "an accepted transfer is over");
+    let again = json!({"accept": {"auth_key": key}});
+    let twice = cloud
+        .cinder(&admin, Method::POST, &format!("/os-volume-transfer/{id}/accept"), Some(again), "3.0")
+        .await;
+    assert_eq!(twice.status, 404, "a transfer is accepted once");
 }
 
 #[tokio::test]

@@ -141,8 +141,8 @@ async fn create(
         }
         None => return Err(bad("Please specify a name for QoS specs.")),
     };
-    if name.is_empty() || name.chars().count() > 255 {
-        return Err(bad("Invalid input received: name has to be 1 to 255 characters long."));
+    if name.is_empty() || name.chars().count() > 255 || name.contains('\0') {
+        return Err(bad("Invalid input received: name has to be 1 to 255 characters long, without NUL."));
     }
     let consumer = match map.remove("consumer") {
         None => "back-end".to_string(),
