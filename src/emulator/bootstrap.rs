@@ -27,6 +27,7 @@ pub fn apply(world: &mut World, config: &EmulatorConfig) -> Result<(), EmulatorE
     let mut quotas = cinder_default_quotas();
     quotas.extend(config.default_quotas.clone());
     world.default_quotas = quotas;
+    super::cinder::quota_classes::apply_default_class(world);
     for user in &config.users {
         ensure_user(world, user);
     }

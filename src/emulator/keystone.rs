@@ -67,6 +67,7 @@ pub fn router() -> Router<Cloud> {
         .route("/identity/v3/auth/tokens", get(validate).head(check).post(issue).delete(revoke))
         .route("/identity/v3/OS-TRUST/trusts", post(create_trust))
         .route("/identity/v3/OS-TRUST/trusts/{trust_id}", delete(delete_trust))
+        .merge(super::keystone_projects::router())
 }
 
 fn version_doc(cloud: &Cloud) -> Value {

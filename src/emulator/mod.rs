@@ -20,6 +20,7 @@ pub mod https;
 pub mod huawei;
 pub mod iam;
 pub mod keystone;
+pub mod keystone_projects;
 pub mod loopdev;
 pub mod metadata;
 pub mod microversion;

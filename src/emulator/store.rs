@@ -61,6 +61,18 @@ pub struct World {
     /// Huawei jobs (EVS and ECS) by id.
     #[serde(default)]
     pub jobs: BTreeMap<String, Job>,
+    /// Cinder QoS specs by id.
+    #[serde(default)]
+    pub qos_specs: BTreeMap<String, super::cinder::qos::QosSpec>,
+    /// Cinder volume transfers offered and not yet accepted, by id.
+    #[serde(default)]
+    pub transfers: BTreeMap<String, super::cinder::transfers::Transfer>,
+    /// Cinder quota classes set through the API: class name, then resource, then limit.
+    #[serde(default)]
+    pub quota_classes: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Cinder services an admin disabled or froze, keyed `<binary>@<host>`.
+    #[serde(default)]
+    pub service_states: BTreeMap<String, super::cinder::services::ServiceState>,
 }
 
 /// The resources of one project.

@@ -11,9 +11,14 @@ pub mod list;
 pub mod manage;
 pub mod messages;
 pub mod metadata;
+pub mod pools;
 pub mod pyliteral;
+pub mod qos;
+pub mod quota_classes;
 pub mod quotas;
+pub mod services;
 pub mod snapshots;
+pub mod transfers;
 pub mod types;
 pub mod views;
 pub mod volumes;
@@ -80,6 +85,13 @@ pub fn router(cloud: Cloud) -> Router<Cloud> {
         .merge(manage::routes())
         .merge(messages::routes())
         .merge(extras::routes())
+        // Admin routes (issue 22): services, hosts, pools, capabilities, QoS specs, quota
+        // classes; and volume transfers.
+        .merge(services::routes())
+        .merge(pools::routes())
+        .merge(qos::routes())
+        .merge(quota_classes::routes())
+        .merge(transfers::routes())
         .route_layer(axum::middleware::from_fn_with_state(cloud, guard));
     Router::new()
         .route("/volume", get(versions))
