@@ -198,6 +198,9 @@ pub struct Backup {
     pub container: Option<String>,
     /// User metadata.
     pub metadata: Metadata,
+    /// The source volume's metadata when it was backed up; a restore puts it back.
+    #[serde(default)]
+    pub volume_metadata: Metadata,
     /// Creation time (ms).
     pub created_at_ms: u64,
     /// Last update time (ms).

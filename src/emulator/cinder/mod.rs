@@ -18,6 +18,11 @@ pub mod types;
 pub mod views;
 pub mod volumes;
 
+// The verbs and semantics of issue 22 (emuverbs): each in its own module, routed by `verbs()`.
+pub mod b64;
+pub mod backup_records;
+pub mod snapshot_status;
+
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -80,6 +85,7 @@ pub fn router(cloud: Cloud) -> Router<Cloud> {
         .merge(manage::routes())
         .merge(messages::routes())
         .merge(extras::routes())
+        .merge(verbs())
         .route_layer(axum::middleware::from_fn_with_state(cloud, guard));
     Router::new()
         .route("/volume", get(versions))
@@ -87,6 +93,11 @@ pub fn router(cloud: Cloud) -> Router<Cloud> {
         .route("/volume/v3", get(version))
         .route("/volume/v3/", get(version))
         .merge(project)
+}
+
+/// The routes of the issue-22 verbs (type access and encryption, default types, backup records).
+fn verbs() -> Router<Cloud> {
+    Router::new().merge(backup_records::routes())
 }
 
 /// Token, project and microversion checks; the microversion is echoed on every answer.

@@ -166,7 +166,7 @@ pub fn snapshot(ctx: &Ctx, s: &Snapshot) -> Value {
         "metadata": s.metadata,
         "created_at": iso(s.created_at_ms),
         "updated_at": time(s.updated_at_ms),
-        "os-extended-snapshot-attributes:progress": if s.status == "available" { "100%" } else { "0%" },
+        "os-extended-snapshot-attributes:progress": super::snapshot_status::progress(s),
         "os-extended-snapshot-attributes:project_id": s.project_id,
     });
     if ctx.version.at_least(3, 14) {
