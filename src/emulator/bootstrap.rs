@@ -200,6 +200,8 @@ fn huawei_types(world: &mut World) {
                 description: Some(description.to_string()),
                 is_public: true,
                 extra_specs,
+                projects: Default::default(),
+                encryption: None,
             },
         );
     }
@@ -230,6 +232,8 @@ fn default_types(world: &mut World) {
                 description: Some(description.into()),
                 is_public: true,
                 extra_specs,
+                projects: Default::default(),
+                encryption: None,
             },
         );
     }

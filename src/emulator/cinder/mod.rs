@@ -21,7 +21,10 @@ pub mod volumes;
 // The verbs and semantics of issue 22 (emuverbs): each in its own module, routed by `verbs()`.
 pub mod b64;
 pub mod backup_records;
+pub mod encryption;
 pub mod snapshot_status;
+pub mod type_access;
+pub mod type_filters;
 
 use axum::Json;
 use axum::Router;
@@ -97,7 +100,7 @@ pub fn router(cloud: Cloud) -> Router<Cloud> {
 
 /// The routes of the issue-22 verbs (type access and encryption, default types, backup records).
 fn verbs() -> Router<Cloud> {
-    Router::new().merge(backup_records::routes())
+    Router::new().merge(backup_records::routes()).merge(type_access::routes()).merge(encryption::routes())
 }
 
 /// Token, project and microversion checks; the microversion is echoed on every answer.
