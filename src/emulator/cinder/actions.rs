@@ -81,6 +81,7 @@ async fn action(
         }
         "revert" if ctx.version.at_least(3, 40) => revert(&cloud, &ctx, &id, &args),
         "os-unmanage" => unmanage(&cloud, &ctx, &id),
+        "os-force_delete" => super::force_delete::volume(&cloud, &ctx, &id),
         other => Err(ApiError::bad_request(F, format!("There is no such action: {other}"))),
     }
 }

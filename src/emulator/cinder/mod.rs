@@ -22,6 +22,7 @@ pub mod volumes;
 pub mod b64;
 pub mod backup_records;
 pub mod encryption;
+pub mod force_delete;
 pub mod snapshot_status;
 pub mod type_access;
 pub mod type_filters;
