@@ -61,6 +61,9 @@ pub struct World {
     /// Huawei jobs (EVS and ECS) by id.
     #[serde(default)]
     pub jobs: BTreeMap<String, Job>,
+    /// Cinder 3.62 per-project default volume types: project id to type id.
+    #[serde(default)]
+    pub project_default_types: BTreeMap<String, String>,
 }
 
 /// The resources of one project.

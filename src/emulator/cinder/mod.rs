@@ -21,8 +21,10 @@ pub mod volumes;
 // The verbs and semantics of issue 22 (emuverbs): each in its own module, routed by `verbs()`.
 pub mod b64;
 pub mod backup_records;
+pub mod default_types;
 pub mod encryption;
 pub mod force_delete;
+pub mod group_from_src;
 pub mod snapshot_status;
 pub mod type_access;
 pub mod type_filters;

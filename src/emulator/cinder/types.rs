@@ -70,7 +70,7 @@ async fn list(
 
 async fn default_type(State(cloud): State<Cloud>, Extension(ctx): Extension<Ctx>) -> ApiResult<Json<Value>> {
     cloud.read(|w| {
-        let t = find(w, &w.default_volume_type_id)?;
+        let t = find(w, &super::default_types::for_project(w, &ctx.auth.project_id))?;
         Ok(Json(json!({"volume_type": views::volume_type(t, ctx.auth.is_admin())})))
     })
 }

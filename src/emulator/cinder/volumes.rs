@@ -239,7 +239,7 @@ async fn create(
             })?;
             type_id = Some(found.id.clone());
         }
-        let type_id = type_id.unwrap_or_else(|| w.default_volume_type_id.clone());
+        let type_id = type_id.unwrap_or_else(|| super::default_types::for_project(w, &project_id));
         let volume_type = w.volume_types.get(&type_id).cloned().ok_or_else(|| not_found("Volume type", &type_id))?;
         if let Some(asked) = &zone_asked {
             if !w.availability_zones.contains(asked) {
