@@ -62,5 +62,6 @@ with os.fdopen(out, "w") as f:
                 add(f"tempest-reader-{run}-{i}", project, name, ["reader"])
 PY
 sed -e "s#@AUTH_URL@#http://127.0.0.1:5000/v3#" -e "s#@ACCOUNTS@#$accounts#" -e "s#@LOGS@#$work#" \
-  -e "s#^catalog_type = .*#catalog_type = block-storage#" "$here/tempest.conf.in" >"$work/tempest.conf"
+  -e "s#^catalog_type = .*#catalog_type = block-storage#" \
+  -e "s#^storage_protocol = .*#storage_protocol = fake#" "$here/tempest.conf.in" >"$work/tempest.conf"
 tempest_run "$here" "$venv" "$work" ""

@@ -103,7 +103,12 @@ pub fn router(cloud: Cloud) -> Router<Cloud> {
 
 /// The routes of the issue-22 verbs (type access and encryption, default types, backup records).
 fn verbs() -> Router<Cloud> {
-    Router::new().merge(backup_records::routes()).merge(type_access::routes()).merge(encryption::routes())
+    Router::new()
+        .merge(backup_records::routes())
+        .merge(type_access::routes())
+        .merge(encryption::routes())
+        .merge(default_types::routes())
+        .merge(group_from_src::routes())
 }
 
 /// Token, project and microversion checks; the microversion is echoed on every answer.
