@@ -932,3 +932,36 @@ async fn group_type_lists_filter_by_is_public_and_sort_by_name() {
     let bad = cloud.cinder(&admin, Method::GET, "/group_types?is_public=maybe", None, "3.11").await;
     assert_eq!(bad.status, 400);
 }
+
+#[tokio::test]
+async fn a_type_asking_for_a_protocol_no_pool_has_sends_the_volume_to_error_with_cinders_message() {
+    let cloud = TestCloud::start().await;
+    let admin = cloud.login("admin").await;
+    let other = intruder(&cloud).await;
+    let specs = json!({"storage_protocol": "tempest-bogus", "vendor_name": "nobody"});
+    let body = json!({"volume_type": {"name": "bogus", "extra_specs": specs}});
+    let made = cloud.cinder(&admin, Method::POST, "/types", Some(body), "3.0").await;
+    let type_id = made.body["volume_type"]["id"].as_str().unwrap().to_string();
+    let id = cloud.create_volume(&admin, json!({"size": 1, "volume_type": type_id})).await;
+    cloud.wait_status(&admin, &format!("/volumes/{id}"), "volume", "error").await;
+    let messages = cloud.cinder(&admin, Method::GET, "/messages", None, "3.3").await;
+    let found: Vec<&Value> = messages.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["resource_uuid"] == id.as_str())
+        .collect();
+    assert_eq!(found.len(), 1, "{:?}", messages.body);
+    assert_eq!(found[0]["event_id"], "VOLUME_VOLUME_001_003");
+    let mid = found[0]["id"].as_str().unwrap().to_string();
+    // Another project can neither read nor delete it.
+    assert_eq!(
+        cloud.cinder(&other, Method::DELETE, &format!("/messages/{mid}"), None, "3.3").await.status,
+        404
+    );
+    assert_eq!(
+        cloud.cinder(&admin, Method::DELETE, &format!("/messages/{mid}"), None, "3.3").await.status,
+        204
+    );
+    assert_eq!(cloud.cinder(&admin, Method::GET, &format!("/messages/{mid}"), None, "3.3").await.status, 404);
+}

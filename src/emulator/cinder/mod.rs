@@ -25,6 +25,7 @@ pub mod default_types;
 pub mod encryption;
 pub mod force_delete;
 pub mod group_from_src;
+pub mod scheduler;
 pub mod snapshot_status;
 pub mod type_access;
 pub mod type_filters;

@@ -304,7 +304,17 @@ async fn create(
             extra: Default::default(),
         };
         let view = views::volume_answer(views::volume(&cloud, w, &ctx, &volume));
-        w.store_mut(&project_id).volumes.insert(id, volume);
+        // The API accepts it; the scheduler then finds no pool and leaves it in error.
+        let unplaceable = super::scheduler::unplaceable(&volume_type);
+        let mut volume = volume;
+        if unplaceable {
+            volume.status = "error".into();
+            volume.pending = None;
+        }
+        w.store_mut(&project_id).volumes.insert(id.clone(), volume);
+        if unplaceable {
+            super::scheduler::no_valid_backend(w, &project_id, &id, now);
+        }
         Ok(view)
     })?;
     Ok((StatusCode::ACCEPTED, Json(json!({"volume": view}))).into_response())
