@@ -27,7 +27,7 @@ fn value(c: u8) -> Option<u32> {
 /// Decodes padded base64; anything else (bad length, foreign characters, misplaced `=`) is None.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
