@@ -495,6 +495,10 @@ async fn another_projects_private_type_is_not_found_until_shared_and_again_once_
     );
     let again = type_action(&cloud, &admin, &id, "addProjectAccess", &demo.project_id).await;
     assert_eq!(again.status, 409);
+    for unknown in ["demo", "no-such-project", ""] {
+        let reply = type_action(&cloud, &admin, &id, "addProjectAccess", unknown).await;
+        assert!([400, 404].contains(&reply.status), "{unknown}: {:?}", reply.body);
+    }
 
     assert_eq!(type_action(&cloud, &admin, &id, "removeProjectAccess", &demo.project_id).await.status, 202);
     assert_eq!(cloud.cinder(&demo, Method::POST, "/volumes", Some(create), "3.0").await.status, 404);

@@ -70,8 +70,9 @@ async fn action(
         .ok_or_else(|| ApiError::bad_request(F, "Missing required element 'project' in request body."))?
         .to_string();
     cloud.write(F, |w| {
-        if add && w.project(&project).is_none() {
-            // Cinder asks Keystone whether the project exists before sharing a type with it.
+        if add && !w.projects.contains_key(&project) {
+            // Cinder asks Keystone whether the project exists before sharing a type with it; by
+            // id only, so a project name never ends up in the access list.
             return Err(ApiError::not_found(F, format!("Project ID {project} was not found.")));
         }
         let t = w.volume_types.get_mut(&id).ok_or_else(|| not_found("Volume type", &id))?;
