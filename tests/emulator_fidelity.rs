@@ -897,7 +897,8 @@ async fn a_group_is_created_from_another_group_with_clones_of_its_volumes() {
     assert_eq!(made.status, 202, "{:?}", made.body);
     assert_eq!(made.body["group"]["name"], "copy");
     let new = made.body["group"]["id"].as_str().unwrap().to_string();
-    cloud.wait_status(&demo, &format!("/groups/{new}"), "group", "available").await;
+    let shown = cloud.wait_status(&demo, &format!("/groups/{new}"), "group", "available").await;
+    assert_eq!(shown["source_group_id"], gid.as_str());
     let listed = cloud.cinder(&demo, Method::GET, "/volumes/detail", None, "3.14").await;
     let clones: Vec<&Value> =
         listed.body["volumes"].as_array().unwrap().iter().filter(|v| v["group_id"] == new.as_str()).collect();

@@ -232,6 +232,12 @@ pub struct Group {
     pub created_at_ms: u64,
     /// The operation in flight.
     pub pending: Option<Pending>,
+    /// The group it was created from (create-from-src), if any.
+    #[serde(default)]
+    pub source_group_id: Option<String>,
+    /// The group snapshot it was created from (create-from-src), if any.
+    #[serde(default)]
+    pub group_snapshot_id: Option<String>,
 }
 
 /// A snapshot of every volume of a group.

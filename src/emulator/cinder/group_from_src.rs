@@ -156,6 +156,8 @@ async fn action(
             status: "creating".into(),
             created_at_ms: now,
             pending: Some(Pending { op: Op::Create, due_ms: cloud.due("group.creating") }),
+            source_group_id: source_group.clone(),
+            group_snapshot_id: group_snapshot.clone(),
         };
         let target = w.store_mut(&project);
         target.groups.insert(id.clone(), group);

@@ -191,6 +191,8 @@ async fn create_group(
             status: "creating".into(),
             created_at_ms: now_ms(),
             pending: Some(Pending { op: Op::Create, due_ms: cloud.due("group.creating") }),
+            source_group_id: None,
+            group_snapshot_id: None,
         };
         w.store_mut(&ctx.auth.project_id).groups.insert(id.clone(), group);
         Ok(json!({"id": id, "name": name}))
