@@ -201,6 +201,8 @@ fn huawei_types(world: &mut World) {
                 description: Some(description.to_string()),
                 is_public: true,
                 extra_specs,
+                projects: Default::default(),
+                encryption: None,
             },
         );
     }
@@ -231,6 +233,8 @@ fn default_types(world: &mut World) {
                 description: Some(description.into()),
                 is_public: true,
                 extra_specs,
+                projects: Default::default(),
+                encryption: None,
             },
         );
     }

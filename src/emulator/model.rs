@@ -198,6 +198,9 @@ pub struct Backup {
     pub container: Option<String>,
     /// User metadata.
     pub metadata: Metadata,
+    /// The source volume's metadata when it was backed up; a restore puts it back.
+    #[serde(default)]
+    pub volume_metadata: Metadata,
     /// Creation time (ms).
     pub created_at_ms: u64,
     /// Last update time (ms).
@@ -229,6 +232,12 @@ pub struct Group {
     pub created_at_ms: u64,
     /// The operation in flight.
     pub pending: Option<Pending>,
+    /// The group it was created from (create-from-src), if any.
+    #[serde(default)]
+    pub source_group_id: Option<String>,
+    /// The group snapshot it was created from (create-from-src), if any.
+    #[serde(default)]
+    pub group_snapshot_id: Option<String>,
 }
 
 /// A snapshot of every volume of a group.
@@ -282,9 +291,39 @@ pub struct VolumeType {
     pub is_public: bool,
     /// Extra specs (`multiattach`, `volume_backend_name`, ...).
     pub extra_specs: Metadata,
+    /// The projects a private type is shared with (os-volume-type-access).
+    #[serde(default)]
+    pub projects: std::collections::BTreeSet<String>,
+    /// Its encryption specs, when it is an encrypted type.
+    #[serde(default)]
+    pub encryption: Option<Encryption>,
+}
+
+/// A volume type's encryption specs (Cinder's volume_type_encryption row).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Encryption {
+    /// The encryption id.
+    pub id: String,
+    /// The encryptor class (`luks`, `LuksEncryptor`, ...).
+    pub provider: String,
+    /// The cipher, if given.
+    pub cipher: Option<String>,
+    /// The key size in bits, if given.
+    pub key_size: Option<i64>,
+    /// `front-end` or `back-end`.
+    pub control_location: String,
+    /// Creation time (ms).
+    pub created_at_ms: u64,
+    /// Last update time (ms).
+    pub updated_at_ms: Option<u64>,
 }
 
 impl VolumeType {
+    /// Whether a project may see and use the type: public, shared with it, or an admin.
+    pub fn visible_to(&self, project_id: &str, admin: bool) -> bool {
+        admin || self.is_public || self.projects.contains(project_id)
+    }
+
     /// Whether the type's extra specs make its volumes multi-attachable.
     pub fn multiattach(&self) -> bool {
         self.extra_specs.get("multiattach").is_some_and(|v| v.trim().eq_ignore_ascii_case("<is> True"))

@@ -73,6 +73,9 @@ pub struct World {
     /// Cinder services an admin disabled or froze, keyed `<binary>@<host>`.
     #[serde(default)]
     pub service_states: BTreeMap<String, super::cinder::services::ServiceState>,
+    /// Cinder 3.62 per-project default volume types: project id to type id.
+    #[serde(default)]
+    pub project_default_types: BTreeMap<String, String>,
 }
 
 /// The resources of one project.

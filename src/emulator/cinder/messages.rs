@@ -47,7 +47,7 @@ Traceback (most recent call last):\n  File \"/usr/lib/python3/dist-packages/cind
 pub fn routes() -> Router<Cloud> {
     Router::new()
         .route("/volume/v3/{project_id}/messages", get(list))
-        .route("/volume/v3/{project_id}/messages/{message_id}", get(show))
+        .route("/volume/v3/{project_id}/messages/{message_id}", get(show).delete(delete))
 }
 
 /// Records what Cinder would after `kind` `id` of project `pid` moved from `before` to
@@ -183,5 +183,19 @@ async fn show(
         let message =
             w.stores.get(&pid).and_then(|s| s.messages.get(&id)).ok_or_else(|| not_found("Message", &id))?;
         Ok(Json(json!({ "message": view(&cloud, &pid, message) })))
+    })
+}
+
+/// `DELETE /messages/{id}`: the caller's own messages only.
+async fn delete(
+    State(cloud): State<Cloud>,
+    Extension(ctx): Extension<Ctx>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<axum::http::StatusCode> {
+    require_3_3(&ctx)?;
+    let pid = ctx.auth.project_id.clone();
+    cloud.write(F, |w| {
+        w.store_mut(&pid).messages.remove(&id).ok_or_else(|| not_found("Message", &id))?;
+        Ok(axum::http::StatusCode::NO_CONTENT)
     })
 }

@@ -163,7 +163,7 @@ pub fn snapshot(ctx: &Ctx, s: &Snapshot) -> Value {
         "metadata": s.metadata,
         "created_at": iso(s.created_at_ms),
         "updated_at": time(s.updated_at_ms),
-        "os-extended-snapshot-attributes:progress": if s.status == "available" { "100%" } else { "0%" },
+        "os-extended-snapshot-attributes:progress": super::snapshot_status::progress(s),
         "os-extended-snapshot-attributes:project_id": s.project_id,
     });
     if ctx.version.at_least(3, 14) {
@@ -254,8 +254,8 @@ pub fn group(cloud: &Cloud, w: &World, g: &Group, list_volume: bool) -> Value {
         "availability_zone": g.availability_zone,
         "group_type": g.group_type_id,
         "volume_types": g.volume_type_ids,
-        "group_snapshot_id": null,
-        "source_group_id": null,
+        "group_snapshot_id": g.group_snapshot_id,
+        "source_group_id": g.source_group_id,
         "created_at": iso(g.created_at_ms),
         "project_id": g.project_id,
         "links": links(cloud, &g.project_id, "groups", &g.id),
