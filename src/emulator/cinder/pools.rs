@@ -14,13 +14,12 @@ use crate::emulator::clock::{iso, now_ms};
 use crate::emulator::errors::{ApiError, ApiResult, Family};
 use crate::emulator::store::{Cloud, World};
 
+use super::scheduler::{DRIVER_VERSION, PROTOCOL, VENDOR};
+
 const F: Family = Family::Volume;
 
 /// The capacity the pool reports, in GiB.
 const TOTAL_GB: u64 = 10_240;
-const VENDOR: &str = "Open Source";
-const PROTOCOL: &str = "iSCSI";
-const DRIVER_VERSION: &str = "3.0.0";
 
 /// The routes.
 pub fn routes() -> Router<Cloud> {

@@ -8,9 +8,16 @@ use crate::emulator::store::World;
 
 use super::messages::Message;
 
+/// The emulated pool's vendor, as `get_pools` and `capabilities` report it.
+pub const VENDOR: &str = "Open Source";
+/// The emulated pool's storage protocol.
+pub const PROTOCOL: &str = "iSCSI";
+/// The emulated pool's driver version.
+pub const DRIVER_VERSION: &str = "3.0.0";
+
 /// The capabilities the emulated pool reports (the same as its `get_pools` answer).
 const CAPABILITIES: &[(&str, &str)] =
-    &[("storage_protocol", "iSCSI"), ("vendor_name", "Open Source"), ("driver_version", "3.0.0")];
+    &[("storage_protocol", PROTOCOL), ("vendor_name", VENDOR), ("driver_version", DRIVER_VERSION)];
 
 /// Whether a reported capability satisfies a spec value, in the forms of Cinder's
 /// extra_specs_ops that name strings: `<in> x`, `<or> a <or> b`, `s== x`, `s!= x`, or equal.
