@@ -16,11 +16,14 @@
 //! - [`wiring`]: builds each mode's services (controller: config, backends, readiness);
 //! - [`telemetry`]: logging, metrics and the redaction of secrets.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod contract;
 pub mod csi;
+#[allow(missing_docs, unreachable_pub)]
 pub mod emulator;
 pub mod host;
 pub mod import;
