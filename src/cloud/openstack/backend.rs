@@ -10,6 +10,7 @@ use super::cinder::{Cinder, IN_USE_EXTEND};
 use super::keystone::Session;
 use super::nova::Nova;
 use crate::cloud::backend::Backend;
+use crate::cloud::conditions::{self, Condition};
 use crate::cloud::error::CloudError;
 use crate::cloud::lookup::{NameLookups, NameSource};
 use crate::cloud::recent::Recent;
@@ -17,7 +18,7 @@ use crate::cloud::types::{
     Attached, Backup, Capacity, GroupSnapshot, Owner, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume,
     VolumeSpec, VolumeStatus,
 };
-use crate::cloud::wait::{Check, StatusSource, WaitKind, WaitSettings, Waiter};
+use crate::cloud::wait::{StatusSource, WaitKind, WaitSettings, Waiter};
 
 /// How long a volume the cloud just returned may stand in for a first poll.
 const SEED_TTL: Duration = Duration::from_secs(2);
@@ -314,10 +315,8 @@ impl Backend for OpenStackBackend {
 
     async fn wait_volume_ready(&self, id: &CloudId, timeout: Duration) -> Result<Volume, CloudError> {
         let kind = self.kinds.take(id);
-        self.wait_volume_as(kind.as_ref(), id, timeout, &format!("volume {id} to become ready"), |v| {
-            matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
-        })
-        .await
+        let what = format!("volume {id} to become ready");
+        self.wait_volume_as(kind.as_ref(), id, timeout, &what, conditions::is_ready().on_present()).await
     }
 
     async fn retype_volume(&self, id: &CloudId, volume_type: &str) -> Result<(), CloudError> {
@@ -334,12 +333,10 @@ impl Backend for OpenStackBackend {
         volume_type: &str,
         timeout: Duration,
     ) -> Result<Volume, CloudError> {
-        let volume = self
-            .wait_volume(id, timeout, &format!("volume {id} to become type {volume_type}"), |v| {
-                matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
-            })
-            .await?;
-        if volume.volume_type.as_deref() != Some(volume_type) {
+        // A refused migration ends ready at the old type: wait for ready, then judge the type.
+        let what = format!("volume {id} to become type {volume_type}");
+        let volume = self.wait_volume(id, timeout, &what, conditions::is_ready().on_present()).await?;
+        if !conditions::has_type(volume_type).matches(Some(&volume)) {
             return Err(CloudError::Conflict(format!(
                 "the cloud kept volume {id} at type {:?}: the retype to {volume_type} needs a migration it refused",
                 volume.volume_type.as_deref().unwrap_or("default")
@@ -354,10 +351,9 @@ impl Backend for OpenStackBackend {
         size_gib: u64,
         timeout: Duration,
     ) -> Result<Volume, CloudError> {
-        self.wait_volume(id, timeout, &format!("volume {id} to reach {size_gib} GiB"), move |v| {
-            v.size_gib >= size_gib && matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
-        })
-        .await
+        let extended = conditions::is_ready().and(conditions::has_size(size_gib));
+        self.wait_volume(id, timeout, &format!("volume {id} to reach {size_gib} GiB"), extended.on_present())
+            .await
     }
 
     async fn wait_volume_deleted(&self, id: &CloudId, timeout: Duration) -> Result<(), CloudError> {
@@ -366,19 +362,13 @@ impl Backend for OpenStackBackend {
             .wait(
                 id,
                 None,
-                |v| match v {
-                    None => Check::Done,
-                    Some(Volume { status: VolumeStatus::Error(status), .. })
-                        if status == "error_deleting" =>
-                    {
-                        Check::Fail(CloudError::ErrorState {
-                            kind: "volume",
-                            id: id.to_string(),
-                            status: status.clone(),
-                            reason: None,
-                        })
-                    }
-                    Some(_) => Check::Continue,
+                |v| {
+                    conditions::verdict(
+                        id.as_str(),
+                        v,
+                        &conditions::is_gone(),
+                        &conditions::has_error("error_deleting"),
+                    )
                 },
                 timeout,
                 &format!("volume {id} to be deleted"),
