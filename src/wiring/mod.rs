@@ -129,3 +129,29 @@ pub async fn services(
     services.routes = routes.routes();
     Ok(services)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::device::DeviceFinder;
+    use crate::node_identity::IdentityConfig;
+
+    fn node(identity: IdentityConfig) -> NodeOptions {
+        NodeOptions { identity, max_volumes_per_node: Some(3), finder: DeviceFinder::default() }
+    }
+
+    #[tokio::test]
+    async fn the_node_side_alone_builds_without_a_cloud() {
+        let options = node(IdentityConfig { node_id: Some("server-1".into()), ..IdentityConfig::default() });
+        let services = services("csi.example.com", None, Some(&options), Metrics::new()).await.unwrap();
+        assert!(services.backend.is_none(), "no controller side was asked for");
+    }
+
+    #[tokio::test]
+    async fn a_node_that_cannot_tell_its_id_fails_naming_the_flag() {
+        let options = node(IdentityConfig { sources: Vec::new(), ..IdentityConfig::default() });
+        let error = services("csi.example.com", None, Some(&options), Metrics::new()).await.unwrap_err();
+        assert!(matches!(error, WiringError::Node(_)), "{error:?}");
+        assert!(error.to_string().contains("--node-id"), "{error}");
+    }
+}
