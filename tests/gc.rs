@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cinder_evs_csi::cloud::Backend;
 use cinder_evs_csi::cloud::types::{SnapshotSpec, VolumeSpec};
-use cinder_evs_csi::csi::controller::META_CLUSTER_ID;
+use cinder_evs_csi::contract::ownership::META_CLUSTER_ID;
 use cinder_evs_csi::emulator::ServerConfig;
 use cinder_evs_csi::k8s::gc::{self, Action, Finding, GcSettings, Kind};
 use common::cloud::{Auth, TestBackend, TestCloud, backend, clouds_yaml, emulator};

@@ -7,7 +7,7 @@ mod node_harness;
 use std::time::Duration;
 
 use cinder_evs_csi::csi::pb;
-use cinder_evs_csi::host::identity::{self, IdentityConfig, NodeIdentity, Source};
+use cinder_evs_csi::node_identity::{self as identity, IdentityConfig, NodeIdentity, Source};
 use common::{Driver, temp_socket, unix_channel, wait_for_path};
 use node_harness::{LoopVolume, MIB, root_or_skip, run};
 

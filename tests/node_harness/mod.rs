@@ -18,7 +18,7 @@ use cinder_evs_csi::csi::pb::node_server::NodeServer;
 use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
 use cinder_evs_csi::csi::pb::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
 use cinder_evs_csi::host::device::DeviceFinder;
-use cinder_evs_csi::host::identity::NodeIdentity;
+use cinder_evs_csi::node_identity::NodeIdentity;
 use cinder_evs_csi::telemetry::metrics::Metrics;
 use tonic::transport::Channel;
 
