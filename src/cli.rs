@@ -1,5 +1,5 @@
-//! The command line: flags (each also read from an environment variable), the modes, and the
-//! wiring of services for each mode.
+//! The command line: flags (each also read from an environment variable) and the modes. The
+//! services of each mode are built by [`crate::wiring`], from the options the flags give.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,27 +7,21 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use tonic::service::RoutesBuilder;
 
-use std::sync::Arc;
-
-use crate::csi::identity::{IdentityService, service_capability};
-use crate::csi::node::{NodeConfig, NodeService};
 use crate::csi::observe::Observer;
-use crate::csi::pb::controller_server::ControllerServer;
-use crate::csi::pb::group_controller_server::GroupControllerServer;
-use crate::csi::pb::identity_server::IdentityServer;
-use crate::csi::pb::node_server::NodeServer;
-use crate::csi::pb::plugin_capability::service::Type as ServiceType;
-use crate::csi::readiness::Readiness;
 use crate::host::device::{self, DeviceFinder};
-use crate::host::identity::{self, IdentityConfig};
-use crate::host::metadata;
+use crate::node_identity::{self, IdentityConfig, metadata};
 use crate::server::{self, Endpoint, ServeError};
 use crate::telemetry::logging::{self, LogFormat, LoggingError};
 use crate::telemetry::metrics::{self, Metrics};
+use crate::wiring::{AbortOnDrop, ControllerOptions, NodeOptions};
 
 mod duration;
+#[cfg(feature = "emulator")]
+mod sandbox;
+
+#[cfg(feature = "emulator")]
+pub use sandbox::SandboxArgs;
 
 /// The socket served when `--endpoint` is not given (the sandbox puts its own in its directory).
 pub const DEFAULT_SOCKET: &str = "/csi/csi.sock";
@@ -107,7 +101,7 @@ pub struct NodeArgs {
     /// Where to look up this node's id when --node-id is not given, in order (comma separated:
     /// config-drive, metadata, kubernetes).
     #[arg(long, env = "CSI_NODE_ID_SOURCES", value_delimiter = ',', default_value = "config-drive,metadata")]
-    pub node_id_sources: Vec<identity::Source>,
+    pub node_id_sources: Vec<node_identity::Source>,
 
     /// URL of the OpenStack metadata document (meta_data.json).
     #[arg(long, env = "CSI_METADATA_URL", default_value = metadata::DEFAULT_METADATA_URL)]
@@ -140,6 +134,84 @@ pub struct NodeArgs {
     pub device_wait_timeout: Duration,
 }
 
+impl NodeArgs {
+    /// The composition root's options.
+    pub fn options(&self) -> NodeOptions {
+        NodeOptions {
+            identity: IdentityConfig {
+                node_id: self.node_id.clone(),
+                zone: self.zone.clone(),
+                sources: self.node_id_sources.clone(),
+                metadata_url: self.metadata_url.clone(),
+                kube_node_name: self.kube_node_name.clone(),
+                kubeconfig: self.kubeconfig.clone(),
+                ..IdentityConfig::default()
+            },
+            max_volumes_per_node: self.max_volumes_per_node,
+            finder: DeviceFinder {
+                search_dirs: self.device_search_dirs.clone(),
+                sys_root: PathBuf::from("/sys"),
+                wait: self.device_wait_timeout,
+            },
+        }
+    }
+}
+
+/// Controller flags; each may also come from the environment variable shown.
+#[derive(Clone, Debug, Args)]
+pub struct ControllerArgs {
+    /// Default cloud of the configuration (also `OS_CLOUD`); needed when it holds several.
+    #[arg(long, global = true, env = "CSI_CLOUD")]
+    pub cloud: Option<String>,
+
+    /// Cluster id written into every volume's metadata, to tell clusters sharing a project apart.
+    #[arg(long, global = true, env = "CSI_CLUSTER_ID", default_value = "kubernetes")]
+    pub cluster_id: String,
+
+    /// How long CreateVolume waits for the cloud to finish a volume.
+    #[arg(long, global = true, env = "CSI_CREATE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub create_timeout: Duration,
+
+    /// How long ControllerPublish/Unpublish wait for an attach or detach.
+    #[arg(long, global = true, env = "CSI_ATTACH_TIMEOUT", default_value = "3m", value_parser = parse_duration)]
+    pub attach_timeout: Duration,
+
+    /// How long a delete, expand or publish waits for a transition it cannot act in (a
+    /// snapshot still creating, a volume still extending) to settle; the caller's gRPC
+    /// deadline cuts it shorter.
+    #[arg(long, global = true, env = "CSI_SETTLE_TIMEOUT", default_value = "2m", value_parser = parse_duration)]
+    pub settle_timeout: Duration,
+
+    /// Make DeleteVolume wait until the cloud has finished deleting.
+    #[arg(long, global = true, env = "CSI_WAIT_FOR_DELETE")]
+    pub wait_for_delete: bool,
+
+    /// How often the cloud configuration file is checked for changes.
+    #[arg(long, global = true, env = "CSI_CONFIG_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub config_reload_interval: Duration,
+
+    /// How often the cluster's disks are checked for tags a failed call left off (EVS); 0: never.
+    #[arg(long, global = true, env = "CSI_TAG_REPAIR_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub tag_repair_interval: Duration,
+}
+
+impl ControllerArgs {
+    /// The composition root's options, with the cloud configuration file the mode takes.
+    pub fn options(&self, cloud_config: Option<PathBuf>) -> ControllerOptions {
+        ControllerOptions {
+            cloud_config,
+            cloud: self.cloud.clone(),
+            cluster_id: self.cluster_id.clone(),
+            create_timeout: self.create_timeout,
+            attach_timeout: self.attach_timeout,
+            settle_timeout: self.settle_timeout,
+            wait_for_delete: self.wait_for_delete,
+            config_reload_interval: self.config_reload_interval,
+            tag_repair_interval: self.tag_repair_interval,
+        }
+    }
+}
+
 /// `controller`: Identity and Controller.
 #[derive(Clone, Debug, Args)]
 pub struct ControllerMode {
@@ -154,7 +226,7 @@ pub struct ControllerMode {
     pub cloud: CloudConfigArg,
     /// Controller settings.
     #[command(flatten)]
-    pub controller: crate::wiring::ControllerArgs,
+    pub controller: ControllerArgs,
 }
 
 /// `node`: Identity and Node.
@@ -189,7 +261,7 @@ pub struct AllMode {
     pub cloud: CloudConfigArg,
     /// Controller settings.
     #[command(flatten)]
-    pub controller: crate::wiring::ControllerArgs,
+    pub controller: ControllerArgs,
     /// Node settings.
     #[command(flatten)]
     pub node: NodeArgs,
@@ -219,10 +291,10 @@ pub struct SandboxMode {
     pub log: LogArgs,
     /// Controller settings.
     #[command(flatten)]
-    pub controller: crate::wiring::ControllerArgs,
+    pub controller: ControllerArgs,
     /// Sandbox settings.
     #[command(flatten)]
-    pub sandbox: crate::sandbox::SandboxArgs,
+    pub sandbox: SandboxArgs,
 }
 
 /// `import`.
@@ -360,12 +432,12 @@ impl Command {
 
 /// Controller settings at their defaults (and environment), for the modes that build a
 /// controller but take only a few of its flags (`gc`, `import`).
-fn controller_defaults() -> crate::wiring::ControllerArgs {
+fn controller_defaults() -> ControllerArgs {
     use clap::FromArgMatches;
-    let command = crate::wiring::ControllerArgs::augment_args(clap::Command::new("defaults"));
+    let command = ControllerArgs::augment_args(clap::Command::new("defaults"));
     command
         .try_get_matches_from(["defaults"])
-        .and_then(|m| crate::wiring::ControllerArgs::from_arg_matches(&m))
+        .and_then(|m| ControllerArgs::from_arg_matches(&m))
         .expect("the controller flags all have defaults")
 }
 
@@ -462,9 +534,9 @@ pub enum CliError {
     /// The gRPC server failed.
     #[error(transparent)]
     Serve(#[from] ServeError),
-    /// The controller could not be set up.
+    /// The services could not be set up.
     #[error(transparent)]
-    Controller(#[from] crate::wiring::WiringError),
+    Wiring(#[from] crate::wiring::WiringError),
     /// The emulator could not start.
     #[cfg(feature = "emulator")]
     #[error(transparent)]
@@ -555,37 +627,47 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let (controller, node) = match &cli.command {
         #[cfg(feature = "emulator")]
         Command::Sandbox(mode) => {
-            return crate::sandbox::run(
-                &serve.endpoint,
-                &serve.driver.driver_name,
-                &mode.controller,
-                &mode.sandbox,
-                metrics,
-            )
-            .await
-            .map_err(CliError::from);
+            let options = mode.sandbox.options(
+                (serve.endpoint != default_endpoint()).then(|| serve.endpoint.clone()),
+                mode.controller.options(None),
+            );
+            return crate::sandbox::run(&options, &serve.driver.driver_name, metrics)
+                .await
+                .map_err(CliError::from);
         }
-        Command::Controller(mode) => (Some((&mode.cloud, &mode.controller)), None),
+        Command::Controller(mode) => (Some(mode.controller.options(mode.cloud.cloud_config.clone())), None),
         Command::Node(mode) => {
             if mode.cloud_config.is_some() {
                 tracing::info!(
                     "--cloud-config is ignored by the node, which never reads the cloud configuration"
                 );
             }
-            (None, Some(&mode.node))
+            (None, Some(mode.node.options()))
         }
-        Command::All(mode) => (Some((&mode.cloud, &mode.controller)), Some(&mode.node)),
+        Command::All(mode) => {
+            (Some(mode.controller.options(mode.cloud.cloud_config.clone())), Some(mode.node.options()))
+        }
         _ => unreachable!("the other modes returned above"),
     };
-    let (routes, _keep_alive) = routes(&serve.driver.driver_name, controller, node, metrics).await?;
-    server::serve(&serve.endpoint, routes, server::termination_signal(), serve.shutdown_timeout).await?;
+    let services =
+        crate::wiring::services(&serve.driver.driver_name, controller.as_ref(), node.as_ref(), metrics)
+            .await?;
+    server::serve(
+        &serve.endpoint,
+        services.routes.clone(),
+        server::termination_signal(),
+        serve.shutdown_timeout,
+    )
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// What must live as long as the server: the config watch and the background tasks (readiness
-/// probe, tag repair).
-type KeepAlive = (Option<crate::config::watch::ConfigWatch>, Vec<AbortOnDrop>);
+/// The endpoint served when `--endpoint` is not given.
+#[cfg(feature = "emulator")]
+fn default_endpoint() -> Endpoint {
+    Endpoint::Unix(DEFAULT_SOCKET.into())
+}
 
 /// How long one Kubernetes API request may take in `drain-wait` and `gc`.
 const KUBE_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -598,8 +680,7 @@ async fn run_import(mode: &ImportMode) -> Result<(), CliError> {
     settings.create_timeout = mode.create_timeout;
     let driver_name = &mode.driver.driver_name;
     let controller = crate::wiring::controller(
-        &settings,
-        mode.cloud_config.cloud_config.clone(),
+        &settings.options(mode.cloud_config.cloud_config.clone()),
         driver_name,
         metrics.clone(),
         Observer::new(metrics),
@@ -639,8 +720,7 @@ async fn run_gc(mode: &GcMode) -> Result<(), CliError> {
     settings.cluster_id = mode.cluster_id.clone();
     settings.attach_timeout = mode.attach_timeout;
     let controller = crate::wiring::controller(
-        &settings,
-        mode.cloud_config.cloud_config.clone(),
+        &settings.options(mode.cloud_config.cloud_config.clone()),
         &mode.driver.driver_name,
         metrics.clone(),
         Observer::new(metrics),
@@ -735,98 +815,6 @@ fn emulator_banner(handle: &crate::emulator::EmulatorHandle) -> String {
         }
     }
     lines.join("\n")
-}
-
-/// The gRPC services of the chosen mode: the controller when its settings are given, the node
-/// when its are.
-async fn routes(
-    driver_name: &str,
-    controller: Option<(&CloudConfigArg, &crate::wiring::ControllerArgs)>,
-    node: Option<&NodeArgs>,
-    metrics: Arc<Metrics>,
-) -> Result<(tonic::service::Routes, KeepAlive), CliError> {
-    let observer = Observer::new(metrics.clone());
-    let readiness = Readiness::new();
-    let mut routes = RoutesBuilder::default();
-    let mut capabilities = Vec::new();
-    let mut keep_alive: KeepAlive = (None, Vec::new());
-    if let Some((cloud, settings)) = controller {
-        let controller = crate::wiring::controller(
-            settings,
-            cloud.cloud_config.clone(),
-            driver_name,
-            metrics.clone(),
-            observer.clone(),
-        )?;
-        let gate = readiness.gate("cloud backend");
-        keep_alive.1.push(AbortOnDrop(crate::wiring::open_when_cloud_answers(
-            controller.default_backend.clone(),
-            gate,
-        )));
-        let repair =
-            crate::wiring::repair_tags_every(controller.backends, settings.tag_repair_interval, metrics);
-        keep_alive.1.extend(repair.map(AbortOnDrop));
-        keep_alive.0 = Some(controller.config);
-        // Offered only when a configured cloud takes group snapshots (EVS does not).
-        let groups = controller.service.group_snapshots_supported();
-        routes.add_service(ControllerServer::from_arc(controller.service.clone()));
-        capabilities.push(service_capability(ServiceType::ControllerService));
-        capabilities.push(service_capability(ServiceType::VolumeAccessibilityConstraints));
-        if groups {
-            routes.add_service(GroupControllerServer::from_arc(controller.service));
-            capabilities.push(service_capability(ServiceType::GroupControllerService));
-        }
-    }
-    if let Some(node) = node {
-        let config = node_config(driver_name, node).await?;
-        tracing::info!(
-            node_id = %config.identity.node_id,
-            zone = ?config.identity.zone,
-            max_volumes = config.max_volumes_per_node,
-            "node identity"
-        );
-        routes.add_service(NodeServer::new(NodeService::new(config, observer.clone())));
-    }
-    let identity = IdentityService::new(driver_name.to_string(), capabilities, readiness, observer);
-    routes.add_service(IdentityServer::new(identity));
-    Ok((routes.routes(), keep_alive))
-}
-
-/// The node service's configuration: its identity (from --node-id or the configured sources)
-/// and how it finds devices. Never reads the cloud config.
-async fn node_config(driver_name: &str, node: &NodeArgs) -> Result<NodeConfig, CliError> {
-    let sys_root = PathBuf::from("/sys");
-    let identity_config = IdentityConfig {
-        node_id: node.node_id.clone(),
-        zone: node.zone.clone(),
-        sources: node.node_id_sources.clone(),
-        metadata_url: node.metadata_url.clone(),
-        kube_node_name: node.kube_node_name.clone(),
-        kubeconfig: node.kubeconfig.clone(),
-        ..IdentityConfig::default()
-    };
-    let identity = identity::resolve(&identity_config).await.map_err(|e| CliError::Config(e.to_string()))?;
-    Ok(NodeConfig {
-        driver_name: driver_name.to_string(),
-        identity,
-        max_volumes_per_node: node
-            .max_volumes_per_node
-            .unwrap_or_else(|| identity::default_max_volumes(&sys_root)),
-        finder: DeviceFinder {
-            search_dirs: node.device_search_dirs.clone(),
-            sys_root,
-            wait: node.device_wait_timeout,
-        },
-    })
-}
-
-/// Aborts a background task when the owner goes away.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 #[cfg(test)]

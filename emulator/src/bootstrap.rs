@@ -11,6 +11,18 @@ use super::world::World;
 /// The name of the group type `GET /group_types/default` answers with.
 pub const DEFAULT_GROUP_TYPE: &str = "default_group_type";
 
+/// The quota class whose limits are the project defaults.
+pub const DEFAULT_QUOTA_CLASS: &str = "default";
+
+/// Puts the saved `default` quota class over the configured defaults (at start, after the
+/// config is applied).
+fn apply_default_quota_class(w: &mut World) {
+    if let Some(limits) = w.quota_classes.get(DEFAULT_QUOTA_CLASS) {
+        let limits = limits.clone();
+        w.default_quotas.extend(limits);
+    }
+}
+
 /// A Keystone-style id: 32 hex digits.
 pub fn keystone_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -30,6 +42,7 @@ pub fn apply(world: &mut World, config: &EmulatorConfig) -> Result<(), EmulatorE
     let mut quotas = cinder_default_quotas();
     quotas.extend(config.default_quotas.clone());
     world.default_quotas = quotas;
+    apply_default_quota_class(world);
     for user in &config.users {
         ensure_user(world, user);
     }
@@ -203,6 +216,8 @@ fn huawei_types(world: &mut World) {
                 description: Some(description.to_string()),
                 is_public: true,
                 extra_specs,
+                projects: Default::default(),
+                encryption: None,
             },
         );
     }
@@ -233,6 +248,8 @@ fn default_types(world: &mut World) {
                 description: Some(description.into()),
                 is_public: true,
                 extra_specs,
+                projects: Default::default(),
+                encryption: None,
             },
         );
     }

@@ -25,6 +25,7 @@ pub mod https;
 pub mod huawei;
 pub mod iam;
 pub mod keystone;
+pub mod keystone_projects;
 pub mod loopdev;
 pub mod metadata;
 pub mod microversion;
@@ -71,6 +72,7 @@ const TICK: Duration = Duration::from_millis(100);
 pub fn api_router(cloud: Cloud) -> Router {
     Router::new()
         .merge(keystone::router())
+        .merge(keystone_projects::router())
         .merge(iam::router())
         .merge(cinder::router(cloud.clone()))
         .merge(nova::router(cloud.clone()))

@@ -198,6 +198,9 @@ pub struct Backup {
     pub container: Option<String>,
     /// User metadata.
     pub metadata: Metadata,
+    /// The source volume's metadata when it was backed up; a restore puts it back.
+    #[serde(default)]
+    pub volume_metadata: Metadata,
     /// Creation time (ms).
     pub created_at_ms: u64,
     /// Last update time (ms).
@@ -229,6 +232,12 @@ pub struct Group {
     pub created_at_ms: u64,
     /// The operation in flight.
     pub pending: Option<Pending>,
+    /// The group it was created from (create-from-src), if any.
+    #[serde(default)]
+    pub source_group_id: Option<String>,
+    /// The group snapshot it was created from (create-from-src), if any.
+    #[serde(default)]
+    pub group_snapshot_id: Option<String>,
 }
 
 /// A snapshot of every volume of a group.
@@ -282,9 +291,39 @@ pub struct VolumeType {
     pub is_public: bool,
     /// Extra specs (`multiattach`, `volume_backend_name`, ...).
     pub extra_specs: Metadata,
+    /// The projects a private type is shared with (os-volume-type-access).
+    #[serde(default)]
+    pub projects: std::collections::BTreeSet<String>,
+    /// Its encryption specs, when it is an encrypted type.
+    #[serde(default)]
+    pub encryption: Option<Encryption>,
+}
+
+/// A volume type's encryption specs (Cinder's volume_type_encryption row).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Encryption {
+    /// The encryption id.
+    pub id: String,
+    /// The encryptor class (`luks`, `LuksEncryptor`, ...).
+    pub provider: String,
+    /// The cipher, if given.
+    pub cipher: Option<String>,
+    /// The key size in bits, if given.
+    pub key_size: Option<i64>,
+    /// `front-end` or `back-end`.
+    pub control_location: String,
+    /// Creation time (ms).
+    pub created_at_ms: u64,
+    /// Last update time (ms).
+    pub updated_at_ms: Option<u64>,
 }
 
 impl VolumeType {
+    /// Whether a project may see and use the type: public, shared with it, or an admin.
+    pub fn visible_to(&self, project_id: &str, admin: bool) -> bool {
+        admin || self.is_public || self.projects.contains(project_id)
+    }
+
     /// Whether the type's extra specs make its volumes multi-attachable.
     pub fn multiattach(&self) -> bool {
         self.extra_specs.get("multiattach").is_some_and(|v| v.trim().eq_ignore_ascii_case("<is> True"))
@@ -528,4 +567,52 @@ pub struct Message {
     pub resource_uuid: String,
     /// When it was recorded (ms).
     pub created_at_ms: u64,
+}
+
+/// One set of QoS specs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct QosSpec {
+    /// The id.
+    pub id: String,
+    /// The unique name.
+    pub name: String,
+    /// `front-end`, `back-end` or `both`.
+    pub consumer: String,
+    /// The key/value limits.
+    pub specs: BTreeMap<String, String>,
+    /// The volume types it is associated with.
+    #[serde(default)]
+    pub volume_type_ids: Vec<String>,
+}
+
+/// One transfer offered and not yet accepted or deleted.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Transfer {
+    /// The id.
+    pub id: String,
+    /// The volume offered.
+    pub volume_id: String,
+    /// The name, if any.
+    pub name: Option<String>,
+    /// The project giving the volume away.
+    pub source_project_id: String,
+    /// Whether the volume's snapshots stay behind.
+    pub no_snapshots: bool,
+    /// Random salt of the key hash (hex).
+    pub salt: String,
+    /// SHA-256 of salt and auth key (hex); the key itself is never kept.
+    pub key_hash: String,
+    /// Creation time (ms).
+    pub created_at_ms: u64,
+}
+
+/// What an admin set on one service.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ServiceState {
+    /// Whether it is disabled.
+    pub disabled: bool,
+    /// Why, when disabled with a reason.
+    pub disabled_reason: Option<String>,
+    /// Whether its host is frozen (volume services only).
+    pub frozen: bool,
 }

@@ -44,6 +44,21 @@ pub struct World {
     /// Huawei jobs (EVS and ECS) by id.
     #[serde(default)]
     pub jobs: BTreeMap<String, Job>,
+    /// Cinder QoS specs by id.
+    #[serde(default)]
+    pub qos_specs: BTreeMap<String, QosSpec>,
+    /// Cinder volume transfers offered and not yet accepted, by id.
+    #[serde(default)]
+    pub transfers: BTreeMap<String, Transfer>,
+    /// Cinder quota classes set through the API: class name, then resource, then limit.
+    #[serde(default)]
+    pub quota_classes: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Cinder services an admin disabled or froze, keyed `<binary>@<host>`.
+    #[serde(default)]
+    pub service_states: BTreeMap<String, ServiceState>,
+    /// Cinder 3.62 per-project default volume types: project id to type id.
+    #[serde(default)]
+    pub project_default_types: BTreeMap<String, String>,
 }
 
 /// The resources of one project.

@@ -16,7 +16,7 @@ const UNITS: &[(&str, f64)] = &[
 ];
 
 /// Parses a non-negative Go duration or a bare number of seconds.
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let invalid = || format!("{text:?} is not a duration like 30s, 1m30s, 1h2m3.5s or 500ms");
     if text.is_empty() {

@@ -7,11 +7,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::backend::Backend;
+use super::conditions::{self, Condition};
 use super::error::CloudError;
 use super::types::{
     Attached, Capacity, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume, VolumeAttachment, VolumeSource,
     VolumeSpec, VolumeStatus,
 };
+use super::wait::Check;
 use crate::contract::CloudId;
 
 /// The fake cloud.
@@ -39,6 +41,25 @@ pub struct FakeBackend {
 }
 
 impl FakeBackend {
+    /// The volume when `done` holds for it now (transitions are instant here); its error
+    /// state, or a timeout naming `what`, otherwise.
+    async fn settled(
+        &self,
+        id: &CloudId,
+        done: impl Condition<Volume>,
+        what: &str,
+    ) -> Result<Volume, CloudError> {
+        let volume = self.get_volume(id).await?;
+        match conditions::verdict(id.as_str(), volume.as_ref(), &done, &|_: Option<&Volume>| true) {
+            Check::Done => volume.ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() }),
+            Check::Fail(e) => Err(e),
+            Check::Continue if volume.is_none() => {
+                Err(CloudError::NotFound { kind: "volume", id: id.to_string() })
+            }
+            Check::Continue => Err(CloudError::Timeout(what.to_string())),
+        }
+    }
+
     /// A cloud with the given servers.
     pub fn with_servers(servers: &[&str]) -> Self {
         let fake = Self::default();
@@ -169,18 +190,7 @@ impl Backend for FakeBackend {
     }
 
     async fn wait_volume_ready(&self, id: &CloudId, _timeout: Duration) -> Result<Volume, CloudError> {
-        let v =
-            self.get_volume(id).await?.ok_or(CloudError::NotFound { kind: "volume", id: id.to_string() })?;
-        match &v.status {
-            VolumeStatus::Error(status) => Err(CloudError::ErrorState {
-                kind: "volume",
-                id: id.to_string(),
-                status: status.clone(),
-                reason: None,
-            }),
-            VolumeStatus::Creating => Err(CloudError::Timeout(format!("volume {id} to become ready"))),
-            _ => Ok(v),
-        }
+        self.settled(id, conditions::is_ready(), &format!("volume {id} to become ready")).await
     }
 
     async fn retype_volume(&self, id: &CloudId, volume_type: &str) -> Result<(), CloudError> {
@@ -195,23 +205,35 @@ impl Backend for FakeBackend {
     async fn wait_volume_retyped(
         &self,
         id: &CloudId,
-        _volume_type: &str,
-        timeout: Duration,
+        volume_type: &str,
+        _timeout: Duration,
     ) -> Result<Volume, CloudError> {
-        self.wait_volume_ready(id, timeout).await
+        let retyped = conditions::is_ready().and(conditions::has_type(volume_type));
+        self.settled(id, retyped, &format!("volume {id} to become type {volume_type}")).await
     }
 
     async fn wait_volume_extended(
         &self,
         id: &CloudId,
-        _size_gib: u64,
-        timeout: Duration,
+        size_gib: u64,
+        _timeout: Duration,
     ) -> Result<Volume, CloudError> {
-        self.wait_volume_ready(id, timeout).await
+        let extended = conditions::is_ready().and(conditions::has_size(size_gib));
+        self.settled(id, extended, &format!("volume {id} to reach {size_gib} GiB")).await
     }
 
-    async fn wait_volume_deleted(&self, _id: &CloudId, _timeout: Duration) -> Result<(), CloudError> {
-        Ok(())
+    async fn wait_volume_deleted(&self, id: &CloudId, _timeout: Duration) -> Result<(), CloudError> {
+        let volume = self.get_volume(id).await?;
+        match conditions::verdict(
+            id.as_str(),
+            volume.as_ref(),
+            &conditions::is_gone(),
+            &conditions::has_error("error_deleting"),
+        ) {
+            Check::Done => Ok(()),
+            Check::Fail(e) => Err(e),
+            Check::Continue => Err(CloudError::Timeout(format!("volume {id} to be deleted"))),
+        }
     }
 
     async fn create_snapshot(&self, spec: &SnapshotSpec) -> Result<Snapshot, CloudError> {

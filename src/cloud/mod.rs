@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod cinder_json;
+pub mod conditions;
 pub mod error;
 #[cfg(test)]
 pub mod fake;

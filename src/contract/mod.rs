@@ -6,6 +6,12 @@
 
 pub mod fs;
 pub mod ids;
+pub mod ownership;
+pub mod provider_id;
+pub mod publish;
+pub mod size;
 
 pub use fs::FsType;
 pub use ids::{CloudId, Handle, IdError, SnapshotRef, UrlPath};
+pub use publish::PublishContext;
+pub use size::GIB;

@@ -1,5 +1,5 @@
-//! Keys of the volume context and publish context: the contract between the controller,
-//! which writes them, and the node, which reads them.
+//! Keys of the volume context: what CreateVolume tells the CO to hand back at stage. The
+//! publish context is [`crate::contract::PublishContext`].
 
 /// Volume context: filesystem to format with (from the `fsType` parameter).
 pub const FS_TYPE: &str = "fsType";
@@ -8,10 +8,3 @@ pub const FS_TYPE: &str = "fsType";
 pub const GROW_FS: &str = "growFs";
 /// Volume context: the cloud volume id (the CSI volume id may carry a cloud prefix).
 pub const CLOUD_VOLUME_ID: &str = "cloudVolumeId";
-
-/// Publish context: the device path the cloud reported; a hint, never trusted alone.
-pub const DEVICE_PATH: &str = "devicePath";
-/// Publish context: the cloud volume id the node must find and verify.
-pub const VOLUME_ID: &str = "volumeId";
-/// Publish context: "true" when the attachment is read-only.
-pub const READONLY: &str = "readonly";

@@ -11,20 +11,13 @@ use super::pb::volume_capability::AccessType;
 use super::pb::volume_capability::access_mode::Mode;
 use super::pb::{self, node_server::Node};
 use super::status::CsiError;
-use crate::contract::{CloudId, FsType, ids};
+use crate::contract::{CloudId, FsType, PublishContext, ids};
 use crate::host::device::{self, DeviceFinder, Hints};
-use crate::host::identity::NodeIdentity;
 use crate::host::lock::VolumeLocks;
 use crate::host::publish::{self, PublishRequest};
 use crate::host::stage::{self, Access, StageRequest};
 use crate::host::{resize, safe_path, stats};
-
-/// `publish_context` key: the device path the controller saw at attach time (a hint).
-pub const DEVICE_PATH_KEY: &str = "devicePath";
-/// `publish_context` key: the cloud volume id to look for, when it differs from the CSI id.
-pub const VOLUME_ID_KEY: &str = "volumeId";
-/// `publish_context` key: the volume's SCSI WWN (EVS SCSI volumes).
-pub const WWN_KEY: &str = "wwn";
+use crate::node_identity::NodeIdentity;
 
 /// What the node service needs to know about its host.
 #[derive(Clone, Debug)]
@@ -141,20 +134,17 @@ fn is_reader_only(mode: Mode) -> bool {
 /// The device search inputs from a request's `publish_context`: the cloud id to look for
 /// (the context's `volumeId` when the controller set one) and the verified hints.
 fn device_lookup(volume: CloudId, context: &HashMap<String, String>) -> Result<(CloudId, Hints), Status> {
-    let non_empty = |key| context.get(key).map(|v: &String| v.trim()).filter(|v| !v.is_empty());
-    let cloud_id = match non_empty(VOLUME_ID_KEY) {
-        Some(id) => CloudId::parse("publish_context volumeId", id)
-            .map_err(|e| Status::from(CsiError::InvalidArgument(e.to_string())))?,
-        None => volume,
-    };
+    let context = PublishContext::from_map(context)
+        .map_err(|e| Status::from(CsiError::InvalidArgument(e.to_string())))?;
+    let cloud_id = context.volume_id.unwrap_or(volume);
     // Only a hint (a cloud may report "auto" or a stale letter): one that is not a clean
     // absolute path is dropped, and one that is gets verified like any other candidate.
-    let device_path = non_empty(DEVICE_PATH_KEY).and_then(|p| {
-        safe_path::request_path("publish_context devicePath", p)
+    let device_path = context.device_path.and_then(|p| {
+        safe_path::request_path("publish_context devicePath", &p)
             .inspect_err(|e| tracing::info!(error = %e, "ignoring the device path hint"))
             .ok()
     });
-    let wwn = non_empty(WWN_KEY).map(device::parse_wwn).transpose()?;
+    let wwn = context.wwn.as_deref().map(device::parse_wwn).transpose()?;
     Ok((cloud_id, Hints { device_path, wwn }))
 }
 
@@ -393,15 +383,13 @@ mod tests {
         let context = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
         };
-        let (id, hints) = device_lookup(
-            volume.clone(),
-            &context(&[(DEVICE_PATH_KEY, "auto"), (WWN_KEY, "0x6888603000001234")]),
-        )
-        .unwrap();
+        let (id, hints) =
+            device_lookup(volume.clone(), &context(&[("devicePath", "auto"), ("wwn", "0x6888603000001234")]))
+                .unwrap();
         assert_eq!(id, volume);
         assert_eq!(hints.device_path, None, "a hint that is not an absolute path is dropped");
         assert_eq!(hints.wwn.as_deref(), Some("6888603000001234"));
-        for (key, value) in [(WWN_KEY, "../../x"), (VOLUME_ID_KEY, "victim")] {
+        for (key, value) in [("wwn", "../../x"), ("volumeId", "victim")] {
             let error = device_lookup(volume.clone(), &context(&[(key, value)])).unwrap_err();
             assert_eq!(error.code(), tonic::Code::InvalidArgument, "{key}={value}");
         }

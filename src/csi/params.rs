@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::status::CsiError;
+use crate::contract::GIB;
 
 /// Parameter keys this driver understands.
 pub const KNOWN: &[&str] = &[
@@ -133,8 +134,6 @@ pub fn parse(parameters: &HashMap<String, String>) -> Result<VolumeParameters, C
     }
     Ok(out)
 }
-
-const GIB: i64 = 1 << 30;
 
 /// The size in GiB for a capacity range: the smallest whole GiB of at least `required_bytes`
 /// that does not exceed `limit_bytes`; `default_gib` when neither is set.

@@ -107,7 +107,6 @@ pub fn host_code(error: &host::Error) -> Code {
         }
         E::InUse { .. } => Code::AlreadyExists,
         E::Busy(_) => Code::Aborted,
-        E::Identity(_) => Code::Unavailable,
         E::Command { .. } | E::Io { .. } => Code::Internal,
     }
 }

@@ -8,9 +8,16 @@ use nix::libc::c_int;
 
 use super::{Result, errno_error, io_error};
 
-nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
-nix::ioctl_write_ptr_bad!(blkroset, nix::request_code_none!(0x12, 93), c_int);
-nix::ioctl_read_bad!(blkroget, nix::request_code_none!(0x12, 94), c_int);
+/// The three ioctls this module issues, as nix generates them (undocumented functions).
+#[allow(missing_docs)]
+mod ioctl {
+    use nix::libc::c_int;
+
+    nix::ioctl_read!(blkgetsize64, 0x12, 114, u64);
+    nix::ioctl_write_ptr_bad!(blkroset, nix::request_code_none!(0x12, 93), c_int);
+    nix::ioctl_read_bad!(blkroget, nix::request_code_none!(0x12, 94), c_int);
+}
+use ioctl::{blkgetsize64, blkroget, blkroset};
 
 /// Size in bytes of the block device at `path` (a device node or a bind of one).
 pub fn size(path: &Path) -> Result<u64> {

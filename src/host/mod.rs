@@ -1,5 +1,6 @@
 //! Everything that touches this machine's kernel: finding and verifying a volume's block
-//! device, probing and formatting it, mounting, resizing, statistics, and the node's identity.
+//! device, probing and formatting it, mounting, resizing, and statistics (the node's identity is
+//! [`crate::node_identity`]'s).
 //!
 //! The CSI node service talks only to this room; it reports failures as [`Error`], which
 //! `csi::status` maps to gRPC codes.
@@ -9,10 +10,8 @@ pub mod command;
 pub mod device;
 pub mod format;
 pub mod fs_size;
-pub mod identity;
-pub mod kubernetes;
+pub mod limits;
 pub mod lock;
-pub mod metadata;
 pub mod mount;
 pub mod probe;
 pub mod publish;
@@ -87,9 +86,6 @@ pub enum Error {
     /// Another operation on the same volume is in flight.
     #[error("an operation on volume {0} is already in progress")]
     Busy(String),
-    /// The node's identity could not be determined.
-    #[error("{0}")]
-    Identity(String),
     /// An external tool failed.
     #[error("{program} {args} failed ({status}): {stderr}")]
     Command {

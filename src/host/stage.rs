@@ -14,10 +14,6 @@ use super::{Error, Result, blockdev, fs_size, io_error, resize, safe_path};
 use crate::contract::CloudId;
 use crate::contract::fs::Growth;
 
-/// Volume context key the controller sets when a volume is larger than its source. Staging
-/// no longer needs it: it grows any filesystem smaller than its device.
-pub const GROW_FS_KEY: &str = "growFs";
-
 /// How a volume is consumed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Access {

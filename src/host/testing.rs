@@ -2,7 +2,7 @@
 
 /// True when the test may touch the kernel. Without root: fails under CI, otherwise prints
 /// `SKIPPED <test>: <reason>` and returns false.
-pub fn root_or_skip(test: &str) -> bool {
+pub(crate) fn root_or_skip(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }

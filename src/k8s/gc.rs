@@ -21,8 +21,8 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use super::KubeError;
 use crate::cloud::types::{Snapshot, SnapshotStatus, Volume, VolumeStatus};
 use crate::cloud::{Backend, CloudError};
-use crate::csi::controller::META_CLUSTER_ID;
-use crate::host::kubernetes::parse_provider_id;
+use crate::contract::ownership::META_CLUSTER_ID;
+use crate::contract::provider_id;
 
 /// The Node annotation where kubelet records each CSI driver's node id (a JSON map).
 const NODE_ID_ANNOTATION: &str = "csi.volume.kubernetes.io/nodeid";
@@ -160,7 +160,9 @@ pub async fn cluster_refs(client: &kube::Client, driver_name: &str) -> Result<Cl
     };
     let nodes: kube::Api<Node> = kube::Api::all(client.clone());
     for node in nodes.list(&ListParams::default()).await.map_err(KubeError::api("list nodes"))? {
-        if let Some(id) = node.spec.and_then(|s| s.provider_id).and_then(|p| parse_provider_id(&p).ok()) {
+        if let Some(id) =
+            node.spec.and_then(|s| s.provider_id).and_then(|p| provider_id::server_id(&p).map(str::to_string))
+        {
             refs.servers.insert(id);
         }
         let annotation = node.metadata.annotations.as_ref().and_then(|a| a.get(NODE_ID_ANNOTATION));

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
 use super::SandboxError;
+use crate::contract::GIB;
 use crate::csi::pb;
 use crate::csi::pb::controller_client::ControllerClient;
 use crate::csi::pb::identity_client::IdentityClient;
@@ -17,7 +18,6 @@ use crate::csi::pb::volume_capability::access_mode::Mode;
 use crate::csi::pb::volume_capability::{AccessMode, AccessType, MountVolume};
 use crate::server::Endpoint;
 
-const GIB: i64 = 1 << 30;
 const DATA_BYTES: usize = 4 << 20;
 /// The demo's filesystem: xfs grows online with CAP_SYS_ADMIN alone, while ext4's online
 /// resize also needs CAP_SYS_RESOURCE, which some container sandboxes withhold even from root;

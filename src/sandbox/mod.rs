@@ -5,91 +5,35 @@
 pub mod demo;
 pub mod mounts;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Args;
-use tonic::service::RoutesBuilder;
-
 use crate::cloud::Backend;
-use crate::csi::identity::{IdentityService, service_capability};
-use crate::csi::node::{NodeConfig, NodeService};
-use crate::csi::observe::Observer;
-use crate::csi::pb::controller_server::ControllerServer;
-use crate::csi::pb::group_controller_server::GroupControllerServer;
-use crate::csi::pb::identity_server::IdentityServer;
-use crate::csi::pb::node_server::NodeServer;
-use crate::csi::pb::plugin_capability::service::Type as ServiceType;
-use crate::csi::readiness::Readiness;
 use crate::emulator::{EmulatorConfig, EmulatorHandle};
 use crate::host::device::DeviceFinder;
-use crate::host::identity::NodeIdentity;
+use crate::node_identity::IdentityConfig;
 use crate::server::{self, Endpoint};
 use crate::telemetry::metrics::Metrics;
-use crate::wiring::ControllerArgs;
+use crate::wiring::{ControllerOptions, NodeOptions};
 
-/// Flags of the `sandbox` mode.
-#[derive(Clone, Debug, PartialEq, Eq, Args)]
-pub struct SandboxArgs {
+/// What the sandbox is built from.
+#[derive(Clone, Debug)]
+pub struct SandboxOptions {
     /// Where the emulator keeps its volumes and the node its mounts; a fresh directory that is
     /// removed at exit when unset.
-    #[arg(long, env = "SANDBOX_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-
-    /// How long each cloud state transition takes (creating, attaching, ...).
-    #[arg(long, env = "SANDBOX_LATENCY", default_value = "200ms", value_parser = crate::cli::parse_duration)]
+    /// How long each cloud state transition takes.
     pub latency: Duration,
-
     /// Walk one volume through the life of a PVC, print each step, clean up and exit.
-    #[arg(long)]
     pub demo: bool,
-
-    /// Quota limits of the sandbox's project, as NAME=LIMIT (-1: unlimited), comma separated.
-    /// Generous by default, so that a conformance run that leaks a few volumes keeps going;
-    /// names left out keep these defaults (the plain `emulator` keeps Cinder's own).
-    #[arg(
-        long,
-        env = "SANDBOX_QUOTA",
-        value_delimiter = ',',
-        value_parser = parse_quota,
-        default_value = "volumes=1000,snapshots=1000,gigabytes=100000,backups=1000,backup_gigabytes=100000,groups=1000"
-    )]
-    pub quota: Vec<(String, i64)>,
-}
-
-/// The quota resources the emulator knows.
-const QUOTA_NAMES: &[&str] =
-    &["volumes", "snapshots", "gigabytes", "backups", "backup_gigabytes", "groups", "per_volume_gigabytes"];
-
-fn parse_quota(text: &str) -> Result<(String, i64), String> {
-    let (name, limit) = text.split_once('=').ok_or_else(|| format!("{text:?} is not NAME=LIMIT"))?;
-    let name = name.trim();
-    if !QUOTA_NAMES.contains(&name) {
-        return Err(format!("unknown quota {name:?}; one of {}", QUOTA_NAMES.join(", ")));
-    }
-    let limit: i64 = limit.trim().parse().map_err(|_| format!("quota {name}: {limit:?} is not a number"))?;
-    if limit < -1 {
-        return Err(format!("quota {name}: {limit} is below -1 (unlimited)"));
-    }
-    Ok((name.to_string(), limit))
-}
-
-/// The sandbox's quota limits: its generous defaults, overridden by what `--quota` names.
-pub fn quotas(args: &SandboxArgs) -> std::collections::BTreeMap<String, i64> {
-    let mut out: std::collections::BTreeMap<String, i64> = [
-        ("volumes", 1000),
-        ("snapshots", 1000),
-        ("gigabytes", 100_000),
-        ("backups", 1000),
-        ("backup_gigabytes", 100_000),
-        ("groups", 1000),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    out.extend(args.quota.iter().cloned());
-    out
+    /// Quota limits of the sandbox's project.
+    pub quotas: BTreeMap<String, i64>,
+    /// The CSI endpoint; a socket in the state directory when unset.
+    pub endpoint: Option<Endpoint>,
+    /// The controller's settings (the cloud configuration is the sandbox's own clouds.yaml).
+    pub controller: ControllerOptions,
 }
 
 /// Why the sandbox failed.
@@ -119,6 +63,9 @@ pub enum SandboxError {
     Demo(String),
 }
 
+/// The volume limit the sandbox's node reports, whatever bus this host boots from.
+const SANDBOX_MAX_VOLUMES: i64 = 25;
+
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> SandboxError {
     let path = path.to_path_buf();
     move |source| SandboxError::Io { action, path, source }
@@ -131,10 +78,8 @@ pub fn is_root() -> bool {
 
 /// Runs the sandbox until SIGTERM/SIGINT (or to the end of the demo), then cleans up.
 pub async fn run(
-    endpoint: &Endpoint,
+    args: &SandboxOptions,
     driver_name: &str,
-    controller_args: &ControllerArgs,
-    args: &SandboxArgs,
     metrics: Arc<Metrics>,
 ) -> Result<(), SandboxError> {
     let (state_dir, temporary) = match &args.state_dir {
@@ -148,12 +93,11 @@ pub async fn run(
     emulator_config.latency = args.latency;
     emulator_config.loop_devices = root;
     emulator_config.release_loops_on_shutdown = true;
-    emulator_config.default_quotas = quotas(args);
+    emulator_config.default_quotas = args.quotas.clone();
     let by_id_dir = emulator_config.by_id_dir();
     let emulator = crate::emulator::start(emulator_config).await?;
 
-    let result =
-        serve(&emulator, &state_dir, &by_id_dir, endpoint, driver_name, controller_args, args, metrics).await;
+    let result = serve(&emulator, &state_dir, &by_id_dir, driver_name, args, metrics).await;
 
     emulator.shutdown().await;
     if temporary && let Err(e) = std::fs::remove_dir_all(&state_dir) {
@@ -162,15 +106,12 @@ pub async fn run(
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn serve(
     emulator: &EmulatorHandle,
     state_dir: &Path,
     by_id_dir: &Path,
-    endpoint: &Endpoint,
     driver_name: &str,
-    controller_args: &ControllerArgs,
-    args: &SandboxArgs,
+    args: &SandboxOptions,
     metrics: Arc<Metrics>,
 ) -> Result<(), SandboxError> {
     let creds = emulator.demo();
@@ -187,52 +128,27 @@ async fn serve(
     );
     write_private(&clouds_yaml, &yaml)?;
 
-    let observer = Observer::new(metrics.clone());
-    let controller = crate::wiring::controller(
-        controller_args,
-        Some(clouds_yaml.clone()),
-        driver_name,
-        metrics,
-        observer.clone(),
-    )?;
-    let backend = controller.default_backend.clone();
-    let readiness = Readiness::new();
-    let probe = crate::wiring::open_when_cloud_answers(backend.clone(), readiness.gate("cloud backend"));
-
+    // The emulator is the cloud and this host its server: the node's identity is the
+    // emulator's answer, its devices the emulator's links; the rest is the root's as for `all`.
     let node_id = emulator.this_host_server_id().unwrap_or_else(|| "sandbox-node".into());
-    let zone = emulator.cloud().config().availability_zones.first().cloned();
-    let node = NodeConfig {
-        driver_name: driver_name.to_string(),
-        identity: NodeIdentity { node_id: node_id.clone(), zone },
-        max_volumes_per_node: 25,
+    let node = NodeOptions {
+        identity: IdentityConfig {
+            node_id: Some(node_id.clone()),
+            zone: emulator.cloud().config().availability_zones.first().cloned(),
+            ..IdentityConfig::default()
+        },
+        max_volumes_per_node: Some(SANDBOX_MAX_VOLUMES),
         finder: DeviceFinder {
             search_dirs: vec![by_id_dir.to_path_buf()],
             sys_root: "/sys".into(),
             wait: Duration::from_secs(30),
         },
     };
-    let capabilities = vec![
-        service_capability(ServiceType::ControllerService),
-        service_capability(ServiceType::VolumeAccessibilityConstraints),
-        service_capability(ServiceType::GroupControllerService),
-    ];
-    let mut routes = RoutesBuilder::default();
-    routes.add_service(ControllerServer::from_arc(controller.service.clone()));
-    routes.add_service(GroupControllerServer::from_arc(controller.service));
-    routes.add_service(NodeServer::new(NodeService::new(node, observer.clone())));
-    routes.add_service(IdentityServer::new(IdentityService::new(
-        driver_name.to_string(),
-        capabilities,
-        readiness,
-        observer,
-    )));
+    let controller = ControllerOptions { cloud_config: Some(clouds_yaml.clone()), ..args.controller.clone() };
+    let services = crate::wiring::services(driver_name, Some(&controller), Some(&node), metrics).await?;
+    let backend = services.backend.clone().expect("the controller side was asked for");
 
-    let endpoint = match endpoint {
-        Endpoint::Unix(path) if path == Path::new(crate::cli::DEFAULT_SOCKET) => {
-            Endpoint::Unix(state_dir.join("csi.sock"))
-        }
-        other => other.clone(),
-    };
+    let endpoint = args.endpoint.clone().unwrap_or_else(|| Endpoint::Unix(state_dir.join("csi.sock")));
     let client = write_client_files(state_dir)?;
     println!("{}", banner(&endpoint, &creds.auth_url, &clouds_yaml, &client, &node_id, state_dir));
     if !is_root() {
@@ -247,7 +163,7 @@ async fn serve(
                 _ = stopped => {}
             }
         };
-        let serving = server::serve(&endpoint, routes.routes(), shutdown, Duration::from_secs(10));
+        let serving = server::serve(&endpoint, services.routes.clone(), shutdown, Duration::from_secs(10));
         let work = state_dir.join("kubelet");
         let demo = async {
             let result = demo::run(&endpoint, &node_id, &work).await;
@@ -257,11 +173,15 @@ async fn serve(
         let (served, demo) = tokio::join!(serving, demo);
         served.map_err(SandboxError::from).and(demo)
     } else {
-        server::serve(&endpoint, routes.routes(), server::termination_signal(), Duration::from_secs(10))
-            .await
-            .map_err(SandboxError::from)
+        server::serve(
+            &endpoint,
+            services.routes.clone(),
+            server::termination_signal(),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(SandboxError::from)
     };
-    probe.abort();
     println!("cleaning up");
     clean_up(backend.as_ref(), state_dir).await;
     outcome

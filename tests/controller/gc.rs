@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cinder_evs_csi::cloud::Backend;
 use cinder_evs_csi::cloud::types::{SnapshotSpec, VolumeSpec};
-use cinder_evs_csi::csi::controller::META_CLUSTER_ID;
+use cinder_evs_csi::contract::ownership::META_CLUSTER_ID;
 use cinder_evs_csi::k8s::gc::{self, Action, Finding, GcSettings, Kind};
 use cinder_evs_emulator::ServerConfig;
 use serde_json::{Value, json};

@@ -16,7 +16,7 @@ use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::node_client::NodeClient;
 use cinder_evs_csi::csi::pb::node_server::NodeServer;
 use cinder_evs_csi::host::device::DeviceFinder;
-use cinder_evs_csi::host::identity::NodeIdentity;
+use cinder_evs_csi::node_identity::NodeIdentity;
 use cinder_evs_csi::telemetry::metrics::Metrics;
 pub use testkit::requests::{block_capability, mount_capability};
 pub use testkit::{CAP_SYS_RESOURCE, has_capability, root_or_skip};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::harness::{LoopVolume, MIB, root_or_skip, run};
 use cinder_evs_csi::csi::pb;
-use cinder_evs_csi::host::identity::{self, IdentityConfig, NodeIdentity, Source};
+use cinder_evs_csi::node_identity::{self as identity, IdentityConfig, NodeIdentity, Source};
 use testkit::fake_kube::FakeKube;
 use testkit::{Driver, temp_socket, unix_channel, wait_for_path};
 

@@ -146,6 +146,37 @@ def main(binary):
             cc.backups.delete(b.id)
             wait_gone(lambda: cc.backups.get(b.id))
 
+        def cinderclient_admin_routes():
+            volume_services = ca.services.list(host="emulator", binary="cinder-volume")
+            assert [x.host for x in volume_services] == ["emulator@lvmdriver-1"], volume_services
+            pool = ca.pools.list(detailed=True)[0]
+            caps = ca.capabilities.get(pool.name)
+            # cinderclient flattens a detailed pool's capabilities onto the pool.
+            assert caps.vendor_name == pool.vendor_name, (caps, pool)
+            qos = ca.qos_specs.create("peer-qos", {"read_iops_sec": "100"})
+            vt = [t for t in ca.volume_types.list() if t.name == "__DEFAULT__"][0]
+            ca.qos_specs.associate(qos, vt.id)
+            assert [a.id for a in ca.qos_specs.get_associations(qos)] == [vt.id]
+            ca.qos_specs.disassociate_all(qos)
+            ca.qos_specs.delete(qos)
+            assert "peer-qos" not in [q.name for q in ca.qos_specs.list()]
+            before = ca.quota_classes.get("default").volumes
+            ca.quota_classes.update("default", volumes=before + 1)
+            assert ca.quota_classes.get("default").volumes == before + 1
+            ca.quota_classes.update("default", volumes=before)
+
+        def cinderclient_transfers():
+            v = cc.volumes.create(1, name="cc-gift")
+            wait(lambda: cc.volumes.get(v.id), "available")
+            t = cc.transfers.create(v.id, name="gift")
+            wait(lambda: cc.volumes.get(v.id), "awaiting-transfer")
+            assert [x.id for x in cc.transfers.list()] == [t.id]
+            ca.transfers.accept(t.id, t.auth_key)
+            moved = wait(lambda: ca.volumes.get(v.id), "available")
+            assert getattr(moved, "os-vol-tenant-attr:tenant_id") == emu.users["admin"]["project_id"], moved
+            ca.volumes.delete(v.id)
+            wait_gone(lambda: ca.volumes.get(v.id))
+
         def cleanup():
             demo.block_storage.delete_volume(state["sdk_volume"])
             cc.volumes.delete(state["cc_volume"])
@@ -161,6 +192,9 @@ def main(binary):
                          ("cinderclient attachments API", cinderclient_attachments),
                          ("cinderclient group types and groups", cinderclient_groups),
                          ("cinderclient backups and restore", cinderclient_backups),
+                         ("cinderclient admin routes (services, pools, capabilities, qos, quota classes)",
+                          cinderclient_admin_routes),
+                         ("cinderclient volume transfers (3.55 route)", cinderclient_transfers),
                          ("volumes deleted", cleanup)]:
             checks.run(name, fn)
     finally:

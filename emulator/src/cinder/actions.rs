@@ -81,6 +81,7 @@ async fn action(
         }
         "revert" if ctx.version.at_least(3, 40) => revert(&cloud, &ctx, &id, &args),
         "os-unmanage" => unmanage(&cloud, &ctx, &id),
+        "os-force_delete" => super::force_delete::volume(&cloud, &ctx, &id),
         other => Err(ApiError::bad_request(F, format!("There is no such action: {other}"))),
     }
 }
@@ -149,7 +150,9 @@ fn retype(cloud: &Cloud, ctx: &Ctx, id: &str, args: &Map<String, Value>) -> ApiR
         if volume.status != "available" && volume.status != "in-use" {
             return Err(invalid_volume(format!("Volume {id} status must be available or in-use, but current status is: {}.", volume.status)));
         }
-        let target = w.volume_type(&new_type).cloned().ok_or_else(|| not_found("Volume type", &new_type))?;
+        let target = super::type_access::visible(w, ctx, &new_type)
+            .cloned()
+            .ok_or_else(|| not_found("Volume type", &new_type))?;
         let current = w.volume_types.get(&volume.volume_type_id).cloned().ok_or_else(|| not_found("Volume type", &volume.volume_type_id))?;
         if target.id == current.id {
             return Err(ApiError::bad_request(F, "Invalid input received: New volume type must be different from the original."));

@@ -29,7 +29,10 @@ pub fn routes() -> Router<Cloud> {
     Router::new()
         .route("/volume/v3/{project_id}/backups", get(list).post(create))
         .route("/volume/v3/{project_id}/backups/detail", get(detail))
-        .route("/volume/v3/{project_id}/backups/{backup_id}", get(show).delete(delete))
+        .route(
+            "/volume/v3/{project_id}/backups/{backup_id}",
+            get(show).put(super::backup_records::update).delete(delete),
+        )
         .route("/volume/v3/{project_id}/backups/{backup_id}/restore", post(restore))
         .route("/volume/v3/{project_id}/backups/{backup_id}/action", post(action))
 }
@@ -106,6 +109,7 @@ async fn create(
             is_incremental: incremental,
             container: container.clone(),
             metadata: metadata.clone(),
+            volume_metadata: volume.metadata.clone(),
             created_at_ms: now_ms(),
             updated_at_ms: None,
             pending: Some(Pending { op: Op::Create, due_ms: due }),
@@ -269,6 +273,8 @@ async fn restore(
             .map_err(|e| ApiError::internal(F, format!("Restoring failed: {e}")))?;
         let due = cloud.due("backup.restoring");
         let volume = w.volume_mut(&target).expect("exists");
+        // The backup carries the source volume's metadata; a restore writes it onto the target.
+        volume.metadata.extend(backup.volume_metadata.clone());
         volume.status = "restoring-backup".into();
         volume.pending = Some(Pending { op: Op::Return { back_to: "available".into() }, due_ms: due });
         let volume_name = volume.name.clone();

@@ -16,8 +16,14 @@ const EXTENSIONS: &[(&str, &str)] = &[
     ("os-admin-actions", "AdminActions"),
     ("os-availability-zone", "AvailabilityZones"),
     ("backups", "Backups"),
+    ("capabilities", "Capabilities"),
     ("os-extended-snapshot-attributes", "ExtendedSnapshotAttributes"),
+    ("os-hosts", "Hosts"),
+    ("qos-specs", "Qos_specs_manage"),
+    ("os-quota-class-sets", "QuotaClasses"),
     ("os-quota-sets", "Quotas"),
+    ("scheduler-stats", "Scheduler_stats"),
+    ("os-services", "Services"),
     ("os-types-extra-specs", "TypesExtraSpecs"),
     ("os-types-manage", "TypesManage"),
     ("os-vol-host-attr", "VolumeHostAttribute"),
@@ -25,6 +31,7 @@ const EXTENSIONS: &[(&str, &str)] = &[
     ("os-vol-tenant-attr", "VolumeTenantAttribute"),
     ("os-volume-actions", "VolumeActions"),
     ("os-volume-manage", "VolumeManage"),
+    ("os-volume-transfer", "VolumeTransfer"),
 ];
 
 /// The routes.

@@ -60,11 +60,22 @@ fn gate(ctx: &Ctx, minor: u32) -> ApiResult<()> {
 
 use super::group_types::view as group_type_view;
 
-async fn group_types(State(cloud): State<Cloud>, Extension(ctx): Extension<Ctx>) -> ApiResult<Json<Value>> {
+async fn group_types(
+    State(cloud): State<Cloud>,
+    Extension(ctx): Extension<Ctx>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
     gate(&ctx, 11)?;
-    Ok(cloud.read(|w| {
-        Json(json!({"group_types": w.group_types.values().map(group_type_view).collect::<Vec<_>>()}))
-    }))
+    let wanted = super::type_filters::is_public(&query, ctx.auth.is_admin())?;
+    let mut views: Vec<Value> = cloud.read(|w| {
+        w.group_types
+            .values()
+            .filter(|t| wanted.is_none_or(|p| t.is_public == p))
+            .map(group_type_view)
+            .collect()
+    });
+    super::type_filters::sort(&mut views, &query)?;
+    Ok(Json(json!({"group_types": views})))
 }
 
 async fn group_type(
@@ -151,7 +162,11 @@ async fn create_group(
             .ok_or_else(|| not_found("Group type", &group_type))?;
         let mut type_ids = Vec::new();
         for t in &volume_types {
-            type_ids.push(w.volume_type(t).map(|t| t.id.clone()).ok_or_else(|| not_found("Volume type", t))?);
+            type_ids.push(
+                super::type_access::visible(w, &ctx, t)
+                    .map(|t| t.id.clone())
+                    .ok_or_else(|| not_found("Volume type", t))?,
+            );
         }
         let zone = zone.clone().unwrap_or_else(|| w.availability_zones[0].clone());
         if !w.availability_zones.contains(&zone) {
@@ -173,6 +188,8 @@ async fn create_group(
             status: "creating".into(),
             created_at_ms: now_ms(),
             pending: Some(Pending { op: Op::Create, due_ms: cloud.due("group.creating") }),
+            source_group_id: None,
+            group_snapshot_id: None,
         };
         w.store_mut(&ctx.auth.project_id).groups.insert(id.clone(), group);
         Ok(json!({"id": id, "name": name}))
@@ -355,8 +372,22 @@ async fn group_action(
     if let Some(args) = value.get("reset_status") {
         let status = args.get("status").and_then(Value::as_str).unwrap_or_default().to_string();
         ctx.require_admin("group:reset_status")?;
+        // Cinder's GroupStatus values; anything else is refused before the lookup.
+        if !["available", "creating", "deleting", "error", "error_deleting", "in-use", "updating"]
+            .contains(&status.as_str())
+        {
+            return Err(ApiError::bad_request(
+                F,
+                format!("Invalid input received: Invalid status: {status}"),
+            ));
+        }
         return cloud.write(F, |w| {
-            let group = find_group(w, &ctx, &id)?;
+            // The admin acts on any project's group, as Cinder's admin context reads them all.
+            let group = w
+                .stores
+                .values_mut()
+                .find_map(|s| s.groups.get_mut(&id))
+                .ok_or_else(|| not_found("Group", &id))?;
             group.status = status;
             group.pending = None;
             Ok(StatusCode::ACCEPTED)
@@ -528,10 +559,11 @@ async fn snapshot_action(
         return Err(ApiError::bad_request(F, format!("Invalid input received: Invalid status: {status}")));
     }
     cloud.write(F, |w| {
+        // Admin only (checked above), on any project's group snapshot.
         let gs = w
-            .store_mut(&ctx.auth.project_id)
-            .group_snapshots
-            .get_mut(&id)
+            .stores
+            .values_mut()
+            .find_map(|s| s.group_snapshots.get_mut(&id))
             .ok_or_else(|| not_found("GroupSnapshot", &id))?;
         gs.status = status;
         gs.pending = None;

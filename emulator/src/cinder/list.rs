@@ -29,6 +29,8 @@ pub struct ListParams {
     pub with_count: bool,
     /// Admin: every project.
     pub all_tenants: bool,
+    /// Admin: only this project (with `all_tenants`), for lists whose views cannot filter on it.
+    pub project_id: Option<String>,
 }
 
 /// Parses the query; unknown filters are refused from 3.31 on, ignored before.
@@ -72,6 +74,9 @@ pub fn parse(
             }
             "all_tenants" => {
                 params.all_tenants = super::parse_bool(&json!(value)).unwrap_or(true) && ctx.auth.is_admin()
+            }
+            "project_id" if ctx.auth.is_admin() && !filters.contains(&"project_id") => {
+                params.project_id = Some(value.clone())
             }
             other if filters.contains(&other) => params.filters.push((key.clone(), value.clone())),
             // 3.34: `name~=abc` is an inexact (SQL LIKE '%abc%') filter on any filterable key.

@@ -28,7 +28,7 @@ const F: Family = Family::Volume;
 pub fn routes() -> Router<Cloud> {
     Router::new()
         .route("/volume/v3/{project_id}/os-volume-manage", post(manage))
-        .route("/volume/v3/{project_id}/manageable_volumes", get(manageable))
+        .route("/volume/v3/{project_id}/manageable_volumes", get(manageable).post(manage_v38))
         .route("/volume/v3/{project_id}/manageable_volumes/detail", get(manageable))
 }
 
@@ -44,6 +44,10 @@ pub fn release(cloud: &Cloud, volume: &Volume) -> std::io::Result<()> {
 }
 
 async fn manageable(State(cloud): State<Cloud>, Extension(ctx): Extension<Ctx>) -> ApiResult<Json<Value>> {
+    // The manageable-volumes listing came with 3.8; before it the path does not exist.
+    if !ctx.version.at_least(3, 8) {
+        return Err(ApiError::not_found(F, "The resource could not be found."));
+    }
     ctx.require_admin("volume_extension:list_manageable")?;
     let mut items = Vec::new();
     if let Ok(entries) = std::fs::read_dir(unmanaged_dir(&cloud)) {
@@ -57,6 +61,18 @@ async fn manageable(State(cloud): State<Cloud>, Extension(ctx): Extension<Ctx>) 
         }
     }
     Ok(Json(json!({"manageable-volumes": items})))
+}
+
+/// 3.8's spelling of the manage POST: the same body and answer as os-volume-manage.
+async fn manage_v38(
+    State(cloud): State<Cloud>,
+    Extension(ctx): Extension<Ctx>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    if !ctx.version.at_least(3, 8) {
+        return Err(ApiError::not_found(F, "The resource could not be found."));
+    }
+    manage(State(cloud), Extension(ctx), body).await
 }
 
 async fn manage(
@@ -102,7 +118,7 @@ async fn manage(
     let size = bytes.div_ceil(GIB).max(1);
     let view = cloud.write(F, |w| {
         let volume_type = match &type_asked {
-            Some(t) => w.volume_type(t).cloned().ok_or_else(|| {
+            Some(t) => super::type_access::visible(w, &ctx, t).cloned().ok_or_else(|| {
                 ApiError::not_found(F, format!("Volume type with name {t} could not be found."))
             })?,
             None => w.volume_types[&w.default_volume_type_id].clone(),

@@ -24,7 +24,7 @@ const TTL_MS: u64 = 30 * 24 * 3600 * 1000;
 pub fn routes() -> Router<Cloud> {
     Router::new()
         .route("/volume/v3/{project_id}/messages", get(list))
-        .route("/volume/v3/{project_id}/messages/{message_id}", get(show))
+        .route("/volume/v3/{project_id}/messages/{message_id}", get(show).delete(delete))
 }
 
 fn view(cloud: &Cloud, pid: &str, m: &Message) -> Value {
@@ -97,5 +97,19 @@ async fn show(
         let message =
             w.stores.get(&pid).and_then(|s| s.messages.get(&id)).ok_or_else(|| not_found("Message", &id))?;
         Ok(Json(json!({ "message": view(&cloud, &pid, message) })))
+    })
+}
+
+/// `DELETE /messages/{id}`: the caller's own messages only.
+async fn delete(
+    State(cloud): State<Cloud>,
+    Extension(ctx): Extension<Ctx>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<axum::http::StatusCode> {
+    require_3_3(&ctx)?;
+    let pid = ctx.auth.project_id.clone();
+    cloud.write(F, |w| {
+        w.store_mut(&pid).messages.remove(&id).ok_or_else(|| not_found("Message", &id))?;
+        Ok(axum::http::StatusCode::NO_CONTENT)
     })
 }

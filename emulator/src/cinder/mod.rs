@@ -11,12 +11,29 @@ pub mod list;
 pub mod manage;
 pub mod messages;
 pub mod metadata;
+pub mod pools;
 pub mod pyliteral;
+pub mod qos;
+pub mod quota_classes;
 pub mod quotas;
+pub mod services;
 pub mod snapshots;
+pub mod transfers;
 pub mod types;
 pub mod views;
 pub mod volumes;
+
+// The verbs and semantics of issue 22 (emuverbs): each in its own module, routed by `verbs()`.
+pub mod b64;
+pub mod backup_records;
+pub mod default_types;
+pub mod encryption;
+pub mod force_delete;
+pub mod group_from_src;
+pub mod scheduler;
+pub mod snapshot_status;
+pub mod type_access;
+pub mod type_filters;
 
 use axum::Json;
 use axum::Router;
@@ -80,6 +97,14 @@ pub fn router(cloud: Cloud) -> Router<Cloud> {
         .merge(manage::routes())
         .merge(messages::routes())
         .merge(extras::routes())
+        // Admin routes (issue 22): services, hosts, pools, capabilities, QoS specs, quota
+        // classes; and volume transfers.
+        .merge(services::routes())
+        .merge(pools::routes())
+        .merge(qos::routes())
+        .merge(quota_classes::routes())
+        .merge(transfers::routes())
+        .merge(verbs())
         .route_layer(axum::middleware::from_fn_with_state(cloud, guard));
     Router::new()
         .route("/volume", get(versions))
@@ -87,6 +112,16 @@ pub fn router(cloud: Cloud) -> Router<Cloud> {
         .route("/volume/v3", get(version))
         .route("/volume/v3/", get(version))
         .merge(project)
+}
+
+/// The routes of the issue-22 verbs (type access and encryption, default types, backup records).
+fn verbs() -> Router<Cloud> {
+    Router::new()
+        .merge(backup_records::routes())
+        .merge(type_access::routes())
+        .merge(encryption::routes())
+        .merge(default_types::routes())
+        .merge(group_from_src::routes())
 }
 
 /// Token, project and microversion checks; the microversion is echoed on every answer.

@@ -24,7 +24,7 @@ pub fn routes() -> Router<Cloud> {
 }
 
 /// Every quota resource name: the global ones and the per-type ones.
-fn resources(w: &World) -> Vec<String> {
+pub fn resources(w: &World) -> Vec<String> {
     let mut names: Vec<String> = w.default_quotas.keys().cloned().collect();
     for t in w.volume_types.values() {
         for key in ["volumes", "gigabytes", "snapshots"] {

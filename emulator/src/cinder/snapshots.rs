@@ -299,6 +299,7 @@ async fn action(
                 Ok(StatusCode::ACCEPTED.into_response())
             })
         }
+        "os-update_snapshot_status" => super::snapshot_status::update(&cloud, &ctx, &id, &args),
         other => Err(ApiError::bad_request(F, format!("There is no such action: {other}"))),
     }
 }

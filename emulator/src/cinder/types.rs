@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -33,27 +33,44 @@ fn find<'a>(w: &'a World, id: &str) -> ApiResult<&'a VolumeType> {
     w.volume_type(id).ok_or_else(|| not_found("Volume type", id))
 }
 
+/// A type the caller may see: another project's private type is not found.
+fn find_visible<'a>(w: &'a World, ctx: &Ctx, id: &str) -> ApiResult<&'a VolumeType> {
+    super::type_access::visible(w, ctx, id).ok_or_else(|| not_found("Volume type", id))
+}
+
 fn find_mut<'a>(w: &'a mut World, id: &str) -> ApiResult<&'a mut VolumeType> {
     let id = find(w, id)?.id.clone();
     Ok(w.volume_types.get_mut(&id).expect("found above"))
 }
 
-async fn list(State(cloud): State<Cloud>, Extension(ctx): Extension<Ctx>) -> Json<Value> {
+async fn list(
+    State(cloud): State<Cloud>,
+    Extension(ctx): Extension<Ctx>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
     let admin = ctx.auth.is_admin();
-    cloud.read(|w| {
-        let types: Vec<Value> = w
-            .volume_types
+    // Cinder: public types plus those shared with the caller's project; an admin may ask for
+    // only private ones (`is_public=false`) or all (`is_public=None`).
+    let wanted = super::type_filters::is_public(&query, admin)?;
+    let project = &ctx.auth.project_id;
+    let mut types: Vec<Value> = cloud.read(|w| {
+        w.volume_types
             .values()
-            .filter(|t| t.is_public || admin)
+            .filter(|t| match wanted {
+                None => true,
+                Some(true) => t.is_public || t.projects.contains(project),
+                Some(false) => !t.is_public,
+            })
             .map(|t| views::volume_type(t, admin))
-            .collect();
-        Json(json!({"volume_types": types}))
-    })
+            .collect()
+    });
+    super::type_filters::sort(&mut types, &query)?;
+    Ok(Json(json!({"volume_types": types})))
 }
 
 async fn default_type(State(cloud): State<Cloud>, Extension(ctx): Extension<Ctx>) -> ApiResult<Json<Value>> {
     cloud.read(|w| {
-        let t = find(w, &w.default_volume_type_id)?;
+        let t = find(w, &super::default_types::for_project(w, &ctx.auth.project_id))?;
         Ok(Json(json!({"volume_type": views::volume_type(t, ctx.auth.is_admin())})))
     })
 }
@@ -63,7 +80,9 @@ async fn show(
     Extension(ctx): Extension<Ctx>,
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    cloud.read(|w| Ok(Json(json!({"volume_type": views::volume_type(find(w, &id)?, ctx.auth.is_admin())}))))
+    cloud.read(|w| {
+        Ok(Json(json!({"volume_type": views::volume_type(find_visible(w, &ctx, &id)?, ctx.auth.is_admin())})))
+    })
 }
 
 async fn create(
@@ -92,6 +111,8 @@ async fn create(
             description: description.clone(),
             is_public,
             extra_specs: extra_specs.clone(),
+            projects: Default::default(),
+            encryption: None,
         };
         w.volume_types.insert(t.id.clone(), t.clone());
         Ok(Json(json!({"volume_type": views::volume_type_created(views::volume_type(&t, true))})))
@@ -151,8 +172,12 @@ async fn delete(
     })
 }
 
-async fn specs(State(cloud): State<Cloud>, Path((_, id)): Path<(String, String)>) -> ApiResult<Json<Value>> {
-    cloud.read(|w| Ok(Json(json!({"extra_specs": find(w, &id)?.extra_specs}))))
+async fn specs(
+    State(cloud): State<Cloud>,
+    Extension(ctx): Extension<Ctx>,
+    Path((_, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    cloud.read(|w| Ok(Json(json!({"extra_specs": find_visible(w, &ctx, &id)?.extra_specs}))))
 }
 
 async fn add_specs(
@@ -177,10 +202,11 @@ async fn add_specs(
 
 async fn spec(
     State(cloud): State<Cloud>,
+    Extension(ctx): Extension<Ctx>,
     Path((_, id, key)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     cloud.read(|w| {
-        let value = find(w, &id)?.extra_specs.get(&key).cloned().ok_or_else(|| {
+        let value = find_visible(w, &ctx, &id)?.extra_specs.get(&key).cloned().ok_or_else(|| {
             ApiError::not_found(F, format!("Volume Type {id} has no extra specs with key {key}."))
         })?;
         Ok(Json(json!({ key: value })))

@@ -84,9 +84,6 @@ pub fn volume(cloud: &Cloud, w: &World, ctx: &Ctx, v: &Volume) -> Value {
     if ctx.version.at_least(3, 21) && ctx.auth.is_admin() {
         body["provider_id"] = Value::Null;
     }
-    if ctx.version.at_least(3, 47) {
-        body["backup_id"] = json!(v.backup_id);
-    }
     if ctx.version.at_least(3, 48) {
         body["service_uuid"] = json!("00000000-0000-4000-8000-000000000001");
         body["shared_targets"] = json!(false);
@@ -103,14 +100,14 @@ pub fn volume(cloud: &Cloud, w: &World, ctx: &Ctx, v: &Volume) -> Value {
     body
 }
 
-/// Keys of the volume view that Cinder adds only on show and detail (its extensions and
-/// the 3.47 `backup_id`), never on the create or update answer.
+/// Keys of the volume view that Cinder adds only on show and detail (its extensions), never
+/// on the create or update answer (3.47 only lets a create name a backup: no view shows
+/// `backup_id`).
 const VOLUME_SHOW_ONLY: &[&str] = &[
     "os-vol-tenant-attr:tenant_id",
     "os-vol-host-attr:host",
     "os-vol-mig-status-attr:migstat",
     "os-vol-mig-status-attr:name_id",
-    "backup_id",
 ];
 
 /// The volume view as the create and update answers carry it.
@@ -166,7 +163,7 @@ pub fn snapshot(ctx: &Ctx, s: &Snapshot) -> Value {
         "metadata": s.metadata,
         "created_at": iso(s.created_at_ms),
         "updated_at": time(s.updated_at_ms),
-        "os-extended-snapshot-attributes:progress": if s.status == "available" { "100%" } else { "0%" },
+        "os-extended-snapshot-attributes:progress": super::snapshot_status::progress(s),
         "os-extended-snapshot-attributes:project_id": s.project_id,
     });
     if ctx.version.at_least(3, 14) {
@@ -257,8 +254,8 @@ pub fn group(cloud: &Cloud, w: &World, g: &Group, list_volume: bool) -> Value {
         "availability_zone": g.availability_zone,
         "group_type": g.group_type_id,
         "volume_types": g.volume_type_ids,
-        "group_snapshot_id": null,
-        "source_group_id": null,
+        "group_snapshot_id": g.group_snapshot_id,
+        "source_group_id": g.source_group_id,
         "created_at": iso(g.created_at_ms),
         "project_id": g.project_id,
         "links": links(cloud, &g.project_id, "groups", &g.id),

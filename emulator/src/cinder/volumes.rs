@@ -77,10 +77,16 @@ pub fn find_mut<'a>(w: &'a mut World, ctx: &Ctx, id: &str) -> ApiResult<&'a mut 
         .ok_or_else(|| not_found("Volume", id))
 }
 
-fn views_of(cloud: &Cloud, w: &World, ctx: &Ctx, all_tenants: bool) -> Vec<Value> {
+fn views_of(cloud: &Cloud, w: &World, ctx: &Ctx, params: &super::list::ListParams) -> Vec<Value> {
+    // Cinder reads `project_id` only with `all_tenants`; without it an admin sees its own project.
+    let wanted = |p: &String| match (&params.project_id, params.all_tenants) {
+        (Some(only), true) => p == only,
+        (_, true) => true,
+        (_, false) => *p == ctx.auth.project_id,
+    };
     w.stores
         .iter()
-        .filter(|(p, _)| all_tenants || **p == ctx.auth.project_id)
+        .filter(|(p, _)| wanted(p))
         .flat_map(|(_, s)| s.volumes.values())
         .map(|v| {
             let mut view = views::volume(cloud, w, ctx, v);
@@ -98,7 +104,7 @@ async fn listing(
     detailed: bool,
 ) -> ApiResult<Json<Value>> {
     let params = super::list::parse(&ctx, &query, FILTERS, SORT_KEYS)?;
-    let items = cloud.read(|w| views_of(&cloud, w, &ctx, params.all_tenants));
+    let items = cloud.read(|w| views_of(&cloud, w, &ctx, &params));
     let page = super::list::apply(items, &params, "volume")?;
     let url = views::collection_url(&cloud, &ctx.auth.project_id, path);
     let summary = |v: &Value| if detailed { v.clone() } else { views::summary(v) };
@@ -228,12 +234,12 @@ async fn create(
             None => return Err(ApiError::bad_request(F, "Invalid input for field/attribute size. Value: None. None is not of type 'integer'")),
         };
         if let Some(asked) = &type_asked {
-            let found = w.volume_type(asked).ok_or_else(|| {
+            let found = super::type_access::visible(w, &ctx, asked).ok_or_else(|| {
                 ApiError::not_found(F, format!("Volume type with name {asked} could not be found."))
             })?;
             type_id = Some(found.id.clone());
         }
-        let type_id = type_id.unwrap_or_else(|| w.default_volume_type_id.clone());
+        let type_id = type_id.unwrap_or_else(|| super::default_types::for_project(w, &project_id));
         let volume_type = w.volume_types.get(&type_id).cloned().ok_or_else(|| not_found("Volume type", &type_id))?;
         if let Some(asked) = &zone_asked {
             if !w.availability_zones.contains(asked) {
@@ -298,7 +304,17 @@ async fn create(
             extra: Default::default(),
         };
         let view = views::volume_answer(views::volume(&cloud, w, &ctx, &volume));
-        w.store_mut(&project_id).volumes.insert(id, volume);
+        // The API accepts it; the scheduler then finds no pool and leaves it in error.
+        let unplaceable = super::scheduler::unplaceable(&volume_type);
+        let mut volume = volume;
+        if unplaceable {
+            volume.status = "error".into();
+            volume.pending = None;
+        }
+        w.store_mut(&project_id).volumes.insert(id.clone(), volume);
+        if unplaceable {
+            super::scheduler::no_valid_backend(w, &project_id, &id, now);
+        }
         Ok(view)
     })?;
     Ok((StatusCode::ACCEPTED, Json(json!({"volume": view}))).into_response())

@@ -13,6 +13,7 @@ use super::evs::{self, Evs};
 use super::jobs::{Job, Jobs};
 use super::tags::{self, Tags};
 use crate::cloud::backend::Backend;
+use crate::cloud::conditions::{self, Condition};
 use crate::cloud::error::CloudError;
 use crate::cloud::lookup::{self, NameLookups, NameSource};
 use crate::cloud::recent::Recent;
@@ -110,10 +111,6 @@ pub struct HuaweiBackend {
 
 fn is_attached_to(volume: &Volume, server_id: &str) -> bool {
     volume.attachments.iter().any(|a| a.server_id == server_id)
-}
-
-fn volume_error(id: &str, status: &str) -> CloudError {
-    CloudError::ErrorState { kind: "volume", id: id.to_string(), status: status.to_string(), reason: None }
 }
 
 impl HuaweiBackend {
@@ -302,10 +299,8 @@ impl Backend for HuaweiBackend {
 
     async fn wait_volume_ready(&self, id: &CloudId, timeout: Duration) -> Result<Volume, CloudError> {
         let kind = self.kinds.take(id);
-        self.wait_volume_as(kind.as_ref(), id, timeout, &format!("volume {id} to become ready"), |v| {
-            matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
-        })
-        .await
+        let what = format!("volume {id} to become ready");
+        self.wait_volume_as(kind.as_ref(), id, timeout, &what, conditions::is_ready().on_present()).await
     }
 
     async fn modify_performance(
@@ -341,10 +336,9 @@ impl Backend for HuaweiBackend {
         size_gib: u64,
         timeout: Duration,
     ) -> Result<Volume, CloudError> {
-        self.wait_volume(id, timeout, &format!("volume {id} to reach {size_gib} GiB"), move |v| {
-            v.size_gib >= size_gib && matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
-        })
-        .await
+        let extended = conditions::is_ready().and(conditions::has_size(size_gib));
+        self.wait_volume(id, timeout, &format!("volume {id} to reach {size_gib} GiB"), extended.on_present())
+            .await
     }
 
     async fn wait_volume_deleted(&self, id: &CloudId, timeout: Duration) -> Result<(), CloudError> {
@@ -352,14 +346,13 @@ impl Backend for HuaweiBackend {
             .wait(
                 id,
                 None,
-                |v| match v {
-                    None => Check::Done,
-                    Some(Volume { status: VolumeStatus::Error(status), .. })
-                        if status == "error_deleting" =>
-                    {
-                        Check::Fail(volume_error(id, status))
-                    }
-                    Some(_) => Check::Continue,
+                |v| {
+                    conditions::verdict(
+                        id.as_str(),
+                        v,
+                        &conditions::is_gone(),
+                        &conditions::has_error("error_deleting"),
+                    )
                 },
                 timeout,
                 &format!("volume {id} to be deleted"),

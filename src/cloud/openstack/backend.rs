@@ -7,9 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::cinder::{Cinder, IN_USE_EXTEND};
+use super::group_json::{GroupJson, GroupSnapshotJson};
 use super::keystone::Session;
 use super::nova::Nova;
 use crate::cloud::backend::Backend;
+use crate::cloud::conditions::{self, Condition};
 use crate::cloud::error::CloudError;
 use crate::cloud::lookup::{NameLookups, NameSource};
 use crate::cloud::recent::Recent;
@@ -17,7 +19,7 @@ use crate::cloud::types::{
     Attached, Backup, Capacity, GroupSnapshot, Owner, Page, Snapshot, SnapshotSpec, SnapshotStatus, Volume,
     VolumeSpec, VolumeStatus,
 };
-use crate::cloud::wait::{Check, StatusSource, WaitKind, WaitSettings, Waiter};
+use crate::cloud::wait::{StatusSource, WaitKind, WaitSettings, Waiter};
 
 /// How long a volume the cloud just returned may stand in for a first poll.
 const SEED_TTL: Duration = Duration::from_secs(2);
@@ -183,13 +185,6 @@ impl OpenStackBackend {
     }
 }
 
-/// The rare resources (groups, group snapshots) polled without a coalescing poller of their own.
-#[derive(Clone, Copy, Debug)]
-enum Polled<'a> {
-    Group(&'a str),
-    GroupSnapshot(&'a str),
-}
-
 fn time_of(value: &serde_json::Value) -> Option<SystemTime> {
     let text = value.as_str()?;
     let with_zone =
@@ -211,35 +206,50 @@ fn backup_of(value: &serde_json::Value) -> Backup {
 }
 
 impl OpenStackBackend {
-    /// Polls until the resource is `available`; error states and the deadline end the wait.
-    async fn poll_available(
+    /// Polls the group until it is `available`.
+    async fn group_available(&self, id: &str, timeout: Duration) -> Result<GroupJson, CloudError> {
+        poll_available("group", id, timeout, || self.cinder.get_group(id), |g| &g.status).await
+    }
+
+    /// Polls the group snapshot until it is `available`.
+    async fn group_snapshot_available(
         &self,
-        what: Polled<'_>,
+        id: &str,
         timeout: Duration,
-    ) -> Result<serde_json::Value, CloudError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut interval = Duration::from_millis(25);
-        loop {
-            let (current, kind, id) = match what {
-                Polled::Group(id) => (self.cinder.get_group(id).await?, "group", id),
-                Polled::GroupSnapshot(id) => {
-                    (self.cinder.get_group_snapshot(id).await?, "group snapshot", id)
-                }
-            };
-            let current = current.ok_or_else(|| CloudError::NotFound { kind, id: id.to_string() })?;
-            let status = current["status"].as_str().unwrap_or_default().to_string();
-            if status == "available" {
-                return Ok(current);
-            }
-            if status.starts_with("error") {
-                return Err(CloudError::ErrorState { kind, id: id.to_string(), status, reason: None });
-            }
-            if tokio::time::Instant::now() + interval > deadline {
-                return Err(CloudError::Timeout(format!("{kind} {id} to become available")));
-            }
-            tokio::time::sleep(interval).await;
-            interval = (interval * 3 / 2).min(Duration::from_secs(1));
+    ) -> Result<GroupSnapshotJson, CloudError> {
+        poll_available("group snapshot", id, timeout, || self.cinder.get_group_snapshot(id), |g| &g.status)
+            .await
+    }
+}
+
+/// Polls a rare resource (group, group snapshot: no coalescing poller of their own) until it is
+/// `available`; error states, its disappearance and the deadline end the wait.
+async fn poll_available<T, Fut>(
+    kind: &'static str,
+    id: &str,
+    timeout: Duration,
+    fetch: impl Fn() -> Fut,
+    status_of: impl Fn(&T) -> &str,
+) -> Result<T, CloudError>
+where
+    Fut: std::future::Future<Output = Result<Option<T>, CloudError>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut interval = Duration::from_millis(25);
+    loop {
+        let current = fetch().await?.ok_or_else(|| CloudError::NotFound { kind, id: id.to_string() })?;
+        let status = status_of(&current).to_string();
+        if status == "available" {
+            return Ok(current);
         }
+        if status.starts_with("error") {
+            return Err(CloudError::ErrorState { kind, id: id.to_string(), status, reason: None });
+        }
+        if tokio::time::Instant::now() + interval > deadline {
+            return Err(CloudError::Timeout(format!("{kind} {id} to become available")));
+        }
+        tokio::time::sleep(interval).await;
+        interval = (interval * 3 / 2).min(Duration::from_secs(1));
     }
 }
 
@@ -314,10 +324,8 @@ impl Backend for OpenStackBackend {
 
     async fn wait_volume_ready(&self, id: &CloudId, timeout: Duration) -> Result<Volume, CloudError> {
         let kind = self.kinds.take(id);
-        self.wait_volume_as(kind.as_ref(), id, timeout, &format!("volume {id} to become ready"), |v| {
-            matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
-        })
-        .await
+        let what = format!("volume {id} to become ready");
+        self.wait_volume_as(kind.as_ref(), id, timeout, &what, conditions::is_ready().on_present()).await
     }
 
     async fn retype_volume(&self, id: &CloudId, volume_type: &str) -> Result<(), CloudError> {
@@ -334,12 +342,10 @@ impl Backend for OpenStackBackend {
         volume_type: &str,
         timeout: Duration,
     ) -> Result<Volume, CloudError> {
-        let volume = self
-            .wait_volume(id, timeout, &format!("volume {id} to become type {volume_type}"), |v| {
-                matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
-            })
-            .await?;
-        if volume.volume_type.as_deref() != Some(volume_type) {
+        // A refused migration ends ready at the old type: wait for ready, then judge the type.
+        let what = format!("volume {id} to become type {volume_type}");
+        let volume = self.wait_volume(id, timeout, &what, conditions::is_ready().on_present()).await?;
+        if !conditions::has_type(volume_type).matches(Some(&volume)) {
             return Err(CloudError::Conflict(format!(
                 "the cloud kept volume {id} at type {:?}: the retype to {volume_type} needs a migration it refused",
                 volume.volume_type.as_deref().unwrap_or("default")
@@ -354,10 +360,9 @@ impl Backend for OpenStackBackend {
         size_gib: u64,
         timeout: Duration,
     ) -> Result<Volume, CloudError> {
-        self.wait_volume(id, timeout, &format!("volume {id} to reach {size_gib} GiB"), move |v| {
-            v.size_gib >= size_gib && matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse)
-        })
-        .await
+        let extended = conditions::is_ready().and(conditions::has_size(size_gib));
+        self.wait_volume(id, timeout, &format!("volume {id} to reach {size_gib} GiB"), extended.on_present())
+            .await
     }
 
     async fn wait_volume_deleted(&self, id: &CloudId, timeout: Duration) -> Result<(), CloudError> {
@@ -366,19 +371,13 @@ impl Backend for OpenStackBackend {
             .wait(
                 id,
                 None,
-                |v| match v {
-                    None => Check::Done,
-                    Some(Volume { status: VolumeStatus::Error(status), .. })
-                        if status == "error_deleting" =>
-                    {
-                        Check::Fail(CloudError::ErrorState {
-                            kind: "volume",
-                            id: id.to_string(),
-                            status: status.clone(),
-                            reason: None,
-                        })
-                    }
-                    Some(_) => Check::Continue,
+                |v| {
+                    conditions::verdict(
+                        id.as_str(),
+                        v,
+                        &conditions::is_gone(),
+                        &conditions::has_error("error_deleting"),
+                    )
                 },
                 timeout,
                 &format!("volume {id} to be deleted"),
@@ -503,8 +502,8 @@ impl Backend for OpenStackBackend {
         timeout: Duration,
     ) -> Result<GroupSnapshot, CloudError> {
         let existing = self.cinder.find_group_snapshots(name).await?;
-        let id = match existing.first().and_then(|g| g["id"].as_str()) {
-            Some(id) => id.to_string(),
+        let id = match existing.first().map(|g| g.id.clone()).filter(|id| !id.is_empty()) {
+            Some(id) => id,
             None => {
                 let group_name = helper_group_name(name);
                 let group_id = match self
@@ -512,9 +511,10 @@ impl Backend for OpenStackBackend {
                     .find_groups(&group_name)
                     .await?
                     .first()
-                    .and_then(|g| g["id"].as_str())
+                    .map(|g| g.id.clone())
+                    .filter(|id| !id.is_empty())
                 {
-                    Some(id) => id.to_string(),
+                    Some(id) => id,
                     None => {
                         let mut types = Vec::new();
                         for id in volume_ids {
@@ -531,26 +531,22 @@ impl Backend for OpenStackBackend {
                         self.cinder.create_group(&group_name, &types).await?
                     }
                 };
-                let group = self.poll_available(Polled::Group(&group_id), timeout).await?;
-                let members: Vec<String> = group["volumes"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-                    .unwrap_or_default();
+                let group = self.group_available(&group_id, timeout).await?;
                 let missing: Vec<String> =
-                    volume_ids.iter().map(|v| v.to_string()).filter(|v| !members.contains(v)).collect();
+                    volume_ids.iter().map(|v| v.to_string()).filter(|v| !group.volumes.contains(v)).collect();
                 if !missing.is_empty() {
                     self.cinder.update_group(&group_id, &missing, &[]).await?;
-                    self.poll_available(Polled::Group(&group_id), timeout).await?;
+                    self.group_available(&group_id, timeout).await?;
                 }
                 self.cinder.create_group_snapshot(name, &group_id).await?
             }
         };
-        let group_snapshot = self.poll_available(Polled::GroupSnapshot(&id), timeout).await?;
+        let group_snapshot = self.group_snapshot_available(&id, timeout).await?;
         Ok(GroupSnapshot {
             id: id.clone(),
             name: name.to_string(),
             status: SnapshotStatus::Available,
-            created_at: time_of(&group_snapshot["created_at"]),
+            created_at: group_snapshot.created(),
             snapshots: self.cinder.group_snapshot_members(&id).await?,
         })
     }
@@ -559,16 +555,16 @@ impl Backend for OpenStackBackend {
         let Some(g) = self.cinder.get_group_snapshot(id).await? else { return Ok(None) };
         Ok(Some(GroupSnapshot {
             id: id.to_string(),
-            name: g["name"].as_str().unwrap_or_default().to_string(),
-            status: SnapshotStatus::parse(g["status"].as_str().unwrap_or_default()),
-            created_at: time_of(&g["created_at"]),
+            name: g.name.clone().unwrap_or_default(),
+            status: SnapshotStatus::parse(&g.status),
+            created_at: g.created(),
             snapshots: self.cinder.group_snapshot_members(id).await?,
         }))
     }
 
     async fn delete_group_snapshot(&self, id: &CloudId, timeout: Duration) -> Result<(), CloudError> {
         let Some(g) = self.cinder.get_group_snapshot(id).await? else { return Ok(()) };
-        let group_id = g["group_id"].as_str().unwrap_or_default().to_string();
+        let group_id = g.group_id.unwrap_or_default();
         self.cinder.delete_group_snapshot(id).await?;
         let deadline = tokio::time::Instant::now() + timeout;
         while self.cinder.get_group_snapshot(id).await?.is_some() {
@@ -579,15 +575,11 @@ impl Backend for OpenStackBackend {
         }
         // The helper group goes with its last group snapshot; its volumes stay.
         if let Some(group) = self.cinder.get_group(&group_id).await? {
-            let still_used = group["group_snapshot_id"].is_string();
+            let still_used = group.group_snapshot_id.is_some();
             if !still_used {
-                let members: Vec<String> = group["volumes"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-                    .unwrap_or_default();
-                if !members.is_empty() {
-                    self.cinder.update_group(&group_id, &[], &members).await?;
-                    self.poll_available(Polled::Group(&group_id), timeout).await?;
+                if !group.volumes.is_empty() {
+                    self.cinder.update_group(&group_id, &[], &group.volumes).await?;
+                    self.group_available(&group_id, timeout).await?;
                 }
                 self.cinder.delete_group(&group_id).await?;
                 while self.cinder.get_group(&group_id).await?.is_some() {

@@ -9,9 +9,12 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use super::fault;
+use super::group_json::{
+    GroupJson, GroupMemberList, GroupSnapshotJson, OneGroup, OneGroupSnapshot, OneGroupType,
+};
 use super::keystone::{BLOCK_STORAGE_TYPES, Session, Token};
 use super::microversion::{Microversion, VersionDocument, negotiate, version_root};
-use crate::cloud::cinder_json::{OneSnapshot, OneVolume, SnapshotJson, SnapshotList, VolumeList};
+use crate::cloud::cinder_json::{OneSnapshot, OneVolume, SnapshotList, VolumeList};
 use crate::cloud::error::CloudError;
 use crate::cloud::http::{Call, Reply};
 use crate::cloud::types::{Capacity, Page, Snapshot, SnapshotSpec, Volume, VolumeSource, VolumeSpec};
@@ -435,14 +438,14 @@ impl Cinder {
     }
 
     /// `GET /groups/detail?name=`: groups with exactly this name.
-    pub async fn find_groups(&self, name: &str) -> Result<Vec<Value>, CloudError> {
+    pub async fn find_groups(&self, name: &str) -> Result<Vec<GroupJson>, CloudError> {
         self.require(GROUPS, "volume groups").await?;
         let query = [("name", name.to_string()), ("list_volume", "True".into())];
-        self.list_named("cinder.group.list", "groups", "group list", &query, name).await
+        typed("group", self.list_named("cinder.group.list", "groups", "group list", &query, name).await?)
     }
 
     /// `GET /groups/{id}`; `None` on 404.
-    pub async fn get_group(&self, id: &str) -> Result<Option<Value>, CloudError> {
+    pub async fn get_group(&self, id: &str) -> Result<Option<GroupJson>, CloudError> {
         // Cinder lists a group's volumes only when asked to (3.25).
         let query = [("list_volume", "True".to_string())];
         let reply = self
@@ -450,7 +453,7 @@ impl Cinder {
             .await?;
         match reply.status {
             StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => Ok(Some(reply.json::<Value>()?["group"].clone())),
+            s if s.is_success() => Ok(Some(reply.json::<OneGroup>()?.group)),
             _ => Err(fault::to_error(&reply, "group", id)),
         }
     }
@@ -462,10 +465,7 @@ impl Cinder {
             .send("cinder.group_type.default", Method::GET, &UrlPath::new("group_types/default"), &[], None)
             .await?;
         match reply.status {
-            s if s.is_success() => reply.json::<Value>()?["group_type"]["id"]
-                .as_str()
-                .map(str::to_string)
-                .ok_or_else(|| CloudError::Protocol("default group type answer without an id".into())),
+            s if s.is_success() => Ok(reply.json::<OneGroupType>()?.group_type.id),
             StatusCode::NOT_FOUND => Err(CloudError::Unsupported(
                 "volume group snapshots need a default group type, and the cloud has none (Cinder's default_group_type option)"
                     .into(),
@@ -485,10 +485,11 @@ impl Cinder {
         if !reply.status.is_success() {
             return Err(fault::to_error(&reply, "group", name));
         }
-        reply.json::<Value>()?["group"]["id"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| CloudError::Protocol("group create answer without an id".into()))
+        let id = reply.json::<OneGroup>()?.group.id;
+        if id.is_empty() {
+            return Err(CloudError::Protocol("group create answer without an id".into()));
+        }
+        Ok(id)
     }
 
     /// `PUT /groups/{id}` adding and removing volumes.
@@ -536,20 +537,22 @@ impl Cinder {
     }
 
     /// `GET /group_snapshots/detail`, filtered to exactly `name`.
-    pub async fn find_group_snapshots(&self, name: &str) -> Result<Vec<Value>, CloudError> {
+    pub async fn find_group_snapshots(&self, name: &str) -> Result<Vec<GroupSnapshotJson>, CloudError> {
         self.require(GROUPS, "group snapshots").await?;
-        self.list_named(
-            "cinder.group_snapshot.list",
-            "group_snapshots",
-            "group snapshot list",
-            &[("name", name.to_string())],
-            name,
-        )
-        .await
+        let found = self
+            .list_named(
+                "cinder.group_snapshot.list",
+                "group_snapshots",
+                "group snapshot list",
+                &[("name", name.to_string())],
+                name,
+            )
+            .await?;
+        typed("group snapshot", found)
     }
 
     /// `GET /group_snapshots/{id}`; `None` on 404.
-    pub async fn get_group_snapshot(&self, id: &str) -> Result<Option<Value>, CloudError> {
+    pub async fn get_group_snapshot(&self, id: &str) -> Result<Option<GroupSnapshotJson>, CloudError> {
         let reply = self
             .send(
                 "cinder.group_snapshot.get",
@@ -561,7 +564,7 @@ impl Cinder {
             .await?;
         match reply.status {
             StatusCode::NOT_FOUND => Ok(None),
-            s if s.is_success() => Ok(Some(reply.json::<Value>()?["group_snapshot"].clone())),
+            s if s.is_success() => Ok(Some(reply.json::<OneGroupSnapshot>()?.group_snapshot)),
             _ => Err(fault::to_error(&reply, "group snapshot", id)),
         }
     }
@@ -579,9 +582,8 @@ impl Cinder {
             )
             .await?;
         match reply.status {
-            s if s.is_success() => reply.json::<Value>()?["group_snapshot"]["id"]
-                .as_str()
-                .map(str::to_string)
+            s if s.is_success() => Some(reply.json::<OneGroupSnapshot>()?.group_snapshot.id)
+                .filter(|id| !id.is_empty())
                 .ok_or_else(|| CloudError::Protocol("group snapshot answer without an id".into())),
             StatusCode::BAD_REQUEST => Err(CloudError::Conflict(fault::message(&reply))),
             _ => Err(fault::to_error(&reply, "group snapshot", name)),
@@ -610,10 +612,10 @@ impl Cinder {
     /// name it. (Cinder lets only admins filter snapshots by `group_snapshot_id`.)
     pub async fn group_snapshot_members(&self, id: &str) -> Result<Vec<Snapshot>, CloudError> {
         let Some(group_snapshot) = self.get_group_snapshot(id).await? else { return Ok(Vec::new()) };
-        let group_id = group_snapshot["group_id"].as_str().unwrap_or_default();
-        let Some(group) = self.get_group(group_id).await? else { return Ok(Vec::new()) };
+        let group_id = group_snapshot.group_id.unwrap_or_default();
+        let Some(group) = self.get_group(&group_id).await? else { return Ok(Vec::new()) };
         let mut members = Vec::new();
-        for volume in group["volumes"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        for volume in &group.volumes {
             let reply = self
                 .send(
                     "cinder.snapshot.list",
@@ -626,12 +628,10 @@ impl Cinder {
             if !reply.status.is_success() {
                 return Err(fault::to_error(&reply, "snapshot list", ""));
             }
-            let body: Value = reply.json()?;
-            for snapshot in body["snapshots"].as_array().into_iter().flatten() {
-                if snapshot["group_snapshot_id"] == id {
-                    let parsed: SnapshotJson = serde_json::from_value(snapshot.clone())
-                        .map_err(|e| CloudError::Protocol(format!("snapshot: {e}")))?;
-                    members.push(parsed.into());
+            let listed: GroupMemberList = reply.json()?;
+            for member in listed.snapshots {
+                if member.group_snapshot_id.as_deref() == Some(id) {
+                    members.push(member.snapshot.into());
                 }
             }
         }
@@ -809,6 +809,14 @@ pub fn refuse_per_volume_options(spec: &VolumeSpec) -> Result<(), CloudError> {
         ));
     }
     Ok(())
+}
+
+/// Items of a list read as `T`; one that does not read is the cloud's fault, named by `kind`.
+fn typed<T: serde::de::DeserializeOwned>(kind: &str, items: Vec<Value>) -> Result<Vec<T>, CloudError> {
+    items
+        .into_iter()
+        .map(|item| serde_json::from_value(item).map_err(|e| CloudError::Protocol(format!("{kind}: {e}"))))
+        .collect()
 }
 
 #[cfg(test)]

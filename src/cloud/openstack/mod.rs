@@ -3,6 +3,7 @@
 pub mod backend;
 pub mod cinder;
 pub mod fault;
+pub mod group_json;
 pub mod keystone;
 pub mod microversion;
 pub mod nova;

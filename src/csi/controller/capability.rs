@@ -58,18 +58,6 @@ pub fn is_block(capability: &VolumeCapability) -> bool {
     matches!(capability.access_type, Some(volume_capability::AccessType::Block(_)))
 }
 
-/// True when any capability asks for several nodes.
-pub fn needs_multiattach(capabilities: &[VolumeCapability]) -> bool {
-    capabilities.iter().any(|c| {
-        c.access_mode.as_ref().is_some_and(|m| {
-            matches!(
-                Mode::try_from(m.mode),
-                Ok(Mode::MultiNodeReaderOnly | Mode::MultiNodeSingleWriter | Mode::MultiNodeMultiWriter)
-            )
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,10 +6,10 @@ use tonic::{Request, Response, Status};
 use super::ControllerService;
 use crate::cloud::CloudError;
 use crate::cloud::types::{GroupSnapshot, SnapshotStatus};
+use crate::contract::GIB;
+use crate::csi::locks::LockKey;
 use crate::csi::pb::{self, group_controller_server::GroupController};
 use crate::csi::status::CsiError;
-
-const GIB: i64 = 1 << 30;
 
 impl ControllerService {
     fn csi_group_snapshot(&self, cloud: &str, group: &GroupSnapshot) -> pb::VolumeGroupSnapshot {
@@ -55,7 +55,7 @@ impl ControllerService {
             .map(|id| super::clouds::volume_handle("source_volume_ids", id))
             .collect::<Result<Vec<_>, _>>()?;
         let _guard = self
-            .lock(format!("group-snapshot-name/{}", request.name), "CreateVolumeGroupSnapshot", &request)
+            .lock(LockKey::GroupSnapshotName(request.name.clone()), "CreateVolumeGroupSnapshot", &request)
             .await?;
         let mut cloud = None;
         let mut ids = Vec::new();
@@ -108,8 +108,9 @@ impl ControllerService {
             Err(CsiError::NotFound(_)) => return Ok(pb::DeleteVolumeGroupSnapshotResponse {}),
             other => other?,
         };
-        let _guard =
-            self.lock(format!("group-snapshot/{}", handle.id), "DeleteVolumeGroupSnapshot", &request).await?;
+        let _guard = self
+            .lock(LockKey::GroupSnapshot(handle.id.clone()), "DeleteVolumeGroupSnapshot", &request)
+            .await?;
         let deleted = backend.delete_group_snapshot(&handle.id, self.settings.create_timeout).await;
         match self.delete_group_once_settled(backend, &handle.id, deleted).await? {
             Ok(()) | Err(CloudError::NotFound { .. } | CloudError::Unsupported(_)) => {

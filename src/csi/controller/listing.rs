@@ -4,10 +4,9 @@ use super::publish::condition;
 use super::{ControllerService, capability, topology};
 use crate::cloud::CloudError;
 use crate::cloud::types::Volume;
+use crate::contract::GIB;
 use crate::csi::pb;
 use crate::csi::status::CsiError;
-
-const GIB: i64 = 1 << 30;
 
 /// A page token is the cloud's marker: a volume id. Anything else did not come from us.
 fn valid_token(token: &str) -> bool {

@@ -4,9 +4,12 @@
 
 mod advertise;
 pub mod capability;
+mod capacity;
 pub mod clouds;
+mod expand;
 mod group;
 mod listing;
+mod modify;
 mod mutable;
 mod publish;
 mod published;
@@ -22,22 +25,11 @@ use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
-use super::locks::{OperationLocks, fingerprint};
+use super::locks::{LockKey, OperationLocks, fingerprint};
 use super::observe::Observer;
 use super::pb::{self, controller_server::Controller};
 use super::status::CsiError;
 pub use clouds::Clouds;
-
-/// Volume metadata key holding the CSI volume name.
-pub const META_VOLUME_NAME: &str = "cinder-evs-csi/volume-name";
-/// Volume metadata key holding the cluster id.
-pub const META_CLUSTER_ID: &str = "cinder-evs-csi/cluster-id";
-/// Volume metadata key holding the PVC name.
-pub const META_PVC_NAME: &str = "cinder-evs-csi/pvc-name";
-/// Volume metadata key holding the PVC namespace.
-pub const META_PVC_NAMESPACE: &str = "cinder-evs-csi/pvc-namespace";
-/// Volume metadata key holding the PV name.
-pub const META_PV_NAME: &str = "cinder-evs-csi/pv-name";
 
 /// How the controller behaves.
 #[derive(Clone, Debug)]
@@ -132,7 +124,7 @@ impl ControllerService {
     /// Whether a resource with this metadata may be touched by this cluster: it names this
     /// cluster, or no cluster at all (imported, or created by hand).
     fn ours_or_imported(&self, metadata: &std::collections::BTreeMap<String, String>) -> bool {
-        metadata.get(META_CLUSTER_ID).is_none_or(|owner| *owner == self.settings.cluster_id)
+        crate::contract::ownership::owned_by(metadata, &self.settings.cluster_id)
     }
 
     /// Refuses a resource another cluster's driver created: deleting, growing, retyping or
@@ -146,7 +138,8 @@ impl ControllerService {
         if self.ours_or_imported(metadata) {
             return Ok(());
         }
-        let owner = metadata.get(META_CLUSTER_ID).map(String::as_str).unwrap_or_default();
+        let owner =
+            metadata.get(crate::contract::ownership::META_CLUSTER_ID).map(String::as_str).unwrap_or_default();
         Err(CsiError::FailedPrecondition(format!(
             "{kind} {handle} belongs to cluster {}, not to this cluster ({}); it is left alone",
             crate::contract::ids::quote(owner),
@@ -156,7 +149,7 @@ impl ControllerService {
 
     async fn lock(
         &self,
-        key: String,
+        key: LockKey,
         method: &'static str,
         request: &impl std::fmt::Debug,
     ) -> Result<super::locks::OperationGuard, CsiError> {

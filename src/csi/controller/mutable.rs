@@ -20,7 +20,7 @@ pub(super) struct MutableParameters {
 impl MutableParameters {
     /// The StorageClass parameters with these values taking precedence, as the volume would
     /// have them after a modify.
-    pub fn apply_to(&self, mut parameters: VolumeParameters) -> VolumeParameters {
+    pub(crate) fn apply_to(&self, mut parameters: VolumeParameters) -> VolumeParameters {
         if let Some(t) = &self.volume_type {
             parameters.volume_type = Some(t.clone());
         }

@@ -1,13 +1,11 @@
 //! ControllerPublishVolume and ControllerUnpublishVolume: attach through the cloud's compute
 //! API, idempotently, with per-node limits.
 
-use std::collections::HashMap;
-
 use super::{ControllerService, capability};
 use crate::cloud::CloudError;
 use crate::cloud::types::VolumeStatus;
-use crate::contract::CloudId;
-use crate::csi::context;
+use crate::contract::{CloudId, PublishContext};
+use crate::csi::locks::LockKey;
 use crate::csi::pb;
 use crate::csi::status::CsiError;
 
@@ -28,7 +26,8 @@ impl ControllerService {
             .ok_or_else(|| CsiError::InvalidArgument("volume_capability is required".into()))?;
         let handle = super::clouds::volume_handle("volume_id", &request.volume_id)?;
         let node = super::clouds::node_id("node_id", &request.node_id)?;
-        let _guard = self.lock(format!("volume/{}", handle.id), "ControllerPublishVolume", &request).await?;
+        let _guard =
+            self.lock(LockKey::Volume(handle.id.clone()), "ControllerPublishVolume", &request).await?;
 
         let (backend, volume) = self.volume_to_act_on(&handle, &request.volume_id).await?;
         capability::check(capability, volume.multiattach)?;
@@ -85,14 +84,13 @@ impl ControllerService {
             Err(e) => return Err(e.into()),
         };
         self.record_publish(backend, &volume, node.as_str(), &record).await?;
-        let mut publish_context = HashMap::from([(context::VOLUME_ID.to_string(), handle.id.to_string())]);
-        if let Some(device) = attached.device_hint {
-            publish_context.insert(context::DEVICE_PATH.to_string(), device);
-        }
-        if request.readonly {
-            publish_context.insert(context::READONLY.to_string(), "true".into());
-        }
-        Ok(pb::ControllerPublishVolumeResponse { publish_context })
+        let context = PublishContext {
+            volume_id: Some(handle.id.clone()),
+            device_path: attached.device_hint,
+            wwn: None,
+            readonly: request.readonly,
+        };
+        Ok(pb::ControllerPublishVolumeResponse { publish_context: context.to_map() })
     }
 
     pub(super) async fn unpublish(
@@ -114,7 +112,7 @@ impl ControllerService {
             },
         };
         let _guard =
-            self.lock(format!("volume/{}", handle.id), "ControllerUnpublishVolume", &request).await?;
+            self.lock(LockKey::Volume(handle.id.clone()), "ControllerUnpublishVolume", &request).await?;
         let located = match self.clouds.locate_volume(&handle).await {
             Err(CsiError::NotFound(_)) => return Ok(pb::ControllerUnpublishVolumeResponse {}),
             other => other?,

@@ -14,13 +14,7 @@ use crate::cloud::{Backend, CloudError};
 use crate::csi::pb::{self, volume_capability::AccessType};
 use crate::csi::status::CsiError;
 
-/// Prefix of the metadata key holding a node's publish record; the node id completes it.
-const KEY_PREFIX: &str = "cinder-evs-csi/published-";
-
-/// The metadata key of `node`'s record.
-fn key(node: &str) -> String {
-    format!("{KEY_PREFIX}{node}")
-}
+use crate::contract::ownership::published_key as key;
 
 /// A capability and readonly flag as the record stores them: what makes two publishes the
 /// same for the spec (access mode, block or mount with its filesystem, readonly), not the

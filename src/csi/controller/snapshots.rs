@@ -2,14 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use super::{ControllerService, META_CLUSTER_ID, META_VOLUME_NAME};
+use super::ControllerService;
 use crate::cloud::CloudError;
 use crate::cloud::types::{Backup, Snapshot, SnapshotSpec, SnapshotStatus};
+use crate::contract::GIB;
+use crate::contract::ownership::{META_CLUSTER_ID, META_VOLUME_NAME};
 use crate::contract::{CloudId, Handle, SnapshotRef};
+use crate::csi::locks::LockKey;
 use crate::csi::pb;
 use crate::csi::status::CsiError;
-
-const GIB: i64 = 1 << 30;
 
 /// VolumeSnapshotClass parameters this driver understands.
 const SNAPSHOT_PARAMETERS: &[&str] = &[FORCE, TYPE];
@@ -104,7 +105,8 @@ impl ControllerService {
             }
         }
         let handle = super::clouds::volume_handle("source_volume_id", &request.source_volume_id)?;
-        let _guard = self.lock(format!("snapshot-name/{}", request.name), "CreateSnapshot", &request).await?;
+        let _guard =
+            self.lock(LockKey::SnapshotName(request.name.clone()), "CreateSnapshot", &request).await?;
         let Some(((cloud, backend), source)) = self.clouds.locate_volume(&handle).await? else {
             return Err(CsiError::NotFound(format!("source volume {} not found", request.source_volume_id)));
         };
@@ -192,7 +194,7 @@ impl ControllerService {
             Err(CsiError::NotFound(_)) => return Ok(pb::DeleteSnapshotResponse {}),
             Err(e) => return Err(e),
         };
-        let _guard = self.lock(format!("snapshot/{}", handle.id), "DeleteSnapshot", &request).await?;
+        let _guard = self.lock(LockKey::Snapshot(handle.id.clone()), "DeleteSnapshot", &request).await?;
         let candidates = match self.clouds.candidates(&handle) {
             Err(CsiError::NotFound(_)) => return Ok(pb::DeleteSnapshotResponse {}),
             other => other?,
@@ -359,81 +361,5 @@ impl ControllerService {
             }
         }
         Err(CsiError::NotFound(format!("snapshot {} not found", request.snapshot_id)))
-    }
-
-    pub(super) async fn expand_rpc(
-        &self,
-        request: pb::ControllerExpandVolumeRequest,
-    ) -> Result<pb::ControllerExpandVolumeResponse, CsiError> {
-        let range = request
-            .capacity_range
-            .as_ref()
-            .ok_or_else(|| CsiError::InvalidArgument("capacity_range is required".into()))?;
-        let size_gib = crate::csi::params::size_gib(Some(range), 0)?;
-        if size_gib == 0 {
-            return Err(CsiError::InvalidArgument("capacity_range needs required_bytes".into()));
-        }
-        let handle = super::clouds::volume_handle("volume_id", &request.volume_id)?;
-        let _guard = self.lock(format!("volume/{}", handle.id), "ControllerExpandVolume", &request).await?;
-        let (backend, volume) = self.volume_to_act_on(&handle, &request.volume_id).await?;
-        let block = request.volume_capability.as_ref().is_some_and(super::capability::is_block);
-        if volume.size_gib < size_gib {
-            backend.extend_volume(&handle.id, size_gib).await?;
-            backend.wait_volume_extended(&handle.id, size_gib, self.settings.create_timeout).await?;
-        } else if volume.size_gib > size_gib
-            && range.limit_bytes > 0
-            && (volume.size_gib as i64 * GIB) > range.limit_bytes
-        {
-            return Err(CsiError::InvalidArgument(format!(
-                "volume {} is {} GiB; shrinking is not supported",
-                request.volume_id, volume.size_gib
-            )));
-        }
-        let capacity = volume.size_gib.max(size_gib);
-        Ok(pb::ControllerExpandVolumeResponse {
-            capacity_bytes: capacity as i64 * GIB,
-            node_expansion_required: !block,
-        })
-    }
-
-    pub(super) async fn modify_rpc(
-        &self,
-        request: pb::ControllerModifyVolumeRequest,
-    ) -> Result<pb::ControllerModifyVolumeResponse, CsiError> {
-        if request.volume_id.is_empty() {
-            return Err(CsiError::InvalidArgument("volume_id is required".into()));
-        }
-        // Empty mutable parameters are a valid no-op (the spec's "nothing to change").
-        let super::mutable::MutableParameters { volume_type: new_type, iops, throughput } =
-            super::mutable::parse(&request.mutable_parameters)?;
-        let handle = super::clouds::volume_handle("volume_id", &request.volume_id)?;
-        let _guard = self.lock(format!("volume/{}", handle.id), "ControllerModifyVolume", &request).await?;
-        let (backend, volume) = self.volume_to_act_on(&handle, &request.volume_id).await?;
-        if iops.is_some() || throughput.is_some() {
-            backend.modify_performance(&handle.id, iops, throughput, self.settings.create_timeout).await?;
-        }
-        if let Some(new_type) = new_type
-            && volume.volume_type.as_deref() != Some(new_type.as_str())
-        {
-            backend.retype_volume(&handle.id, &new_type).await?;
-            backend.wait_volume_retyped(&handle.id, &new_type, self.settings.create_timeout).await?;
-        }
-        Ok(pb::ControllerModifyVolumeResponse {})
-    }
-
-    pub(super) async fn capacity_rpc(
-        &self,
-        request: pb::GetCapacityRequest,
-    ) -> Result<pb::GetCapacityResponse, CsiError> {
-        let parameters = crate::csi::params::parse(&request.parameters)?;
-        let (_, backend) = self.clouds.backend(parameters.cloud.as_deref())?;
-        let capacity = backend.capacity(parameters.volume_type.as_deref()).await?;
-        // Unlimited quota: report a large finite number, as Kubernetes needs one.
-        let available = capacity.available_gib.map_or(i64::MAX / GIB, |g| g as i64);
-        Ok(pb::GetCapacityResponse {
-            available_capacity: available.saturating_mul(GIB),
-            maximum_volume_size: None,
-            minimum_volume_size: Some(GIB),
-        })
     }
 }

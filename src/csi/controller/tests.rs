@@ -10,11 +10,11 @@ use tonic::Code;
 use super::*;
 use crate::cloud::fake::{FakeBackend, volume};
 use crate::cloud::types::{VolumeAttachment, VolumeStatus};
+use crate::contract::GIB;
+use crate::contract::ownership::{META_CLUSTER_ID, META_PVC_NAMESPACE, META_VOLUME_NAME};
 use crate::csi::pb::volume_capability::access_mode::Mode;
 use crate::csi::pb::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
 use crate::telemetry::metrics::Metrics;
-
-const GIB: i64 = 1 << 30;
 
 fn controller(fake: Arc<FakeBackend>) -> ControllerService {
     let backend: Arc<dyn crate::cloud::Backend> = fake;
@@ -327,8 +327,8 @@ async fn publish_returns_the_volume_id_and_device_hint_and_is_idempotent() {
     let c = controller(fake.clone());
     let first = c.publish(publish_request(&u("v1"), &u("node-1"))).await.unwrap();
     let again = c.publish(publish_request(&u("v1"), &u("node-1"))).await.unwrap();
-    assert_eq!(first.publish_context[crate::csi::context::VOLUME_ID], u("v1"));
-    assert_eq!(first.publish_context[crate::csi::context::DEVICE_PATH], "/dev/vdb");
+    assert_eq!(first.publish_context["volumeId"], u("v1"));
+    assert_eq!(first.publish_context["devicePath"], "/dev/vdb");
     assert_eq!(first, again);
     assert_eq!(fake.volumes.lock().unwrap()[&u("v1")].attachments.len(), 1);
 }

@@ -3,19 +3,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use super::{
-    ControllerService, META_CLUSTER_ID, META_PV_NAME, META_PVC_NAME, META_PVC_NAMESPACE, META_VOLUME_NAME,
-    capability, topology,
-};
+use super::{ControllerService, capability, topology};
 use crate::cloud::types::{Encryption, Volume, VolumeSource, VolumeSpec, VolumeStatus};
 use crate::cloud::{Backend, CloudError};
+use crate::contract::GIB;
+use crate::contract::ownership::{
+    META_CLUSTER_ID, META_PV_NAME, META_PVC_NAME, META_PVC_NAMESPACE, META_VOLUME_NAME, owned_by,
+};
 use crate::contract::{CloudId, SnapshotRef};
 use crate::csi::context;
+use crate::csi::locks::LockKey;
 use crate::csi::params::{self, VolumeParameters};
 use crate::csi::pb::{self, volume_content_source};
 use crate::csi::status::CsiError;
-
-const GIB: i64 = 1 << 30;
 
 /// The longest volume name clouds accept.
 const MAX_NAME: usize = 255;
@@ -47,7 +47,7 @@ impl ControllerService {
         let source = self.content_source(request.volume_content_source.as_ref(), cloud_name)?;
         self.check_source_supported(backend.as_ref(), cloud_name, source.as_ref())?;
 
-        let _guard = self.lock(format!("name/{name}"), "CreateVolume", &request).await?;
+        let _guard = self.lock(LockKey::VolumeName(name.to_string()), "CreateVolume", &request).await?;
 
         if let Some(existing) = self.existing_volume(backend.as_ref(), name).await? {
             self.check_compatible(&existing, &request, &source)?;
@@ -195,7 +195,7 @@ impl ControllerService {
 
     async fn existing_volume(&self, backend: &dyn Backend, name: &str) -> Result<Option<Volume>, CsiError> {
         let mut found = backend.find_volumes_by_name(name).await?;
-        found.retain(|v| v.metadata.get(META_CLUSTER_ID).is_none_or(|c| *c == self.settings.cluster_id));
+        found.retain(|v| owned_by(&v.metadata, &self.settings.cluster_id));
         // A volume an earlier attempt left in error is ours to clean up, then we start over.
         for broken in found.iter().filter(|v| matches!(v.status, VolumeStatus::Error(_))) {
             tracing::warn!(volume = %broken.id, status = broken.status.as_str(), "deleting a volume a failed earlier attempt left behind");
@@ -315,7 +315,7 @@ impl ControllerService {
             Err(CsiError::NotFound(_)) => return Ok(pb::DeleteVolumeResponse {}),
             Err(e) => return Err(e),
         };
-        let _guard = self.lock(format!("volume/{}", handle.id), "DeleteVolume", &request).await?;
+        let _guard = self.lock(LockKey::Volume(handle.id.clone()), "DeleteVolume", &request).await?;
         let located = match self.clouds.locate_volume(&handle).await {
             Err(CsiError::NotFound(_)) => return Ok(pb::DeleteVolumeResponse {}),
             other => other?,

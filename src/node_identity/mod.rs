@@ -1,13 +1,32 @@
 //! Who this node is: the server id and zone for NodeGetInfo, from an explicit `--node-id`, the
 //! config drive, the metadata service or the Kubernetes Node object (in a configurable order),
-//! and how many volumes the node can take. No cloud credentials are involved.
+//! No cloud credentials are involved.
+//!
+//! A room of its own because it asks services over the network (the metadata service, the
+//! Kubernetes API), which `host` (this machine's kernel only) must not.
+
+pub mod config_drive;
+pub mod kubernetes;
+pub mod metadata;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::{Error, Result, kubernetes, metadata};
+/// Why this node's identity could not be determined (what a source answered, or all of them).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A source gave no usable answer.
+    #[error("{0}")]
+    Identity(String),
+    /// Reading the config drive failed on this host.
+    #[error(transparent)]
+    Host(#[from] crate::host::Error),
+}
+
+/// The node identity room's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Where the node id may come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,12 +119,10 @@ pub async fn resolve(config: &IdentityConfig) -> Result<NodeIdentity> {
     for source in &config.sources {
         let answer = match source {
             Source::ConfigDrive => match &config.config_drive {
-                Some(device) => metadata::read_config_drive(device).await,
-                None => match metadata::find_config_drive().await {
-                    Some(device) => metadata::read_config_drive(&device).await,
-                    None => {
-                        Err(Error::Identity(format!("no device labelled {}", metadata::CONFIG_DRIVE_LABEL)))
-                    }
+                Some(device) => config_drive::read(device).await,
+                None => match config_drive::find().await {
+                    Some(device) => config_drive::read(&device).await,
+                    None => Err(Error::Identity(format!("no device labelled {}", config_drive::LABEL))),
                 },
             },
             Source::Metadata => metadata::fetch(&config.metadata_url, config.timeout).await,
@@ -131,19 +148,6 @@ pub async fn resolve(config: &IdentityConfig) -> Result<NodeIdentity> {
         "cannot determine this node's id ({}); pass --node-id (or CSI_NODE_ID): the cloud server id of this host",
         if failures.is_empty() { "no sources configured".to_string() } else { failures.join("; ") }
     )))
-}
-
-/// Data disks a virtio-blk server takes: `vdb` to `vdz` (the root disk is `vda`).
-pub const VIRTIO_BLK_MAX_VOLUMES: i64 = 25;
-/// Data disks a SCSI server (EVS SCSI, virtio-scsi) takes: EVS allows 60 disks per server,
-/// one of them the system disk.
-pub const SCSI_MAX_VOLUMES: i64 = 59;
-
-/// The default volume limit, derived from the bus of the system disk: SCSI when the server
-/// boots from `sda`, virtio-blk otherwise.
-pub fn default_max_volumes(sys_root: &Path) -> i64 {
-    let boots_from_scsi = sys_root.join("block/sda").exists() && !sys_root.join("block/vda").exists();
-    if boots_from_scsi { SCSI_MAX_VOLUMES } else { VIRTIO_BLK_MAX_VOLUMES }
 }
 
 #[cfg(test)]
@@ -180,15 +184,5 @@ mod tests {
         let error = resolve(&config).await.unwrap_err().to_string();
         assert!(error.contains("--node-id"), "{error}");
         assert!(error.contains("metadata:"), "{error}");
-    }
-
-    #[test]
-    fn the_volume_limit_follows_the_system_disk_bus() {
-        let sys = tempfile::tempdir().unwrap();
-        assert_eq!(default_max_volumes(sys.path()), VIRTIO_BLK_MAX_VOLUMES);
-        std::fs::create_dir_all(sys.path().join("block/sda")).unwrap();
-        assert_eq!(default_max_volumes(sys.path()), SCSI_MAX_VOLUMES);
-        std::fs::create_dir_all(sys.path().join("block/vda")).unwrap();
-        assert_eq!(default_max_volumes(sys.path()), VIRTIO_BLK_MAX_VOLUMES);
     }
 }

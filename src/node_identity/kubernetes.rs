@@ -15,15 +15,9 @@ const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 
 /// The server id inside a Node's `spec.providerID`.
 pub fn parse_provider_id(provider_id: &str) -> Result<String> {
-    let provider_id = provider_id.trim();
-    let id = match provider_id.split_once("://") {
-        Some((_, rest)) => rest.rsplit('/').next().unwrap_or(""),
-        None => provider_id,
-    };
-    if id.is_empty() || id.contains(char::is_whitespace) {
-        return Err(Error::Identity(format!("providerID {provider_id:?} names no server id")));
-    }
-    Ok(id.to_string())
+    crate::contract::provider_id::server_id(provider_id)
+        .map(str::to_string)
+        .ok_or_else(|| Error::Identity(format!("providerID {:?} names no server id", provider_id.trim())))
 }
 
 /// Reads the server id and zone from the Node object `node_name`, using `kubeconfig` when
@@ -34,18 +28,7 @@ pub async fn node_identity(
     timeout: Duration,
 ) -> Result<(String, Option<String>)> {
     let failed = |what: &str, e: &dyn std::fmt::Display| Error::Identity(format!("kubernetes {what}: {e}"));
-    let mut config = match kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path).map_err(|e| failed("kubeconfig", &e))?;
-            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| failed("kubeconfig", &e))?
-        }
-        None => kube::Config::infer().await.map_err(|e| failed("configuration", &e))?,
-    };
-    config.connect_timeout = Some(timeout);
-    config.read_timeout = Some(timeout);
-    let client = kube::Client::try_from(config).map_err(|e| failed("client", &e))?;
+    let client = crate::k8s::client(kubeconfig, timeout).await.map_err(|e| Error::Identity(e.to_string()))?;
     let nodes: kube::Api<Node> = kube::Api::all(client);
     let node = tokio::time::timeout(timeout, nodes.get(node_name))
         .await

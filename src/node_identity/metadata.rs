@@ -1,17 +1,12 @@
-//! The OpenStack instance metadata document (`openstack/latest/meta_data.json`), read from the
-//! metadata service or from the config drive; both give the server id and its zone.
+//! The OpenStack instance metadata document (`openstack/latest/meta_data.json`), as the
+//! metadata service serves it and the config drive holds it: the server id and its zone.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Error, Result, command, errno_error};
+use super::{Error, Result};
 
 /// The metadata service's document, where Nova and Huawei ECS serve it.
 pub const DEFAULT_METADATA_URL: &str = "http://169.254.169.254/openstack/latest/meta_data.json";
-/// The filesystem label of an OpenStack config drive.
-pub const CONFIG_DRIVE_LABEL: &str = "config-2";
-/// Where the document sits inside the config drive.
-const CONFIG_DRIVE_DOCUMENT: &str = "openstack/latest/meta_data.json";
 
 /// The fields of `meta_data.json` the node needs.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -44,48 +39,6 @@ pub async fn fetch(url: &str, timeout: Duration) -> Result<MetaData> {
         reqwest::Client::builder().timeout(timeout).connect_timeout(timeout).build().map_err(failed)?;
     let response = client.get(url).send().await.map_err(failed)?.error_for_status().map_err(failed)?;
     parse(&response.text().await.map_err(failed)?)
-}
-
-/// The config drive's device, found by its label.
-pub async fn find_config_drive() -> Option<PathBuf> {
-    for label in [CONFIG_DRIVE_LABEL, "CONFIG-2"] {
-        let link = Path::new("/dev/disk/by-label").join(label);
-        if link.exists() {
-            return Some(link);
-        }
-    }
-    let label = format!("LABEL={CONFIG_DRIVE_LABEL}");
-    let out = command::output("blkid", &["-l", "-o", "device", "-t", &label]).await.ok()?;
-    let device = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    (out.status.success() && !device.is_empty()).then(|| PathBuf::from(device))
-}
-
-/// Reads the document from the config drive on `device`, mounted read-only for the moment.
-pub async fn read_config_drive(device: &Path) -> Result<MetaData> {
-    let path = device.to_string_lossy();
-    let out = command::run("blkid", &["-p", "-o", "value", "-s", "TYPE", path.as_ref()]).await?;
-    let fs_type = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let dir =
-        std::env::temp_dir().join(format!("cinder-evs-csi-config-drive-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir(&dir).map_err(super::io_error("creating", &dir))?;
-    let flags =
-        nix::mount::MsFlags::MS_RDONLY | nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV;
-    let mounted = nix::mount::mount(Some(device), &dir, Some(fs_type.as_str()), flags, None::<&str>)
-        .map_err(errno_error("mounting config drive at", &dir));
-    let document = match mounted {
-        Ok(()) => {
-            let read = std::fs::read_to_string(dir.join(CONFIG_DRIVE_DOCUMENT)).map_err(|e| {
-                Error::Identity(format!("config drive {}: {CONFIG_DRIVE_DOCUMENT}: {e}", device.display()))
-            });
-            if let Err(e) = nix::mount::umount(&dir) {
-                tracing::warn!(dir = %dir.display(), error = %e, "could not unmount the config drive");
-            }
-            read
-        }
-        Err(e) => Err(e),
-    };
-    let _ = std::fs::remove_dir(&dir);
-    parse(&document?)
 }
 
 #[cfg(test)]
