@@ -17,8 +17,10 @@ use crate::telemetry::metrics::{self, Metrics};
 use crate::wiring::{AbortOnDrop, ControllerOptions, NodeOptions};
 
 mod duration;
+#[cfg(feature = "emulator")]
 mod sandbox;
 
+#[cfg(feature = "emulator")]
 pub use sandbox::SandboxArgs;
 
 /// The socket served when `--endpoint` is not given (the sandbox puts its own in its directory).
@@ -266,6 +268,7 @@ pub struct AllMode {
 }
 
 /// `emulator`.
+#[cfg(feature = "emulator")]
 #[derive(Clone, Debug, PartialEq, Eq, Args)]
 pub struct EmulatorMode {
     /// Logs.
@@ -277,6 +280,7 @@ pub struct EmulatorMode {
 }
 
 /// `sandbox`.
+#[cfg(feature = "emulator")]
 #[derive(Clone, Debug, Args)]
 pub struct SandboxMode {
     /// Socket, name, metrics.
@@ -375,9 +379,11 @@ pub enum Command {
     /// Serve Identity, Controller and Node in one process.
     All(AllMode),
     /// Run the embedded cloud emulator (Keystone, Cinder, Nova, metadata) on this machine.
+    #[cfg(feature = "emulator")]
     Emulator(EmulatorMode),
     /// Run the emulator, the controller and the node in one process on one socket, with this
     /// host as the cloud's server (`--demo`: walk one volume through its life and exit).
+    #[cfg(feature = "emulator")]
     Sandbox(SandboxMode),
     /// Adopt an existing cloud volume (or backend storage, with --source-name/--host) as a
     /// static PersistentVolume and print its manifest.
@@ -397,7 +403,9 @@ impl Command {
             Self::Controller(m) => &m.log,
             Self::Node(m) => &m.log,
             Self::All(m) => &m.log,
+            #[cfg(feature = "emulator")]
             Self::Emulator(m) => &m.log,
+            #[cfg(feature = "emulator")]
             Self::Sandbox(m) => &m.log,
             Self::Import(m) => &m.log,
             Self::DrainWait(m) => &m.log,
@@ -411,7 +419,9 @@ impl Command {
             Self::Controller(_) => "controller",
             Self::Node(_) => "node",
             Self::All(_) => "all",
+            #[cfg(feature = "emulator")]
             Self::Emulator(_) => "emulator",
+            #[cfg(feature = "emulator")]
             Self::Sandbox(_) => "sandbox",
             Self::Import(_) => "import",
             Self::DrainWait(_) => "drain-wait",
@@ -451,6 +461,7 @@ pub struct GcArgs {
 }
 
 /// Flags of the `emulator` mode.
+#[cfg(feature = "emulator")]
 #[derive(Clone, Debug, PartialEq, Eq, Args)]
 pub struct EmulatorArgs {
     /// Address of the API listener (Keystone, Cinder, Nova, /_emulator).
@@ -491,9 +502,11 @@ pub struct EmulatorArgs {
 }
 
 /// A listen address, or none (`off`).
+#[cfg(feature = "emulator")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OptionalAddress(pub Option<SocketAddr>);
 
+#[cfg(feature = "emulator")]
 fn parse_optional_address(text: &str) -> Result<OptionalAddress, String> {
     if text.eq_ignore_ascii_case("off") {
         return Ok(OptionalAddress(None));
@@ -525,9 +538,11 @@ pub enum CliError {
     #[error(transparent)]
     Wiring(#[from] crate::wiring::WiringError),
     /// The emulator could not start.
+    #[cfg(feature = "emulator")]
     #[error(transparent)]
     Emulator(#[from] crate::emulator::EmulatorError),
     /// The sandbox failed.
+    #[cfg(feature = "emulator")]
     #[error(transparent)]
     Sandbox(#[from] crate::sandbox::SandboxError),
     /// `drain-wait` failed or timed out.
@@ -579,6 +594,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     );
 
     let serve = match &cli.command {
+        #[cfg(feature = "emulator")]
         Command::Emulator(mode) => return run_emulator(&mode.emulator).await,
         Command::DrainWait(mode) => return run_drain_wait(mode).await,
         Command::Gc(mode) => return run_gc(mode).await,
@@ -586,6 +602,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Controller(mode) => &mode.serve,
         Command::Node(mode) => &mode.serve,
         Command::All(mode) => &mode.serve,
+        #[cfg(feature = "emulator")]
         Command::Sandbox(mode) => &mode.serve,
     };
     tracing::info!(driver = %serve.driver.driver_name, "serving");
@@ -608,6 +625,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     };
 
     let (controller, node) = match &cli.command {
+        #[cfg(feature = "emulator")]
         Command::Sandbox(mode) => {
             let options = mode.sandbox.options(
                 (serve.endpoint != default_endpoint()).then(|| serve.endpoint.clone()),
@@ -646,6 +664,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 /// The endpoint served when `--endpoint` is not given.
+#[cfg(feature = "emulator")]
 fn default_endpoint() -> Endpoint {
     Endpoint::Unix(DEFAULT_SOCKET.into())
 }
@@ -725,6 +744,7 @@ async fn run_gc(mode: &GcMode) -> Result<(), CliError> {
 }
 
 /// Runs the cloud emulator until SIGTERM/SIGINT, after printing its endpoints and credentials.
+#[cfg(feature = "emulator")]
 async fn run_emulator(args: &EmulatorArgs) -> Result<(), CliError> {
     use crate::emulator::{EmulatorConfig, start};
     let mut config = EmulatorConfig {
@@ -757,6 +777,7 @@ async fn run_emulator(args: &EmulatorArgs) -> Result<(), CliError> {
 }
 
 /// What the emulator prints at start: endpoints and the credentials of its users.
+#[cfg(feature = "emulator")]
 fn emulator_banner(handle: &crate::emulator::EmulatorHandle) -> String {
     let mut lines = vec![
         "cinder-evs-csi emulator".to_string(),
@@ -866,11 +887,15 @@ mod tests {
         assert_eq!(mode.serve.shutdown_timeout, Duration::from_secs(65));
         let Command::DrainWait(mode) = parse(&["drain-wait", "--timeout", "4m30s"]) else { panic!() };
         assert_eq!(mode.wait.timeout, Duration::from_secs(270));
-        let Command::Sandbox(mode) = parse(&["sandbox", "--latency", "1.5s"]) else { panic!() };
-        assert_eq!(mode.sandbox.latency, Duration::from_millis(1500));
+        #[cfg(feature = "emulator")]
+        {
+            let Command::Sandbox(mode) = parse(&["sandbox", "--latency", "1.5s"]) else { panic!() };
+            assert_eq!(mode.sandbox.latency, Duration::from_millis(1500));
+        }
     }
 
     #[test]
+    #[cfg(feature = "emulator")]
     fn emulator_flags_default_and_parse() {
         let Command::Emulator(mode) = parse(&["emulator", "--metadata-address", "off", "--seed", "9"]) else {
             panic!("not the emulator mode")

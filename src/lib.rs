@@ -12,8 +12,10 @@
 //! - [`node_identity`]: who this node is (config drive, metadata service, Kubernetes Node);
 //! - [`k8s`]: the driver's own Kubernetes calls (one client builder): the node's drain wait and
 //!   the garbage collector;
-//! - [`emulator`]: the embedded cloud (Keystone, Cinder, Nova, metadata) the tests and sandbox use;
-//! - [`sandbox`]: emulator + controller + node in one process, and the `--demo` walkthrough;
+//! - `emulator`: the embedded cloud (the `cinder-evs-emulator` crate) the tests and sandbox use,
+//!   linked only with the default `emulator` feature;
+//! - `sandbox`: emulator + controller + node in one process, and the `--demo` walkthrough
+//!   (with the `emulator` feature);
 //! - [`import`]: adopt existing cloud volumes as static PersistentVolumes;
 //! - [`server`]: the gRPC endpoint (unix socket or TCP), start-up checks and graceful drain;
 //! - [`wiring`]: the one composition root: builds the services of `controller`, `node`, `all`
@@ -27,17 +29,20 @@ pub mod cloud;
 pub mod config;
 pub mod contract;
 pub mod csi;
-#[allow(missing_docs, unreachable_pub)]
-pub mod emulator;
 pub mod host;
 pub mod import;
 pub mod k8s;
 pub mod node_identity;
+#[cfg(feature = "emulator")]
 pub mod sandbox;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
 pub mod wiring;
+
+/// The embedded cloud emulator (its own crate), linked only with the `emulator` feature.
+#[cfg(feature = "emulator")]
+pub use cinder_evs_emulator as emulator;
 
 /// The driver's version, as Cargo knows it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

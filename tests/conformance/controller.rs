@@ -9,14 +9,14 @@ use super::*;
 #[tokio::test]
 async fn create_volume_without_name_is_invalid_argument() {
     let mut s = Sandbox::start().await;
-    assert_eq!(code(s.controller.create_volume(create_request("")).await), Code::InvalidArgument);
+    assert_eq!(code(s.controller.create_volume(create_request("", 1)).await), Code::InvalidArgument);
     s.finish().await;
 }
 
 #[tokio::test]
 async fn create_volume_without_capabilities_is_invalid_argument() {
     let mut s = Sandbox::start().await;
-    let request = pb::CreateVolumeRequest { volume_capabilities: vec![], ..create_request("no-caps") };
+    let request = pb::CreateVolumeRequest { volume_capabilities: vec![], ..create_request("no-caps", 1) };
     assert_eq!(code(s.controller.create_volume(request).await), Code::InvalidArgument);
     s.finish().await;
 }
@@ -24,14 +24,13 @@ async fn create_volume_without_capabilities_is_invalid_argument() {
 #[tokio::test]
 async fn create_volume_with_a_capability_missing_access_type_or_mode_is_invalid_argument() {
     let mut s = Sandbox::start().await;
-    let no_type = pb::VolumeCapability { access_type: None, ..mount_capability() };
-    let no_mode = pb::VolumeCapability { access_mode: None, ..mount_capability() };
-    let unknown_mode =
-        pb::VolumeCapability { access_mode: Some(AccessMode { mode: 0 }), ..mount_capability() };
+    let no_type = pb::VolumeCapability { access_type: None, ..mount_cap() };
+    let no_mode = pb::VolumeCapability { access_mode: None, ..mount_cap() };
+    let unknown_mode = pb::VolumeCapability { access_mode: Some(AccessMode { mode: 0 }), ..mount_cap() };
     for capability in [no_type, no_mode, unknown_mode] {
         let request = pb::CreateVolumeRequest {
             volume_capabilities: vec![capability.clone()],
-            ..create_request("bad-capability")
+            ..create_request("bad-capability", 1)
         };
         assert_eq!(code(s.controller.create_volume(request).await), Code::InvalidArgument, "{capability:?}");
     }
@@ -43,7 +42,7 @@ async fn create_volume_with_unknown_parameters_is_invalid_argument() {
     let mut s = Sandbox::start().await;
     let request = pb::CreateVolumeRequest {
         parameters: HashMap::from([("no-such-parameter".to_string(), "x".to_string())]),
-        ..create_request("bad-parameters")
+        ..create_request("bad-parameters", 1)
     };
     assert_eq!(code(s.controller.create_volume(request).await), Code::InvalidArgument);
     s.finish().await;
@@ -54,7 +53,7 @@ async fn create_volume_returns_an_id_and_at_least_the_required_capacity() {
     let mut s = Sandbox::start().await;
     let request = pb::CreateVolumeRequest {
         capacity_range: Some(pb::CapacityRange { required_bytes: GIB + 1, limit_bytes: 3 * GIB }),
-        ..create_request("sized")
+        ..create_request("sized", 1)
     };
     let volume = ok(s.controller.create_volume(request).await).volume.unwrap();
     assert!(!volume.volume_id.is_empty());
@@ -67,7 +66,7 @@ async fn create_volume_returns_an_id_and_at_least_the_required_capacity() {
 #[tokio::test]
 async fn create_volume_without_capacity_range_gets_a_default_size() {
     let mut s = Sandbox::start().await;
-    let request = pb::CreateVolumeRequest { capacity_range: None, ..create_request("default-size") };
+    let request = pb::CreateVolumeRequest { capacity_range: None, ..create_request("default-size", 1) };
     let volume = ok(s.controller.create_volume(request).await).volume.unwrap();
     assert!(volume.capacity_bytes > 0, "{volume:?}");
     s.delete_volume(&volume.volume_id).await;
@@ -79,7 +78,7 @@ async fn create_volume_with_a_range_no_whole_size_fits_is_out_of_range() {
     let mut s = Sandbox::start().await;
     let request = pb::CreateVolumeRequest {
         capacity_range: Some(pb::CapacityRange { required_bytes: GIB + 1, limit_bytes: GIB + 2 }),
-        ..create_request("impossible")
+        ..create_request("impossible", 1)
     };
     assert_eq!(code(s.controller.create_volume(request).await), Code::OutOfRange);
     s.finish().await;
@@ -113,7 +112,7 @@ async fn create_volume_with_the_same_name_and_an_incompatible_size_is_already_ex
     let volume = s.create_volume("conflict").await;
     let bigger = pb::CreateVolumeRequest {
         capacity_range: Some(pb::CapacityRange { required_bytes: 2 * GIB, limit_bytes: 2 * GIB }),
-        ..create_request("conflict")
+        ..create_request("conflict", 1)
     };
     assert_eq!(code(s.controller.create_volume(bigger).await), Code::AlreadyExists);
     s.delete_volume(&volume.volume_id).await;
@@ -130,7 +129,7 @@ async fn create_volume_from_an_unknown_snapshot_or_volume_is_not_found() {
     ] {
         let request = pb::CreateVolumeRequest {
             volume_content_source: Some(pb::VolumeContentSource { r#type: Some(source.clone()) }),
-            ..create_request("from-nothing")
+            ..create_request("from-nothing", 1)
         };
         assert_eq!(code(s.controller.create_volume(request).await), Code::NotFound, "{source:?}");
     }
@@ -150,8 +149,10 @@ async fn create_volume_from_a_snapshot_and_from_a_volume_reports_the_source() {
         ("cloned", Type::Volume(VolumeSource { volume_id: origin.volume_id.clone() })),
     ] {
         let content = pb::VolumeContentSource { r#type: Some(source) };
-        let request =
-            pb::CreateVolumeRequest { volume_content_source: Some(content.clone()), ..create_request(name) };
+        let request = pb::CreateVolumeRequest {
+            volume_content_source: Some(content.clone()),
+            ..create_request(name, 1)
+        };
         let volume = ok(s.controller.create_volume(request).await).volume.unwrap();
         assert_eq!(volume.content_source, Some(content), "{name}");
         made.push(volume.volume_id);
@@ -197,7 +198,7 @@ async fn validate_volume_capabilities_without_id_or_capabilities_is_invalid_argu
     let mut s = Sandbox::start().await;
     let volume = s.create_volume("validate").await;
     let no_id = pb::ValidateVolumeCapabilitiesRequest {
-        volume_capabilities: vec![mount_capability()],
+        volume_capabilities: vec![mount_cap()],
         ..Default::default()
     };
     assert_eq!(code(s.controller.validate_volume_capabilities(no_id).await), Code::InvalidArgument);
@@ -213,7 +214,7 @@ async fn validate_volume_capabilities_of_an_unknown_volume_is_not_found() {
     let mut s = Sandbox::start().await;
     let request = pb::ValidateVolumeCapabilitiesRequest {
         volume_id: UNKNOWN_VOLUME.into(),
-        volume_capabilities: vec![mount_capability()],
+        volume_capabilities: vec![mount_cap()],
         ..Default::default()
     };
     assert_eq!(code(s.controller.validate_volume_capabilities(request).await), Code::NotFound);
@@ -229,11 +230,11 @@ async fn validate_volume_capabilities_confirms_supported_and_refuses_unsupported
         volume_capabilities: vec![capability],
         ..Default::default()
     };
-    let confirmed = ok(s.controller.validate_volume_capabilities(request(mount_capability())).await);
-    assert_eq!(confirmed.confirmed.unwrap().volume_capabilities, vec![mount_capability()]);
+    let confirmed = ok(s.controller.validate_volume_capabilities(request(mount_cap())).await);
+    assert_eq!(confirmed.confirmed.unwrap().volume_capabilities, vec![mount_cap()]);
     let multi = pb::VolumeCapability {
         access_mode: Some(AccessMode { mode: Mode::MultiNodeMultiWriter as i32 }),
-        ..mount_capability()
+        ..mount_cap()
     };
     let refused = ok(s.controller.validate_volume_capabilities(request(multi)).await);
     assert!(refused.confirmed.is_none());
@@ -458,7 +459,7 @@ async fn controller_expand_twice_grows_once_and_reports_the_new_capacity() {
     let request = pb::ControllerExpandVolumeRequest {
         volume_id: volume.volume_id.clone(),
         capacity_range: Some(pb::CapacityRange { required_bytes: 2 * GIB, limit_bytes: 0 }),
-        volume_capability: Some(mount_capability()),
+        volume_capability: Some(mount_cap()),
         ..Default::default()
     };
     let first = ok(s.controller.controller_expand_volume(request.clone()).await);
@@ -523,8 +524,7 @@ async fn controller_publish_to_the_same_node_with_another_capability_or_readonly
     let context = ok(s.controller.controller_publish_volume(first.clone()).await).publish_context;
     let readonly = pb::ControllerPublishVolumeRequest { readonly: true, ..first.clone() };
     assert_eq!(code(s.controller.controller_publish_volume(readonly.clone()).await), Code::AlreadyExists);
-    let block =
-        pb::ControllerPublishVolumeRequest { volume_capability: Some(block_capability()), ..first.clone() };
+    let block = pb::ControllerPublishVolumeRequest { volume_capability: Some(block_cap()), ..first.clone() };
     assert_eq!(code(s.controller.controller_publish_volume(block).await), Code::AlreadyExists);
     assert_eq!(
         ok(s.controller.controller_publish_volume(first).await).publish_context,

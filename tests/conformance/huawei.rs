@@ -3,14 +3,14 @@
 //! parameters, and capabilities that match what EVS can do (no clones, no group snapshots).
 
 use cinder_evs_csi::csi::pb::controller_service_capability::rpc::Type as Rpc;
-use common::cloud::{HuaweiAuth, emulator, huawei_yaml};
+use testkit::cloud::{HuaweiAuth, emulator, huawei_yaml};
 
 use super::*;
 
 /// A controller whose only cloud is the emulator's Huawei side.
 struct Evs {
     driver: Option<Driver>,
-    cloud: common::emulator::TestCloud,
+    cloud: testkit::emulator::TestCloud,
     controller: ControllerClient<Channel>,
     identity: IdentityClient<Channel>,
     group: GroupControllerClient<Channel>,
@@ -22,7 +22,7 @@ impl Evs {
         let config = cloud.dir.path().join("clouds.yaml");
         std::fs::write(&config, huawei_yaml(&cloud.handle, HuaweiAuth::AkSk(None), "")).unwrap();
         let (driver, channel) =
-            common::start_controller(cloud.dir.path(), &config, &[], Duration::from_secs(20)).await;
+            testkit::start_controller(cloud.dir.path(), &config, &[], Duration::from_secs(20)).await;
         Self {
             driver: Some(driver),
             cloud,
@@ -38,7 +38,7 @@ impl Evs {
         let dir = self.cloud.dir.path();
         let _ = std::fs::remove_file(dir.join("csi.sock"));
         let (driver, channel) =
-            common::start_controller(dir, &dir.join("clouds.yaml"), &[], Duration::from_secs(20)).await;
+            testkit::start_controller(dir, &dir.join("clouds.yaml"), &[], Duration::from_secs(20)).await;
         self.driver = Some(driver);
         self.controller = ControllerClient::new(channel.clone());
         self.identity = IdentityClient::new(channel.clone());
@@ -50,26 +50,16 @@ impl Evs {
     }
 
     async fn volume_ids(&mut self) -> Vec<String> {
-        let page = ok(self.controller.list_volumes(pb::ListVolumesRequest::default()).await);
-        page.entries.into_iter().map(|e| e.volume.unwrap().volume_id).collect()
+        listed_volume_ids(&mut self.controller).await
     }
 
     async fn snapshot_ids(&mut self) -> Vec<String> {
-        let page = ok(self.controller.list_snapshots(pb::ListSnapshotsRequest::default()).await);
-        page.entries.into_iter().map(|e| e.snapshot.unwrap().snapshot_id).collect()
+        listed_snapshot_ids(&mut self.controller).await
     }
 
     /// Checks that the test removed what it made.
     async fn finish(mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (snapshots, volumes) = (self.snapshot_ids().await, self.volume_ids().await);
-            if snapshots.is_empty() && volumes.is_empty() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "left behind: snapshots {snapshots:?}, volumes {volumes:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        nothing_left_behind(&mut self.controller).await;
     }
 }
 
@@ -81,7 +71,7 @@ fn evs_request(name: &str) -> pb::CreateVolumeRequest {
             ("type".to_string(), "SSD".to_string()),
             ("availability".to_string(), "nova".to_string()),
         ]),
-        ..create_request(name)
+        ..create_request(name, 1)
     }
 }
 
@@ -197,7 +187,7 @@ async fn evs_controller_publish_with_another_readonly_flag_is_already_exists_eve
     let first = pb::ControllerPublishVolumeRequest {
         volume_id: volume.volume_id.clone(),
         node_id: node.clone(),
-        volume_capability: Some(mount_capability()),
+        volume_capability: Some(mount_cap()),
         ..Default::default()
     };
     ok(s.controller.controller_publish_volume(first.clone()).await);

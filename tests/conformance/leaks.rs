@@ -19,7 +19,7 @@ async fn publish_a_mount_volume(s: &mut Sandbox) -> PathBuf {
         volume_id: volume.volume_id.clone(),
         publish_context: context.clone(),
         staging_target_path: staging.display().to_string(),
-        volume_capability: Some(mount_capability()),
+        volume_capability: Some(mount_cap()),
         volume_context: volume.volume_context.clone(),
         ..Default::default()
     };
@@ -29,7 +29,7 @@ async fn publish_a_mount_volume(s: &mut Sandbox) -> PathBuf {
         publish_context: context,
         staging_target_path: staging.display().to_string(),
         target_path: target.display().to_string(),
-        volume_capability: Some(mount_capability()),
+        volume_capability: Some(mount_cap()),
         volume_context: volume.volume_context,
         ..Default::default()
     };
@@ -39,7 +39,7 @@ async fn publish_a_mount_volume(s: &mut Sandbox) -> PathBuf {
 
 #[tokio::test]
 async fn a_spec_that_fails_with_a_published_volume_leaves_no_mount_or_loop_device_behind() {
-    if !super::node::root_or_skip(
+    if !testkit::root_or_skip(
         "a_spec_that_fails_with_a_published_volume_leaves_no_mount_or_loop_device_behind",
     ) {
         return;

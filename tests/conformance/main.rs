@@ -9,9 +9,6 @@
 //! Test names state the rule checked. Node tests that mount need root: they fail under CI and
 //! print `SKIPPED` otherwise. docs/reliability.md lists the spec rules covered.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod controller;
 mod huawei;
 mod identity;
@@ -30,12 +27,12 @@ use cinder_evs_csi::csi::pb::group_controller_client::GroupControllerClient;
 use cinder_evs_csi::csi::pb::identity_client::IdentityClient;
 use cinder_evs_csi::csi::pb::node_client::NodeClient;
 use cinder_evs_csi::csi::pb::volume_capability::access_mode::Mode;
-use cinder_evs_csi::csi::pb::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
-use common::{Driver, unix_channel, wait_for_path};
+use cinder_evs_csi::csi::pb::volume_capability::{AccessMode, AccessType};
+use testkit::requests::{GIB, block_cap, create_request, mount_cap, publish_request};
+use testkit::{Driver, unix_channel, wait_for_path};
 use tonic::transport::Channel;
 use tonic::{Code, Response, Status};
 
-const GIB: i64 = 1 << 30;
 const UNKNOWN_VOLUME: &str = "00000000-0000-4000-8000-000000000000";
 const UNKNOWN_SNAPSHOT: &str = "00000000-0000-4000-8000-00000000beef";
 /// How long each cloud transition takes unless a test asks otherwise: a real Cinder's pace.
@@ -100,7 +97,7 @@ impl Sandbox {
     }
 
     async fn create_volume(&mut self, name: &str) -> pb::Volume {
-        self.controller.create_volume(create_request(name)).await.unwrap().into_inner().volume.unwrap()
+        self.controller.create_volume(create_request(name, 1)).await.unwrap().into_inner().volume.unwrap()
     }
 
     /// Deletes a volume, retrying as the CO does while its snapshots are still being deleted.
@@ -166,29 +163,16 @@ impl Sandbox {
     }
 
     async fn volume_ids(&mut self) -> Vec<String> {
-        let page =
-            self.controller.list_volumes(pb::ListVolumesRequest::default()).await.unwrap().into_inner();
-        page.entries.into_iter().map(|e| e.volume.unwrap().volume_id).collect()
+        listed_volume_ids(&mut self.controller).await
     }
 
     async fn snapshot_ids(&mut self) -> Vec<String> {
-        let page =
-            self.controller.list_snapshots(pb::ListSnapshotsRequest::default()).await.unwrap().into_inner();
-        page.entries.into_iter().map(|e| e.snapshot.unwrap().snapshot_id).collect()
+        listed_snapshot_ids(&mut self.controller).await
     }
 
     /// Checks that the test removed what it made, then stops the sandbox with SIGTERM.
-    /// Deletes answer before the cloud finishes, so this waits (with a guard against hangs).
     async fn finish(mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (snapshots, volumes) = (self.snapshot_ids().await, self.volume_ids().await);
-            if snapshots.is_empty() && volumes.is_empty() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "left behind: snapshots {snapshots:?}, volumes {volumes:?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        nothing_left_behind(&mut self.controller).await;
         self.stop().await;
     }
 
@@ -261,26 +245,30 @@ impl Drop for LeakGuard {
     }
 }
 
-fn mount_capability() -> pb::VolumeCapability {
-    pb::VolumeCapability {
-        access_type: Some(AccessType::Mount(MountVolume { fs_type: "ext4".into(), ..Default::default() })),
-        access_mode: Some(AccessMode { mode: Mode::SingleNodeWriter as i32 }),
-    }
+/// The ids of every volume the controller lists.
+async fn listed_volume_ids(controller: &mut ControllerClient<Channel>) -> Vec<String> {
+    let page = ok(controller.list_volumes(pb::ListVolumesRequest::default()).await);
+    page.entries.into_iter().map(|e| e.volume.unwrap().volume_id).collect()
 }
 
-fn block_capability() -> pb::VolumeCapability {
-    pb::VolumeCapability {
-        access_type: Some(AccessType::Block(BlockVolume {})),
-        access_mode: Some(AccessMode { mode: Mode::SingleNodeWriter as i32 }),
-    }
+/// The ids of every snapshot the controller lists.
+async fn listed_snapshot_ids(controller: &mut ControllerClient<Channel>) -> Vec<String> {
+    let page = ok(controller.list_snapshots(pb::ListSnapshotsRequest::default()).await);
+    page.entries.into_iter().map(|e| e.snapshot.unwrap().snapshot_id).collect()
 }
 
-fn create_request(name: &str) -> pb::CreateVolumeRequest {
-    pb::CreateVolumeRequest {
-        name: name.into(),
-        capacity_range: Some(pb::CapacityRange { required_bytes: GIB, limit_bytes: 0 }),
-        volume_capabilities: vec![mount_capability()],
-        ..Default::default()
+/// Waits until the controller lists no volume and no snapshot: deletes answer before the cloud
+/// finishes, so this waits (with a guard against hangs).
+async fn nothing_left_behind(controller: &mut ControllerClient<Channel>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (snapshots, volumes) =
+            (listed_snapshot_ids(controller).await, listed_volume_ids(controller).await);
+        if snapshots.is_empty() && volumes.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "left behind: snapshots {snapshots:?}, volumes {volumes:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -299,15 +287,6 @@ fn ok<T>(result: Result<Response<T>, Status>) -> T {
     match result {
         Ok(r) => r.into_inner(),
         Err(status) => panic!("expected success, got {status:?}"),
-    }
-}
-
-fn publish_request(volume_id: &str, node_id: &str) -> pb::ControllerPublishVolumeRequest {
-    pb::ControllerPublishVolumeRequest {
-        volume_id: volume_id.into(),
-        node_id: node_id.into(),
-        volume_capability: Some(mount_capability()),
-        ..Default::default()
     }
 }
 

@@ -22,7 +22,7 @@ async fn node_stage_without_volume_id_staging_path_or_capability_is_invalid_argu
     let full = pb::NodeStageVolumeRequest {
         volume_id: UNKNOWN_VOLUME.into(),
         staging_target_path: s.state.join("staging").display().to_string(),
-        volume_capability: Some(mount_capability()),
+        volume_capability: Some(mount_cap()),
         ..Default::default()
     };
     let requests = [
@@ -69,7 +69,7 @@ async fn node_publish_without_volume_id_paths_or_capability_is_invalid_argument(
         volume_id: UNKNOWN_VOLUME.into(),
         staging_target_path: s.state.join("staging").display().to_string(),
         target_path: s.state.join("target").display().to_string(),
-        volume_capability: Some(mount_capability()),
+        volume_capability: Some(mount_cap()),
         ..Default::default()
     };
     let requests = [
@@ -158,21 +158,11 @@ async fn node_expand_without_volume_id_or_path_is_invalid_argument() {
 // ---------------------------------------------------------------------------------------------
 // Node: the volume lifecycle (root: loop devices and mounts)
 
-/// Needs root for loop devices and mounts: fails under CI, says it skipped otherwise.
-pub(super) fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "{test} needs root, and CI runs as root");
-    eprintln!("SKIPPED {test}: needs root (loop devices and mounts)");
-    false
-}
-
 /// Stages and publishes twice, checks the target, then unpublishes and unstages twice.
 async fn node_lifecycle_twice(s: &mut Sandbox, capability: pb::VolumeCapability, check: impl Fn(&Path)) {
     let name = if capability::is_block(&capability) { "node-block" } else { "node-mount" };
     let request =
-        pb::CreateVolumeRequest { volume_capabilities: vec![capability.clone()], ..create_request(name) };
+        pb::CreateVolumeRequest { volume_capabilities: vec![capability.clone()], ..create_request(name, 1) };
     let volume = ok(s.controller.create_volume(request).await).volume.unwrap();
     let node = s.node_id.clone();
     let publish = pb::ControllerPublishVolumeRequest {
@@ -243,12 +233,13 @@ mod capability {
 
 #[tokio::test]
 async fn node_stage_and_publish_twice_of_a_mount_volume_place_a_mounted_directory_at_the_target() {
-    if !root_or_skip("node_stage_and_publish_twice_of_a_mount_volume_place_a_mounted_directory_at_the_target")
-    {
+    if !testkit::root_or_skip(
+        "node_stage_and_publish_twice_of_a_mount_volume_place_a_mounted_directory_at_the_target",
+    ) {
         return;
     }
     let mut s = Sandbox::start().await;
-    node_lifecycle_twice(&mut s, mount_capability(), |target| {
+    node_lifecycle_twice(&mut s, mount_cap(), |target| {
         assert!(target.is_dir(), "a mount volume's target is a directory");
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let line = mounts
@@ -263,11 +254,13 @@ async fn node_stage_and_publish_twice_of_a_mount_volume_place_a_mounted_director
 
 #[tokio::test]
 async fn node_stage_and_publish_twice_of_a_block_volume_place_the_device_at_a_file_target() {
-    if !root_or_skip("node_stage_and_publish_twice_of_a_block_volume_place_the_device_at_a_file_target") {
+    if !testkit::root_or_skip(
+        "node_stage_and_publish_twice_of_a_block_volume_place_the_device_at_a_file_target",
+    ) {
         return;
     }
     let mut s = Sandbox::start().await;
-    node_lifecycle_twice(&mut s, block_capability(), |target| {
+    node_lifecycle_twice(&mut s, block_cap(), |target| {
         use std::os::unix::fs::FileTypeExt;
         let kind = std::fs::metadata(target).unwrap().file_type();
         assert!(kind.is_block_device(), "a raw block target is the device itself, got {kind:?}");

@@ -32,7 +32,7 @@ fn cloud_record(state: &Path, id: &str) -> Option<Value> {
 /// A CreateVolume the CO gave up on (its deadline passed while the cloud was still creating):
 /// the id of the volume the cloud is still creating, found as the CO's retry would find it.
 async fn volume_still_creating(s: &mut Sandbox, name: &str, deadline: Duration) -> String {
-    let cut = s.controller.create_volume(within(create_request(name), deadline)).await;
+    let cut = s.controller.create_volume(within(create_request(name, 1), deadline)).await;
     // The client's timer or the server's (tonic answers Cancelled) ends the call first.
     let cut = code(cut);
     assert!(
@@ -194,7 +194,7 @@ async fn create_volume_with_invalid_mutable_parameters_is_invalid_argument_and_c
     for (key, value) in [("colour", "red"), ("iops", "0"), ("throughput", "fast"), ("type", " ")] {
         let request = pb::CreateVolumeRequest {
             mutable_parameters: HashMap::from([(key.to_string(), value.to_string())]),
-            ..create_request("bad-mutable")
+            ..create_request("bad-mutable", 1)
         };
         assert_eq!(code(s.controller.create_volume(request).await), Code::InvalidArgument, "{key}={value}");
     }
@@ -207,7 +207,7 @@ async fn create_volume_applies_valid_mutable_parameters_at_create() {
     let mut s = Sandbox::start().await;
     let request = pb::CreateVolumeRequest {
         mutable_parameters: HashMap::from([("type".to_string(), "fast".to_string())]),
-        ..create_request("typed-by-its-class")
+        ..create_request("typed-by-its-class", 1)
     };
     let volume = ok(s.controller.create_volume(request.clone()).await).volume.unwrap();
     let record = cloud_record(&s.state, &volume.volume_id).expect("the volume is in the cloud");

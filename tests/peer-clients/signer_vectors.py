@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Computes AK/SK signing vectors with Huawei's official Python SDK (huaweicloudsdkcore,
-unmodified) and prints them as JSON: tests/data/huawei_signer_vectors.json is this script's
-output, and tests/huawei_signer_vectors.rs checks the driver's signer and the emulator's
+unmodified) and prints them as JSON: tests/cloud/data/huawei_signer_vectors.json is this script's
+output, and tests/cloud/signer_vectors.rs checks the driver's signer and the emulator's
 verifier against it.
 
     pip install huaweicloudsdkcore==3.1.219
-    python3 tests/peer-clients/signer_vectors.py > tests/data/huawei_signer_vectors.json
+    python3 tests/peer-clients/signer_vectors.py > tests/cloud/data/huawei_signer_vectors.json
 """
 import json
 from importlib.metadata import version

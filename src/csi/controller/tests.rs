@@ -1,5 +1,5 @@
 //! Controller behaviour against the in-memory fake cloud: validation, idempotency and error
-//! codes. The same behaviours run against the emulator in tests/controller_*.rs.
+//! codes. The same behaviours run against the emulator in tests/controller/.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -1,0 +1,176 @@
+//! The controller binary over its unix socket against the emulator's Huawei side, configured as
+//! a Huawei cloud with AK/SK: create, publish to this host's server, unpublish, delete.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cinder_evs_csi::csi::pb;
+use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
+use testkit::Driver;
+use testkit::cloud::{HuaweiAuth, count, emulator, huawei_yaml};
+use testkit::http_get;
+use testkit::requests::{GIB, mount_cap};
+use tonic::Code;
+
+/// A controller on the emulator's Huawei side, ready.
+async fn controller(
+    cloud: &testkit::emulator::TestCloud,
+) -> (Driver, ControllerClient<tonic::transport::Channel>) {
+    controller_with(cloud, &[]).await
+}
+
+/// [`controller`] with extra flags.
+async fn controller_with(
+    cloud: &testkit::emulator::TestCloud,
+    extra: &[&str],
+) -> (Driver, ControllerClient<tonic::transport::Channel>) {
+    let config = cloud.dir.path().join("clouds.yaml");
+    std::fs::write(&config, huawei_yaml(&cloud.handle, HuaweiAuth::AkSk(None), "")).unwrap();
+    let (driver, channel) =
+        testkit::start_controller(cloud.dir.path(), &config, extra, Duration::from_secs(20)).await;
+    (driver, ControllerClient::new(channel))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huawei_volume_is_created_published_unpublished_and_deleted() {
+    let cloud = emulator(|_| {}).await;
+    let (_driver, mut c) = controller(&cloud).await;
+    let server_id = cloud.handle.this_host_server_id().unwrap();
+
+    let request = pb::CreateVolumeRequest {
+        name: "pvc-hw".into(),
+        capacity_range: Some(pb::CapacityRange { required_bytes: 10 * GIB, limit_bytes: 0 }),
+        volume_capabilities: vec![mount_cap()],
+        parameters: HashMap::from([
+            ("type".to_string(), "SSD".to_string()),
+            ("availability".to_string(), "nova".to_string()),
+        ]),
+        ..Default::default()
+    };
+    let volume = c.create_volume(request.clone()).await.unwrap().into_inner().volume.unwrap();
+    assert_eq!(volume.capacity_bytes, 10 * GIB);
+    assert_eq!(count(&cloud.handle, "POST", "/evs/v2.1/"), 1, "created through EVS");
+    assert_eq!(
+        c.create_volume(request).await.unwrap().into_inner().volume.unwrap().volume_id,
+        volume.volume_id,
+        "a repeated create returns the same disk"
+    );
+
+    let publish = pb::ControllerPublishVolumeRequest {
+        volume_id: volume.volume_id.clone(),
+        node_id: server_id.clone(),
+        volume_capability: Some(mount_cap()),
+        ..Default::default()
+    };
+    let context = c.controller_publish_volume(publish.clone()).await.unwrap().into_inner().publish_context;
+    assert_eq!(context["volumeId"], volume.volume_id);
+    assert!(context["devicePath"].starts_with("/dev/vd"), "{context:?}");
+    assert_eq!(count(&cloud.handle, "POST", "attachvolume"), 1, "attached through ECS");
+    assert_eq!(c.controller_publish_volume(publish).await.unwrap().into_inner().publish_context, context);
+
+    let delete = pb::DeleteVolumeRequest { volume_id: volume.volume_id.clone(), ..Default::default() };
+    assert_eq!(c.delete_volume(delete.clone()).await.unwrap_err().code(), Code::FailedPrecondition);
+
+    let unpublish = pb::ControllerUnpublishVolumeRequest {
+        volume_id: volume.volume_id.clone(),
+        node_id: server_id.clone(),
+        ..Default::default()
+    };
+    c.controller_unpublish_volume(unpublish.clone()).await.unwrap();
+    c.controller_unpublish_volume(unpublish).await.expect("unpublish is idempotent");
+    c.delete_volume(delete.clone()).await.unwrap();
+    c.delete_volume(delete).await.expect("deleting a deleted volume succeeds");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while cloud.handle.cloud().read(|w| w.volume(&volume.volume_id).is_some()) {
+        assert!(std::time::Instant::now() < deadline, "the disk never went");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_distinct_creates_shares_its_disk_name_lookups() {
+    use cinder_evs_emulator::faults::{FaultAction, FaultRule};
+    let cloud = emulator(|c| {
+        c.default_quotas.insert("volumes".into(), -1);
+        c.default_quotas.insert("gigabytes".into(), -1);
+    })
+    .await;
+    let (_driver, c) = controller(&cloud).await;
+    // A slow list makes sure the burst arrives while the first lookup is still out.
+    cloud.handle.cloud().faults().add_rule(FaultRule {
+        method: Some("GET".into()),
+        route: Some("/evs/v2/{project_id}/cloudvolumes/detail".into()),
+        action: FaultAction::Slow { delay_ms: 300 },
+        rate: 1.0,
+        count: None,
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let mut c = c.clone();
+        tasks.spawn(async move {
+            let request = pb::CreateVolumeRequest {
+                name: format!("pvc-hw-burst-{i}"),
+                capacity_range: Some(pb::CapacityRange { required_bytes: 10 * GIB, limit_bytes: 0 }),
+                volume_capabilities: vec![mount_cap()],
+                parameters: HashMap::from([("availability".to_string(), "nova".to_string())]),
+                ..Default::default()
+            };
+            c.create_volume(request).await
+        });
+    }
+    for result in tasks.join_all().await {
+        result.expect("every create succeeds");
+    }
+    assert_eq!(count(&cloud.handle, "POST", "/evs/v2.1/"), 20, "one disk each");
+    let lists = count(&cloud.handle, "GET", "cloudvolumes/detail");
+    assert!(lists < 10, "20 creates took {lists} disk listings");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_repairs_the_tags_a_failed_call_left_off() {
+    use cinder_evs_emulator::faults::{FaultAction, FaultRule};
+    let cloud = emulator(|_| {}).await;
+    cloud.handle.cloud().faults().add_rule(FaultRule {
+        method: Some("POST".into()),
+        route: Some("/evs/v2/{project_id}/cloudvolumes/{volume_id}/tags/action".into()),
+        action: FaultAction::Error { status: 400, retry_after: None, message: None },
+        rate: 1.0,
+        count: Some(1),
+    });
+    let (driver, mut c) =
+        controller_with(&cloud, &["--tag-repair-interval", "300ms", "--metrics-address", "127.0.0.1:0"])
+            .await;
+    let line = driver.wait_for_log(|l| l.contains("serving /metrics"), Duration::from_secs(20));
+    let metrics_address =
+        line.split("address=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let request = pb::CreateVolumeRequest {
+        name: "pvc-hw-tags".into(),
+        capacity_range: Some(pb::CapacityRange { required_bytes: 10 * GIB, limit_bytes: 0 }),
+        volume_capabilities: vec![mount_cap()],
+        parameters: HashMap::from([("availability".to_string(), "nova".to_string())]),
+        ..Default::default()
+    };
+    let volume = c.create_volume(request).await.unwrap().into_inner().volume.unwrap();
+
+    let path = format!("/evs/v2/{}/cloudvolumes/{}/tags", cloud.handle.demo().project_id, volume.volume_id);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = cloud.huawei(&cloud.demo_key(), reqwest::Method::GET, &path, &[], None).await;
+        let tags = reply.body["tags"].as_array().cloned().unwrap_or_default();
+        if tags.iter().any(|t| t["key"] == "cinder-evs-csi_cluster-id" && t["value"] == "test-cluster") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the disk was never tagged: {:?}", reply.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(count(&cloud.handle, "POST", "resource_instances/action") >= 1, "found through the tag query");
+    // The pass records its count once it has gone through every disk.
+    loop {
+        let metrics = http_get(&metrics_address, "/metrics");
+        if metrics.contains(r#"cinder_evs_csi_tag_repairs_total{outcome="repaired"} 1"#) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the repair was never counted: {metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
