@@ -220,8 +220,9 @@ async fn the_controller_repairs_the_tags_a_disk_has_lost() {
     let path = format!("/evs/v2/{}/cloudvolumes/{}/tags", cloud.handle.demo().project_id, volume.volume_id);
     // Someone strips the tags by hand (or an older driver's tag call failed).
     let strip = serde_json::json!({"action": "delete", "tags": [{"key": "cinder-evs-csi_cluster-id"}]});
-    let reply =
-        cloud.huawei(&cloud.demo_key(), reqwest::Method::POST, &format!("{path}/action"), &[], Some(strip)).await;
+    let reply = cloud
+        .huawei(&cloud.demo_key(), reqwest::Method::POST, &format!("{path}/action"), &[], Some(strip))
+        .await;
     assert_eq!(reply.status, 204, "{:?}", reply.body);
 
     let deadline = std::time::Instant::now() + Duration::from_secs(20);

@@ -314,7 +314,10 @@ async fn a_v2_1_create_keeps_the_tags_of_its_body() {
     let id = reply.body["volume_ids"][0].as_str().unwrap().to_string();
     let tags =
         cloud.huawei(&key, Method::GET, &evs(&cloud, &format!("/cloudvolumes/{id}/tags")), &[], None).await;
-    assert_eq!(tags.body["tags"], json!([{"key": "cluster", "value": "c1"}, {"key": "pvc", "value": "data-0"}]));
+    assert_eq!(
+        tags.body["tags"],
+        json!([{"key": "cluster", "value": "c1"}, {"key": "pvc", "value": "data-0"}])
+    );
     let query = json!({"action": "filter", "tags": [{"key": "cluster", "values": ["c1"]}], "limit": 10});
     let found = cloud
         .huawei(&key, Method::POST, &evs(&cloud, "/cloudvolumes/resource_instances/action"), &[], Some(query))

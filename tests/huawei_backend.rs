@@ -197,8 +197,11 @@ async fn attach_answers_when_the_ecs_job_succeeds_without_reading_the_disk_again
     assert_eq!(attached.device_hint, None, "the node finds an EVS disk by its serial");
     let c = cloud.lock().unwrap();
     assert!(c.rejected.is_empty(), "{:?}", c.rejected);
-    let disk_reads =
-        c.requests.iter().filter(|r| r.ends_with("cloudvolumes/b0000000-0000-4000-8000-000000000002")).count();
+    let disk_reads = c
+        .requests
+        .iter()
+        .filter(|r| r.ends_with("cloudvolumes/b0000000-0000-4000-8000-000000000002"))
+        .count();
     assert_eq!(disk_reads, 1, "the read before the attach only: {:?}", c.requests);
     assert_eq!(
         c.bodies
@@ -362,7 +365,10 @@ async fn detach_answers_when_the_ecs_job_succeeds_without_reading_the_disk_again
         c.requests
             .contains(&format!("GET /v1/{PROJECT}/jobs/job-detach-5e000000-0000-4000-8000-000000000001"))
     );
-    let disk_reads =
-        c.requests.iter().filter(|r| r.ends_with("cloudvolumes/b0000000-0000-4000-8000-000000000006")).count();
+    let disk_reads = c
+        .requests
+        .iter()
+        .filter(|r| r.ends_with("cloudvolumes/b0000000-0000-4000-8000-000000000006"))
+        .count();
     assert_eq!(disk_reads, 1, "the read before the detach only: {:?}", c.requests);
 }

@@ -58,7 +58,10 @@ pub(super) fn create_tags(map: &Map<String, Value>) -> ApiResult<Map<String, Val
             return Err(evs_bad("EVS.1018", "Type conversion error , parameter type is unexpected: tags"));
         };
         if !valid_key(key) {
-            return Err(evs_bad("EVS.5400", format!("Invalid tag key {key:?}: 1 to 36 letters, digits, - or _.")));
+            return Err(evs_bad(
+                "EVS.5400",
+                format!("Invalid tag key {key:?}: 1 to 36 letters, digits, - or _."),
+            ));
         }
         if !valid_value(value) {
             return Err(evs_bad(
