@@ -65,8 +65,8 @@ impl StatusSource for SnapshotStates {
 }
 
 /// Looks disk names up in EVS: a `?name=` query each, or, for a burst of names, one listing
-/// of the disks carrying the owner's metadata. Metadata rather than tags: a disk gets its
-/// metadata in the create request itself, its tags only in a second call that may fail.
+/// of the disks carrying the owner's metadata. Metadata rather than tags: tags can be removed
+/// by hand and are only put back by the next repair pass; metadata is what ownership is.
 #[derive(Debug)]
 struct DiskNames {
     evs: Arc<Evs>,
