@@ -32,14 +32,7 @@ struct Bench {
 
 /// Runs every controller row, appending to `rows`.
 pub async fn run(dir: &Path, rows: &mut Vec<Row>) {
-    let mut config = EmulatorConfig::in_dir(state_dir(dir));
-    config.persist = false;
-    config.metadata_listen = None;
-    config.loop_devices = false;
-    config.release_loops_on_shutdown = true;
-    config.latency = Duration::ZERO;
-    config.default_quotas.insert("volumes".into(), -1);
-    config.default_quotas.insert("gigabytes".into(), -1);
+    let config = emulator_config(state_dir(dir));
     let cloud = cinder_evs_csi::emulator::start(config).await.expect("start the emulator");
     let clouds_yaml = dir.join("clouds.yaml");
     std::fs::write(&clouds_yaml, clouds_yaml_text(&cloud)).expect("write clouds.yaml");
@@ -51,7 +44,7 @@ pub async fn run(dir: &Path, rows: &mut Vec<Row>) {
         return;
     }
     if std::env::var("BENCH_ONLY").is_ok_and(|o| o == "sequential") {
-        crate::sequential::run(dir, &cloud, rows).await;
+        crate::sequential::run(dir, rows).await;
         cloud.shutdown().await;
         return;
     }
@@ -90,7 +83,7 @@ pub async fn run(dir: &Path, rows: &mut Vec<Row>) {
     rows.push(bench.keystone_row(&before));
     // After the Keystone row: these rows start controllers of their own.
     if std::env::var("BENCH_SKIP_SEQUENTIAL").is_err() {
-        crate::sequential::run(dir, &bench.cloud, rows).await;
+        crate::sequential::run(dir, rows).await;
     }
     if std::env::var("BENCH_SKIP_SCALE").is_err() {
         crate::scale::run(dir, &bench.cloud, rows).await;
@@ -126,17 +119,37 @@ pub async fn startup(dir: &Path, name: &str, args: &[&str]) -> Row {
 /// The emulator's volume files: on tmpfs when there is one, since the disk under them is not
 /// what is being measured (nor is the state file, which this emulator does not write).
 fn state_dir(dir: &Path) -> std::path::PathBuf {
+    named_state_dir(dir, "cloud")
+}
+
+/// A state directory for an emulator called `name`: on tmpfs when there is one (removed by
+/// [`remove_state_dir`]), else under `dir`.
+pub fn named_state_dir(dir: &Path, name: &str) -> std::path::PathBuf {
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
-        let path = shm.join(format!("cinder-evs-csi-bench-{}", std::process::id()));
+        let path = shm.join(format!("cinder-evs-csi-bench-{}", std::process::id())).join(name);
         if std::fs::create_dir_all(&path).is_ok() {
             return path;
         }
     }
-    dir.join("cloud")
+    dir.join(name)
 }
 
-/// Removes the tmpfs state directory, if one was used.
+/// The emulator configuration every bench cloud uses: state in memory, no loop devices, no
+/// quotas in the way, no latency until a row sets one.
+pub fn emulator_config(state: std::path::PathBuf) -> EmulatorConfig {
+    let mut config = EmulatorConfig::in_dir(state);
+    config.persist = false;
+    config.metadata_listen = None;
+    config.loop_devices = false;
+    config.release_loops_on_shutdown = true;
+    config.latency = Duration::ZERO;
+    config.default_quotas.insert("volumes".into(), -1);
+    config.default_quotas.insert("gigabytes".into(), -1);
+    config
+}
+
+/// Removes the tmpfs state directories, if they were used.
 pub fn remove_state_dir() {
     let _ = std::fs::remove_dir_all(format!("/dev/shm/cinder-evs-csi-bench-{}", std::process::id()));
 }

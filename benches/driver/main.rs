@@ -28,7 +28,9 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut rows = Vec::new();
     // `BENCH_ONLY=controller` or `BENCH_ONLY=node` runs one half (for profiling a row),
-    // `BENCH_ONLY=sequential` only the sequential rows of issue 19;
+    // `BENCH_ONLY=sequential` or `BENCH_ONLY=scale` only those rows of issue 19, and within the
+    // sequential rows `BENCH_SEQ_FACES=cinder|evs`, `BENCH_SEQ_JITTER=steady|jitter` and
+    // `BENCH_SEQ_MAX_MS=1000` narrow them further (docs/benchmarks.md lists them);
     // docs/benchmarks.md is only rewritten from a full run.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     if only != "node" {

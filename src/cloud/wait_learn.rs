@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::telemetry::metrics::Metrics;
 
@@ -15,13 +15,21 @@ use crate::telemetry::metrics::Metrics;
 const ALPHA: f64 = 0.25;
 /// Completions needed before an estimate is trusted to skip polls.
 pub const WARM_AFTER: u32 = 3;
-/// One learned wait in this many probes early. A wait whose first look comes after the
-/// completion learns only that it was done by then; without an early look now and then, an
-/// estimate would never notice the cloud getting faster.
-pub const PROBE_EVERY: u32 = 10;
+/// An estimate that has learned nothing for this long is stale: the next wait of its kind
+/// probes early. A wait whose first look comes after the completion learns only that it was
+/// done by then, so without an early look now and then an estimate would never notice the
+/// cloud getting faster; but while transitions keep their time, a probe is a wasted call, and
+/// steady waits teach nothing new. Staleness bounds how long a faster cloud goes unnoticed
+/// (one probe per kind per period) without charging every tenth wait a call.
+pub const STALE_AFTER: Duration = Duration::from_secs(300);
 /// Kinds remembered per cloud; volume types come from the cloud's catalogue, but a bound keeps a
 /// misconfigured cluster (thousands of types) from growing the table and the metrics.
 const MAX_KINDS: usize = 128;
+/// The fixed part of the latency a wait may add to a transition (the target is 1.05 × the
+/// transition + 50 ms); the first look spends at most half of it.
+const LATENCY_ALLOWANCE: Duration = Duration::from_millis(50);
+/// The share of the transition a wait may add to it.
+const LATENCY_SHARE: f64 = 0.05;
 
 /// What a wait is for: the key of the estimate it uses and teaches.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -71,6 +79,12 @@ impl Estimate {
 
     /// The poll plan for a wait that starts now, under the engine's limits; a `probe` looks
     /// early, to learn the completion time from both sides.
+    ///
+    /// The first look aims at the upper edge of the steady completions (mean + 2 spread), not
+    /// the mean: a look that lands a few milliseconds before the completion costs a whole call
+    /// more, one that lands a few after costs a few milliseconds. The margin is capped at half
+    /// the latency allowance (2.5 % of the expected time + 25 ms), so a wait still answers
+    /// within 1.05 × the transition + 50 ms.
     pub fn plan(
         &self,
         min_interval: Duration,
@@ -87,7 +101,9 @@ impl Estimate {
         // transition done. Scattered ones: start early enough to catch the fast ones; the
         // spread the look interval itself causes (half an interval) is not scatter.
         let scatter = self.spread.saturating_sub(min_interval / 2);
-        let first = (self.mean + min_interval / 2).saturating_sub(scatter.mul_f64(1.5));
+        let allowance = self.mean.mul_f64(LATENCY_SHARE) + LATENCY_ALLOWANCE;
+        let margin = (2 * self.spread + min_interval / 2).min(allowance / 2);
+        let first = (self.mean + margin).saturating_sub(scatter.mul_f64(1.5));
         // Halfway: a cloud that got much faster shows at once, one that did not costs one look.
         let probe_at = probe.then_some(first / 2).filter(|p| !p.is_zero());
         let until = self.mean + 3 * self.spread + 2 * dense;
@@ -162,8 +178,24 @@ impl Completion {
 #[derive(Default)]
 struct Table {
     estimates: HashMap<WaitKind, Estimate>,
-    /// Learned waits started, per kind: every `PROBE_EVERY`th probes.
-    planned: HashMap<WaitKind, u32>,
+    /// Per kind, when its estimate last learned and whether the next wait must probe.
+    freshness: HashMap<WaitKind, Freshness>,
+}
+
+/// Whether an estimate still describes the cloud.
+#[derive(Clone, Copy, Debug)]
+struct Freshness {
+    /// When the estimate last learned a completion.
+    learned_at: Instant,
+    /// The last completion came well before the estimate: probe again until one finds the
+    /// transition still under way, so that a faster cloud is followed down in a few waits.
+    chasing: bool,
+}
+
+impl Freshness {
+    fn wants_probe(&self, now: Instant) -> bool {
+        self.chasing || now.saturating_duration_since(self.learned_at) >= STALE_AFTER
+    }
 }
 
 struct Shared {
@@ -220,11 +252,27 @@ impl Estimates {
         max_interval: Duration,
         dense_share: f64,
     ) -> Option<(Estimate, Plan)> {
+        self.plan_at(kind, min_interval, max_interval, dense_share, Instant::now())
+    }
+
+    /// [`Estimates::plan`] at `now`: a stale estimate probes, and one probe per staleness is
+    /// enough (the probing wait's completion refreshes it, or the next wait would probe too).
+    fn plan_at(
+        &self,
+        kind: &WaitKind,
+        min_interval: Duration,
+        max_interval: Duration,
+        dense_share: f64,
+        now: Instant,
+    ) -> Option<(Estimate, Plan)> {
         let mut table = self.shared.table.lock().unwrap_or_else(|e| e.into_inner());
         let estimate = table.estimates.get(kind).copied().filter(|e| e.samples >= WARM_AFTER)?;
-        let started = table.planned.entry(kind.clone()).or_default();
-        *started = started.wrapping_add(1);
-        let probe = started.is_multiple_of(PROBE_EVERY);
+        let freshness = table.freshness.get_mut(kind)?;
+        let probe = freshness.wants_probe(now);
+        if probe && !freshness.chasing {
+            // Another probe only after another period, unless this one finds the cloud faster.
+            freshness.learned_at = now;
+        }
         Some((estimate, estimate.plan(min_interval, max_interval, dense_share, probe)))
     }
 
@@ -236,16 +284,28 @@ impl Estimates {
 
     /// Learns one completion of `kind`.
     pub fn learn(&self, kind: &WaitKind, sample: Duration) {
+        self.learn_at(kind, sample, Instant::now());
+    }
+
+    /// [`Estimates::learn`] at `now`.
+    fn learn_at(&self, kind: &WaitKind, sample: Duration, now: Instant) {
         let updated = {
             let mut table = self.shared.table.lock().unwrap_or_else(|e| e.into_inner());
             if !table.estimates.contains_key(kind) && table.estimates.len() >= MAX_KINDS {
                 return;
             }
-            let updated = match table.estimates.get(kind) {
+            let previous = table.estimates.get(kind).copied();
+            let updated = match previous {
                 Some(e) => e.learn(sample),
                 None => Estimate::first(sample),
             };
+            // Well before the old estimate (beyond its spread and a poll interval's rounding)
+            // means the cloud got faster than the estimate can see from late first looks.
+            let chasing = previous
+                .filter(|e| e.samples >= WARM_AFTER)
+                .is_some_and(|e| sample + 2 * e.spread + LATENCY_ALLOWANCE / 2 < e.mean);
             table.estimates.insert(kind.clone(), updated);
+            table.freshness.insert(kind.clone(), Freshness { learned_at: now, chasing });
             updated
         };
         if let Some(metrics) = &self.shared.metrics {
@@ -307,7 +367,7 @@ mod tests {
     fn a_learned_plan_sleeps_until_the_expected_completion_then_polls_densely() {
         let estimate = learned(&[1000; 12]).warm(&kind()).unwrap();
         let plan = estimate.plan(25 * MS, Duration::from_secs(2), 0.1, false);
-        assert!(plan.first > 1000 * MS && plan.first <= 1025 * MS, "one look just after: {plan:?}");
+        assert!(plan.first > 1000 * MS && plan.first <= 1050 * MS, "one look just after: {plan:?}");
         assert_eq!(plan.dense, 25 * MS, "a narrow spread polls at the engine's shortest interval");
         assert!(plan.until > 1000 * MS && plan.until < 1100 * MS, "{plan:?}");
     }
@@ -324,17 +384,71 @@ mod tests {
         assert!(plan.until >= 1300 * MS, "the dense phase covers the slow end: {plan:?}");
     }
 
+    fn plan_at(estimates: &Estimates, now: Instant) -> Plan {
+        estimates.plan_at(&kind(), 25 * MS, Duration::from_secs(2), 0.1, now).unwrap().1
+    }
+
     #[test]
-    fn every_tenth_learned_wait_probes_before_the_expected_time() {
-        let estimates = learned(&[1000; 12]);
-        let plans: Vec<Plan> = (0..PROBE_EVERY)
-            .map(|_| estimates.plan(&kind(), 25 * MS, Duration::from_secs(2), 0.1).unwrap().1)
-            .collect();
-        let probes: Vec<_> = plans.iter().filter_map(|p| p.probe_at).collect();
-        assert_eq!(probes.len(), 1, "{plans:?}");
-        assert!(probes[0] <= 510 * MS, "halfway to the expected time: {probes:?}");
-        let probing = plans.iter().find(|p| p.probe_at.is_some()).unwrap();
-        assert_eq!(probing.next_after(probes[0]), Some(probing.first), "then the usual first look");
+    fn a_fresh_estimate_never_probes() {
+        let estimates = Estimates::default();
+        let start = Instant::now();
+        for _ in 0..12 {
+            estimates.learn_at(&kind(), 1000 * MS, start);
+        }
+        let plans: Vec<Plan> =
+            (0..50).map(|i| plan_at(&estimates, start + i * Duration::from_secs(5))).collect();
+        assert!(plans.iter().all(|p| p.probe_at.is_none()), "{plans:?}");
+    }
+
+    #[test]
+    fn a_stale_estimate_probes_once_per_period_halfway_to_the_expected_time() {
+        let estimates = Estimates::default();
+        let start = Instant::now();
+        for _ in 0..12 {
+            estimates.learn_at(&kind(), 1000 * MS, start);
+        }
+        let stale = start + STALE_AFTER;
+        let probing = plan_at(&estimates, stale);
+        let probe = probing.probe_at.expect("a stale estimate probes");
+        assert!(probe <= 530 * MS, "halfway to the first look: {probing:?}");
+        assert_eq!(probing.next_after(probe), Some(probing.first), "then the usual first look");
+        assert_eq!(plan_at(&estimates, stale + MS).probe_at, None, "one probe per period");
+        assert!(plan_at(&estimates, stale + STALE_AFTER).probe_at.is_some(), "and again a period later");
+    }
+
+    #[test]
+    fn a_completion_well_before_the_estimate_keeps_probing_until_one_finds_it_under_way() {
+        let estimates = Estimates::default();
+        let start = Instant::now();
+        for _ in 0..12 {
+            estimates.learn_at(&kind(), 1000 * MS, start);
+        }
+        // A probe found the transition done at 500 ms: the cloud got faster.
+        estimates.learn_at(&kind(), 500 * MS, start + MS);
+        assert!(plan_at(&estimates, start + 2 * MS).probe_at.is_some(), "chase it");
+        assert!(plan_at(&estimates, start + 3 * MS).probe_at.is_some(), "until a probe says otherwise");
+        // A probe that found it pending, then a completion near the estimate.
+        let mean = estimates.warm(&kind()).unwrap().mean;
+        estimates.learn_at(&kind(), mean, start + 4 * MS);
+        assert_eq!(plan_at(&estimates, start + 5 * MS).probe_at, None, "caught up");
+    }
+
+    #[test]
+    fn the_first_look_aims_past_steady_completions_within_half_the_latency_allowance() {
+        // Completions that scatter by a few milliseconds (poll rounding, HTTP jitter).
+        let estimate =
+            learned(&[1000, 1010, 990, 1005, 995, 1000, 1010, 990, 1000, 1005]).warm(&kind()).unwrap();
+        let plan = estimate.plan(25 * MS, Duration::from_secs(2), 0.1, false);
+        assert!(
+            plan.first >= estimate.mean + 2 * estimate.spread,
+            "past the upper edge: {plan:?} {estimate:?}"
+        );
+        assert!(plan.first <= estimate.mean + 50 * MS, "half of 5 % + 50 ms at most: {plan:?}");
+        let short = learned(&[200, 260, 140, 230, 170, 200, 260, 140]).warm(&kind()).unwrap();
+        let margin = (short.mean + 2 * short.spread).saturating_sub(short.mean);
+        assert!(margin > 30 * MS, "a wide spread would ask for more: {short:?}");
+        let plan = short.plan(25 * MS, Duration::from_secs(2), 0.1, false);
+        assert!(plan.first <= short.mean + 30 * MS, "but the margin stops at 2.5 % + 25 ms: {plan:?}");
     }
 
     #[test]

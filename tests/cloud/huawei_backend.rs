@@ -111,18 +111,32 @@ async fn create_follows_the_job_to_the_disk_and_waits_until_it_is_available() {
     assert_eq!(create["volume"]["volume_type"], "GPSSD");
     assert_eq!(create["volume"]["size"], 20);
     assert_eq!(c.client_tokens.len(), 1, "the create carries an idempotency token");
-    let tags = &c.bodies
-        [&format!("POST /v2/{PROJECT}/cloudvolumes/b0000000-0000-4000-8000-000000000001/tags/action")];
-    assert_eq!(
-        tags,
-        &json!({"action": "create", "tags": [{"key": "cinder-evs-csi_cluster-id", "value": "prod"}]})
-    );
     assert!(
         c.signed_headers.iter().any(|h| h == "content-type;host;x-project-id;x-sdk-date"),
         "{:?}",
         c.signed_headers
     );
     assert!(c.signed_headers.iter().all(|h| h.contains("host") && h.contains("x-sdk-date")));
+}
+
+#[tokio::test]
+async fn create_sends_the_tags_in_its_body_and_makes_no_tag_call() {
+    let cloud: Shared = Arc::new(Mutex::new(Default::default()));
+    {
+        let mut c = cloud.lock().unwrap();
+        c.create_job = Some("job-create-3".into());
+        c.jobs.insert(
+            "job-create-3".into(),
+            vec![json!({"status": "RUNNING", "job_id": "job-create-3", "job_type": "createVolume",
+                        "entities": {"volume_id": "b0000000-0000-4000-8000-000000000005"}})],
+        );
+    }
+    let backend = backend(&cloud).await;
+    tokio::time::timeout(GUARD, backend.create_volume(&spec())).await.unwrap().unwrap();
+    let c = cloud.lock().unwrap();
+    let create = &c.bodies[&format!("POST /v2.1/{PROJECT}/cloudvolumes")];
+    assert_eq!(create["volume"]["tags"], json!({"cinder-evs-csi_cluster-id": "prod"}));
+    assert!(!c.requests.iter().any(|r| r.contains("/tags")), "{:?}", c.requests);
 }
 
 #[tokio::test]
@@ -143,7 +157,7 @@ async fn a_failed_create_job_reports_the_clouds_error() {
 }
 
 #[tokio::test]
-async fn attach_waits_for_the_ecs_job_and_reports_the_device() {
+async fn attach_answers_when_the_ecs_job_succeeds_without_reading_the_disk_again() {
     let cloud: Shared = Arc::new(Mutex::new(Default::default()));
     {
         let mut c = cloud.lock().unwrap();
@@ -178,9 +192,15 @@ async fn attach_waits_for_the_ecs_job_and_reports_the_device() {
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(attached.device_hint.as_deref(), Some("/dev/vdb"));
+    assert_eq!(attached.device_hint, None, "the node finds an EVS disk by its serial");
     let c = cloud.lock().unwrap();
     assert!(c.rejected.is_empty(), "{:?}", c.rejected);
+    let disk_reads = c
+        .requests
+        .iter()
+        .filter(|r| r.ends_with("cloudvolumes/b0000000-0000-4000-8000-000000000002"))
+        .count();
+    assert_eq!(disk_reads, 1, "the read before the attach only: {:?}", c.requests);
     assert_eq!(
         c.bodies
             [&format!("POST /v1/{PROJECT}/cloudservers/5e000000-0000-4000-8000-000000000001/attachvolume")],
@@ -215,7 +235,7 @@ async fn attaching_an_already_attached_disk_sends_nothing_to_ecs() {
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(attached.device_hint.as_deref(), Some("/dev/vdc"));
+    assert_eq!(attached.device_hint, None);
     assert!(!cloud.lock().unwrap().requests.iter().any(|r| r.contains("attachvolume")));
 }
 
@@ -300,4 +320,53 @@ async fn a_tag_query_answer_without_total_count_ends_at_its_short_page() {
         [&format!("POST /v2/{PROJECT}/cloudvolumes/resource_instances/action")]
         .clone();
     assert_eq!(body["offset"], 2, "the second page starts after the first");
+}
+
+#[tokio::test]
+async fn detach_answers_when_the_ecs_job_succeeds_without_reading_the_disk_again() {
+    let cloud: Shared = Arc::new(Mutex::new(Default::default()));
+    {
+        let mut c = cloud.lock().unwrap();
+        c.jobs.insert(
+            "job-detach-5e000000-0000-4000-8000-000000000001".into(),
+            vec![
+                json!({"status": "RUNNING", "job_id": "job-detach-5e000000-0000-4000-8000-000000000001", "job_type": "detachVolume"}),
+                json!({"status": "SUCCESS", "job_id": "job-detach-5e000000-0000-4000-8000-000000000001", "job_type": "detachVolume"}),
+            ],
+        );
+        c.volumes.insert(
+            "b0000000-0000-4000-8000-000000000006".into(),
+            vec![volume(
+                "b0000000-0000-4000-8000-000000000006",
+                "in-use",
+                json!([{"server_id": "5e000000-0000-4000-8000-000000000001", "attachment_id": "a1"}]),
+            )],
+        );
+    }
+    let backend = backend(&cloud).await;
+    tokio::time::timeout(
+        GUARD,
+        backend.detach(
+            &cid("b0000000-0000-4000-8000-000000000006"),
+            &cid("5e000000-0000-4000-8000-000000000001"),
+            GUARD,
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let c = cloud.lock().unwrap();
+    assert!(c.requests.contains(&format!(
+        "DELETE /v1/{PROJECT}/cloudservers/5e000000-0000-4000-8000-000000000001/detachvolume/b0000000-0000-4000-8000-000000000006"
+    )));
+    assert!(
+        c.requests
+            .contains(&format!("GET /v1/{PROJECT}/jobs/job-detach-5e000000-0000-4000-8000-000000000001"))
+    );
+    let disk_reads = c
+        .requests
+        .iter()
+        .filter(|r| r.ends_with("cloudvolumes/b0000000-0000-4000-8000-000000000006"))
+        .count();
+    assert_eq!(disk_reads, 1, "the read before the detach only: {:?}", c.requests);
 }

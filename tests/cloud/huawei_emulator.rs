@@ -205,8 +205,11 @@ async fn attach_and_detach_through_ecs_jobs_are_idempotent() {
     let b = aksk(&cloud).await;
     let id = ready_volume(&b, "pvc-attach", 10).await;
     let attached = b.backend.attach(&testkit::cid(&id), &testkit::cid(&server), WAIT).await.unwrap();
-    assert!(attached.device_hint.as_deref().is_some_and(|d| d.starts_with("/dev/")), "{attached:?}");
+    assert_eq!(attached.device_hint, None, "the node finds an EVS disk by its serial");
     assert!(count(&cloud.handle, "GET", "/ecs/v1/") >= 1, "the ECS job was followed");
+    let disk = b.backend.get_volume(&testkit::cid(&id)).await.unwrap().unwrap();
+    assert_eq!(disk.status, VolumeStatus::InUse, "attached when the attach answers");
+    assert!(disk.attachments.iter().any(|a| a.server_id == server));
     assert_eq!(
         b.backend.attach(&testkit::cid(&id), &testkit::cid(&server), WAIT).await.unwrap(),
         attached,
@@ -441,8 +444,10 @@ async fn encryption_and_scsi_become_the_disks_system_metadata() {
     assert_eq!(ready.metadata["__system__encrypted"], "1");
     assert_eq!(ready.metadata["__system__cmkid"], key);
     assert_eq!(ready.metadata["hw:passthrough"], "true");
-    let attached = b.backend.attach(&testkit::cid(&created.id), &testkit::cid(&server), WAIT).await.unwrap();
-    assert!(attached.device_hint.as_deref().is_some_and(|d| d.starts_with("/dev/sd")), "{attached:?}");
+    b.backend.attach(&testkit::cid(&created.id), &testkit::cid(&server), WAIT).await.unwrap();
+    let disk = b.backend.get_volume(&testkit::cid(&created.id)).await.unwrap().unwrap();
+    let device = disk.attachments.iter().find(|a| a.server_id == server).and_then(|a| a.device.clone());
+    assert!(device.as_deref().is_some_and(|d| d.starts_with("/dev/sd")), "a SCSI device: {disk:?}");
 }
 
 #[tokio::test]
@@ -535,6 +540,16 @@ fn refuse_tagging(cloud: &TestCloud, count: u64) {
     fail_posts(cloud, "/evs/v2/{project_id}/cloudvolumes/{volume_id}/tags/action", 400, count);
 }
 
+/// Removes every tag of the disk, as someone editing it by hand would.
+async fn strip_tags(cloud: &TestCloud, id: &str) {
+    let keys: Vec<_> = tags_of(cloud, id).await.into_keys().map(|k| serde_json::json!({"key": k})).collect();
+    let action = format!("/evs/v2/{}/cloudvolumes/{id}/tags/action", cloud.handle.demo().project_id);
+    let strip = serde_json::json!({"action": "delete", "tags": keys});
+    let reply = cloud.huawei(&cloud.demo_key(), Method::POST, &action, &[], Some(strip)).await;
+    assert_eq!(reply.status, 204, "{:?}", reply.body);
+    assert!(tags_of(cloud, id).await.is_empty());
+}
+
 /// The disk's tags as EVS shows them.
 async fn tags_of(cloud: &TestCloud, id: &str) -> BTreeMap<String, String> {
     let path = format!("/evs/v2/{}/cloudvolumes/{id}/tags", cloud.handle.demo().project_id);
@@ -569,12 +584,11 @@ async fn a_new_disk_is_tagged_with_its_cluster_and_claim() {
 }
 
 #[tokio::test]
-async fn a_disk_whose_tagging_failed_gets_its_tags_from_the_repair() {
+async fn a_disk_that_lost_its_tags_gets_them_from_the_repair() {
     let cloud = emulator(|_| {}).await;
     let b = owned(&cloud, "prod");
-    refuse_tagging(&cloud, 1);
     let id = ready(&b, &pvc_spec("pvc-untagged", "prod")).await;
-    assert!(tags_of(&cloud, &id).await.is_empty(), "the create's tag call failed");
+    strip_tags(&cloud, &id).await;
 
     let report = b.backend.repair_tags().await.unwrap();
     assert_eq!(report, TagRepair { checked: 1, repaired: 1, failed: 0 });
@@ -620,8 +634,8 @@ async fn a_tag_removed_by_hand_is_added_again_and_other_tags_are_kept() {
 async fn the_repair_leaves_other_clusters_disks_alone() {
     let cloud = emulator(|_| {}).await;
     let b = owned(&cloud, "prod");
-    refuse_tagging(&cloud, 1);
     let theirs = ready(&b, &pvc_spec("pvc-theirs", "staging")).await;
+    strip_tags(&cloud, &theirs).await;
 
     let report = b.backend.repair_tags().await.unwrap();
     assert_eq!(report, TagRepair::default(), "nothing of this cluster to check");
@@ -632,8 +646,9 @@ async fn the_repair_leaves_other_clusters_disks_alone() {
 async fn a_refused_repair_is_counted_and_the_next_pass_retries() {
     let cloud = emulator(|_| {}).await;
     let b = owned(&cloud, "prod");
-    refuse_tagging(&cloud, 2);
     let id = ready(&b, &pvc_spec("pvc-stubborn", "prod")).await;
+    strip_tags(&cloud, &id).await;
+    refuse_tagging(&cloud, 1);
 
     assert_eq!(b.backend.repair_tags().await.unwrap(), TagRepair { checked: 1, repaired: 0, failed: 1 });
     assert!(tags_of(&cloud, &id).await.is_empty());

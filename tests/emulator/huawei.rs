@@ -296,6 +296,67 @@ async fn tags_are_added_listed_queried_and_removed() {
     assert_eq!(after.body["tags"], json!([{"key": "team", "value": "a"}]));
 }
 
+/// `/evs/v2.1/{project}{rest}`: the create that takes tags in its body.
+fn evs21(cloud: &TestCloud, rest: &str) -> String {
+    format!("/evs/v2.1/{}{rest}", project(cloud))
+}
+
+#[tokio::test]
+async fn a_v2_1_create_keeps_the_tags_of_its_body() {
+    let cloud = TestCloud::start().await;
+    let key = cloud.demo_key();
+    let mut body = disk(20);
+    body["volume"]["tags"] = json!({"cluster": "c1", "pvc": "data-0"});
+    let reply = cloud.huawei(&key, Method::POST, &evs21(&cloud, "/cloudvolumes"), &[], Some(body)).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let id = reply.body["volume_ids"][0].as_str().unwrap().to_string();
+    let tags =
+        cloud.huawei(&key, Method::GET, &evs(&cloud, &format!("/cloudvolumes/{id}/tags")), &[], None).await;
+    assert_eq!(
+        tags.body["tags"],
+        json!([{"key": "cluster", "value": "c1"}, {"key": "pvc", "value": "data-0"}])
+    );
+    let query = json!({"action": "filter", "tags": [{"key": "cluster", "values": ["c1"]}], "limit": 10});
+    let found = cloud
+        .huawei(&key, Method::POST, &evs(&cloud, "/cloudvolumes/resource_instances/action"), &[], Some(query))
+        .await;
+    assert_eq!(found.body["total_count"], 1, "{:?}", found.body);
+}
+
+#[tokio::test]
+async fn a_v2_1_create_with_bad_tags_is_refused_and_makes_no_disk() {
+    let cloud = TestCloud::start().await;
+    let key = cloud.demo_key();
+    let eleven: serde_json::Map<String, Value> = (0..11).map(|i| (format!("k{i}"), json!("v"))).collect();
+    for (tags, want) in [
+        (json!({"bad key!": "v"}), "EVS.5400"),
+        (json!({"k": "bad value!"}), "EVS.5400"),
+        (json!({"k": 1}), "EVS.1018"),
+        (json!([{"key": "k", "value": "v"}]), "EVS.1018"),
+        (Value::Object(eleven), "EVS.5400"),
+    ] {
+        let mut body = disk(20);
+        body["volume"]["tags"] = tags.clone();
+        let reply = cloud.huawei(&key, Method::POST, &evs21(&cloud, "/cloudvolumes"), &[], Some(body)).await;
+        assert_eq!(reply.status, 400, "{tags}: {:?}", reply.body);
+        assert_eq!(code(&reply), want, "{tags}: {:?}", reply.body);
+    }
+    let listed = cloud.huawei(&key, Method::GET, &evs(&cloud, "/cloudvolumes/detail"), &[], None).await;
+    assert_eq!(listed.body["count"], 0);
+}
+
+#[tokio::test]
+async fn a_v2_create_ignores_tags_as_its_reference_documents_none() {
+    let cloud = TestCloud::start().await;
+    let key = cloud.demo_key();
+    let mut body = disk(20);
+    body["volume"]["tags"] = json!({"cluster": "c1"});
+    let id = create_disks(&cloud, &key, body).await.remove(0);
+    let tags =
+        cloud.huawei(&key, Method::GET, &evs(&cloud, &format!("/cloudvolumes/{id}/tags")), &[], None).await;
+    assert_eq!(tags.body["tags"], json!([]));
+}
+
 #[tokio::test]
 async fn a_tag_query_pages_by_offset_and_needs_its_tag_list() {
     let cloud = TestCloud::start().await;

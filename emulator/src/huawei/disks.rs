@@ -120,7 +120,8 @@ async fn create_v2(
     Extension(ctx): Extension<Ctx>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let (job_id, _) = create(&cloud, &ctx, &body)?;
+    // The v2 create documents no tags (reference 6.1.1); a `tags` field there is ignored.
+    let (job_id, _) = create(&cloud, &ctx, &body, false)?;
     Ok(Json(json!({"job_id": job_id})))
 }
 
@@ -129,15 +130,16 @@ async fn create_v21(
     Extension(ctx): Extension<Ctx>,
     body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let (job_id, volume_ids) = create(&cloud, &ctx, &body)?;
+    let (job_id, volume_ids) = create(&cloud, &ctx, &body, true)?;
     if cloud.config().evs_ids_from_jobs_only {
         return Ok(Json(json!({"job_id": job_id})));
     }
     Ok(Json(json!({"job_id": job_id, "volume_ids": volume_ids})))
 }
 
-/// Validates a create request, records the disks as `creating` and their job.
-fn create(cloud: &Cloud, ctx: &Ctx, body: &Bytes) -> ApiResult<(String, Vec<String>)> {
+/// Validates a create request, records the disks as `creating` and their job. With `with_tags`
+/// (the v2.1 create), `volume.tags` is checked and each new disk carries it from the start.
+fn create(cloud: &Cloud, ctx: &Ctx, body: &Bytes, with_tags: bool) -> ApiResult<(String, Vec<String>)> {
     let top = json_object(body, F)?;
     let map = top.get("volume").and_then(Value::as_object).cloned();
     let map = map.ok_or_else(|| evs_bad("EVS.1008", "null createVolumeReq!"))?;
@@ -157,6 +159,7 @@ fn create(cloud: &Cloud, ctx: &Ctx, body: &Bytes) -> ApiResult<(String, Vec<Stri
     let count = opt_int(&map, "count")?.unwrap_or(1);
     let size = opt_int(&map, "size")?;
     let mut metadata = metadata_of(&map)?;
+    let tags = if with_tags { super::tags::create_tags(&map)? } else { Map::new() };
     let iops = opt_int(&map, "iops")?;
     let enterprise_project = opt_string(&map, "enterprise_project_id")?;
     let throughput = opt_int(&map, "throughput")?;
@@ -278,6 +281,9 @@ fn create(cloud: &Cloud, ctx: &Ctx, body: &Bytes) -> ApiResult<(String, Vec<Stri
             performance(&volume_type.name, iops, throughput)?.into_iter().map(|(k, v)| (k, json!(v))).collect();
         if let Some(ep) = &enterprise_project {
             extra.push(("enterprise_project_id".into(), json!(ep)));
+        }
+        if !tags.is_empty() {
+            extra.push(("tags".into(), Value::Object(tags.clone())));
         }
         let n = count as i64;
         check_quota(w, &project_id, &[

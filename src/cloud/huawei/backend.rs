@@ -66,8 +66,8 @@ impl StatusSource for SnapshotStates {
 }
 
 /// Looks disk names up in EVS: a `?name=` query each, or, for a burst of names, one listing
-/// of the disks carrying the owner's metadata. Metadata rather than tags: a disk gets its
-/// metadata in the create request itself, its tags only in a second call that may fail.
+/// of the disks carrying the owner's metadata. Metadata rather than tags: tags can be removed
+/// by hand and are only put back by the next repair pass; metadata is what ownership is.
 #[derive(Debug)]
 struct DiskNames {
     evs: Arc<Evs>,
@@ -199,21 +199,6 @@ impl HuaweiBackend {
         job.and_then(|j| j.volume_ids.into_iter().next())
             .ok_or_else(|| CloudError::Protocol(format!("create job {job_id} finished without a volume_id")))
     }
-
-    /// Waits for an ECS job when there is one; callers judge a failure against the disk's
-    /// actual state (ECS refuses an attach that is already in place, for one).
-    async fn finish_ecs(
-        &self,
-        kind: &WaitKind,
-        submitted: Submitted,
-        volume_id: &str,
-        timeout: Duration,
-    ) -> Result<(), CloudError> {
-        if let Submitted::Job(job_id) = submitted {
-            self.ecs_jobs.finish_as(Some(kind), &job_id, "volume", volume_id, timeout).await?;
-        }
-        Ok(())
-    }
 }
 
 #[async_trait::async_trait]
@@ -239,7 +224,10 @@ impl Backend for HuaweiBackend {
             }
             _ => spec,
         };
-        let created = self.evs.create_volume(spec).await?;
+        // The tags ride in the create request; a disk whose tags went missing anyway (made by
+        // an older driver, or tagged by hand) is the repair pass's job, not another call here.
+        let tags = tags::tags_for(&spec.metadata, self.owner.as_ref().map(|o| o.key.as_str()));
+        let created = self.evs.create_volume(spec, &tags).await?;
         let id = match (created.volume_ids.first(), &created.job_id) {
             (Some(id), _) => id.clone(),
             (None, Some(job)) => self.created_volume_id(spec, job).await?,
@@ -247,12 +235,6 @@ impl Backend for HuaweiBackend {
                 return Err(CloudError::Protocol("EVS accepted a create without job or disk id".into()));
             }
         };
-        let tags = tags::tags_for(&spec.metadata, self.owner.as_ref().map(|o| o.key.as_str()));
-        if let Err(e) = self.tags.add(&id, &tags).await {
-            // Tags help people find the disk; the disk itself is fine without them, and the
-            // next tag repair adds them.
-            tracing::warn!(volume_id = %id, error = %e, "could not tag the new disk");
-        }
         self.kinds.put(&id, crate::cloud::waits::create_kind(spec));
         // The disk as requested, not as read back: every caller waits for it to become ready
         // next, and that wait's look is the read. A GET here would be one more call per create.
@@ -409,7 +391,14 @@ impl Backend for HuaweiBackend {
             .ok_or(CloudError::NotFound { kind: "volume", id: volume_id.to_string() })?;
         let kind = WaitKind::new("job.attach", volume.volume_type.as_deref());
         let attached_here = |v: &Volume| v.status != VolumeStatus::Attaching && is_attached_to(v, server_id);
-        if !attached_here(&volume) && volume.status != VolumeStatus::Attaching {
+        // No device hint on EVS: the name in `attachments[].device` is the hypervisor's guess,
+        // the node finds the disk by its serial anyway, and leaving it out keeps the publish
+        // context the same whether or not this call had to read the disk after the attach.
+        let done = Attached { device_hint: None };
+        if attached_here(&volume) {
+            return Ok(done);
+        }
+        if volume.status != VolumeStatus::Attaching {
             let outcome = match self.ecs.attach(server_id, volume_id).await? {
                 Ok(Submitted::ServerMissing) => {
                     Err(CloudError::NotFound { kind: "server", id: server_id.to_string() })
@@ -417,32 +406,35 @@ impl Backend for HuaweiBackend {
                 Ok(Submitted::NotAttached) => {
                     Err(CloudError::Protocol("ECS answered an attach with \"not attached\"".into()))
                 }
-                Ok(submitted) => self.finish_ecs(&kind, submitted, volume_id, timeout).await,
+                Ok(Submitted::Job(job_id)) => {
+                    // ECS ends this job in success only once the disk is attached to this
+                    // server: the job's answer is the look at the disk, no GET needed.
+                    match self.ecs_jobs.finish_as(Some(&kind), &job_id, "volume", volume_id, timeout).await {
+                        Ok(_) => return Ok(done),
+                        Err(e) => Err(e),
+                    }
+                }
+                Ok(Submitted::Accepted) => Ok(()),
                 Err(fault) => Err(fault.to_error("volume", volume_id)),
             };
             if let Err(error) = outcome {
                 // "Already attached" comes back as a refusal; the disk itself says whether it is.
                 match self.evs.get_volume(volume_id).await? {
-                    Some(v) if attached_here(&v) => {}
+                    Some(v) if attached_here(&v) => return Ok(done),
                     _ => return Err(error),
                 }
             }
         }
+        // Attaching already, or accepted without a job: the disk is the only witness.
         let server = server_id.to_string();
-        let volume = self
-            .wait_volume(
-                volume_id,
-                timeout,
-                &format!("volume {volume_id} to attach to {server_id}"),
-                move |v| v.status == VolumeStatus::InUse && is_attached_to(v, &server),
-            )
-            .await?;
-        let device_hint = volume
-            .attachments
-            .iter()
-            .find(|a| a.server_id == server_id.as_str())
-            .and_then(|a| a.device.clone());
-        Ok(Attached { device_hint })
+        self.wait_volume(
+            volume_id,
+            timeout,
+            &format!("volume {volume_id} to attach to {server_id}"),
+            move |v| v.status == VolumeStatus::InUse && is_attached_to(v, &server),
+        )
+        .await?;
+        Ok(done)
     }
 
     async fn detach(
@@ -461,7 +453,14 @@ impl Backend for HuaweiBackend {
                 // A deleted server holds no disks; its VolumeAttachment may be released. ECS
                 // is the authority on what a server holds, even while EVS still lists it.
                 Ok(Submitted::ServerMissing | Submitted::NotAttached) => return Ok(()),
-                Ok(submitted) => self.finish_ecs(&kind, submitted, volume_id, timeout).await,
+                Ok(Submitted::Job(job_id)) => {
+                    // A successful detach job means the server no longer holds the disk.
+                    match self.ecs_jobs.finish_as(Some(&kind), &job_id, "volume", volume_id, timeout).await {
+                        Ok(_) => return Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }
+                Ok(Submitted::Accepted) => Ok(()),
                 Err(fault) => Err(fault.to_error("volume", volume_id)),
             };
             if let Err(error) = outcome {

@@ -61,8 +61,13 @@ pub fn snapshot_page_from_json(body: &[u8]) -> Result<Page<Snapshot>, CloudError
     Ok(page.into())
 }
 
-/// The v2.1 create body for `spec`, after checking what EVS documents as limits.
-pub fn create_body(spec: &VolumeSpec, enterprise_project_id: Option<&str>) -> Result<Value, CloudError> {
+/// The v2.1 create body for `spec`, after checking what EVS documents as limits. `tags` go into
+/// the body (v2.1's `volume.tags`), so a new disk needs no second call to be tagged.
+pub fn create_body(
+    spec: &VolumeSpec,
+    enterprise_project_id: Option<&str>,
+    tags: &[(String, String)],
+) -> Result<Value, CloudError> {
     let zone = spec.zone.as_deref().ok_or_else(|| {
         CloudError::InvalidInput(
             "EVS needs an availability zone (topology or the `availability` parameter)".into(),
@@ -124,6 +129,9 @@ pub fn create_body(spec: &VolumeSpec, enterprise_project_id: Option<&str>) -> Re
     if let Some(ep) = enterprise_project_id {
         volume["enterprise_project_id"] = json!(ep);
     }
+    if !tags.is_empty() {
+        volume["tags"] = json!(tags.iter().cloned().collect::<BTreeMap<_, _>>());
+    }
     match &spec.source {
         Some(VolumeSource::Snapshot(id)) => volume["snapshot_id"] = json!(id),
         Some(VolumeSource::Backup(id)) => volume["backup_id"] = json!(id),
@@ -178,10 +186,14 @@ impl Evs {
         self.client.send(&request).await
     }
 
-    /// `POST /v2.1/{project_id}/cloudvolumes`.
-    pub async fn create_volume(&self, spec: &VolumeSpec) -> Result<Created, CloudError> {
+    /// `POST /v2.1/{project_id}/cloudvolumes`, the disk tagged with `tags` from the start.
+    pub async fn create_volume(
+        &self,
+        spec: &VolumeSpec,
+        tags: &[(String, String)],
+    ) -> Result<Created, CloudError> {
         let cloud = self.client.cloud();
-        let body = create_body(spec, cloud.huawei.enterprise_project_id.as_deref())?;
+        let body = create_body(spec, cloud.huawei.enterprise_project_id.as_deref(), tags)?;
         let request = Request::new(
             "evs.volume.create",
             Service::Evs,
@@ -598,7 +610,7 @@ mod tests {
         s.throughput = Some(200);
         s.scsi = true;
         s.metadata.insert("cinder-evs-csi/cluster-id".into(), "k8s".into());
-        let body = create_body(&s, Some("ep-1")).unwrap();
+        let body = create_body(&s, Some("ep-1"), &[]).unwrap();
         assert_eq!(
             body,
             json!({"volume": {
@@ -610,18 +622,31 @@ mod tests {
     }
 
     #[test]
+    fn the_create_body_carries_the_tags_as_a_map() {
+        let tags = [("cluster".to_string(), "k8s".to_string()), ("pvc".to_string(), "data-0".to_string())];
+        let body = create_body(&spec(), None, &tags).unwrap();
+        assert_eq!(body["volume"]["tags"], json!({"cluster": "k8s", "pvc": "data-0"}));
+    }
+
+    #[test]
+    fn a_create_without_tags_sends_no_tags_field() {
+        let body = create_body(&spec(), None, &[]).unwrap();
+        assert!(body["volume"].get("tags").is_none(), "{body}");
+    }
+
+    #[test]
     fn encryption_sets_the_system_metadata_with_its_key() {
         let mut s = spec();
         s.encryption = Some(Encryption { kms_key_id: None });
-        let body = create_body(&s, None).unwrap();
+        let body = create_body(&s, None, &[]).unwrap();
         assert_eq!(body["volume"]["metadata"][META_ENCRYPTED], "1");
         assert!(body["volume"]["metadata"].get(META_CMK_ID).is_none(), "the default key");
         let key = "0123456789abcdef0123456789abcdef0123";
         s.encryption = Some(Encryption { kms_key_id: Some(key.into()) });
-        let body = create_body(&s, None).unwrap();
+        let body = create_body(&s, None, &[]).unwrap();
         assert_eq!(body["volume"]["metadata"][META_CMK_ID], key);
         s.encryption = Some(Encryption { kms_key_id: Some("short".into()) });
-        assert!(matches!(create_body(&s, None), Err(CloudError::InvalidInput(_))));
+        assert!(matches!(create_body(&s, None, &[]), Err(CloudError::InvalidInput(_))));
     }
 
     #[test]
@@ -630,7 +655,7 @@ mod tests {
         s.metadata.insert(META_ENCRYPTED.into(), "1".into());
         s.metadata.insert(META_PASSTHROUGH.into(), "true".into());
         s.metadata.insert("evs:iops".into(), "5000".into());
-        let body = create_body(&s, None).unwrap();
+        let body = create_body(&s, None, &[]).unwrap();
         assert!(body["volume"]["metadata"].get(META_ENCRYPTED).is_none());
         assert!(body["volume"]["metadata"].get(META_PASSTHROUGH).is_none());
         assert!(body["volume"].get("iops").is_none());
@@ -644,7 +669,7 @@ mod tests {
         ));
         s.scsi = true;
         s.encryption = Some(Encryption { kms_key_id: None });
-        let body = create_body(&s, None).unwrap();
+        let body = create_body(&s, None, &[]).unwrap();
         assert_eq!(body["volume"]["snapshot_id"], "5a000000-0000-4000-8000-000000000001");
         assert!(body["volume"]["metadata"].get(META_PASSTHROUGH).is_none());
         assert!(body["volume"]["metadata"].get(META_ENCRYPTED).is_none());
@@ -654,12 +679,12 @@ mod tests {
     fn documented_limits_and_gaps_are_refused_before_calling() {
         for size in [9, 32769] {
             let s = VolumeSpec { size_gib: size, ..spec() };
-            assert!(matches!(create_body(&s, None), Err(CloudError::InvalidInput(_))), "{size}");
+            assert!(matches!(create_body(&s, None, &[]), Err(CloudError::InvalidInput(_))), "{size}");
         }
-        assert!(create_body(&VolumeSpec { size_gib: 10, ..spec() }, None).is_ok());
-        assert!(create_body(&VolumeSpec { size_gib: 32768, ..spec() }, None).is_ok());
+        assert!(create_body(&VolumeSpec { size_gib: 10, ..spec() }, None, &[]).is_ok());
+        assert!(create_body(&VolumeSpec { size_gib: 32768, ..spec() }, None, &[]).is_ok());
         assert!(matches!(
-            create_body(&VolumeSpec { zone: None, ..spec() }, None),
+            create_body(&VolumeSpec { zone: None, ..spec() }, None, &[]),
             Err(CloudError::InvalidInput(_))
         ));
         let clone = VolumeSpec {
@@ -668,7 +693,7 @@ mod tests {
             )),
             ..spec()
         };
-        assert!(matches!(create_body(&clone, None), Err(CloudError::Unsupported(_))));
+        assert!(matches!(create_body(&clone, None, &[]), Err(CloudError::Unsupported(_))));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! EVS disk tags: the labels people filter and bill by (cluster, PVC namespace and name).
-//! EVS takes tags only in a call after the create, and that call can fail, so tags are never
-//! what ownership is judged by (metadata is). Instead a repair pass asks the tag query which of
-//! the cluster's disks carry their tags and adds the missing ones again.
+//! A new disk gets them in its v2.1 create request; tags can still go missing (disks made by an
+//! older driver, or untagged by hand), so tags are never what ownership is judged by (metadata
+//! is). Instead a repair pass asks the tag query which of the cluster's disks carry their tags
+//! and adds the missing ones again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
