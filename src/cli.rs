@@ -190,7 +190,7 @@ pub struct ControllerArgs {
     #[arg(long, global = true, env = "CSI_CONFIG_RELOAD_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub config_reload_interval: Duration,
 
-    /// How often the cluster's disks are checked for tags a failed call left off (EVS); 0: never.
+    /// How often the cluster's disks are checked for tags they lost (EVS); 0: never.
     #[arg(long, global = true, env = "CSI_TAG_REPAIR_INTERVAL", default_value = "10m", value_parser = parse_duration)]
     pub tag_repair_interval: Duration,
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
 use cinder_evs_csi::emulator::store::Latency;
-use cinder_evs_csi::emulator::{EmulatorConfig, EmulatorHandle};
+use cinder_evs_csi::emulator::EmulatorHandle;
 use tonic::transport::Channel;
 
 use crate::process::{Driver, unix_channel};
@@ -32,10 +32,10 @@ struct Bench {
 
 /// Runs every controller row, appending to `rows`.
 pub async fn run(dir: &Path, rows: &mut Vec<Row>) {
-    let config = emulator_config(state_dir(dir));
+    let config = crate::cloud::emulator_config(state_dir(dir));
     let cloud = cinder_evs_csi::emulator::start(config).await.expect("start the emulator");
     let clouds_yaml = dir.join("clouds.yaml");
-    std::fs::write(&clouds_yaml, clouds_yaml_text(&cloud)).expect("write clouds.yaml");
+    std::fs::write(&clouds_yaml, crate::cloud::clouds_yaml(&cloud, false)).expect("write clouds.yaml");
     let args = ["controller", "--cloud-config", clouds_yaml.to_str().unwrap(), "--cluster-id", "bench"];
 
     if std::env::var("BENCH_ONLY").is_ok_and(|o| o == "scale") {
@@ -119,53 +119,7 @@ pub async fn startup(dir: &Path, name: &str, args: &[&str]) -> Row {
 /// The emulator's volume files: on tmpfs when there is one, since the disk under them is not
 /// what is being measured (nor is the state file, which this emulator does not write).
 fn state_dir(dir: &Path) -> std::path::PathBuf {
-    named_state_dir(dir, "cloud")
-}
-
-/// A state directory for an emulator called `name`: on tmpfs when there is one (removed by
-/// [`remove_state_dir`]), else under `dir`.
-pub fn named_state_dir(dir: &Path, name: &str) -> std::path::PathBuf {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        let path = shm.join(format!("cinder-evs-csi-bench-{}", std::process::id())).join(name);
-        if std::fs::create_dir_all(&path).is_ok() {
-            return path;
-        }
-    }
-    dir.join(name)
-}
-
-/// The emulator configuration every bench cloud uses: state in memory, no loop devices, no
-/// quotas in the way, no latency until a row sets one.
-pub fn emulator_config(state: std::path::PathBuf) -> EmulatorConfig {
-    let mut config = EmulatorConfig::in_dir(state);
-    config.persist = false;
-    config.metadata_listen = None;
-    config.loop_devices = false;
-    config.release_loops_on_shutdown = true;
-    config.latency = Duration::ZERO;
-    config.default_quotas.insert("volumes".into(), -1);
-    config.default_quotas.insert("gigabytes".into(), -1);
-    config
-}
-
-/// Removes the tmpfs state directories, if they were used.
-pub fn remove_state_dir() {
-    let _ = std::fs::remove_dir_all(format!("/dev/shm/cinder-evs-csi-bench-{}", std::process::id()));
-}
-
-fn clouds_yaml_text(cloud: &EmulatorHandle) -> String {
-    let c = cloud.demo();
-    format!(
-        "clouds:\n  bench:\n    auth:\n      auth_url: {}\n      username: {}\n      password: {}\n      user_domain_name: {}\n      project_name: {}\n      project_domain_name: {}\n    region_name: {}\n",
-        c.auth_url,
-        c.username,
-        c.password,
-        c.user_domain_name,
-        c.project_name,
-        c.project_domain_name,
-        c.region
-    )
+    crate::cloud::named_state_dir(dir, "cloud")
 }
 
 fn counters(cloud: &EmulatorHandle) -> BTreeMap<String, u64> {

@@ -4,6 +4,7 @@
 //!
 //! Run: `cargo bench --bench driver` (node rows need root; they are skipped otherwise).
 
+mod cloud;
 mod controller;
 mod node;
 mod process;
@@ -35,7 +36,7 @@ async fn main() {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     if only != "node" {
         controller::run(dir.path(), &mut rows).await;
-        controller::remove_state_dir();
+        cloud::remove_state_dir();
     }
     if only != "controller" && only != "sequential" && only != "scale" {
         node::run(dir.path(), &mut rows).await;

@@ -31,7 +31,7 @@ pub async fn run(dir: &Path, cloud: &EmulatorHandle, rows: &mut Vec<Row>) {
         transitions: BTreeMap::new(),
     });
     let cinder_yaml = dir.join("scale-cinder.yaml");
-    std::fs::write(&cinder_yaml, crate::sequential::clouds_yaml(cloud, false)).expect("write clouds.yaml");
+    std::fs::write(&cinder_yaml, crate::cloud::clouds_yaml(cloud, false)).expect("write clouds.yaml");
     let args = ["controller", "--cloud-config", cinder_yaml.to_str().unwrap(), "--cluster-id", CLUSTER];
     let driver = Driver::spawn(dir, "scale-cinder", &args);
     let mut client = ControllerClient::new(driver.ready().await);
@@ -98,7 +98,7 @@ pub async fn run(dir: &Path, cloud: &EmulatorHandle, rows: &mut Vec<Row>) {
     // EVS: a tag repair pass over the cluster's 5,000 disks, the first one adding every tag
     // and the next finding nothing to do.
     let evs_yaml = dir.join("scale-evs.yaml");
-    std::fs::write(&evs_yaml, crate::sequential::clouds_yaml(cloud, true)).expect("write clouds.yaml");
+    std::fs::write(&evs_yaml, crate::cloud::clouds_yaml(cloud, true)).expect("write clouds.yaml");
     let args = [
         "controller",
         "--cloud-config",

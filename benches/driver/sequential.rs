@@ -167,8 +167,8 @@ async fn run_sequence(
     latencies: &[(u64, usize)],
 ) -> BTreeMap<u64, BTreeMap<Op, Vec<Sample>>> {
     let name = format!("seq-{}-{}", sequence.face.name(), (sequence.jitter * 100.0) as u32);
-    let state = crate::controller::named_state_dir(dir, &name);
-    let cloud = cinder_evs_csi::emulator::start(crate::controller::emulator_config(state))
+    let state = crate::cloud::named_state_dir(dir, &name);
+    let cloud = cinder_evs_csi::emulator::start(crate::cloud::emulator_config(state))
         .await
         .expect("start the emulator");
     let server_id = cloud.this_host_server_id().expect("the emulator has this host's server");
@@ -193,7 +193,7 @@ async fn measure(
 ) -> BTreeMap<Op, Vec<Sample>> {
     let tag = format!("{}-{}", face.name(), (jitter * 100.0) as u32);
     let config = dir.join(format!("sequential-{tag}.yaml"));
-    std::fs::write(&config, clouds_yaml(cloud, face == Face::Evs)).expect("write clouds.yaml");
+    std::fs::write(&config, crate::cloud::clouds_yaml(cloud, face == Face::Evs)).expect("write clouds.yaml");
     let args = ["controller", "--cloud-config", config.to_str().unwrap(), "--cluster-id", "bench-seq"];
     let driver = Driver::spawn(dir, &format!("sequential-{tag}"), &args);
     let mut client = ControllerClient::new(driver.ready().await);
@@ -388,32 +388,5 @@ fn go_model(face: Face, latency: Duration, jitter: f64, samples: &BTreeMap<Op, V
         target: "(reference)".into(),
         verdict: Verdict::Met,
         note: parts.join("; "),
-    }
-}
-
-/// A clouds.yaml for the emulator's demo user, on its Cinder or (`evs`) its Huawei face.
-pub fn clouds_yaml(cloud: &EmulatorHandle, evs: bool) -> String {
-    let c = cloud.demo();
-    match evs {
-        false => format!(
-            "clouds:\n  bench:\n    auth:\n      auth_url: {}\n      username: {}\n      password: {}\n      user_domain_name: {}\n      project_name: {}\n      project_domain_name: {}\n    region_name: {}\n",
-            c.auth_url,
-            c.username,
-            c.password,
-            c.user_domain_name,
-            c.project_name,
-            c.project_domain_name,
-            c.region
-        ),
-        true => {
-            let (ak, sk) = cloud.access_keys("demo").into_iter().next().expect("demo has an AK/SK pair");
-            format!(
-                "clouds:\n  hw:\n    cloud_type: huawei\n    auth_type: aksk\n    auth:\n      access_key: {ak}\n      secret_key: {sk}\n      project_id: {}\n    region_name: {}\n    evs_endpoint_override: {}\n    ecs_endpoint_override: {}\n",
-                c.project_id,
-                c.region,
-                cloud.evs_url(),
-                cloud.ecs_url()
-            )
-        }
     }
 }

@@ -69,9 +69,18 @@ impl Estimate {
     fn learn(self, sample: Duration) -> Self {
         let (mean, x) = (self.mean.as_secs_f64(), sample.as_secs_f64());
         let deviation = (x - mean).abs();
+        // The first few completions are averaged plainly (weight 1/n) before the EWMA takes over,
+        // and the second replaces the first's wide prior spread with what the two show: an EWMA
+        // from that prior would still be a tenth of a long transition wide after the warm-up
+        // (about 300 ms at 5 s), and the first looks would land early and cost a call each.
+        let weight = ALPHA.max(1.0 / f64::from(self.samples.saturating_add(1)));
+        let spread = match self.samples {
+            1 => deviation / 2.0,
+            _ => self.spread.as_secs_f64() * (1.0 - weight) + weight * deviation,
+        };
         Self {
-            mean: Duration::from_secs_f64(mean + ALPHA * (x - mean)),
-            spread: Duration::from_secs_f64(self.spread.as_secs_f64() * (1.0 - ALPHA) + ALPHA * deviation),
+            mean: Duration::from_secs_f64(mean + weight * (x - mean)),
+            spread: Duration::from_secs_f64(spread),
             samples: self.samples.saturating_add(1),
             last: sample,
         }
@@ -361,6 +370,23 @@ mod tests {
         assert_eq!(estimate.mean.as_millis(), 1000);
         assert!(estimate.spread < 10 * MS, "{estimate:?}");
         assert_eq!(estimate.samples, 12);
+    }
+
+    #[test]
+    fn a_long_transition_seen_through_coarse_cold_polls_is_first_looked_at_after_it_ends() {
+        // A 5 s transition seen by the cold schedule's looks, about 200 ms apart at that age:
+        // every sample is the true time plus up to one look interval, never less.
+        let estimate = learned(&[5150, 5030, 5190]).warm(&kind()).unwrap();
+        let plan = estimate.plan(25 * MS, Duration::from_secs(2), 0.1, false);
+        assert!(plan.first > 5000 * MS, "the first learned look lands after the transition: {plan:?}");
+        assert!(plan.first <= 5300 * MS, "within the latency allowance: {plan:?}");
+    }
+
+    #[test]
+    fn the_second_completion_replaces_the_first_ones_wide_prior_spread() {
+        let estimate = learned(&[5000, 5100]).get(&kind()).unwrap();
+        assert_eq!(estimate.mean, 5050 * MS);
+        assert_eq!(estimate.spread, 50 * MS, "half the distance between the two: {estimate:?}");
     }
 
     #[test]

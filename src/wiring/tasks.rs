@@ -1,5 +1,5 @@
 //! The background work that lives as long as the server: the readiness probe of the cloud and
-//! the periodic repair of tags a failed call left off.
+//! the periodic repair of tags the cluster's disks lost.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -660,6 +660,36 @@ async fn qos_specs_are_created_keyed_associated_and_deleted_with_cinders_codes()
 }
 
 #[tokio::test]
+async fn a_type_shows_admins_the_qos_specs_associated_with_it_and_members_nothing() {
+    let cloud = TestCloud::start().await;
+    let admin = cloud.login("admin").await;
+    let demo = cloud.login("demo").await;
+    let specs = cloud
+        .cinder(&admin, Method::POST, "/qos-specs", Some(json!({"qos_specs": {"name": "bronze"}})), "3.0")
+        .await;
+    let qos = specs.body["qos_specs"]["id"].as_str().unwrap().to_string();
+    let made = cloud
+        .cinder(&admin, Method::POST, "/types", Some(json!({"volume_type": {"name": "metered"}})), "3.0")
+        .await;
+    let vtype = made.body["volume_type"]["id"].as_str().unwrap().to_string();
+    let type_path = format!("/types/{vtype}");
+    let shown = |who| cloud.cinder(who, Method::GET, &type_path, None, "3.0");
+    assert_eq!(shown(&admin).await.body["volume_type"]["qos_specs_id"], Value::Null, "none yet");
+    let path = format!("/qos-specs/{qos}/associate?vol_type_id={vtype}");
+    assert_eq!(cloud.cinder(&admin, Method::GET, &path, None, "3.0").await.status, 202);
+    assert_eq!(shown(&admin).await.body["volume_type"]["qos_specs_id"], json!(qos));
+    let listed = cloud.cinder(&admin, Method::GET, "/types", None, "3.0").await;
+    let entry =
+        listed.body["volume_types"].as_array().unwrap().iter().find(|t| t["id"] == json!(vtype)).cloned();
+    assert_eq!(entry.unwrap()["qos_specs_id"], json!(qos), "the list carries it too");
+    let member_view = shown(&demo).await.body["volume_type"].clone();
+    assert!(member_view.get("qos_specs_id").is_none(), "only admins see it: {member_view}");
+    let path = format!("/qos-specs/{qos}/disassociate?vol_type_id={vtype}");
+    assert_eq!(cloud.cinder(&admin, Method::GET, &path, None, "3.0").await.status, 202);
+    assert_eq!(shown(&admin).await.body["volume_type"]["qos_specs_id"], Value::Null, "gone again");
+}
+
+#[tokio::test]
 async fn qos_specs_with_a_bad_consumer_an_oversize_name_or_a_non_string_value_are_refused() {
     let cloud = TestCloud::start().await;
     let admin = cloud.login("admin").await;

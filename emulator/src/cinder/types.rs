@@ -61,7 +61,7 @@ async fn list(
                 Some(true) => t.is_public || t.projects.contains(project),
                 Some(false) => !t.is_public,
             })
-            .map(|t| views::volume_type(t, admin))
+            .map(|t| views::volume_type_shown(w, t, admin))
             .collect()
     });
     super::type_filters::sort(&mut types, &query)?;
@@ -71,7 +71,7 @@ async fn list(
 async fn default_type(State(cloud): State<Cloud>, Extension(ctx): Extension<Ctx>) -> ApiResult<Json<Value>> {
     cloud.read(|w| {
         let t = find(w, &super::default_types::for_project(w, &ctx.auth.project_id))?;
-        Ok(Json(json!({"volume_type": views::volume_type(t, ctx.auth.is_admin())})))
+        Ok(Json(json!({"volume_type": views::volume_type_shown(w, t, ctx.auth.is_admin())})))
     })
 }
 
@@ -81,7 +81,8 @@ async fn show(
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     cloud.read(|w| {
-        Ok(Json(json!({"volume_type": views::volume_type(find_visible(w, &ctx, &id)?, ctx.auth.is_admin())})))
+        let t = find_visible(w, &ctx, &id)?;
+        Ok(Json(json!({"volume_type": views::volume_type_shown(w, t, ctx.auth.is_admin())})))
     })
 }
 

@@ -194,6 +194,17 @@ pub fn volume_type(t: &VolumeType, is_admin: bool) -> Value {
     body
 }
 
+/// A volume type's view as show and list carry it: to an admin, with the id of the QoS specs
+/// associated with it (Cinder keeps that id on the type itself).
+pub fn volume_type_shown(w: &World, t: &VolumeType, is_admin: bool) -> Value {
+    let mut body = volume_type(t, is_admin);
+    if is_admin {
+        let qos = w.qos_specs.values().find(|q| q.volume_type_ids.contains(&t.id)).map(|q| q.id.clone());
+        body["qos_specs_id"] = json!(qos);
+    }
+    body
+}
+
 /// An attachment's view (attachments API).
 pub fn attachment(v: &Volume, a: &Attachment) -> Value {
     let connection_info = a.connector.as_ref().map(|_| {

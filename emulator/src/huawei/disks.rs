@@ -159,7 +159,7 @@ fn create(cloud: &Cloud, ctx: &Ctx, body: &Bytes, with_tags: bool) -> ApiResult<
     let count = opt_int(&map, "count")?.unwrap_or(1);
     let size = opt_int(&map, "size")?;
     let mut metadata = metadata_of(&map)?;
-    let tags = if with_tags { super::tags::create_tags(&map)? } else { Map::new() };
+    let tags = if with_tags { super::tag_rules::create_tags(&map)? } else { Map::new() };
     let iops = opt_int(&map, "iops")?;
     let enterprise_project = opt_string(&map, "enterprise_project_id")?;
     let throughput = opt_int(&map, "throughput")?;

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod quotas;
 pub mod sign;
 pub mod snapshots;
+pub mod tag_rules;
 pub mod tags;
 pub mod types;
 pub mod views;

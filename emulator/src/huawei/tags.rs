@@ -9,14 +9,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 
+use super::tag_rules::{MAX_TAGS, bad_key, bad_value, valid_key, valid_value};
 use super::{Ctx, evs_bad, json_object, opt_int, views};
 use crate::errors::{ApiResult, Family};
 use crate::store::Cloud;
 
 const F: Family = Family::Evs;
-/// The most tags a disk carries.
-pub(super) const MAX_TAGS: usize = 10;
-
 /// The tag routes.
 pub fn routes() -> Router<Cloud> {
     Router::new()
@@ -24,54 +22,6 @@ pub fn routes() -> Router<Cloud> {
         .route("/evs/v2/{project_id}/cloudvolumes/{volume_id}/tags", get(disk_tags))
         .route("/evs/v2/{project_id}/cloudvolumes/{volume_id}/tags/action", post(tag_action))
         .route("/evs/v2/{project_id}/cloudvolumes/resource_instances/action", post(by_tags))
-}
-
-pub(super) fn valid_key(key: &str) -> bool {
-    let ok =
-        |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || ('\u{4E00}'..='\u{9FFF}').contains(&c);
-    !key.is_empty() && key.chars().count() <= 36 && key.chars().all(ok)
-}
-
-pub(super) fn valid_value(value: &str) -> bool {
-    let ok = |c: char| {
-        c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') || ('\u{4E00}'..='\u{9FFF}').contains(&c)
-    };
-    value.chars().count() <= 43 && value.chars().all(ok)
-}
-
-/// The `volume.tags` map of a v2.1 create (`{"key": "value"}`), checked as the tag action checks
-/// its pairs; absent or null is no tags.
-pub(super) fn create_tags(map: &Map<String, Value>) -> ApiResult<Map<String, Value>> {
-    let entries = match map.get("tags") {
-        None | Some(Value::Null) => return Ok(Map::new()),
-        Some(Value::Object(entries)) => entries,
-        Some(_) => {
-            return Err(evs_bad("EVS.1018", "Type conversion error , parameter type is unexpected: tags"));
-        }
-    };
-    if entries.len() > MAX_TAGS {
-        return Err(evs_bad("EVS.5400", format!("A disk carries at most {MAX_TAGS} tags.")));
-    }
-    let mut tags = Map::new();
-    for (key, value) in entries {
-        let Value::String(value) = value else {
-            return Err(evs_bad("EVS.1018", "Type conversion error , parameter type is unexpected: tags"));
-        };
-        if !valid_key(key) {
-            return Err(evs_bad(
-                "EVS.5400",
-                format!("Invalid tag key {key:?}: 1 to 36 letters, digits, - or _."),
-            ));
-        }
-        if !valid_value(value) {
-            return Err(evs_bad(
-                "EVS.5400",
-                format!("Invalid tag value for {key}: up to 43 letters, digits, ., - or _."),
-            ));
-        }
-        tags.insert(key.clone(), json!(value));
-    }
-    Ok(tags)
 }
 
 async fn tag_action(
@@ -89,16 +39,10 @@ async fn tag_action(
         let key = tag.get("key").and_then(Value::as_str).map(str::trim).unwrap_or_default().to_string();
         let value = tag.get("value").and_then(Value::as_str).map(str::trim).unwrap_or_default().to_string();
         if !valid_key(&key) {
-            return Err(evs_bad(
-                "EVS.5400",
-                format!("Invalid tag key {key:?}: 1 to 36 letters, digits, - or _."),
-            ));
+            return Err(bad_key(&key));
         }
         if action == "create" && !valid_value(&value) {
-            return Err(evs_bad(
-                "EVS.5400",
-                format!("Invalid tag value for {key}: up to 43 letters, digits, ., - or _."),
-            ));
+            return Err(bad_value(&key));
         }
         pairs.push((key, value));
     }
