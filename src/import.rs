@@ -173,6 +173,7 @@ mod tests {
             metadata: Default::default(),
             source_snapshot_id: None,
             source_volume_id: None,
+            wwn: None,
         };
         let pv: serde_json::Value =
             serde_yaml_ng::from_str(&manifest(&volume, "v1", "csi.example.io", &args)).unwrap();

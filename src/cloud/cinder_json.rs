@@ -32,6 +32,10 @@ pub struct VolumeJson {
     snapshot_id: Option<String>,
     #[serde(default)]
     source_volid: Option<String>,
+    /// EVS only; any JSON is accepted here so that a hostile value cannot make the whole disk
+    /// unreadable (it is dropped unless it is text, and checked where it is used).
+    #[serde(default)]
+    wwn: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +92,10 @@ impl From<VolumeJson> for Volume {
             metadata: text_map(v.metadata),
             source_snapshot_id: v.snapshot_id,
             source_volume_id: v.source_volid,
+            wwn: match v.wwn {
+                Some(Value::String(text)) => Some(text),
+                _ => None,
+            },
         }
     }
 }

@@ -150,6 +150,7 @@ mod tests {
             metadata: Default::default(),
             source_snapshot_id: None,
             source_volume_id: None,
+            wwn: None,
         }
     }
 

@@ -92,6 +92,7 @@ pub fn volume(id: &str, name: &str, size_gib: u64) -> Volume {
         metadata: BTreeMap::new(),
         source_snapshot_id: None,
         source_volume_id: None,
+        wwn: None,
     }
 }
 

@@ -151,6 +151,7 @@ mod tests {
             metadata: Default::default(),
             source_snapshot_id: None,
             source_volume_id: None,
+            wwn: None,
         }
     }
 

@@ -122,6 +122,9 @@ pub struct Volume {
     pub source_snapshot_id: Option<String>,
     /// Volume it was cloned from.
     pub source_volume_id: Option<String>,
+    /// The SCSI WWN exactly as the cloud reports it, unchecked (EVS disks carry one; Cinder's
+    /// view has no such field): the controller parses it before it writes it anywhere.
+    pub wwn: Option<String>,
 }
 
 /// Where a new volume's data comes from.

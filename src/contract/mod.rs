@@ -10,6 +10,7 @@ pub mod ownership;
 pub mod provider_id;
 pub mod publish;
 pub mod size;
+pub mod wwn;
 
 pub use fs::FsType;
 pub use ids::{CloudId, Handle, IdError, SnapshotRef, UrlPath};

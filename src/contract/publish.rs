@@ -26,7 +26,8 @@ pub struct PublishContext {
     pub volume_id: Option<CloudId>,
     /// The device path the cloud reported: a hint, never trusted alone.
     pub device_path: Option<String>,
-    /// The volume's SCSI WWN as the cloud reports it: a hint the node parses and verifies.
+    /// The volume's SCSI WWN as [`super::wwn::parse`] makes it: a hint the node parses again
+    /// and verifies.
     pub wwn: Option<String>,
     /// The attachment is read-only.
     pub readonly: bool,

@@ -297,19 +297,11 @@ fn accepted_serials(volume: &CloudId, hints: &Hints) -> Vec<String> {
     accepted
 }
 
-/// Parses a `wwn` hint: 16 or 32 hex digits, optionally after `0x` or `naa.`; returned in
-/// lower case without prefix. Anything else is refused, never searched for.
+/// Parses a `wwn` hint by the rule the controller writes it with ([`crate::contract::wwn`]);
+/// a hint that breaks it is refused, never searched for.
 pub fn parse_wwn(text: &str) -> Result<String> {
-    let lower = text.to_ascii_lowercase();
-    let digits = lower.strip_prefix("0x").or_else(|| lower.strip_prefix("naa.")).unwrap_or(&lower);
-    if matches!(digits.len(), 16 | 32) && digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(digits.to_string())
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "publish_context wwn {} is not a WWN (16 or 32 hex digits)",
-            crate::contract::ids::quote(text)
-        )))
-    }
+    crate::contract::wwn::parse("publish_context wwn", text)
+        .map_err(|e| Error::InvalidArgument(e.to_string()))
 }
 
 /// The printable text of a sysfs attribute (VPD pages carry binary headers).

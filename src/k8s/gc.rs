@@ -393,6 +393,7 @@ mod tests {
             metadata,
             source_snapshot_id: None,
             source_volume_id: None,
+            wwn: None,
         }
     }
 

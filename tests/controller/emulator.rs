@@ -128,6 +128,17 @@ async fn volume_lifecycle_create_publish_unpublish_delete() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cinder_volume_is_published_without_a_wwn() {
+    let s = setup().await;
+    let mut c = s.client.clone();
+    let volume = c.create_volume(create("pvc-no-wwn", 1)).await.unwrap().into_inner().volume.unwrap();
+    let publish = publish_request(&volume.volume_id, &s.server_id);
+    let context = c.controller_publish_volume(publish).await.unwrap().into_inner().publish_context;
+    assert_eq!(context["volumeId"], volume.volume_id);
+    assert!(!context.contains_key("wwn"), "Cinder reports no WWN: {context:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_volume_stuck_attaching_is_detached_so_the_retry_starts_clean() {
     use cinder_evs_emulator::faults::{TransitionEffect, TransitionRule};
     let s = setup_with(

@@ -1,7 +1,7 @@
 //! The controller binary over its unix socket against the emulator's Huawei side, configured as
 //! a Huawei cloud with AK/SK: create, publish to this host's server, unpublish, delete.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use cinder_evs_csi::csi::pb;
@@ -243,4 +243,78 @@ async fn the_controller_repairs_the_tags_a_disk_has_lost() {
         assert!(std::time::Instant::now() < deadline, "the repair was never counted: {metrics}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Creates an EVS SCSI (`hw:passthrough`) disk through the controller and publishes it to
+/// this host's server; the disk's id, the publish context and the cloud calls of the publish
+/// by route.
+async fn publish_a_scsi_disk(
+    cloud: &testkit::emulator::TestCloud,
+    c: &mut ControllerClient<tonic::transport::Channel>,
+) -> (String, HashMap<String, String>, BTreeMap<String, u64>) {
+    let request = pb::CreateVolumeRequest {
+        name: "pvc-hw-scsi".into(),
+        capacity_range: Some(pb::CapacityRange { required_bytes: 10 * GIB, limit_bytes: 0 }),
+        volume_capabilities: vec![mount_cap()],
+        parameters: HashMap::from([
+            ("availability".to_string(), "nova".to_string()),
+            ("scsi".to_string(), "true".to_string()),
+        ]),
+        ..Default::default()
+    };
+    let id = c.create_volume(request).await.unwrap().into_inner().volume.unwrap().volume_id;
+    let calls =
+        || -> BTreeMap<String, u64> { cloud.handle.cloud().counters().snapshot().into_iter().collect() };
+    let before = calls();
+    let publish = pb::ControllerPublishVolumeRequest {
+        volume_id: id.clone(),
+        node_id: cloud.handle.this_host_server_id().unwrap(),
+        volume_capability: Some(mount_cap()),
+        ..Default::default()
+    };
+    let context = c.controller_publish_volume(publish).await.unwrap().into_inner().publish_context;
+    let during = calls()
+        .into_iter()
+        .map(|(route, n)| (n - before.get(&route).copied().unwrap_or(0), route))
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, route)| (route, n))
+        .collect();
+    (id, context, during)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evs_scsi_disk_is_published_with_the_wwn_the_cloud_reports() {
+    let cloud = emulator(|_| {}).await;
+    let (_driver, mut c) = controller(&cloud).await;
+    let (id, context, _) = publish_a_scsi_disk(&cloud, &mut c).await;
+    let reported = cinder_evs_emulator::loopdev::wwn(&id);
+    assert_eq!(context["wwn"], reported, "{context:?}");
+    // The node's finder accepts the hint and looks for the very link the emulator's attach makes.
+    let hint = cinder_evs_csi::host::device::parse_wwn(&context["wwn"]).expect("a WWN by the node's rule");
+    let hints = cinder_evs_csi::host::device::Hints { wwn: Some(hint), ..Default::default() };
+    let volume = cinder_evs_csi::contract::CloudId::parse("id", &id).unwrap();
+    let metadata = cloud.handle.cloud().read(|w| w.volume(&id).unwrap().metadata.clone());
+    let link = cinder_evs_emulator::loopdev::link_name_for(&id, &metadata);
+    assert_eq!(link, format!("scsi-3{reported}"), "the emulator attaches it as a SCSI disk");
+    let names = cinder_evs_csi::host::device::DeviceFinder::link_names(&volume, &hints);
+    assert!(names.contains(&link), "{link} not in {names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carrying_the_wwn_costs_an_evs_publish_no_cloud_call() {
+    let cloud = emulator(|_| {}).await;
+    let (_driver, mut c) = controller(&cloud).await;
+    let (_, context, during) = publish_a_scsi_disk(&cloud, &mut c).await;
+    assert!(context.contains_key("wwn"), "{context:?}");
+    // One disk GET, the publish record's metadata PUT, the ECS attach, and the attach job's
+    // polls (how many depends on the emulator's timing, not on the wwn): nothing else.
+    let polls = during.get("GET /ecs/v1/{project_id}/jobs/{job_id}").copied().unwrap_or(0);
+    assert!(polls >= 1, "{during:?}");
+    let expected = BTreeMap::from([
+        ("GET /evs/v2/{project_id}/cloudvolumes/{volume_id}".to_string(), 1),
+        ("PUT /evs/v2/{project_id}/cloudvolumes/{volume_id}".to_string(), 1),
+        ("POST /ecs/v1/{project_id}/cloudservers/{server_id}/attachvolume".to_string(), 1),
+        ("GET /ecs/v1/{project_id}/jobs/{job_id}".to_string(), polls),
+    ]);
+    assert_eq!(during, expected);
 }

@@ -250,6 +250,7 @@ impl Backend for HuaweiBackend {
             metadata: spec.metadata.clone(),
             source_snapshot_id: None,
             source_volume_id: None,
+            wwn: None,
         })
     }
 

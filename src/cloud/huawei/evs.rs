@@ -576,6 +576,22 @@ mod tests {
     }
 
     #[test]
+    fn a_disks_wwn_is_carried_as_the_cloud_reports_it() {
+        let v = &volume_page_from_json(LIST.as_bytes()).unwrap().items[0];
+        assert_eq!(v.wwn.as_deref(), Some(" 68886030000d136fa16f48f05992360"), "checked where used");
+    }
+
+    #[test]
+    fn a_wwn_that_is_not_text_is_dropped_without_losing_the_disk() {
+        for wwn in ["null", "12", "[\"6888603000001234\"]", "{\"a\": 1}", "true"] {
+            let body =
+                format!(r#"{{"volume": {{"id": "v1", "size": 10, "status": "available", "wwn": {wwn}}}}}"#);
+            let v = volume_from_json(body.as_bytes()).unwrap_or_else(|e| panic!("{wwn}: {e}"));
+            assert_eq!((v.id.as_str(), v.wwn), ("v1", None), "{wwn}");
+        }
+    }
+
+    #[test]
     fn a_null_links_entry_means_no_further_page() {
         let page = snapshot_page_from_json(br#"{"snapshots": [], "snapshots_links": null}"#).unwrap();
         assert_eq!(page.next, None);

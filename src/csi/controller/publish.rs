@@ -87,7 +87,7 @@ impl ControllerService {
         let context = PublishContext {
             volume_id: Some(handle.id.clone()),
             device_path: attached.device_hint,
-            wwn: None,
+            wwn: published_wwn(&volume),
             readonly: request.readonly,
         };
         Ok(pb::ControllerPublishVolumeResponse { publish_context: context.to_map() })
@@ -138,6 +138,16 @@ impl ControllerService {
         }
         Ok(pb::ControllerUnpublishVolumeResponse {})
     }
+}
+
+/// The WWN the node may look for, from the volume as read before the attach (no extra call):
+/// the cloud's text by the node's own rule, or nothing when it breaks that rule. A bad WWN
+/// only costs the node one way of finding the disk, so it never fails the publish.
+fn published_wwn(volume: &crate::cloud::types::Volume) -> Option<String> {
+    let text = volume.wwn.as_deref()?;
+    crate::contract::wwn::parse("the cloud's wwn", text)
+        .inspect_err(|e| tracing::debug!(volume = %volume.id, error = %e, "leaving the wwn out of the publish context"))
+        .ok()
 }
 
 /// True when a volume's status or attachments say something is wrong.

@@ -9,7 +9,7 @@ use tonic::Code;
 
 use super::*;
 use crate::cloud::fake::{FakeBackend, volume};
-use crate::cloud::types::{VolumeAttachment, VolumeStatus};
+use crate::cloud::types::{Volume, VolumeAttachment, VolumeStatus};
 use crate::contract::GIB;
 use crate::contract::ownership::{META_CLUSTER_ID, META_PVC_NAMESPACE, META_VOLUME_NAME};
 use crate::csi::pb::volume_capability::access_mode::Mode;
@@ -331,6 +331,63 @@ async fn publish_returns_the_volume_id_and_device_hint_and_is_idempotent() {
     assert_eq!(first.publish_context["devicePath"], "/dev/vdb");
     assert_eq!(first, again);
     assert_eq!(fake.volumes.lock().unwrap()[&u("v1")].attachments.len(), 1);
+}
+
+/// The publish context of `v1` on `node-1` when the cloud reports `wwn` for it.
+async fn context_with_cloud_wwn(wwn: Option<&str>) -> HashMap<String, String> {
+    let fake = Arc::new(FakeBackend::with_servers(&[&u("node-1")]));
+    fake.insert_volume(Volume { wwn: wwn.map(str::to_string), ..volume(&u("v1"), "pvc", 1) });
+    let c = controller(fake.clone());
+    let published = c.publish(publish_request(&u("v1"), &u("node-1"))).await;
+    let context = published.unwrap_or_else(|e| panic!("publish with wwn {wwn:?}: {e:?}")).publish_context;
+    assert_eq!(fake.volumes.lock().unwrap()[&u("v1")].attachments.len(), 1, "attached all the same");
+    context
+}
+
+#[tokio::test]
+async fn publish_passes_the_clouds_wwn_to_the_node_trimmed_and_in_lower_case() {
+    let context = context_with_cloud_wwn(Some(" 0x68886030000D136FA16F48F05992360A\t")).await;
+    assert_eq!(context["wwn"], "68886030000d136fa16f48f05992360a");
+}
+
+#[tokio::test]
+async fn the_published_wwn_is_one_the_node_searches_for_under_its_by_id_names() {
+    use crate::host::device::{DeviceFinder, Hints, parse_wwn};
+    let context = context_with_cloud_wwn(Some("6888603000001234")).await;
+    let hint = parse_wwn(&context["wwn"]).expect("the node accepts what the controller writes");
+    let names = DeviceFinder::link_names(
+        &crate::contract::CloudId::parse("id", &u("v1")).unwrap(),
+        &Hints { wwn: Some(hint), ..Hints::default() },
+    );
+    assert!(names.contains(&"scsi-36888603000001234".to_string()), "{names:?}");
+    assert!(names.contains(&"wwn-0x6888603000001234".to_string()), "{names:?}");
+}
+
+#[tokio::test]
+async fn a_wwn_that_breaks_the_rule_is_left_out_and_the_publish_still_succeeds() {
+    let oversize = "a".repeat(100_000);
+    for hostile in [
+        "",
+        "   ",
+        "garbage",
+        // Huawei's API example: a leading space and 31 hex digits.
+        " 68886030000d136fa16f48f05992360",
+        "6888603000001234/../../etc",
+        "../6888603000001234",
+        "..",
+        "/dev/sda",
+        "68886030/0001234",
+        oversize.as_str(),
+    ] {
+        let context = context_with_cloud_wwn(Some(hostile)).await;
+        assert!(!context.contains_key("wwn"), "{:?}: {context:?}", &hostile[..hostile.len().min(40)]);
+        assert_eq!(context["volumeId"], u("v1"));
+    }
+}
+
+#[tokio::test]
+async fn a_volume_without_a_wwn_publishes_none() {
+    assert!(!context_with_cloud_wwn(None).await.contains_key("wwn"));
 }
 
 #[tokio::test]
