@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use cinder_evs_csi::csi::pb;
 use cinder_evs_csi::csi::pb::controller_client::ControllerClient;
-use cinder_evs_csi::emulator::store::Latency;
 use cinder_evs_csi::emulator::EmulatorHandle;
+use cinder_evs_csi::emulator::store::Latency;
 use tonic::transport::Channel;
 
 use crate::process::{Driver, unix_channel};
