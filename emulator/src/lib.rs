@@ -13,6 +13,8 @@
 //! faces ([`keystone`], [`cinder`], [`nova`], [`huawei`], [`admin`], ...). The store never calls
 //! a face. The driver links this crate only through its `emulator` feature.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod admin;
 pub mod bootstrap;
 pub mod cinder;

@@ -13,8 +13,12 @@ use nix::unistd::{Whence, lseek};
 /// One GiB in bytes.
 pub const GIB: u64 = 1 << 30;
 
-// FICLONE = _IOW(0x94, 9, int): share all blocks of the source file (btrfs, xfs, ...).
-nix::ioctl_write_int!(ficlone, 0x94, 9);
+mod ioctl {
+    // FICLONE = _IOW(0x94, 9, int): share all blocks of the source file (btrfs, xfs, ...). A
+    // module of its own because the macro's public function takes no doc comment.
+    nix::ioctl_write_int!(ficlone, 0x94, 9);
+}
+use ioctl::ficlone;
 
 /// Creates (or truncates) a sparse file of `gib` GiB.
 pub fn create(path: &Path, gib: u64) -> io::Result<()> {

@@ -136,15 +136,7 @@ impl TestCloud {
         body: Option<Value>,
         version: &str,
     ) -> Reply {
-        let header = format!("volume {version}");
-        self.send(
-            method,
-            &format!("{}{path}", s.volume),
-            Some(&s.token),
-            body,
-            &[("OpenStack-API-Version", &header)],
-        )
-        .await
+        self.versioned(s, &s.volume, "volume", method, path, body, version).await
     }
 
     /// Calls the Nova API of a session at a microversion.
@@ -156,10 +148,25 @@ impl TestCloud {
         body: Option<Value>,
         version: &str,
     ) -> Reply {
-        let header = format!("compute {version}");
+        self.versioned(s, &s.compute, "compute", method, path, body, version).await
+    }
+
+    /// Calls `base` + `path` with the session's token at `service`'s microversion `version`.
+    #[allow(clippy::too_many_arguments)]
+    async fn versioned(
+        &self,
+        s: &Session,
+        base: &str,
+        service: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        version: &str,
+    ) -> Reply {
+        let header = format!("{service} {version}");
         self.send(
             method,
-            &format!("{}{path}", s.compute),
+            &format!("{base}{path}"),
             Some(&s.token),
             body,
             &[("OpenStack-API-Version", &header)],

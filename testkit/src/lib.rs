@@ -5,6 +5,8 @@
 //! the cloud a suite runs against ([`target`]); and the root check of tests that need loop
 //! devices and mounts.
 
+#![warn(missing_docs, unreachable_pub)]
+
 pub mod cloud;
 pub mod emulator;
 pub mod fake_kube;
