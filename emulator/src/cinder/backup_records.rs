@@ -8,6 +8,8 @@ use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 use super::{Ctx, body_object, not_found, opt_metadata, opt_str, views};
@@ -108,7 +110,7 @@ async fn export_record(
             "service": SERVICE,
             "service_metadata": b.id,
         });
-        let url = super::b64::encode(record.to_string().as_bytes());
+        let url = STANDARD.encode(record.to_string().as_bytes());
         Ok(Json(json!({"backup-record": {"backup_service": SERVICE, "backup_url": url}})))
     })
 }
@@ -122,7 +124,7 @@ fn decode(url: &str) -> ApiResult<Map<String, Value>> {
     if url.len() > MAX_RECORD {
         return Err(unparsable());
     }
-    let bytes = super::b64::decode(url.trim()).ok_or_else(unparsable)?;
+    let bytes = STANDARD.decode(url.trim()).map_err(|_| unparsable())?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(unparsable()),

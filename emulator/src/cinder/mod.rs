@@ -24,7 +24,6 @@ pub mod views;
 pub mod volumes;
 
 // The verbs and semantics of issue 22 (emuverbs): each in its own module, routed by `verbs()`.
-pub mod b64;
 pub mod backup_records;
 pub mod default_types;
 pub mod encryption;
